@@ -1,0 +1,1 @@
+"""Connection plugins: one async interface (`base.Transport`), one module per protocol."""
