@@ -1,0 +1,1 @@
+"""Inventory plugins: the native format and Ansible YAML, both resolved to `model.Host`."""

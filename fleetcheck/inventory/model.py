@@ -1,0 +1,43 @@
+"""The resolved host: what every inventory format produces and every transport consumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+TransportName = Literal["psrp", "winrm", "ssh"]
+AuthName = Literal["negotiate", "ntlm", "basic", "kerberos", "certificate", "credssp", "password", "key"]
+
+
+class Host(BaseModel):
+    """One target with every setting resolved (inheritance applied, secret loaded)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    address: str
+    transport: TransportName = "psrp"
+    scheme: Literal["http", "https"] = "https"
+    port: int | None = None  # None: the transport's default for the scheme
+    auth: AuthName = "negotiate"
+    username: str | None = None
+    password: SecretStr | None = None  # never logged: SecretStr prints as '**********'
+    password_env: str | None = None
+    key_path: Path | None = None  # ssh private key
+    cert_validation: bool = True
+    ca_path: Path | None = None
+    timeout: float = 120.0
+    groups: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    playbooks: list[str] = Field(default_factory=list)
+    vars: dict[str, Any] = Field(default_factory=dict)  # anything else, for custom checks
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        if self.transport == "ssh":
+            return 22
+        return 5986 if self.scheme == "https" else 5985
