@@ -47,5 +47,8 @@ class FactsDocument(BaseModel):
     schema_: str = Field(default=FACTS_SCHEMA, alias="schema")
     host: HostInfo = Field(default_factory=HostInfo)
     probes: dict[str, ProbeOutcome] = Field(default_factory=dict)
+    #: Set (e.g. "PowerShell 2.0") when the host cannot run the probes; `probes` is then empty
+    #: and the runner marks the host `unsupported`.
+    unsupported: str | None = None
 
     model_config = {"populate_by_name": True}
