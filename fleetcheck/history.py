@@ -1,0 +1,545 @@
+"""Run history in an embedded SQLite database.
+
+Why SQLite: one file next to the user's data, transactions that survive a kill -9 (WAL journal),
+and SQL for the questions a nightly report asks ("since when has this check failed?").
+Each run is written in ONE transaction, so a crash leaves either the whole run or none of it.
+Overlapping runs (cron firing while last night's run still goes) are refused by `run_lock`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from fleetcheck.results import (
+    UNCHECKED_STATUSES,
+    CheckResult,
+    CheckStatus,
+    HostResult,
+    HostStatus,
+    RunResult,
+)
+
+#: Check statuses that count as "failing" for changes, streaks and counts.
+FAILING_CHECK_STATUSES = frozenset({CheckStatus.FAIL, CheckStatus.ERROR})
+
+SCHEMA_VERSION = 1
+_BUSY_TIMEOUT_S = 10.0
+
+
+class HistoryError(Exception):
+    """The history database cannot be used (unreadable, newer schema, unknown run)."""
+
+
+class RunLockedError(HistoryError):
+    """Another fleetcheck run holds the history lock."""
+
+
+def default_history_path() -> Path:
+    """Where history lives unless `--history PATH` says otherwise."""
+    return Path(platformdirs.user_data_dir("fleetcheck", appauthor=False)) / "history.sqlite3"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One recorded run, as listed by `list_runs` and plotted by `trend`."""
+
+    run_id: str
+    started_at: datetime
+    finished_at: datetime | None
+    inventory: str
+    hosts: int
+    compliant: int
+    noncompliant: int
+    unchecked: int
+    failing_checks: int
+    waived_checks: int
+    interrupted: bool
+
+    @property
+    def compliant_ratio(self) -> float:
+        return self.compliant / self.hosts if self.hosts else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# schema and migrations
+
+
+def _migrate_1(conn: sqlite3.Connection) -> None:
+    conn.executescript(
+        """
+        CREATE TABLE runs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL UNIQUE,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            inventory TEXT NOT NULL DEFAULT '',
+            playbooks TEXT NOT NULL DEFAULT '[]',
+            check_ids TEXT NOT NULL DEFAULT '[]',
+            interrupted INTEGER NOT NULL DEFAULT 0,
+            fleetcheck_version TEXT NOT NULL DEFAULT '',
+            hosts INTEGER NOT NULL,
+            compliant INTEGER NOT NULL,
+            noncompliant INTEGER NOT NULL,
+            unchecked INTEGER NOT NULL,
+            failing_checks INTEGER NOT NULL,
+            waived_checks INTEGER NOT NULL,
+            recorded_at TEXT NOT NULL
+        );
+        CREATE INDEX runs_started ON runs (started_at, seq);
+        CREATE TABLE host_results (
+            run_seq INTEGER NOT NULL REFERENCES runs (seq) ON DELETE CASCADE,
+            host TEXT NOT NULL,
+            address TEXT NOT NULL DEFAULT '',
+            transport TEXT NOT NULL DEFAULT '',
+            groups_json TEXT NOT NULL DEFAULT '[]',
+            status TEXT NOT NULL,
+            message TEXT NOT NULL DEFAULT '',
+            error_type TEXT,
+            started_at TEXT,
+            duration_s REAL NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            PRIMARY KEY (run_seq, host)
+        );
+        CREATE TABLE check_results (
+            run_seq INTEGER NOT NULL REFERENCES runs (seq) ON DELETE CASCADE,
+            host TEXT NOT NULL,
+            check_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            message TEXT NOT NULL DEFAULT '',
+            observed_json TEXT,
+            expected_json TEXT,
+            remediation TEXT NOT NULL DEFAULT '',
+            severity TEXT NOT NULL DEFAULT 'medium',
+            tags_json TEXT NOT NULL DEFAULT '[]',
+            waiver TEXT,
+            PRIMARY KEY (run_seq, host, check_id)
+        );
+        CREATE INDEX check_results_streak ON check_results (host, check_id, run_seq);
+        """
+    )
+
+
+#: MIGRATIONS[i] brings a database from user_version i to i + 1. Append, never edit.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_1]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        _migrate(conn, path)
+    except sqlite3.DatabaseError as exc:
+        raise HistoryError(
+            f"{path}: cannot open the history database ({exc}). "
+            "Move the file aside or pass --history with another path, or --no-history."
+        ) from None
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise HistoryError(
+            f"{path}: history schema version {version} is newer than this fleetcheck knows "
+            f"({len(MIGRATIONS)}). Upgrade fleetcheck or use another --history path."
+        )
+    for target in range(version, len(MIGRATIONS)):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read inside the write lock: a concurrent opener may have migrated already.
+            if conn.execute("PRAGMA user_version").fetchone()[0] != target:
+                conn.execute("ROLLBACK")
+                continue
+            MIGRATIONS[target](conn)
+            conn.execute(f"PRAGMA user_version = {target + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+# ---------------------------------------------------------------------------------------------
+# the store
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def run_counts(run: RunResult) -> dict[str, int]:
+    """Host and check counts of a run (the numbers stored with it and shown in reports)."""
+    hosts = len(run.hosts)
+    compliant = sum(1 for h in run.hosts if h.status == HostStatus.COMPLIANT)
+    noncompliant = sum(1 for h in run.hosts if h.status == HostStatus.NONCOMPLIANT)
+    unchecked = sum(1 for h in run.hosts if h.status in UNCHECKED_STATUSES)
+    failing = sum(1 for h in run.hosts for c in h.checks if c.status in FAILING_CHECK_STATUSES)
+    waived = sum(1 for h in run.hosts for c in h.checks if c.status == CheckStatus.WAIVED)
+    return {
+        "hosts": hosts,
+        "compliant": compliant,
+        "noncompliant": noncompliant,
+        "unchecked": unchecked,
+        "failing_checks": failing,
+        "waived_checks": waived,
+    }
+
+
+class History:
+    """The run history at `path` (created and migrated on first use)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._conn = _connect(self.path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def record(self, run: RunResult) -> None:
+        """Store `run` atomically; recording the same run_id again replaces it."""
+        counts = run_counts(run)
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM runs WHERE run_id = ?", (run.run_id,))
+            cur = conn.execute(
+                "INSERT INTO runs (run_id, started_at, finished_at, inventory, playbooks, check_ids,"
+                " interrupted, fleetcheck_version, hosts, compliant, noncompliant, unchecked,"
+                " failing_checks, waived_checks, recorded_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.run_id,
+                    _iso(run.started_at),
+                    _iso(run.finished_at),
+                    run.inventory,
+                    _dumps(run.playbooks),
+                    _dumps(run.check_ids),
+                    int(run.interrupted),
+                    run.fleetcheck_version,
+                    counts["hosts"],
+                    counts["compliant"],
+                    counts["noncompliant"],
+                    counts["unchecked"],
+                    counts["failing_checks"],
+                    counts["waived_checks"],
+                    _iso(datetime.now(UTC)),
+                ),
+            )
+            seq = cur.lastrowid
+            conn.executemany(
+                "INSERT INTO host_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        seq,
+                        h.host,
+                        h.address,
+                        h.transport,
+                        _dumps(h.groups),
+                        h.status.value,
+                        h.message,
+                        h.error_type,
+                        _iso(h.started_at),
+                        h.duration_s,
+                        h.attempts,
+                    )
+                    for h in run.hosts
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO check_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        seq,
+                        h.host,
+                        c.check_id,
+                        c.status.value,
+                        c.message,
+                        _dumps(c.observed),
+                        _dumps(c.expected),
+                        c.remediation,
+                        c.severity,
+                        _dumps(c.tags),
+                        c.waiver,
+                    )
+                    for h in run.hosts
+                    for c in h.checks
+                ],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _seq_of(self, run_id: str) -> int:
+        row = self._conn.execute("SELECT seq FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise HistoryError(f"{self.path}: no run {run_id!r} in history (see `fleetcheck diff --list`).")
+        return int(row[0])
+
+    def resolve(self, ref: str) -> str:
+        """Turn a user's run reference into a run_id.
+
+        Accepted: a full run id, a unique prefix of one, `last` (newest run) or `last~N`
+        (N runs before the newest).
+        """
+        ref = ref.strip()
+        if ref == "last" or ref.startswith("last~"):
+            back = ref[5:] or "0"
+            if not back.isdigit():
+                raise HistoryError(f"bad run reference {ref!r}: use last, last~1, last~2, ...")
+            row = self._conn.execute(
+                "SELECT run_id FROM runs ORDER BY started_at DESC, seq DESC LIMIT 1 OFFSET ?", (int(back),)
+            ).fetchone()
+            if row is None:
+                raise HistoryError(f"{self.path}: history has fewer than {int(back) + 1} runs.")
+            return str(row[0])
+        rows = self._conn.execute(
+            "SELECT run_id FROM runs WHERE run_id = ? OR substr(run_id, 1, ?) = ? LIMIT 3",
+            (ref, len(ref), ref),
+        ).fetchall()
+        exact = [r[0] for r in rows if r[0] == ref]
+        if exact:
+            return str(exact[0])
+        if len(rows) == 1:
+            return str(rows[0][0])
+        if not rows:
+            raise HistoryError(f"{self.path}: no run matches {ref!r} (see `fleetcheck diff --list`).")
+        raise HistoryError(f"run reference {ref!r} is ambiguous; give more characters of the run id.")
+
+    def latest(self, before_run_id: str | None = None) -> RunResult | None:
+        """The newest run, or the newest one recorded before `before_run_id`."""
+        if before_run_id is None:
+            row = self._conn.execute(
+                "SELECT run_id FROM runs ORDER BY started_at DESC, seq DESC LIMIT 1"
+            ).fetchone()
+        else:
+            seq = self._seq_of(before_run_id)
+            row = self._conn.execute(
+                "SELECT run_id FROM runs WHERE (started_at, seq) < "
+                "(SELECT started_at, seq FROM runs WHERE seq = ?) ORDER BY started_at DESC, seq DESC LIMIT 1",
+                (seq,),
+            ).fetchone()
+        return self.get(row[0]) if row else None
+
+    def get(self, run_id: str) -> RunResult:
+        """Rebuild a recorded run exactly as it was stored."""
+        conn = self._conn
+        row = conn.execute(
+            "SELECT seq, run_id, started_at, finished_at, inventory, playbooks, check_ids, interrupted,"
+            " fleetcheck_version FROM runs WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            raise HistoryError(f"{self.path}: no run {run_id!r} in history (see `fleetcheck diff --list`).")
+        seq = row[0]
+        checks: dict[str, list[CheckResult]] = {}
+        for c in conn.execute(
+            "SELECT host, check_id, status, message, observed_json, expected_json, remediation, severity,"
+            " tags_json, waiver FROM check_results WHERE run_seq = ? ORDER BY rowid",
+            (seq,),
+        ):
+            checks.setdefault(c[0], []).append(
+                CheckResult(
+                    check_id=c[1],
+                    status=CheckStatus(c[2]),
+                    message=c[3],
+                    observed=json.loads(c[4]) if c[4] is not None else None,
+                    expected=json.loads(c[5]) if c[5] is not None else None,
+                    remediation=c[6],
+                    severity=c[7],
+                    tags=json.loads(c[8]),
+                    waiver=c[9],
+                )
+            )
+        hosts = [
+            HostResult(
+                host=h[0],
+                address=h[1],
+                transport=h[2],
+                groups=json.loads(h[3]),
+                status=HostStatus(h[4]),
+                message=h[5],
+                error_type=h[6],
+                started_at=_dt(h[7]),
+                duration_s=h[8],
+                attempts=h[9],
+                checks=checks.get(h[0], []),
+            )
+            for h in conn.execute(
+                "SELECT host, address, transport, groups_json, status, message, error_type, started_at,"
+                " duration_s, attempts FROM host_results WHERE run_seq = ? ORDER BY rowid",
+                (seq,),
+            )
+        ]
+        return RunResult(
+            run_id=row[1],
+            started_at=_dt(row[2]) or datetime.now(UTC),
+            finished_at=_dt(row[3]),
+            inventory=row[4],
+            playbooks=json.loads(row[5]),
+            check_ids=json.loads(row[6]),
+            interrupted=bool(row[7]),
+            fleetcheck_version=row[8],
+            hosts=hosts,
+        )
+
+    def list_runs(self, limit: int = 20) -> list[RunSummary]:
+        """The newest `limit` runs, newest first."""
+        rows = self._conn.execute(
+            "SELECT run_id, started_at, finished_at, inventory, hosts, compliant, noncompliant, unchecked,"
+            " failing_checks, waived_checks, interrupted FROM runs ORDER BY started_at DESC, seq DESC LIMIT ?",
+            (max(0, limit),),
+        ).fetchall()
+        return [
+            RunSummary(
+                run_id=r[0],
+                started_at=_dt(r[1]) or datetime.now(UTC),
+                finished_at=_dt(r[2]),
+                inventory=r[3],
+                hosts=r[4],
+                compliant=r[5],
+                noncompliant=r[6],
+                unchecked=r[7],
+                failing_checks=r[8],
+                waived_checks=r[9],
+                interrupted=bool(r[10]),
+            )
+            for r in rows
+        ]
+
+    def trend(self, limit: int = 30) -> list[RunSummary]:
+        """The newest `limit` runs, oldest first (what a trend chart plots)."""
+        return list(reversed(self.list_runs(limit)))
+
+    def first_failed_since(self, host: str, check_id: str, run_id: str | None = None) -> datetime | None:
+        """Start time of the run where the current failing streak of (host, check) began.
+
+        Runs where the host was not checked (no row) do not break a streak; a passing, skipped
+        or waived result does. None when the check is not failing in `run_id` (default: newest).
+        """
+        return self.failing_since(run_id).get((host, check_id))
+
+    def failing_since(self, run_id: str | None = None) -> dict[tuple[str, str], datetime]:
+        """`first_failed_since` for every failing (host, check) of a run, in two queries."""
+        if run_id is None:
+            row = self._conn.execute("SELECT seq FROM runs ORDER BY started_at DESC, seq DESC LIMIT 1").fetchone()
+            if row is None:
+                return {}
+            seq = int(row[0])
+        else:
+            seq = self._seq_of(run_id)
+        params: dict[str, Any] = {"seq": seq}
+        for i, status in enumerate(sorted(FAILING_CHECK_STATUSES)):
+            params[f"f{i}"] = status.value
+        failing = ",".join(f":f{i}" for i in range(len(FAILING_CHECK_STATUSES)))
+        # Ordered by run start time (not insertion order): a re-recorded run keeps its place.
+        sql = f"""
+            WITH now_at AS (SELECT started_at AS t FROM runs WHERE seq = :seq),
+            cur AS (
+                SELECT host, check_id FROM check_results WHERE run_seq = :seq AND status IN ({failing})
+            ),
+            last_ok AS (
+                SELECT c.host, c.check_id, MAX(r.started_at) AS ok_at
+                FROM check_results c JOIN cur USING (host, check_id) JOIN runs r ON r.seq = c.run_seq
+                WHERE r.started_at <= (SELECT t FROM now_at) AND c.status NOT IN ({failing})
+                GROUP BY c.host, c.check_id
+            )
+            SELECT c.host, c.check_id, MIN(r.started_at)
+            FROM check_results c
+            JOIN cur USING (host, check_id)
+            JOIN runs r ON r.seq = c.run_seq
+            LEFT JOIN last_ok o ON o.host = c.host AND o.check_id = c.check_id
+            WHERE r.started_at <= (SELECT t FROM now_at)
+              AND (o.ok_at IS NULL OR r.started_at > o.ok_at)
+              AND c.status IN ({failing})
+            GROUP BY c.host, c.check_id
+        """
+        result: dict[tuple[str, str], datetime] = {}
+        for host, check_id, started in self._conn.execute(sql, params):
+            when = _dt(started)
+            if when is not None:
+                result[(host, check_id)] = when
+        return result
+
+
+# ---------------------------------------------------------------------------------------------
+# overlapping runs
+
+
+def _lock_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".lock")
+
+
+@contextlib.contextmanager
+def run_lock(db_path: Path | str) -> Iterator[Path]:
+    """Hold an exclusive, non-blocking OS lock for one run; refuse a second concurrent run.
+
+    The kernel drops the lock when the holder dies (even by kill -9), so a stale lock file
+    never blocks the next night. Yields the lock file's path.
+    """
+    lock = _lock_path(Path(db_path))
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            raise RunLockedError(
+                f"another fleetcheck run is using {db_path}{holder}. "
+                "Wait for it to finish (or stop it), or point this run at another --history file."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": _iso(datetime.now(UTC))}).encode(), 0)
+        try:
+            yield lock
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(info, dict) or "pid" not in info:
+        return ""
+    return f" (held by PID {info['pid']} since {info.get('since', '?')})"
