@@ -1,0 +1,475 @@
+"""The lab's SSH endpoint: Windows OpenSSH with cmd.exe as the default shell.
+
+A real Windows host runs each exec request as `cmd.exe /c <command line>`, so cmd.exe's
+8191-character limit applies, and PowerShell is reached as `powershell ... -EncodedCommand
+<b64>` or `powershell ... -Command -` (script on stdin). Errors arrive on stderr as CLIXML,
+which is what Windows PowerShell writes when its streams are redirected. fleetcheck's own
+bootstrap (`fleetcheck.transports.bootstrap`) is recognised by its marker: the argument line
+and the script then come on stdin and reach the engine as `-ArgsJson`.
+
+`start_ssh_listener(host, address, port)` serves one `LabHost`; faults (`on: connect | auth |
+Command | *`) and engine faults apply as on the WinRM endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncssh
+
+from fleetcheck.lab.engine import (
+    LabErrorRecord,
+    PSVersionValue,
+    ScriptRequest,
+    run_script,
+    whoami,
+)
+from fleetcheck.lab.faults import pick_fault
+from fleetcheck.lab.host import LabHost
+from fleetcheck.lab.machine import LabUser
+from fleetcheck.transports.bootstrap import BOOTSTRAP_MARKER, parse_bootstrap_stdin
+
+CMD_LINE_LIMIT = 8191
+CMD_TOO_LONG = "The command line is too long.\r\n"
+SERVER_VERSION = "OpenSSH_for_Windows_8.1"
+MAX_STDIN_BYTES = 64 * 1024 * 1024  # bound what one exec may send us
+CLIXML_HEADER = "#< CLIXML\r\n"
+CLIXML_OPEN = '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+
+_host_key: asyncssh.SSHKey | None = None
+
+
+def host_key() -> asyncssh.SSHKey:
+    """One host key per process, shared by every simulated host (generation is not free)."""
+    global _host_key
+    if _host_key is None:
+        _host_key = asyncssh.generate_private_key("ssh-ed25519")
+    return _host_key
+
+
+# --- command-line parsing (pure) ---------------------------------------------------------
+
+
+def split_command_line(line: str) -> list[str]:
+    """Split like CommandLineToArgvW: whitespace separates, double quotes group, \\" is a quote."""
+    args: list[str] = []
+    current: list[str] = []
+    in_quotes = False
+    have_token = False
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if ch == "\\":
+            j = i
+            while j < len(line) and line[j] == "\\":
+                j += 1
+            count = j - i
+            if j < len(line) and line[j] == '"':
+                current.append("\\" * (count // 2))
+                if count % 2:
+                    current.append('"')
+                    i = j + 1
+                else:
+                    i = j
+                have_token = True
+                continue
+            current.append("\\" * count)
+            i = j
+            have_token = True
+            continue
+        if ch == '"':
+            in_quotes = not in_quotes
+            have_token = True
+        elif ch in " \t" and not in_quotes:
+            if have_token:
+                args.append("".join(current))
+                current, have_token = [], False
+        else:
+            current.append(ch)
+            have_token = True
+        i += 1
+    if have_token:
+        args.append("".join(current))
+    return args
+
+
+@dataclass
+class PowerShellInvocation:
+    """What a powershell.exe command line asks for."""
+
+    script: str | None = None  # None: read the script from stdin (-Command -)
+    from_stdin: bool = False
+    error: str | None = None  # powershell.exe's own complaint about its arguments
+    flags: dict[str, str] = field(default_factory=dict)
+
+
+# powershell.exe parameters: full name -> takes a value. Any unambiguous prefix is accepted.
+_PS_PARAMS: dict[str, bool] = {
+    "command": True,
+    "encodedcommand": True,
+    "file": True,
+    "noexit": False,
+    "nologo": False,
+    "noninteractive": False,
+    "noprofile": False,
+    "executionpolicy": True,
+    "inputformat": True,
+    "outputformat": True,
+    "windowstyle": True,
+    "version": True,
+    "sta": False,
+    "mta": False,
+    "psconsolefile": True,
+    "configurationname": True,
+}
+_PS_ALIASES = {"c": "command", "e": "encodedcommand", "ec": "encodedcommand", "f": "file", "ep": "executionpolicy"}
+_ENCODED_ERROR = (
+    "Cannot process the command because the value specified with -EncodedCommand is not properly encoded. "
+    "The value must be Base64 encoded."
+)
+
+
+def _resolve_param(token: str) -> str | None:
+    if len(token) < 2 or token[0] not in "-/":
+        return None
+    name = token[1:].lower()
+    if name in _PS_ALIASES:
+        return _PS_ALIASES[name]
+    matches = [p for p in _PS_PARAMS if p.startswith(name)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def parse_powershell_args(args: list[str]) -> PowerShellInvocation:
+    """Interpret powershell.exe's arguments (after the executable)."""
+    inv = PowerShellInvocation()
+    i = 0
+    while i < len(args):
+        param = _resolve_param(args[i])
+        if param is None:  # the first non-parameter starts the command text
+            inv.script = " ".join(args[i:])
+            return inv
+        if param == "command":
+            rest = args[i + 1 :]
+            if rest == ["-"] or not rest:
+                inv.from_stdin = True
+            else:
+                inv.script = " ".join(rest)
+            return inv
+        if param == "encodedcommand":
+            if i + 1 >= len(args):
+                inv.error = "Missing argument for parameter EncodedCommand."
+                return inv
+            try:
+                inv.script = base64.b64decode(args[i + 1], validate=True).decode("utf-16-le")
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                inv.error = _ENCODED_ERROR
+            i += 2
+            continue
+        if param == "file":
+            inv.error = "The -File parameter is not supported by this simulated host."
+            return inv
+        if _PS_PARAMS[param]:
+            inv.flags[param] = args[i + 1] if i + 1 < len(args) else ""
+            i += 2
+        else:
+            inv.flags[param] = ""
+            i += 1
+    if inv.script is None:
+        inv.from_stdin = True  # stdin redirected, no command: PowerShell reads commands from it
+    return inv
+
+
+def is_powershell(exe: str) -> bool:
+    name = exe.replace("/", "\\").rsplit("\\", 1)[-1].lower()
+    return name in ("powershell", "powershell.exe")
+
+
+# --- rendering (pure) -------------------------------------------------------------------
+
+_CLIXML_CTRL = re.compile(r"[\x00-\x1f]|_(?=x[0-9A-Fa-f]{4}_)")
+
+
+def clixml_escape(text: str) -> str:
+    """CLIXML string escaping: control chars as _xHHHH_, a literal `_xHHHH_` protected, XML entities."""
+
+    def _sub(m: re.Match[str]) -> str:
+        return "_x005F_" if m.group(0) == "_" else f"_x{ord(m.group(0)):04X}_"
+
+    escaped = _CLIXML_CTRL.sub(_sub, text)
+    return escaped.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def format_error_record(record: LabErrorRecord, script: str = "") -> list[str]:
+    """Windows PowerShell's console view of an error record, one entry per line."""
+    lines: list[str] = []
+    lines.append(f"{record.command} : {record.message}" if record.command else record.message)
+    first = next((ln for ln in script.splitlines() if ln.strip()), "").strip()
+    if record.command and first:
+        lines.append("At line:1 char:1")
+        lines.append(f"+ {first[:120]}")
+        lines.append("+ " + "~" * max(1, min(len(record.command), 118)))
+    target = f"({record.target}:String)" if record.target is not None else "(:)"
+    lines.append(f"    + CategoryInfo          : {record.category}: {target} [], {record.reason}")
+    lines.append(f"    + FullyQualifiedErrorId : {record.fully_qualified_error_id}")
+    lines.append(" ")
+    return lines
+
+
+def clixml_errors(records: list[LabErrorRecord], script: str = "") -> str:
+    """The stderr text powershell.exe writes for these records (`#< CLIXML` + Objs)."""
+    parts = [CLIXML_HEADER, CLIXML_OPEN]
+    for record in records:
+        for line in format_error_record(record, script):
+            parts.append(f'<S S="Error">{clixml_escape(line + chr(13) + chr(10))}</S>')
+    parts.append("</Objs>")
+    return "".join(parts)
+
+
+def render_value(value: Any) -> str:
+    """Console text for one output object (strings as-is; the facts JSON is a string)."""
+    if isinstance(value, PSVersionValue):
+        major, minor, build, rev = value.parts()
+        cols = ["Major", "Minor", "Build", "Revision"]
+        vals = [str(major), str(minor), str(build), str(rev)]
+        widths = [max(len(c), len(v)) for c, v in zip(cols, vals, strict=True)]
+        row = lambda xs: " ".join(x.ljust(w) for x, w in zip(xs, widths, strict=True)).rstrip()  # noqa: E731
+        return "\r\n".join(["", row(cols), row(["-" * w for w in widths]), row(vals), ""])
+    if isinstance(value, dict):
+        width = max((len(str(k)) for k in value), default=0)
+        body = "\r\n".join(f"{str(k).ljust(width)} : {v}" for k, v in value.items())
+        return f"\r\n{body}\r\n"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)
+
+
+# --- executing one command line (transport-neutral core, async for the engine) ----------
+
+
+@dataclass
+class ExecResult:
+    stdout: bytes = b""
+    stderr: bytes = b""
+    exit_code: int = 0
+
+
+class _CollectSink:
+    def __init__(self) -> None:
+        self.outputs: list[Any] = []
+        self.errors: list[LabErrorRecord] = []
+
+    def write_output(self, value: Any) -> None:
+        self.outputs.append(value)
+
+    def write_error(self, record: LabErrorRecord) -> None:
+        self.errors.append(record)
+
+
+StdinReader = Any  # an awaitable-returning callable: () -> Awaitable[bytes]
+
+
+async def run_powershell(host: LabHost, inv: PowerShellInvocation, read_stdin: StdinReader, user: str) -> ExecResult:
+    """Run one powershell.exe invocation against the engine and render it as console bytes."""
+    if inv.error:
+        return ExecResult(stderr=(inv.error + "\r\n").encode("utf-8"), exit_code=1)
+    script = inv.script
+    parameters: dict[str, Any] = {}
+    if inv.from_stdin:
+        script = (await read_stdin()).decode("utf-8", errors="replace")
+    assert script is not None
+    if BOOTSTRAP_MARKER in script:
+        try:
+            script, args_json = parse_bootstrap_stdin(await read_stdin())
+        except (ValueError, UnicodeDecodeError):
+            rec = LabErrorRecord(
+                message='Exception calling "FromBase64String" with "1" argument(s): "The input is not a valid '
+                'Base-64 string as it contains a non-base 64 character, more than two padding characters, or '
+                'an illegal character among the padding characters. "',
+                exception_type="System.Management.Automation.MethodInvocationException",
+                reason="MethodInvocationException",
+                fully_qualified_error_id="FormatException",
+            )
+            return ExecResult(stderr=clixml_errors([rec]).encode("utf-8"), exit_code=1)
+        parameters = {"ArgsJson": args_json}
+    sink = _CollectSink()
+    outcome = await run_script(host, ScriptRequest(script, parameters, "ssh", user), sink)
+    text = "".join(render_value(v) + "\r\n" for v in sink.outputs)
+    errors = list(sink.errors)
+    if outcome.terminating is not None:
+        errors.append(outcome.terminating)
+    exit_code = outcome.exit_code
+    if errors and exit_code == 0:
+        exit_code = 1
+    stderr = clixml_errors(errors, script).encode("utf-8") if errors else b""
+    return ExecResult(stdout=text.encode("utf-8"), stderr=stderr, exit_code=exit_code)
+
+
+def _cmd_builtin(host: LabHost, argv: list[str], user: str) -> ExecResult:
+    """The few cmd.exe commands a smoke test uses; anything else is 'not recognized' (9009)."""
+    exe = argv[0].lower().removesuffix(".exe")
+    if exe == "hostname":
+        return ExecResult(stdout=(host.machine.hostname + "\r\n").encode())
+    if exe == "whoami":
+        return ExecResult(stdout=(whoami(host, user) + "\r\n").encode())
+    if exe == "echo":
+        return ExecResult(stdout=(" ".join(argv[1:]) + "\r\n").encode())
+    if exe == "ver":
+        return ExecResult(stdout=f"\r\nMicrosoft Windows [Version {host.machine.os.version}]\r\n".encode())
+    if exe == "exit":
+        code = argv[-1] if len(argv) > 1 else "0"
+        return ExecResult(exit_code=int(code) if code.lstrip("-").isdigit() else 0)
+    msg = (
+        f"'{argv[0]}' is not recognized as an internal or external command,\r\n"
+        "operable program or batch file.\r\n"
+    )
+    return ExecResult(stderr=msg.encode(), exit_code=9009)
+
+
+async def execute_command_line(host: LabHost, command: str, read_stdin: StdinReader, user: str) -> ExecResult:
+    """What `cmd.exe /c <command>` does with the lab's engine behind powershell.exe."""
+    if len(command) > CMD_LINE_LIMIT:
+        return ExecResult(stderr=CMD_TOO_LONG.encode(), exit_code=1)
+    argv = split_command_line(command)
+    if not argv:
+        return ExecResult()
+    if is_powershell(argv[0]):
+        return await run_powershell(host, parse_powershell_args(argv[1:]), read_stdin, user)
+    return _cmd_builtin(host, argv, user)
+
+
+# --- asyncssh glue ------------------------------------------------------------------------
+
+
+def _account(username: str) -> str:
+    """Windows OpenSSH accepts `user`, `DOMAIN\\user` and `user@domain`."""
+    if "\\" in username:
+        return username.rsplit("\\", 1)[1]
+    return username.split("@", 1)[0]
+
+
+def find_user(host: LabHost, username: str) -> LabUser | None:
+    name = _account(username).lower()
+    return next((u for u in host.machine.users if u.name.lower() == name), None)
+
+
+class _LabSSHServer(asyncssh.SSHServer):
+    def __init__(self, host: LabHost) -> None:
+        self._host = host
+        self._conn: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+        self._host.counters.requests += 1
+        spec = pick_fault(self._host, "connect", ("reset", "refuse"))
+        if spec is not None:
+            conn.abort()
+
+    def begin_auth(self, username: str) -> bool:
+        user = find_user(self._host, username)
+        if user is not None and user.authorized_keys and self._conn is not None:
+            self._conn.set_authorized_keys(asyncssh.import_authorized_keys("\n".join(user.authorized_keys)))
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    async def validate_password(self, username: str, password: str) -> bool:
+        if await _auth_fault(self._host):
+            return False
+        user = find_user(self._host, username)
+        return user is not None and user.password == password
+
+    async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        if await _auth_fault(self._host):
+            return False
+        user = find_user(self._host, username)
+        if user is None or not user.authorized_keys:
+            return False
+        allowed = asyncssh.import_authorized_keys("\n".join(user.authorized_keys))
+        return allowed.validate(key, "", "") is not None
+
+
+async def _auth_fault(host: LabHost) -> bool:
+    spec = pick_fault(host, "auth", ("http401", "hang", "latency"))
+    if spec is None:
+        return False
+    if spec.kind == "latency" and spec.value:
+        await asyncio.sleep(spec.value)
+        return False
+    if spec.kind == "hang":
+        await asyncio.Event().wait()
+    return spec.kind == "http401"
+
+
+def _make_process_handler(host: LabHost) -> Any:
+    async def handle(process: asyncssh.SSHServerProcess[bytes]) -> None:
+        host.counters.shell_opened()
+        host.counters.requests += 1
+        host.requests_by_action["ssh-exec"] = host.requests_by_action.get("ssh-exec", 0) + 1
+        try:
+            spec = pick_fault(host, "Command", ("latency", "hang", "reset"))
+            if spec is not None:
+                if spec.kind == "latency" and spec.value:
+                    await asyncio.sleep(spec.value)
+                elif spec.kind == "hang":
+                    await asyncio.Event().wait()
+                elif spec.kind == "reset":
+                    process.channel.get_connection().abort()
+                    return
+            command = process.command
+            if command is None:  # interactive shell: cmd.exe banner, then nothing to run
+                banner = f"Microsoft Windows [Version {host.machine.os.version}]\r\n"
+                process.stdout.write(banner.encode())
+                process.exit(0)
+                return
+            stdin_cache: list[bytes] = []
+
+            async def read_stdin() -> bytes:
+                if not stdin_cache:
+                    data = await process.stdin.read(MAX_STDIN_BYTES)
+                    stdin_cache.append(data)
+                    return data
+                return b""
+
+            user = process.get_extra_info("username") or ""
+            result = await execute_command_line(host, command, read_stdin, user)
+            if result.stdout:
+                process.stdout.write(result.stdout)
+            if result.stderr:
+                process.stderr.write(result.stderr)
+            process.exit(result.exit_code)
+        except (asyncssh.BreakReceived, asyncssh.SignalReceived, asyncssh.TerminalSizeChanged):
+            process.exit(1)
+        except (BrokenPipeError, ConnectionError, asyncssh.Error):
+            pass
+        finally:
+            host.counters.shell_closed()
+
+    return handle
+
+
+async def start_ssh_listener(host: LabHost, address: str, port: int) -> asyncssh.SSHAcceptor:
+    """Serve `host` over SSH on address:port (port 0: pick one; read it with `.get_port()`)."""
+    return await asyncssh.create_server(
+        lambda: _LabSSHServer(host),
+        address,
+        port,
+        server_host_keys=[host_key()],
+        process_factory=_make_process_handler(host),
+        encoding=None,
+        server_version=SERVER_VERSION,
+        allow_scp=False,
+        agent_forwarding=False,
+        x11_forwarding=False,
+        login_timeout=30,
+        keepalive_interval=0,
+    )
+
