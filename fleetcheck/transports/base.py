@@ -31,3 +31,68 @@ class Transport(ABC):
     @abstractmethod
     async def run(self, host: Any, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
         """Connect, authenticate, run, close; raise on transport failure (classified later)."""
+
+
+# --- additive: shared plumbing for the concrete transports ---------------------------
+
+#: Output cap per host (facts documents are tens of KiB; anything near this is a fault).
+MAX_OUTPUT_BYTES = 16 * 1024 * 1024
+
+
+class Budget:
+    """A per-attempt deadline plus a cancel flag, shared between asyncio and a worker thread.
+
+    The synchronous clients (pypsrp, pywinrm) cannot be interrupted from outside, so the
+    transports call `check()` before every WSMan request and size socket timeouts with
+    `remaining()`: a hung host then costs at most the deadline, and Ctrl-C is honoured at
+    the next request. `close_reserve` seconds at the end are kept for closing the shell.
+    """
+
+    def __init__(self, timeout: float, *, close_reserve: float | None = None) -> None:
+        import threading
+        import time
+
+        self._clock = time.monotonic
+        self.timeout = timeout
+        self.close_reserve = close_reserve if close_reserve is not None else min(2.0, max(0.2, timeout * 0.1))
+        self.started = self._clock()
+        self.deadline = self.started + timeout
+        self._cancelled = threading.Event()
+        self.closing = False
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def remaining(self) -> float:
+        """Seconds left for the current phase (work phase ends `close_reserve` early)."""
+        end = self.deadline if self.closing else self.deadline - self.close_reserve
+        return end - self._clock()
+
+    def check(self) -> float:
+        """Raise if cancelled (outside closing) or out of time; else return the seconds left."""
+        from fleetcheck.transports.errors import DeadlineExceeded, RunCancelled
+
+        if self.cancelled and not self.closing:
+            raise RunCancelled("run interrupted")
+        left = self.remaining()
+        if left <= 0:
+            raise DeadlineExceeded(f"deadline of {self.timeout:g} s reached")
+        return left
+
+    def start_closing(self, minimum: float = 0.5) -> None:
+        """Switch to the close phase; guarantee at least `minimum` seconds for it."""
+        self.closing = True
+        self.deadline = max(self.deadline, self._clock() + minimum)
+
+
+def secret_value(host: Any) -> str | None:
+    """The host's password as plain text, for the one call that needs it."""
+    pw = getattr(host, "password", None)
+    if pw is None:
+        return None
+    getter = getattr(pw, "get_secret_value", None)
+    return str(getter()) if getter else str(pw)

@@ -1,0 +1,187 @@
+"""PSRP over WinRM with pypsrp: one RunspacePool per host, one pipeline, explicit open/close.
+
+pypsrp is synchronous, so each host runs in a worker thread of a bounded executor that the
+runner owns. Three pypsrp habits are tamed here:
+- `with RunspacePool` reports the error of the close, not the first one: we open and close
+  explicitly, keep the first exception and swallow errors from closing;
+- Receive retries read timeouts five times with growing backoff (minutes per hung host):
+  `_BoundedWSMan.invoke` disables those retries, checks the budget before every request and
+  shrinks socket timeouts to the time left;
+- after a transport error the WSMan object's encryption state is stale: the shell is
+  deleted over a fresh connection instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+from typing import Any, ClassVar
+
+from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
+from pypsrp.wsman import WSMan
+
+from fleetcheck.transports.base import MAX_OUTPUT_BYTES, Budget, ScriptOutput, Transport, secret_value
+from fleetcheck.transports.errors import OutputTooLarge
+
+log = logging.getLogger(__name__)
+
+#: Seconds a Receive may long-poll on the host before WSMan answers "no output yet".
+DEFAULT_OPERATION_TIMEOUT = 20
+#: How long a cancelled host gets to close its remote shell before we stop waiting.
+CANCEL_GRACE = 3.0
+
+
+class _BoundedWSMan(WSMan):
+    """WSMan whose every request respects the attempt's budget."""
+
+    def __init__(self, *args: Any, budget: Budget, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._budget = budget
+        self._connect_cap = float(self.transport.connection_timeout)
+        self._op_cap = int(self.operation_timeout)
+
+    def invoke(
+        self,
+        action: str,
+        resource_uri: str,
+        resource: Any,
+        option_set: Any = None,
+        selector_set: Any = None,
+        timeout: int | None = None,
+        *,
+        retries_on_read_timeout: int = 0,
+    ) -> Any:
+        left = self._budget.check()
+        # Long-polls must end (with a WSMan TimedOut fault) before the socket read times out.
+        self.operation_timeout = max(1, min(self._op_cap, int(left) - 1))
+        transport: Any = self.transport  # pypsrp types these as int; requests takes floats
+        transport.connection_timeout = max(0.1, min(self._connect_cap, left))
+        transport.read_timeout = max(0.1, min(self.operation_timeout + 5.0, left))
+        return super().invoke(action, resource_uri, resource, option_set, selector_set, None, retries_on_read_timeout=0)
+
+
+def wsman_settings(host: Any) -> dict[str, Any]:
+    """pypsrp WSMan keyword arguments for a host, defaulting as a Windows admin expects."""
+    ssl = host.scheme == "https"
+    cert_validation: bool | str = bool(host.cert_validation)
+    if cert_validation and host.ca_path:
+        cert_validation = str(host.ca_path)
+    auth = host.auth if host.auth in ("negotiate", "ntlm", "basic", "kerberos", "credssp", "certificate") else "negotiate"
+    return {
+        "server": host.address,
+        "port": host.effective_port,
+        "ssl": ssl,
+        "auth": auth,
+        "username": host.username,
+        "cert_validation": cert_validation,
+        # HTTP: NTLM/Kerberos message encryption; HTTPS: TLS protects the payload.
+        "encryption": "auto",
+        "no_proxy": True,
+        "reconnection_retries": 0,
+        "reconnection_backoff": 0.0,
+        "operation_timeout": DEFAULT_OPERATION_TIMEOUT,
+        "connection_timeout": 30,
+        "read_timeout": DEFAULT_OPERATION_TIMEOUT + 5,
+    }
+
+
+def _output_text(ps: PowerShell) -> str:
+    parts: list[str] = []
+    size = 0
+    for item in ps.output:
+        text = item if isinstance(item, str) else str(item)
+        size += len(text)
+        if size > MAX_OUTPUT_BYTES:
+            raise OutputTooLarge(f"more than {MAX_OUTPUT_BYTES} characters of output")
+        parts.append(text)
+    return "\n".join(parts)
+
+
+def _error_texts(ps: PowerShell) -> list[str]:
+    out: list[str] = []
+    for rec in ps.streams.error[:50]:
+        msg = getattr(rec, "message", None) or str(rec)
+        fqid = getattr(rec, "fq_error", None)
+        out.append(f"{msg} ({fqid})" if fqid else str(msg))
+    return out
+
+
+class PsrpTransport(Transport):
+    """Runs the bundle as `add_script(script).add_parameter("ArgsJson", args_json)`."""
+
+    name: ClassVar[str] = "psrp"
+
+    def __init__(self, executor: concurrent.futures.Executor | None = None) -> None:
+        self._executor = executor
+
+    async def run(self, host: Any, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
+        budget = Budget(timeout)
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._executor, run_sync, host, script, args_json, budget)
+        return await await_worker(fut, budget)
+
+    def run_blocking(self, host: Any, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
+        """Synchronous entry point (tests, scripts)."""
+        return run_sync(host, script, args_json, Budget(timeout))
+
+
+async def await_worker(fut: asyncio.Future[ScriptOutput], budget: Budget) -> ScriptOutput:
+    """Await a worker thread; on cancellation let it close its shell briefly, then give up."""
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        budget.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.shield(fut), CANCEL_GRACE)
+        raise
+
+
+def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOutput:
+    """Open a pool, run one pipeline, close; raise the FIRST failure."""
+    settings = wsman_settings(host)
+    wsman = _BoundedWSMan(password=secret_value(host), budget=budget, **settings)
+    pool = RunspacePool(wsman)
+    first: BaseException | None = None
+    result = ScriptOutput()
+    try:
+        pool.open()
+        ps = PowerShell(pool)
+        ps.add_script(script).add_parameter("ArgsJson", args_json)
+        ps.begin_invoke()
+        while ps.state == PSInvocationState.RUNNING:
+            ps.poll_invoke()
+        result = ScriptOutput(
+            stdout=_output_text(ps),
+            errors=_error_texts(ps),
+            failed=bool(ps.had_errors) or ps.state == PSInvocationState.FAILED,
+        )
+    except BaseException as exc:
+        first = exc
+    _close_quietly(pool, wsman, settings, host, budget, clean=first is None)
+    if first is not None:
+        raise first
+    return result
+
+
+def _close_quietly(
+    pool: RunspacePool, wsman: WSMan, settings: dict[str, Any], host: Any, budget: Budget, *, clean: bool
+) -> None:
+    """Delete the remote shell; never let a close error replace the real one."""
+    budget.start_closing()
+    shell = pool.shell
+    try:
+        if not getattr(shell, "opened", False):
+            return
+        if not clean:
+            # The failed connection's encryption state is stale: talk over a fresh one.
+            shell.wsman = _BoundedWSMan(password=secret_value(host), budget=budget, **settings)
+        shell.close()
+    except BaseException as exc:  # closing is best effort by design
+        log.debug("closing the shell on %s failed: %s", host.address, type(exc).__name__)
+    finally:
+        with contextlib.suppress(Exception):
+            wsman.close()
+        with contextlib.suppress(Exception):
+            shell.wsman.close()

@@ -1,0 +1,103 @@
+"""PowerShell over SSH (Windows OpenSSH, cmd.exe as default shell) with asyncssh.
+
+Same bootstrap as WinRS: a constant command line, the JSON argument and the script on
+stdin. asyncssh is native asyncio, so the deadline is a plain `asyncio.timeout`.
+
+Host keys: by default the user's `~/.ssh/known_hosts` is enforced (an unknown key fails
+the host with a clear message). `known_hosts="accept"` (or host var `ssh_known_hosts:
+accept`) skips verification: convenient for the lab and first contact, but it lets anyone
+who can answer on that address read the password: use it on trusted networks only, or
+prefer key auth, or pre-populate known_hosts (ssh-keyscan) and keep validation on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, ClassVar
+
+import asyncssh
+
+from fleetcheck.transports.base import MAX_OUTPUT_BYTES, ScriptOutput, Transport, secret_value
+from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
+from fleetcheck.transports.errors import DeadlineExceeded, OutputTooLarge
+from fleetcheck.transports.winrm import decode_clixml_errors
+
+_DEFAULT = "default"
+
+
+def known_hosts_setting(value: str | None) -> Any:
+    """Map our setting to asyncssh's: 'default' -> ~/.ssh/known_hosts, 'accept'/'none' -> no check."""
+    if value is None or value.lower() in ("accept", "none", "off", "false"):
+        return None
+    if value == _DEFAULT:
+        return ()
+    return str(Path(value).expanduser())
+
+
+async def _read_capped(stream: Any, cap: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        block = await stream.read(65536)
+        if not block:
+            return b"".join(chunks)
+        size += len(block)
+        if size > cap:
+            raise OutputTooLarge(f"more than {cap} bytes of output")
+        chunks.append(block)
+
+
+class SshTransport(Transport):
+    """asyncssh exec of the bootstrap; password or key auth."""
+
+    name: ClassVar[str] = "ssh"
+
+    def __init__(self, known_hosts: str | None = _DEFAULT) -> None:
+        self.known_hosts = known_hosts
+
+    def connect_options(self, host: Any, timeout: float) -> dict[str, Any]:
+        """asyncssh.connect keyword arguments (password included: call-local only)."""
+        known = host.vars.get("ssh_known_hosts", self.known_hosts) if getattr(host, "vars", None) else self.known_hosts
+        opts: dict[str, Any] = {
+            "host": host.address,
+            "port": host.effective_port,
+            "username": host.username,
+            "known_hosts": known_hosts_setting(known),
+            "connect_timeout": timeout,
+            "login_timeout": timeout,
+            "agent_path": None,
+            "config": (),
+        }
+        if host.auth == "key" or (host.key_path and host.password is None):
+            opts["client_keys"] = [str(host.key_path)] if host.key_path else ()
+            opts["password"] = None
+        else:
+            opts["client_keys"] = ()
+            opts["password"] = secret_value(host)
+            opts["preferred_auth"] = "password,keyboard-interactive"
+        return opts
+
+    async def run(self, host: Any, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._run(host, script, args_json, timeout)
+        except TimeoutError as exc:
+            raise DeadlineExceeded(f"deadline of {timeout:g} s reached") from exc
+
+    async def _run(self, host: Any, script: str, args_json: str, timeout: float) -> ScriptOutput:
+        async with asyncssh.connect(**self.connect_options(host, timeout)) as conn:
+            proc = await conn.create_process(bootstrap_command_line(), encoding=None)
+            proc.stdin.write(bootstrap_stdin(script, args_json))
+            proc.stdin.write_eof()
+            stdout, stderr = await asyncio.gather(
+                _read_capped(proc.stdout, MAX_OUTPUT_BYTES), _read_capped(proc.stderr, MAX_OUTPUT_BYTES)
+            )
+            completed = await proc.wait(check=False)
+            code = completed.exit_status
+            return ScriptOutput(
+                stdout=stdout.decode("utf-8", errors="replace"),
+                errors=decode_clixml_errors(stderr.decode("utf-8", errors="replace")),
+                failed=code != 0,
+                exit_code=code,
+            )

@@ -1,0 +1,178 @@
+"""WinRS (cmd shell over WinRM) with pywinrm: the constant bootstrap, script and argument on stdin.
+
+cmd.exe caps a command line at 8191 characters, so the command line is the fixed
+`bootstrap_command_line()` and everything variable goes through stdin in envelope-sized
+chunks (`send_command_input`). Stdout is the facts document; stderr carries PowerShell's
+CLIXML error records, decoded here into plain lines. Like the psrp transport, every WSMan
+request checks the attempt's budget and socket timeouts shrink to the time left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import re
+import xml.etree.ElementTree as ET
+from typing import Any, ClassVar
+
+from winrm.protocol import Protocol
+
+from fleetcheck.transports.base import MAX_OUTPUT_BYTES, Budget, ScriptOutput, Transport, secret_value
+from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
+from fleetcheck.transports.errors import OutputTooLarge
+from fleetcheck.transports.psrp import await_worker
+
+log = logging.getLogger(__name__)
+
+#: Raw bytes per Send: base64 makes 4/3 of it, well inside pywinrm's 150 KiB envelope.
+STDIN_CHUNK = 60_000
+DEFAULT_OPERATION_TIMEOUT = 20
+
+_PYWINRM_AUTH = {
+    "negotiate": "ntlm",
+    "ntlm": "ntlm",
+    "basic": "basic",
+    "kerberos": "kerberos",
+    "credssp": "credssp",
+    "certificate": "certificate",
+}
+
+_CLIXML_PREFIX = "#< CLIXML"
+_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def decode_clixml_errors(stderr: str) -> list[str]:
+    """PowerShell's `#< CLIXML` stderr -> error lines (plain stderr passes through as lines)."""
+    text = stderr.strip()
+    if not text:
+        return []
+    if not text.startswith(_CLIXML_PREFIX):
+        return [line for line in text.splitlines() if line.strip()]
+    body = text[len(_CLIXML_PREFIX) :].strip()
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return [body[:2000]]
+    lines: list[str] = []
+    current = ""
+    for el in root.iter():
+        if el.tag.rsplit("}", 1)[-1] != "S" or el.get("S") != "Error" or el.text is None:
+            continue
+        current += _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), el.text)
+        while "\n" in current:
+            line, current = current.split("\n", 1)
+            if line.strip():
+                lines.append(line.rstrip("\r"))
+    if current.strip():
+        lines.append(current.strip())
+    return lines
+
+
+class _BoundedProtocol(Protocol):
+    """pywinrm Protocol whose every request respects the attempt's budget."""
+
+    def __init__(self, *args: Any, budget: Budget, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._budget = budget
+        self._op_cap = int(self.operation_timeout_sec)
+
+    def send_message(self, message: str) -> bytes:
+        left = self._budget.check()
+        self.operation_timeout_sec = max(1, min(self._op_cap, int(left) - 1))
+        # pywinrm uses one number for connect and read; it must exceed the long-poll.
+        self.transport.read_timeout_sec = max(0.1, min(self.operation_timeout_sec + 5.0, left))  # type: ignore[assignment]
+        return super().send_message(message)
+
+
+def protocol_settings(host: Any) -> dict[str, Any]:
+    """pywinrm Protocol keyword arguments for a host (password added at the call)."""
+    port = host.effective_port
+    validation = "validate" if host.cert_validation else "ignore"
+    return {
+        "endpoint": f"{host.scheme}://{host.address}:{port}/wsman",
+        "transport": _PYWINRM_AUTH.get(host.auth, "ntlm"),
+        "username": host.username,
+        "server_cert_validation": validation,
+        "ca_trust_path": str(host.ca_path) if host.ca_path else None,
+        "message_encryption": "auto",
+        "proxy": None,
+        "read_timeout_sec": DEFAULT_OPERATION_TIMEOUT + 5,
+        "operation_timeout_sec": DEFAULT_OPERATION_TIMEOUT,
+    }
+
+
+class WinrmTransport(Transport):
+    """pywinrm WinRS: `powershell.exe ... -EncodedCommand <bootstrap>` + stdin."""
+
+    name: ClassVar[str] = "winrm"
+
+    def __init__(self, executor: concurrent.futures.Executor | None = None) -> None:
+        self._executor = executor
+
+    async def run(self, host: Any, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
+        budget = Budget(timeout)
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._executor, run_sync, host, script, args_json, budget)
+        return await await_worker(fut, budget)
+
+
+def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOutput:
+    """Open a cmd shell, run the bootstrap, feed stdin, collect; raise the FIRST failure."""
+    settings = protocol_settings(host)
+    proto = _BoundedProtocol(password=secret_value(host), budget=budget, **settings)
+    shell_id: str | None = None
+    command_id: str | None = None
+    first: BaseException | None = None
+    result = ScriptOutput()
+    try:
+        shell_id = proto.open_shell(codepage=65001, noprofile=True)
+        command_id = proto.run_command(shell_id, bootstrap_command_line())
+        data = bootstrap_stdin(script, args_json)
+        for start in range(0, max(len(data), 1), STDIN_CHUNK):
+            chunk = data[start : start + STDIN_CHUNK]
+            proto.send_command_input(shell_id, command_id, chunk, end=start + STDIN_CHUNK >= len(data))
+        stdout, stderr, code = proto.get_command_output(shell_id, command_id)
+        if len(stdout) + len(stderr) > MAX_OUTPUT_BYTES:
+            raise OutputTooLarge(f"more than {MAX_OUTPUT_BYTES} bytes of output")
+        result = ScriptOutput(
+            stdout=stdout.decode("utf-8", errors="replace"),
+            errors=decode_clixml_errors(stderr.decode("utf-8", errors="replace")),
+            failed=code != 0,
+            exit_code=code,
+        )
+    except BaseException as exc:
+        first = exc
+    _close_quietly(proto, settings, host, budget, shell_id, command_id, clean=first is None)
+    if first is not None:
+        raise first
+    return result
+
+
+def _close_quietly(
+    proto: Protocol,
+    settings: dict[str, Any],
+    host: Any,
+    budget: Budget,
+    shell_id: str | None,
+    command_id: str | None,
+    *,
+    clean: bool,
+) -> None:
+    """Terminate the command and delete the shell; errors here never replace the real one."""
+    budget.start_closing()
+    try:
+        if shell_id is None:
+            return
+        closer = proto
+        if not clean:
+            closer = _BoundedProtocol(password=secret_value(host), budget=budget, **settings)
+        if command_id is not None and clean:
+            closer.cleanup_command(shell_id, command_id)
+        closer.close_shell(shell_id)
+    except BaseException as exc:  # closing is best effort by design
+        log.debug("closing the shell on %s failed: %s", host.address, type(exc).__name__)
+    finally:
+        with contextlib.suppress(Exception):
+            proto.transport.close_session()
