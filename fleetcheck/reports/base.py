@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import json
+import os
+import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleetcheck.results import RunResult
+from fleetcheck.results import CheckStatus, HostResult, HostStatus, RunResult
 
 
 @dataclass
@@ -37,3 +42,107 @@ def get_writer(fmt: str) -> Writer:
     module_name, _, func = WRITERS[fmt].partition(":")
     writer: Writer = getattr(importlib.import_module(module_name), func)
     return writer
+
+
+# --- helpers shared by the built-in formats (additive; plain data in, plain data out) ---
+
+#: Worst first. Hosts we could not check come before hosts that failed checks.
+HOST_STATUS_RANK: dict[HostStatus, int] = {
+    HostStatus.PROTOCOL_ERROR: 0,
+    HostStatus.AUTH_FAILED: 1,
+    HostStatus.UNREACHABLE: 2,
+    HostStatus.TIMEOUT: 3,
+    HostStatus.UNSUPPORTED: 4,
+    HostStatus.NONCOMPLIANT: 5,
+    HostStatus.COMPLIANT: 6,
+}
+BAD_CHECK_STATUSES = frozenset({CheckStatus.FAIL, CheckStatus.ERROR, CheckStatus.UNKNOWN})
+
+
+class ReportSpecError(ValueError):
+    """A `--report FORMAT:PATH` value that cannot be used."""
+
+
+def parse_report_spec(spec: str) -> tuple[str, Path]:
+    """`junit:out/results.xml` -> ("junit", Path("out/results.xml")); the format must be registered."""
+    fmt, sep, target = spec.partition(":")
+    fmt = fmt.strip().lower()
+    if not sep or not target.strip():
+        raise ReportSpecError(f"--report '{spec}': expected FORMAT:PATH, for example json:results.json")
+    if fmt not in WRITERS:
+        raise ReportSpecError(f"--report '{spec}': unknown format '{fmt}'; known: {', '.join(sorted(WRITERS))}")
+    return fmt, Path(target.strip()).expanduser()
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write via a temporary file in the same folder and rename: readers never see half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def check_ids(result: RunResult) -> list[str]:
+    """Check columns in playbook order, then any id only seen in host results."""
+    ids = list(result.check_ids)
+    for host in result.hosts:
+        for check in host.checks:
+            if check.check_id not in ids:
+                ids.append(check.check_id)
+    return ids
+
+
+def host_sort_key(host: HostResult) -> tuple[int, int, str]:
+    bad = sum(1 for c in host.checks if c.status in BAD_CHECK_STATUSES)
+    return (HOST_STATUS_RANK.get(host.status, 0), -bad, host.host.lower())
+
+
+def sorted_hosts(result: RunResult) -> list[HostResult]:
+    return sorted(result.hosts, key=host_sort_key)
+
+
+def hosts_with(result: RunResult, check_id: str, statuses: frozenset[CheckStatus]) -> list[str]:
+    return [
+        h.host for h in sorted_hosts(result) for c in h.checks if c.check_id == check_id and c.status in statuses
+    ]
+
+
+def status_counts(result: RunResult) -> Counter[HostStatus]:
+    return Counter(h.status for h in result.hosts)
+
+
+def summary_line(result: RunResult) -> str:
+    """One line an admin reads first: host statuses, check failures, duration."""
+    counts = status_counts(result)
+    parts = [f"{counts[s]} {s.value}" for s in HOST_STATUS_RANK if counts[s]]
+    checks = Counter(c.status for h in result.hosts for c in h.checks)
+    failing = checks[CheckStatus.FAIL]
+    text = f"{len(result.hosts)} hosts: " + (", ".join(reversed(parts)) or "none")
+    text += f"; {failing} failed check{'s' if failing != 1 else ''}"
+    if checks[CheckStatus.ERROR] + checks[CheckStatus.UNKNOWN]:
+        text += f", {checks[CheckStatus.ERROR] + checks[CheckStatus.UNKNOWN]} not evaluable"
+    if checks[CheckStatus.WAIVED]:
+        text += f", {checks[CheckStatus.WAIVED]} waived"
+    if result.finished_at is not None:
+        text += f"; {(result.finished_at - result.started_at).total_seconds():.1f} s"
+    if result.interrupted:
+        text += " (INTERRUPTED: partial results)"
+    return text
+
+
+def plain(value: Any) -> str:
+    """Observed/expected values as short text for CSV and tables."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
