@@ -1,0 +1,208 @@
+"""The benchmark's handle on a lab running in its own process (`bench.labproc`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.measure import tree_cpu_seconds, tree_rss_mb
+from bench.peers import Target
+
+REPO = Path(__file__).resolve().parents[1]
+LAB_PASSWORD_ENV = "FLEETCHECK_LAB_PASSWORD"
+DEFAULT_LAB_PASSWORD = "Lab-Passw0rd!"
+
+
+@dataclass
+class LabSnapshot:
+    """What the lab had seen and spent at one moment."""
+
+    requests: int
+    sessions: int
+    peak_open_shells: int
+    cpu_s: float
+
+
+class LabProcess:
+    """Start, query and stop one lab fleet process (and its workers)."""
+
+    def __init__(
+        self,
+        hosts: int,
+        work: Path,
+        *,
+        latency_ms: float = 0.0,
+        faults: str = "",
+        workers: int | None = None,
+        start_timeout: float = 180.0,
+    ) -> None:
+        self.hosts = hosts
+        self.work = work
+        self.latency_ms = latency_ms
+        self.faults = faults
+        self.workers = workers
+        self.start_timeout = start_timeout
+        self.inventory = work / f"lab-{hosts}.yml"
+        self.proc: subprocess.Popen[str] | None = None
+        self.ready: dict[str, Any] = {}
+        self.start_s = 0.0
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.setdefault(LAB_PASSWORD_ENV, DEFAULT_LAB_PASSWORD)
+        return env
+
+    def start(self) -> LabProcess:
+        self.work.mkdir(parents=True, exist_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.labproc",
+            "--hosts",
+            str(self.hosts),
+            "--inventory-out",
+            str(self.inventory),
+            "--latency-ms",
+            str(self.latency_ms),
+        ]
+        if self.faults:
+            argv += ["--faults", self.faults]
+        if self.workers is not None:
+            argv += ["--workers", str(self.workers)]
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=REPO,
+            env=self.env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=(self.work / f"lab-{self.hosts}.err").open("w"),
+            text=True,
+            bufsize=1,
+        )
+        line = self._read_line(self.start_timeout)
+        if not line.startswith("READY "):
+            self.stop()
+            err = (self.work / f"lab-{self.hosts}.err").read_text()[-3000:]
+            raise RuntimeError(f"lab did not start: {line!r}\n{err}")
+        self.ready = json.loads(line[len("READY ") :])
+        self.start_s = time.perf_counter() - t0
+        return self
+
+    def _read_line(self, timeout: float) -> str:
+        assert self.proc is not None and self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return ""
+            ready, _, _ = select.select([self.proc.stdout], [], [], remaining)
+            if ready:
+                line = self.proc.stdout.readline()
+                if not line:
+                    return ""
+                if line.startswith(("READY ", "COUNTERS ", "ERROR ", "BYE")):
+                    return line.strip()
+
+    def snapshot(self) -> LabSnapshot:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write("counters\n")
+        self.proc.stdin.flush()
+        line = self._read_line(30.0)
+        if not line.startswith("COUNTERS "):
+            raise RuntimeError(f"lab gave no counters: {line!r}")
+        data = json.loads(line[len("COUNTERS ") :])
+        return LabSnapshot(
+            requests=int(data.get("requests", 0)),
+            sessions=int(data.get("sessions", 0)),
+            peak_open_shells=int(data.get("peak_open_shells", 0)),
+            cpu_s=tree_cpu_seconds(self.proc.pid),
+        )
+
+    def rss_mb(self) -> float:
+        return tree_rss_mb(self.proc.pid) if self.proc else 0.0
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            if self.proc.stdin is not None and self.proc.poll() is None:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> LabProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _flatten(node: dict[str, Any], inherited: dict[str, Any], out: dict[str, dict[str, Any]]) -> None:
+    merged = {**inherited, **(node.get("vars") or {})}
+    for name, host in (node.get("hosts") or {}).items():
+        out[name] = {**merged, **(host or {})}
+    for child in (node.get("groups") or {}).values():
+        _flatten(child or {}, merged, out)
+
+
+def inventory_hosts(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """(top-level document, every host with its effective settings) of a native inventory."""
+    doc = yaml.safe_load(path.read_text())
+    hosts: dict[str, dict[str, Any]] = {}
+    _flatten(doc, {}, hosts)
+    return doc, hosts
+
+
+def write_subset(path: Path, source: Path, count: int) -> Path:
+    """A native inventory with the first `count` hosts of `source`, settings resolved."""
+    doc, hosts = inventory_hosts(source)
+    names = list(hosts)[:count]
+    if len(names) < count:
+        raise ValueError(f"{source} has only {len(names)} hosts, {count} asked")
+    top_vars = dict(doc.get("vars") or {})
+    subset: dict[str, Any] = {}
+    for key in ("playbooks",):
+        if key in doc:
+            subset[key] = doc[key]
+    subset["vars"] = top_vars
+    subset["hosts"] = {n: {k: v for k, v in hosts[n].items() if top_vars.get(k, object()) != v} for n in names}
+    path.write_text(yaml.safe_dump(subset, sort_keys=False))
+    return path
+
+
+def targets_from_inventory(path: Path, count: int | None = None) -> list[Target]:
+    """Lab hosts as the peers need them (address, port, scheme, user)."""
+    _, hosts = inventory_hosts(path)
+    targets: list[Target] = []
+    for name, settings in hosts.items():
+        scheme = str(settings.get("scheme", "http"))
+        port = int(settings.get("port") or (5986 if scheme == "https" else 5985))
+        targets.append(
+            Target(
+                name=name,
+                address=str(settings.get("address", name)),
+                port=port,
+                scheme=scheme,
+                username=str(settings.get("username", "fleetcheck")),
+                auth=str(settings.get("auth", "negotiate")),
+            )
+        )
+    return targets[:count] if count else targets
