@@ -61,3 +61,7 @@ class LabHost:
     requests_by_action: dict[str, int] = field(default_factory=dict)
     #: Every script + parameters the engine received (tests assert hostile values arrive as data).
     received_scripts: list[dict[str, Any]] = field(default_factory=list)
+    #: How many requests each fault (by index in `faults`) has matched so far (for `nth`).
+    fault_hits: dict[int, int] = field(default_factory=dict)
+    #: Open WinRM shells by ShellId (owned by the protocol layer; shared by the host's listeners).
+    shells: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,208 @@
+"""Authentication as a Windows WinRM listener does it: Negotiate/NTLM per TCP connection, Basic
+only where allowed, channel binding on HTTPS, then a check that the principal is a user of
+this host.
+
+pyspnego's NTLM acceptor reads credentials only from the file named by `NTLM_USER_FILE`.
+`CredentialFiles` writes smbpasswd-format files (hashes, so no per-handshake DES), one per
+distinct user set, so a fleet whose hosts share accounts shares one file. Hosts with other
+passwords for the same name get their own file; the variable is pointed at the right file
+synchronously around each `step()` (no `await` in between, so hosts cannot interfere).
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import binascii
+import functools
+import hashlib
+import hmac
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import spnego
+from spnego.channel_bindings import GssChannelBindings
+
+from fleetcheck.lab.machine import LabUser, MachineState
+
+_T = TypeVar("_T")
+
+#: What a Windows listener offers on a 401 (Basic only when it is enabled for that listener).
+NEGOTIATE_OFFER = ("WWW-Authenticate", "Negotiate")
+BASIC_OFFER = ("WWW-Authenticate", 'Basic realm="WSMAN"')
+
+
+@functools.lru_cache(maxsize=256)
+def _hashes(password: str) -> tuple[str, str]:
+    from spnego._ntlm_raw.crypto import lmowfv1, ntowfv1  # noqa: PLC0415 - private but pinned
+
+    return lmowfv1(password).hex().upper(), ntowfv1(password).hex().upper()
+
+
+def _usable(user: LabUser) -> bool:
+    return not any(c in user.name + user.domain for c in ":\r\n\\")
+
+
+def credential_lines(users: list[LabUser]) -> list[str]:
+    """smbpasswd lines: bare name, `.\\name`, and `DOMAIN\\name` for domain accounts."""
+    lines: list[str] = []
+    for uid, user in enumerate(u for u in users if _usable(u)):
+        lm, nt = _hashes(user.password)
+        names = [user.name, f".\\{user.name}"] + ([f"{user.domain}\\{user.name}"] if user.domain else [])
+        lines.extend(f"{name}:{1000 + uid}:{lm}:{nt}:[U          ]:LCT-00000000" for name in names)
+    return lines
+
+
+class CredentialFiles:
+    """Process-wide store of NTLM user files, keyed by the user set they hold."""
+
+    def __init__(self) -> None:
+        self._dir: str | None = None
+        self._paths: dict[tuple[tuple[str, str, str], ...], str] = {}
+
+    def path_for(self, users: list[LabUser]) -> str:
+        key = tuple(sorted((u.name.lower(), u.domain.lower(), u.password) for u in users))
+        path = self._paths.get(key)
+        if path is None:
+            if self._dir is None:
+                self._dir = tempfile.mkdtemp(prefix="fleetcheck-lab-ntlm-")
+                atexit.register(shutil.rmtree, self._dir, True)
+            path = os.path.join(self._dir, f"users-{len(self._paths)}.smbpasswd")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write("\n".join(credential_lines(users)) + "\n")
+            self._paths[key] = path
+        return path
+
+
+CREDENTIAL_FILES = CredentialFiles()
+
+
+def _with_user_file(path: str, action: Callable[[], _T]) -> _T:
+    previous = os.environ.get("NTLM_USER_FILE")
+    os.environ["NTLM_USER_FILE"] = path
+    try:
+        return action()
+    finally:
+        if previous is None:
+            os.environ.pop("NTLM_USER_FILE", None)
+        else:
+            os.environ["NTLM_USER_FILE"] = previous
+
+
+def channel_bindings(cert_der: bytes) -> GssChannelBindings:
+    """RFC 5929 tls-server-end-point binding for a SHA-256-signed certificate."""
+    return GssChannelBindings(application_data=b"tls-server-end-point:" + hashlib.sha256(cert_der).digest())
+
+
+def find_user(machine: MachineState, principal: str) -> LabUser | None:
+    """The host's account behind `principal` (`user`, `.\\user`, `HOST\\user` or `DOMAIN\\user`)."""
+    domain, _, name = principal.rpartition("\\")
+    if "@" in name and not domain:
+        name, _, domain = name.partition("@")
+    for user in machine.users:
+        if user.name.lower() != name.lower():
+            continue
+        accepted = {"", ".", machine.hostname.lower(), user.domain.lower()}
+        if user.domain:
+            accepted.add(user.domain.split(".")[0].lower())
+        if domain.lower() in accepted:
+            return user
+    return None
+
+
+@dataclass
+class AuthStep:
+    """What the HTTP layer does next: `ok` (serve), `challenge` (401 + token) or `reject` (401)."""
+
+    outcome: str
+    token: str | None = None  # base64 for the WWW-Authenticate header
+    scheme: str = "Negotiate"
+    principal: str | None = None
+
+
+class ConnectionAuth:
+    """Auth state of one TCP connection (NTLM contexts belong to the connection, not the host)."""
+
+    def __init__(self, machine: MachineState, bindings: GssChannelBindings | None, basic_allowed: bool) -> None:
+        self.machine = machine
+        self.bindings = bindings
+        self.basic_allowed = basic_allowed
+        self.context: Any = None
+        self.principal: str | None = None
+        self.scheme: str | None = None
+
+    @property
+    def encrypted_session(self) -> bool:
+        """True once an NTLM context exists that can seal messages."""
+        return self.context is not None and self.principal is not None and self.scheme == "Negotiate"
+
+    def reset(self) -> None:
+        self.context = None
+        self.principal = None
+        self.scheme = None
+
+    def step(self, authorization: str | None) -> AuthStep:
+        """Process one request's Authorization header (None = rely on the connection's state)."""
+        if not authorization:
+            if self.principal is not None and self.scheme == "Negotiate":
+                return AuthStep("ok", principal=self.principal)
+            return AuthStep("reject")
+        scheme, _, payload = authorization.strip().partition(" ")
+        scheme_l = scheme.lower()
+        if scheme_l == "basic":
+            return self._basic(payload.strip())
+        if scheme_l in ("negotiate", "ntlm"):
+            return self._negotiate(scheme, payload.strip())
+        return AuthStep("reject")
+
+    def _basic(self, payload: str) -> AuthStep:
+        self.reset()
+        if not self.basic_allowed:
+            return AuthStep("reject")
+        try:
+            username, _, password = base64.b64decode(payload, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return AuthStep("reject")
+        user = find_user(self.machine, username)
+        if user is None or not hmac.compare_digest(user.password.encode(), password.encode()):
+            return AuthStep("reject")
+        self.scheme = "Basic"
+        return AuthStep("ok", principal=username, scheme="Basic")
+
+    def _negotiate(self, scheme: str, payload: str) -> AuthStep:
+        try:
+            token = base64.b64decode(payload, validate=True)
+        except binascii.Error:
+            self.reset()
+            return AuthStep("reject")
+        path = CREDENTIAL_FILES.path_for(self.machine.users)
+        if self.context is None or self.principal is not None or token.startswith(b"NTLMSSP\x00\x01"):
+            self.principal = None
+            try:
+                self.context = _with_user_file(
+                    path, lambda: spnego.server(protocol="negotiate", channel_bindings=self.bindings)
+                )
+            except Exception:  # noqa: BLE001 - acceptor construction failure: plain 401
+                self.reset()
+                return AuthStep("reject")
+        ctx = self.context
+        try:
+            out = _with_user_file(path, lambda: ctx.step(token))
+        except Exception:  # noqa: BLE001 - wrong password, CBT mismatch, garbage: the same 401
+            self.reset()
+            return AuthStep("reject")
+        out_b64 = base64.b64encode(out).decode("ascii") if out else None
+        if not ctx.complete:
+            return AuthStep("challenge", token=out_b64, scheme=scheme)
+        principal = str(ctx.client_principal or "")
+        if find_user(self.machine, principal) is None:
+            self.reset()
+            return AuthStep("reject")
+        self.principal = principal
+        self.scheme = "Negotiate"
+        return AuthStep("ok", token=out_b64, scheme=scheme, principal=principal)

@@ -1,0 +1,291 @@
+"""The PowerShell remoting shell (`.../powershell/Microsoft.PowerShell`) on psrpcore's server side.
+
+psrpcore is sans-IO: we feed it the base64 payloads from Create/Command/Send, it queues
+replies, and we route every outgoing payload to the queue of its target (the pool or one
+pipeline) because WSMan Receives are targeted and psrpcore cannot be asked per target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import uuid
+from collections import deque
+from typing import Any
+
+from psrpcore import (
+    CreatePipelineEvent,
+    EndOfPipelineInputEvent,
+    PSRPPayload,
+    ServerPipeline,
+    ServerRunspacePool,
+    StreamType,
+)
+from psrpcore.types import (
+    ErrorCategory,
+    ErrorCategoryInfo,
+    ErrorRecord,
+    NETException,
+    PSInvocationState,
+    PSRPMessageType,
+    PSVersion,
+    RunspacePoolState,
+    SessionCapability,
+)
+
+from fleetcheck.lab.engine import LabErrorRecord, PSVersionValue, ScriptOutcome, ScriptRequest, run_script
+from fleetcheck.lab.faults import pick_fault
+from fleetcheck.lab.host import LabHost
+from fleetcheck.lab.render import out_string_lines
+from fleetcheck.lab.shellbase import LabShell
+from fleetcheck.lab.wsman import NS_RSP, StreamChunk, WSManFault, WsmanRequest, receive_response
+
+_FRAGMENT_SIZE = 32768
+_TERMINAL = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
+
+
+def _b64(text: str | None) -> bytes:
+    try:
+        return base64.b64decode((text or "").strip(), validate=True)
+    except binascii.Error:
+        raise WSManFault(2150858817, "w:InvalidMessageInformationHeader", "The stream data is not valid base64.", "s:Sender") from None
+
+
+def _private_data(version: str) -> dict[str, Any]:
+    ps = PSVersion(version)
+    return {
+        "PSVersionTable": {
+            "PSVersion": ps,
+            "PSEdition": "Desktop",
+            "BuildVersion": ps,
+            "CLRVersion": PSVersion("4.0.30319.42000"),
+            "WSManStackVersion": PSVersion("3.0"),
+        }
+    }
+
+
+def _error_record(record: LabErrorRecord) -> tuple[NETException, ErrorCategoryInfo]:
+    exc = NETException(Message=record.message, HResult=-2146233087)
+    exc.PSObject.type_names = [record.exception_type, "System.SystemException", "System.Exception", "System.Object"]
+    try:
+        category = ErrorCategory[record.category]
+    except KeyError:
+        category = ErrorCategory.NotSpecified
+    info = ErrorCategoryInfo(
+        Category=category,
+        Reason=record.reason,
+        TargetName=record.target or "",
+        TargetType="String" if record.target else "",
+    )
+    return exc, info
+
+
+def _to_ps_value(value: Any) -> Any:
+    if isinstance(value, PSVersionValue):
+        return PSVersion(value.text)
+    return value
+
+
+class _PipelineSink:
+    """Engine output into one psrpcore pipeline (`Out-String -Stream` turns objects into lines)."""
+
+    def __init__(self, shell: PsrpShell, pipe: ServerPipeline, as_text: bool) -> None:
+        self.shell = shell
+        self.pipe = pipe
+        self.as_text = as_text
+
+    def write_output(self, value: Any) -> None:
+        if self.pipe.state != PSInvocationState.Running:
+            return
+        if self.as_text:
+            for line in out_string_lines(value):
+                self.pipe.write_output(line)
+        else:
+            self.pipe.write_output(_to_ps_value(value))
+        self.shell.flush()
+
+    def write_error(self, record: LabErrorRecord) -> None:
+        if self.pipe.state != PSInvocationState.Running:
+            return
+        exc, info = _error_record(record)
+        self.pipe.write_error(exc, info, target_object=record.target, fully_qualified_error_id=record.fully_qualified_error_id)
+        self.shell.flush()
+
+
+def script_request(pipe: ServerPipeline, user: str) -> tuple[ScriptRequest, bool]:
+    """Turn a CreatePipeline's command list into (request, output-as-text)."""
+    commands = list(pipe.metadata.commands)
+    if not commands:
+        return ScriptRequest(script="", transport="psrp", user=user), False
+    first = commands[0]
+    as_text = any(c.command_text.lower() == "out-string" for c in commands[1:])
+    params: dict[str, Any] = {}
+    positional: list[Any] = []
+    for name, value in first.parameters:
+        if name is None:
+            positional.append(value)
+        else:
+            params[name] = value
+    if not first.is_script and first.command_text.lower() in ("invoke-expression", "iex"):
+        script = params.pop("Command", positional[0] if positional else "")
+        return ScriptRequest(script=str(script), transport="psrp", user=user), as_text
+    if positional:
+        params["args"] = positional
+    return ScriptRequest(script=first.command_text, parameters=params, transport="psrp", user=user), as_text
+
+
+class PsrpShell(LabShell):
+    input_streams = "stdin pr"
+    output_streams = "stdout"
+
+    def __init__(self, host: LabHost, shell_id: str, owner: str, resource_uri: str, client_ip: str, creation: bytes) -> None:
+        super().__init__(host, shell_id, owner, resource_uri, client_ip)
+        self.pool = ServerRunspacePool(application_private_data=_private_data(host.machine.powershell.version))
+        if host.machine.winrm.protocol_version != "2.3":
+            self.pool.our_capability = SessionCapability(
+                PSVersion=PSVersion("2.0"),
+                protocolversion=PSVersion(host.machine.winrm.protocol_version),
+                SerializationVersion=PSVersion("1.1.0.1"),
+            )
+        self.queues: dict[uuid.UUID | None, deque[bytes]] = {None: deque()}
+        self.pipe_tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self.user = owner
+        self.feed(creation, None)
+        if pick_fault(host, "Create", ("broken_pool",)) is not None:
+            self._break_pool()
+
+    def _break_pool(self) -> None:
+        """Answer the open with RunspacePoolState Broken instead of Opened."""
+        buffer = self.pool._send_buffer  # noqa: SLF001 - psrpcore has no hook before the state is queued
+        buffer[:] = [m for m in buffer if m.message_type != PSRPMessageType.RunspacePoolState]
+        exc = NETException(Message="The runspace pool is broken (simulated).", HResult=-2146233087)
+        error = ErrorRecord(
+            Exception=exc,
+            CategoryInfo=ErrorCategoryInfo(Category=ErrorCategory.OpenError, Reason="PSRemotingTransportException"),
+            FullyQualifiedErrorId="PSSessionStateBroken",
+        )
+        self.pool._change_state(RunspacePoolState.Broken, error)  # noqa: SLF001
+        self.flush()
+
+    # -- psrpcore plumbing -------------------------------------------------------------------
+    def feed(self, raw: bytes, pipeline_id: uuid.UUID | None) -> None:
+        try:
+            self.pool.receive_data(PSRPPayload(raw, StreamType.default, pipeline_id))
+            while (event := self.pool.next_event()) is not None:
+                if isinstance(event, CreatePipelineEvent):
+                    pipe = self.pool.pipeline_table[event.pipeline_id]
+                    if pipe.metadata.no_input:
+                        self._start(pipe)
+                elif isinstance(event, EndOfPipelineInputEvent):
+                    if event.pipeline_id is not None:
+                        self._start(self.pool.pipeline_table[event.pipeline_id])
+        except WSManFault:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a PSRP-level protocol error is a WSMan fault
+            raise WSManFault(2150858817, "w:InternalError", f"The PSRP data could not be processed: {type(exc).__name__}.") from None
+        self.flush()
+
+    def flush(self) -> None:
+        """Drain psrpcore's outgoing buffer into per-target queues and wake Receives."""
+        moved = False
+        while (payload := self.pool.data_to_send(_FRAGMENT_SIZE)) is not None:
+            self.queues.setdefault(payload.pipeline_id, deque()).append(payload.data)
+            moved = True
+        if moved:
+            self.wake()
+
+    def _start(self, pipe: ServerPipeline) -> None:
+        pipe.start()
+        self.flush()
+        self.pipe_tasks[pipe.pipeline_id] = self.spawn(self._run(pipe))
+
+    async def _run(self, pipe: ServerPipeline) -> None:
+        request, as_text = script_request(pipe, self.user)
+        outcome: ScriptOutcome = await run_script(self.host, request, _PipelineSink(self, pipe, as_text))
+        if pipe.state != PSInvocationState.Running:
+            return
+        if outcome.terminating is not None:
+            exc, info = _error_record(outcome.terminating)
+            record = ErrorRecord(
+                Exception=exc,
+                CategoryInfo=info,
+                FullyQualifiedErrorId=outcome.terminating.fully_qualified_error_id,
+            )
+            pipe._change_state(PSInvocationState.Failed, record)  # noqa: SLF001 - no public "fail" in 0.3.1
+        else:
+            pipe.complete()
+        self.flush()
+
+    # -- WSMan verbs -------------------------------------------------------------------------
+    async def command(self, request: WsmanRequest) -> str:
+        line = request.body.find(f"{{{NS_RSP}}}CommandLine") if request.body is not None else None
+        if line is None or not line.get("CommandId"):
+            raise WSManFault(2150858817, "w:InvalidMessageInformationHeader", "CommandLine/CommandId is missing.", "s:Sender")
+        command_id = line.get("CommandId", "").upper()
+        pid = uuid.UUID(command_id)
+        ServerPipeline(self.pool, pid)
+        self.queues.setdefault(pid, deque())
+        arguments = line.find(f"{{{NS_RSP}}}Arguments")
+        self.feed(_b64(arguments.text if arguments is not None else ""), pid)
+        return command_id
+
+    async def send(self, request: WsmanRequest) -> None:
+        body = request.body
+        for stream in body.iterfind(f".//{{{NS_RSP}}}Stream") if body is not None else []:
+            cid = stream.get("CommandId")
+            self.feed(_b64(stream.text), uuid.UUID(cid) if cid else None)
+
+    def _target(self, request: WsmanRequest) -> uuid.UUID | None:
+        desired = request.body.find(f".//{{{NS_RSP}}}DesiredStream") if request.body is not None else None
+        cid = desired.get("CommandId") if desired is not None else None
+        return uuid.UUID(cid) if cid else None
+
+    def _finished(self, target: uuid.UUID | None) -> bool:
+        if target is None:
+            return False
+        pipe = self.pool.pipeline_table.get(target)
+        return pipe is None or pipe.state in _TERMINAL
+
+    async def receive(self, request: WsmanRequest) -> bytes:
+        target = self._target(request)
+        deadline = asyncio.get_running_loop().time() + request.operation_timeout
+        queue = self.queues.setdefault(target, deque())
+        while not queue:
+            if self.closed:
+                raise WSManFault(2150858843, "w:InvalidSelectors", "The shell was closed. ", "s:Sender")
+            await self.wait_change(deadline)
+        budget = max(_FRAGMENT_SIZE, (request.max_envelope_size - 2048) // 4 * 3)
+        chunks: list[StreamChunk] = []
+        used = 0
+        while queue and (not chunks or used + len(queue[0]) <= budget):
+            data = queue.popleft()
+            used += len(data)
+            chunks.append(StreamChunk("stdout", data))
+        done = not queue and self._finished(target)
+        command_id = str(target).upper() if target is not None else None
+        self.touch()
+        return receive_response(request, command_id, chunks, done=done, exit_code=0)
+
+    async def signal(self, request: WsmanRequest) -> None:
+        sig = request.body.find(f"{{{NS_RSP}}}Signal") if request.body is not None else None
+        if sig is None:
+            return
+        code_el = sig.find(f"{{{NS_RSP}}}Code")
+        code = (code_el.text or "") if code_el is not None else ""
+        cid = sig.get("CommandId")
+        pid = uuid.UUID(cid) if cid else None
+        pipe = self.pool.pipeline_table.get(pid) if pid else None
+        if pipe is None:
+            return
+        if code.endswith(("ctrl_c", "crtl_c")) and pipe.state == PSInvocationState.Running:
+            task = self.pipe_tasks.pop(pipe.pipeline_id, None)
+            if task is not None:
+                task.cancel()
+            pipe.stop()
+            self.flush()
+        elif code.endswith("terminate"):
+            if pipe.state == PSInvocationState.Running:
+                pipe.stop()
+            self.pool.pipeline_table.pop(pid, None)  # type: ignore[arg-type]
+            self.queues.pop(pid, None)
