@@ -1,0 +1,116 @@
+"""The run journal: one JSON line per record, flushed and fsynced as each host finishes.
+
+An interrupted run (Ctrl-C, SIGTERM, crash, power loss) keeps every host that finished
+before it. Records:
+
+    {"record": "run",  "run_id": ..., "started_at": ..., "inventory": ..., "playbooks": [...]}
+    {"record": "host", "run_id": ..., "result": <HostResult as in fleetcheck/report/v1>}
+    {"record": "end",  "run_id": ..., "finished_at": ..., "interrupted": false}
+
+Several runs may append to the same file; `read_journal` returns the last run by default.
+A torn last line (crash mid-write) is skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from fleetcheck.results import HostResult, RunResult
+
+
+class Journal:
+    """Append-only JSON-lines writer; every line is on disk before `write_*` returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh: IO[str] | None = path.open("a", encoding="utf-8")
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self._fh is None:
+            raise ValueError("journal is closed")
+        self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def write_start(self, run: RunResult) -> None:
+        self._write(
+            {
+                "record": "run",
+                "run_id": run.run_id,
+                "started_at": run.started_at.isoformat(),
+                "inventory": run.inventory,
+                "playbooks": run.playbooks,
+                "fleetcheck_version": run.fleetcheck_version,
+            }
+        )
+
+    def write_host(self, run_id: str, result: HostResult) -> None:
+        self._write({"record": "host", "run_id": run_id, "result": result.model_dump(mode="json")})
+
+    def write_end(self, run: RunResult) -> None:
+        finished = run.finished_at.isoformat() if run.finished_at else None
+        self._write(
+            {"record": "end", "run_id": run.run_id, "finished_at": finished, "interrupted": run.interrupted}
+        )
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_journal(path: Path, run_id: str | None = None) -> RunResult:
+    """Rebuild a RunResult from a journal (the last run in the file unless `run_id` is given)."""
+    runs: dict[str, RunResult] = {}
+    order: list[str] = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # torn line from a crash
+            rid = rec.get("run_id")
+            if not isinstance(rid, str):
+                continue
+            kind = rec.get("record")
+            if kind == "run":
+                runs[rid] = RunResult(
+                    run_id=rid,
+                    started_at=datetime.fromisoformat(rec["started_at"]),
+                    inventory=rec.get("inventory", ""),
+                    playbooks=rec.get("playbooks", []),
+                    fleetcheck_version=rec.get("fleetcheck_version", ""),
+                    interrupted=True,  # until an end record says otherwise
+                )
+                order.append(rid)
+            elif kind == "host" and rid in runs:
+                runs[rid].hosts.append(HostResult.model_validate(rec["result"]))
+            elif kind == "end" and rid in runs:
+                run = runs[rid]
+                run.interrupted = bool(rec.get("interrupted"))
+                if rec.get("finished_at"):
+                    run.finished_at = datetime.fromisoformat(rec["finished_at"])
+    if not order:
+        raise ValueError(f"{path}: no run recorded in this journal")
+    chosen = run_id or order[-1]
+    if chosen not in runs:
+        raise ValueError(f"{path}: run {chosen} not found")
+    run = runs[chosen]
+    seen: list[str] = []
+    for h in run.hosts:
+        for c in h.checks:
+            if c.check_id not in seen:
+                seen.append(c.check_id)
+    run.check_ids = seen
+    return run
