@@ -38,7 +38,7 @@ def unwrap(ctx: Any, body: bytes) -> bytes:
         plaintext: bytes = ctx.unwrap_winrm(signature, payload[4 + sig_len :])
     except EncryptionError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any parse or crypto failure means "cannot decrypt"
+    except Exception as exc:
         raise EncryptionError(f"cannot decrypt the request body ({type(exc).__name__})") from None
     if len(plaintext) != expected:
         raise EncryptionError("decrypted length does not match the announced Length")

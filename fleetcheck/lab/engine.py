@@ -23,6 +23,7 @@ Engine-level faults (`on: script`): `slow_output`, `hang`, `oversized_output`, `
 from __future__ import annotations
 
 import asyncio
+import importlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -166,14 +167,14 @@ def _first_word(script: str) -> str:
 
 def _answer_bundle(host: LabHost, script: str, args_json: str) -> str | LabErrorRecord:
     try:
-        from fleetcheck.lab import simprobes  # written by the probes work; imported lazily
+        simprobes = importlib.import_module("fleetcheck.lab.simprobes")  # the probes work's module
     except ImportError:
         return LabErrorRecord(
             message="The lab cannot answer fleetcheck bundles yet (fleetcheck.lab.simprobes is missing).",
             fully_qualified_error_id="LabSimprobesMissing",
         )
-    answer: str = simprobes.answer_bundle(host, script, args_json)  # type: ignore[attr-defined]
-    return answer
+    answer = simprobes.answer_bundle(host, script, args_json)
+    return str(answer)
 
 
 async def _sleep_fault(host: LabHost) -> None:

@@ -207,9 +207,6 @@ class _Connection:
         if pick_fault(host, "auth", ("http401",)) is not None:
             return self._unauthorized()
         authorization = request.headers.get("authorization")
-        if authorization and self.auth.principal is not None and self.auth.scheme == "Negotiate":
-            if not authorization.lower().startswith(("negotiate", "ntlm")):
-                self.auth.reset()
         step = self.auth.step(authorization)
         if step.outcome == "reject":
             return self._unauthorized()
@@ -351,7 +348,7 @@ class _Connection:
             shell_id = (shell_el.get("ShellId") or new_uuid()).upper()
             if creation is None:
                 raise WSManFault(2150858817, "w:InvalidMessageInformationHeader", "creationXml is missing.", "s:Sender")
-            import base64  # noqa: PLC0415
+            import base64
 
             shell = PsrpShell(host, shell_id, owner, wsreq.resource_uri, self.client_ip, base64.b64decode(creation.text or ""))
         elif wsreq.resource_uri == CMD_URI:

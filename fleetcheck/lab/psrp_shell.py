@@ -115,7 +115,7 @@ class _PipelineSink:
 
 def script_request(pipe: ServerPipeline, user: str) -> tuple[ScriptRequest, bool]:
     """Turn a CreatePipeline's command list into (request, output-as-text)."""
-    commands = list(pipe.metadata.commands)
+    commands: list[Any] = list(getattr(pipe.metadata, "commands", []))
     if not commands:
         return ScriptRequest(script="", transport="psrp", user=user), False
     first = commands[0]
@@ -157,7 +157,7 @@ class PsrpShell(LabShell):
 
     def _break_pool(self) -> None:
         """Answer the open with RunspacePoolState Broken instead of Opened."""
-        buffer = self.pool._send_buffer  # noqa: SLF001 - psrpcore has no hook before the state is queued
+        buffer = self.pool._send_buffer
         buffer[:] = [m for m in buffer if m.message_type != PSRPMessageType.RunspacePoolState]
         exc = NETException(Message="The runspace pool is broken (simulated).", HResult=-2146233087)
         error = ErrorRecord(
@@ -165,7 +165,7 @@ class PsrpShell(LabShell):
             CategoryInfo=ErrorCategoryInfo(Category=ErrorCategory.OpenError, Reason="PSRemotingTransportException"),
             FullyQualifiedErrorId="PSSessionStateBroken",
         )
-        self.pool._change_state(RunspacePoolState.Broken, error)  # noqa: SLF001
+        self.pool._change_state(RunspacePoolState.Broken, error)
         self.flush()
 
     # -- psrpcore plumbing -------------------------------------------------------------------
@@ -175,14 +175,13 @@ class PsrpShell(LabShell):
             while (event := self.pool.next_event()) is not None:
                 if isinstance(event, CreatePipelineEvent):
                     pipe = self.pool.pipeline_table[event.pipeline_id]
-                    if pipe.metadata.no_input:
+                    if getattr(pipe.metadata, "no_input", True):
                         self._start(pipe)
-                elif isinstance(event, EndOfPipelineInputEvent):
-                    if event.pipeline_id is not None:
-                        self._start(self.pool.pipeline_table[event.pipeline_id])
+                elif isinstance(event, EndOfPipelineInputEvent) and event.pipeline_id is not None:
+                    self._start(self.pool.pipeline_table[event.pipeline_id])
         except WSManFault:
             raise
-        except Exception as exc:  # noqa: BLE001 - a PSRP-level protocol error is a WSMan fault
+        except Exception as exc:
             raise WSManFault(2150858817, "w:InternalError", f"The PSRP data could not be processed: {type(exc).__name__}.") from None
         self.flush()
 
@@ -212,7 +211,7 @@ class PsrpShell(LabShell):
                 CategoryInfo=info,
                 FullyQualifiedErrorId=outcome.terminating.fully_qualified_error_id,
             )
-            pipe._change_state(PSInvocationState.Failed, record)  # noqa: SLF001 - no public "fail" in 0.3.1
+            pipe._change_state(PSInvocationState.Failed, record)
         else:
             pipe.complete()
         self.flush()

@@ -31,7 +31,7 @@ def out_string_lines(value: Any) -> list[str]:
     if isinstance(value, dict):
         width = max([4, *(len(str(k)) for k in value)])
         lines = ["", f"{'Name':<{width}} Value", f"{'----':<{width}} -----"]
-        lines += [f"{str(k):<{width}} {v}" for k, v in value.items()]
+        lines += [f"{k!s:<{width}} {v}" for k, v in value.items()]
         return [*lines, "", ""]
     if isinstance(value, bool):
         return ["True" if value else "False"]

@@ -137,7 +137,7 @@ def envelope(request: WsmanRequest, body: str, *, with_rsp: bool = True, extra_n
         f"<a:MessageID>uuid:{new_uuid()}</a:MessageID><p:ActivityId>{new_uuid()}</p:ActivityId>"
         f"<a:To>{ANONYMOUS}</a:To><a:RelatesTo>{escape(request.message_id)}</a:RelatesTo></s:Header>"
         f"<s:Body>{body}</s:Body></s:Envelope>"
-    ).encode("utf-8")
+    ).encode()
 
 
 def create_response(request: WsmanRequest, shell_id: str, shell_xml: str) -> bytes:
@@ -204,7 +204,7 @@ def receive_response(
     running_state: bool = False,
 ) -> bytes:
     """`rsp:ReceiveResponse`: one Stream element per chunk, then the CommandState when known."""
-    import base64  # noqa: PLC0415 - hot path keeps module import light
+    import base64
 
     cid = f" CommandId={quoteattr(command_id)}" if command_id else ""
     parts = ["<rsp:ReceiveResponse>"]
@@ -234,7 +234,7 @@ def fault_envelope(relates_to: str | None, fault: WSManFault, machine: str) -> b
         f'<s:Reason><s:Text xml:lang="en-US">{escape(fault.message)}</s:Text></s:Reason><s:Detail>'
         f'<f:WSManFault xmlns:f="{NS_F}" Code="{fault.code}" Machine={quoteattr(machine)}>'
         f"<f:Message>{escape(fault.message)}</f:Message></f:WSManFault></s:Detail></s:Fault></s:Body></s:Envelope>"
-    ).encode("utf-8")
+    ).encode()
 
 
 def timed_out() -> WSManFault:
