@@ -24,38 +24,9 @@ from typing import Any
 
 
 def _counters(fleet: Any) -> dict[str, Any]:
-    """Fleet-wide counters, summed over the lab's worker processes."""
-    snap = fleet.counters_snapshot() if hasattr(fleet, "counters_snapshot") else fleet.counters
-    if asyncio.iscoroutine(snap):
-        raise TypeError("use _acounters for async snapshots")
-    return _as_dict(snap)
-
-
-def _as_dict(snap: Any) -> dict[str, Any]:
-    if isinstance(snap, dict):
-        return dict(snap)
-    return {
-        key: getattr(snap, key)
-        for key in ("requests", "sessions", "open_shells", "peak_open_shells")
-        if hasattr(snap, key)
-    }
-
-
-async def _acounters(fleet: Any) -> dict[str, Any]:
-    getter = getattr(fleet, "counters_snapshot", None) or getattr(fleet, "read_counters", None)
-    if getter is not None:
-        snap = getter()
-        if asyncio.iscoroutine(snap):
-            snap = await snap
-        return _as_dict(snap)
-    return _as_dict(fleet.counters)
-
-
-def _worker_pids(fleet: Any) -> list[int]:
-    pids = getattr(fleet, "worker_pids", None)
-    if callable(pids):
-        pids = pids()
-    return [int(p) for p in pids or []]
+    """Fleet-wide counters, summed over the lab's worker processes by `LabFleet`."""
+    data: dict[str, Any] = fleet.counters_dict()
+    return data
 
 
 async def _serve(opts: argparse.Namespace) -> int:
@@ -70,17 +41,21 @@ async def _serve(opts: argparse.Namespace) -> int:
         kwargs["mix"] = json.loads(opts.mix)
     async with LabFleet(**kwargs) as fleet:
         inventory = Path(opts.inventory_out)
-        written = fleet.write_inventory(inventory)
-        if asyncio.iscoroutine(written):
-            await written
-        ready = {"inventory": str(inventory), "hosts": opts.hosts, "pid": os.getpid(), "workers": _worker_pids(fleet)}
+        fleet.write_inventory(inventory)
+        ready = {
+            "inventory": str(inventory),
+            "hosts": opts.hosts,
+            "pid": os.getpid(),
+            "workers": fleet.pids,
+            "addressing": fleet.addressing,
+        }
         print("READY " + json.dumps(ready), flush=True)
         loop = asyncio.get_running_loop()
         while True:
             line = await loop.run_in_executor(None, sys.stdin.readline)
             command = line.strip()
             if command == "counters":
-                print("COUNTERS " + json.dumps(await _acounters(fleet)), flush=True)
+                print("COUNTERS " + json.dumps(_counters(fleet)), flush=True)
             elif command in ("quit", ""):
                 break
             else:
