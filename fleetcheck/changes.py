@@ -59,6 +59,7 @@ class ChangeSet:
     hosts_disappeared: list[HostChange] = field(default_factory=list)
     hosts_unreachable: list[HostChange] = field(default_factory=list)  # newly not checkable
     hosts_back: list[HostChange] = field(default_factory=list)  # checkable again
+    notes: list[str] = field(default_factory=list)  # e.g. waivers that expired, shown with the changes
 
     @property
     def first_run(self) -> bool:
@@ -206,6 +207,7 @@ def format_change_summary(changes: ChangeSet, max_items: int = 20) -> str:
     if changes.first_run:
         head = f"First recorded run ({changes.current_run_id}): nothing to compare with yet."
         lines = [head, f"{len(changes.new_failures)} failing checks in this run."]
+        lines.extend(f"Note: {note}" for note in changes.notes)
         return "\n".join(lines)
     lines = [
         f"Since {_stamp(changes.previous_started_at)} (run {changes.previous_run_id}): {changes.headline()}."
@@ -225,6 +227,8 @@ def format_change_summary(changes: ChangeSet, max_items: int = 20) -> str:
         ("Appeared", [f"{h.host}  {h.status}" for h in changes.hosts_appeared]),
         ("Disappeared", [f"{h.host}  (was {h.status})" for h in changes.hosts_disappeared]),
     ]
+    if changes.notes:
+        sections.append(("Notes", list(changes.notes)))
     for title, items in sections:
         if not items:
             continue

@@ -75,8 +75,16 @@ class RunSummary:
 # schema and migrations
 
 
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    # Not executescript(): it commits first, and a migration must stay one transaction.
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 def _migrate_1(conn: sqlite3.Connection) -> None:
-    conn.executescript(
+    _run_script(
+        conn,
         """
         CREATE TABLE runs (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -341,19 +349,22 @@ class History:
             raise HistoryError(f"{self.path}: no run matches {ref!r} (see `fleetcheck diff --list`).")
         raise HistoryError(f"run reference {ref!r} is ambiguous; give more characters of the run id.")
 
-    def latest(self, before_run_id: str | None = None) -> RunResult | None:
-        """The newest run, or the newest one recorded before `before_run_id`."""
-        if before_run_id is None:
-            row = self._conn.execute(
-                "SELECT run_id FROM runs ORDER BY started_at DESC, seq DESC LIMIT 1"
-            ).fetchone()
-        else:
-            seq = self._seq_of(before_run_id)
-            row = self._conn.execute(
-                "SELECT run_id FROM runs WHERE (started_at, seq) < "
-                "(SELECT started_at, seq FROM runs WHERE seq = ?) ORDER BY started_at DESC, seq DESC LIMIT 1",
-                (seq,),
-            ).fetchone()
+    def latest(self, before_run_id: str | None = None, complete_only: bool = False) -> RunResult | None:
+        """The newest run, or the newest one started before `before_run_id`.
+
+        `complete_only` skips interrupted runs (a half run makes a poor baseline).
+        """
+        where = ["1 = 1"]
+        params: list[Any] = []
+        if before_run_id is not None:
+            where.append("(started_at, seq) < (SELECT started_at, seq FROM runs WHERE seq = ?)")
+            params.append(self._seq_of(before_run_id))
+        if complete_only:
+            where.append("interrupted = 0")
+        row = self._conn.execute(
+            f"SELECT run_id FROM runs WHERE {' AND '.join(where)} ORDER BY started_at DESC, seq DESC LIMIT 1",
+            params,
+        ).fetchone()
         return self.get(row[0]) if row else None
 
     def get(self, run_id: str) -> RunResult:

@@ -1,0 +1,250 @@
+"""The nightly pipeline after a run: waivers, history, changes, report context, mail.
+
+How the CLI uses it (the whole wiring)::
+
+    from fleetcheck import nightly
+    opts = nightly.NightlyOptions(
+        history_path=None if no_history else (history or nightly.default_history_path()),
+        since="last",                 # --since REF (run id, prefix, last, last~N); None: no comparison
+        waivers_path=waivers,         # --waivers FILE or the inventory's `waivers:` (already resolved)
+        mail=nightly.mail_settings(mail_to, smtp, always=mail_always),   # or None
+    )
+    nightly.prepare(opts)             # bad waivers / history / mail -> NightlyConfigError before any connection
+    with nightly.run_guard(opts):     # RunLockedError when another run holds the history
+        run = ...                     # the runner's RunResult
+        outcome = nightly.finish_run(run, opts, console)   # prints the change summary first
+        for fmt, path in reports:     # the CLI's --report loop, unchanged
+            get_writer(fmt)(outcome.run, path, outcome.context)
+    exit code: computed from `outcome.run` (waived failures no longer count)
+
+`fleetcheck diff [RUN_A] [RUN_B]`: `print(nightly.diff_text(history_path, run_a, run_b))`;
+`fleetcheck diff --list`: `print(nightly.list_runs_text(history_path))`.
+
+Decision: report files are written by the CLI's generic `--report` loop with `outcome.context`
+(`ReportContext(changes=ChangeSet, trend=[RunSummary, ...])`); `finish_run` renders the HTML
+in memory only for the mail attachment. Errors that must not lose the run (history disk
+full, SMTP down) are returned in `outcome.errors` instead of raised.
+
+Exceptions (all with messages meant for the user, no traceback needed):
+`NightlyConfigError` (a `ValueError`: bad waivers file, bad mail options), `HistoryError`,
+`RunLockedError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from fleetcheck.changes import ChangeSet, compute_changes, diff_runs, format_change_summary
+from fleetcheck.history import (
+    History,
+    HistoryError,
+    RunLockedError,
+    RunSummary,
+    default_history_path,
+    run_lock,
+)
+from fleetcheck.mail import (
+    MailConfigError,
+    MailError,
+    MailSettings,
+    parse_mail_to,
+    parse_smtp,
+    send_report,
+    should_send,
+)
+from fleetcheck.reports.base import ReportContext
+from fleetcheck.results import RunResult
+from fleetcheck.waivers import Waiver, WaiverFileError, apply_waivers, load_waivers
+
+__all__ = [
+    "HistoryError",
+    "NightlyConfigError",
+    "NightlyOptions",
+    "NightlyOutcome",
+    "RunLockedError",
+    "build_report_context",
+    "default_history_path",
+    "diff_text",
+    "finish_run",
+    "list_runs_text",
+    "mail_settings",
+    "prepare",
+    "run_guard",
+]
+
+
+class NightlyConfigError(ValueError):
+    """A nightly option or file is unusable; the message says which and how to fix it."""
+
+
+class _Console(Protocol):
+    def print(self, *objects: Any, **kwargs: Any) -> None: ...
+
+
+@dataclass
+class NightlyOptions:
+    """What the nightly features should do for one run (None disables a feature)."""
+
+    history_path: Path | None = None
+    since: str | None = "last"
+    waivers_path: Path | None = None
+    mail: MailSettings | None = None
+    trend_runs: int = 30
+    today: date | None = None  # for waiver expiry; default: today's UTC date
+    waivers: list[Waiver] | None = None  # filled by prepare() from waivers_path
+
+
+@dataclass
+class NightlyOutcome:
+    """What finish_run did; `run` (waivers applied) is what reports and the exit code use."""
+
+    run: RunResult
+    context: ReportContext
+    changes: ChangeSet | None = None
+    notes: list[str] = field(default_factory=list)
+    summary: str = ""
+    recorded: bool = False
+    mail_sent: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+def mail_settings(mail_to: str | None, smtp: str | None, always: bool = False) -> MailSettings | None:
+    """Build MailSettings from the CLI strings; None when no --mail-to was given."""
+    if not mail_to:
+        if smtp:
+            raise NightlyConfigError("--smtp was given without --mail-to: say who gets the mail.")
+        return None
+    if not smtp:
+        raise NightlyConfigError("--mail-to needs --smtp HOST[:PORT] (the relay to send through).")
+    try:
+        host, port = parse_smtp(smtp)
+        return MailSettings(to=parse_mail_to(mail_to), smtp_host=host, smtp_port=port, always=always)
+    except MailConfigError as exc:
+        raise NightlyConfigError(str(exc)) from None
+
+
+def prepare(opts: NightlyOptions) -> NightlyOptions:
+    """Validate everything before the run starts: waivers file, history database, since reference."""
+    if opts.waivers_path is not None and opts.waivers is None:
+        try:
+            opts.waivers = load_waivers(opts.waivers_path)
+        except WaiverFileError as exc:
+            raise NightlyConfigError(str(exc)) from None
+    if opts.history_path is not None:
+        with History(opts.history_path) as history:
+            if opts.since not in (None, "last"):
+                history.resolve(opts.since)
+    return opts
+
+
+@contextlib.contextmanager
+def run_guard(opts: NightlyOptions) -> Iterator[None]:
+    """Hold the history lock for the whole run (no-op without history)."""
+    if opts.history_path is None:
+        yield
+        return
+    with run_lock(opts.history_path):
+        yield
+
+
+def build_report_context(
+    history: History, run: RunResult, since: str | None = "last", trend_runs: int = 30
+) -> ReportContext:
+    """Changes and trend for an already recorded `run` (also usable to re-render old runs)."""
+    changes = _changes(history, run, since)
+    return ReportContext(changes=changes, trend=history.trend(trend_runs))
+
+
+def _changes(history: History, run: RunResult, since: str | None) -> ChangeSet | None:
+    if since is None:
+        return None
+    if since == "last":
+        previous = history.latest(before_run_id=run.run_id, complete_only=True)
+    else:
+        previous = history.get(history.resolve(since))
+    return compute_changes(previous, run, history.failing_since(run.run_id))
+
+
+def finish_run(run: RunResult, opts: NightlyOptions, console: _Console | None = None) -> NightlyOutcome:
+    """Apply waivers, record history, compute changes, print the summary and send mail."""
+    if opts.waivers_path is not None and opts.waivers is None:
+        try:
+            opts.waivers = load_waivers(opts.waivers_path)
+        except WaiverFileError as exc:
+            raise NightlyConfigError(str(exc)) from None
+    notes: list[str] = []
+    if opts.waivers:
+        run, notes = apply_waivers(run, opts.waivers, opts.today or datetime.now(UTC).date())
+    outcome = NightlyOutcome(run=run, context=ReportContext(), notes=notes)
+    if opts.history_path is not None:
+        _with_history(outcome, opts)
+    if outcome.changes is not None:
+        outcome.changes.notes = list(notes)
+        outcome.summary = format_change_summary(outcome.changes)
+    else:
+        outcome.summary = "\n".join(f"Note: {n}" for n in notes)
+    if console is not None and outcome.summary:
+        console.print(outcome.summary, markup=False, highlight=False)
+    if opts.mail is not None:
+        _mail(outcome, opts.mail)
+    if console is not None:
+        for error in outcome.errors:
+            console.print(f"warning: {error}", markup=False, highlight=False)
+    return outcome
+
+
+def _with_history(outcome: NightlyOutcome, opts: NightlyOptions) -> None:
+    assert opts.history_path is not None
+    try:
+        with History(opts.history_path) as history:
+            history.record(outcome.run)
+            outcome.recorded = True
+            outcome.context = build_report_context(history, outcome.run, opts.since, opts.trend_runs)
+            outcome.changes = outcome.context.changes
+    except (HistoryError, sqlite3.Error) as exc:
+        outcome.errors.append(f"history not updated ({exc}); reports are written without changes.")
+
+
+def _mail(outcome: NightlyOutcome, settings: MailSettings) -> None:
+    if not should_send(outcome.changes, settings.always):
+        return
+    from fleetcheck.reports.html import render  # jinja2 only when mail is actually sent
+
+    try:
+        html = render(outcome.run, outcome.context)
+        outcome.mail_sent = send_report(outcome.run, outcome.changes, settings, html, outcome.notes)
+    except MailError as exc:
+        outcome.errors.append(str(exc))
+
+
+def diff_text(history_path: Path | None, run_a: str | None = None, run_b: str | None = None) -> str:
+    """Body of `fleetcheck diff [RUN_A] [RUN_B]` (raises HistoryError with a clear message)."""
+    path = history_path or default_history_path()
+    if not path.exists():
+        raise HistoryError(f"{path}: no history yet; run `fleetcheck run` with history enabled first.")
+    with History(path) as history:
+        return diff_runs(history, run_a, run_b)
+
+
+def list_runs_text(history_path: Path | None, limit: int = 20) -> str:
+    """The newest recorded runs, one per line (for `fleetcheck diff --list`)."""
+    path = history_path or default_history_path()
+    if not path.exists():
+        return f"{path}: no history yet."
+    with History(path) as history:
+        runs = history.list_runs(limit)
+    return "\n".join(_run_line(r) for r in runs) or "history is empty."
+
+
+def _run_line(r: RunSummary) -> str:
+    flag = "  (interrupted)" if r.interrupted else ""
+    return (
+        f"{r.run_id}  {r.started_at:%Y-%m-%d %H:%M}  {r.compliant}/{r.hosts} compliant, "
+        f"{r.failing_checks} failing, {r.waived_checks} waived, {r.unchecked} not checked{flag}"
+    )
