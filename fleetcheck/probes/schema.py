@@ -136,6 +136,7 @@ class WsbData(_Model):
     cmdlets_available: bool = False  # Get-WBJob could be loaded and called
     cmdlets_error: ItemError | None = None  # why not (CommandNotFoundException, ...)
     last_job: WsbJob | None = None  # None: no previous job recorded
+    last_job_error: ItemError | None = None  # Get-WBJob loaded but failed to answer
     summary: WsbSummary | None = None
 
 
@@ -425,7 +426,8 @@ class EventQueryResult(_Model):
     provider: str | None = None
     ids: list[int] = Field(default_factory=list)
     entries: list[EventEntry] = Field(default_factory=list)
-    error: ItemError | None = None  # log missing, access denied (no matches is NOT an error)
+    #: log missing (type "LogNotFound"), access denied, ...; no matching event is NOT an error
+    error: ItemError | None = None
 
 
 class EventsData(_Model):

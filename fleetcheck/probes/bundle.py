@@ -1,0 +1,160 @@
+"""Compose the requested probes into ONE static PowerShell script plus ONE JSON argument.
+
+The script text depends only on which probe ids are requested (so it is cached and never
+carries an inventory or playbook value); every parameter travels in `args_json`, which the
+script reads with ConvertFrom-Json. `parse_facts` is the inverse side: bounded, strict.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from fleetcheck.facts import FACTS_SCHEMA, FactsDocument, ProbeError, ProbeOutcome
+from fleetcheck.probes.schema import PROBES
+
+BUNDLE_MARKER = "# fleetcheck:bundle=v1"
+PROBES_DIR = Path(__file__).resolve().parent
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+_ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class BundleError(ValueError):
+    """A probe request that cannot be composed (unknown probe id, invalid parameters)."""
+
+
+class FactsParseError(ValueError):
+    """The text a host printed is not a valid facts document."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """What the transport sends: `script` (static) with `-ArgsJson args_json`."""
+
+    script: str
+    args_json: str
+    probe_ids: tuple[str, ...]
+
+
+def read_ps1(name: str) -> str:
+    """The text of one shipped .ps1 file (ASCII, LF line ends)."""
+    return (PROBES_DIR / name).read_text(encoding="ascii").replace("\r\n", "\n")
+
+
+def _canonical(ids: list[str]) -> tuple[str, ...]:
+    order = list(PROBES)
+    return tuple(sorted(set(ids), key=order.index))
+
+
+@functools.lru_cache(maxsize=256)
+def script_for(probe_ids: tuple[str, ...]) -> str:
+    """The bundle script for a canonical tuple of probe ids (cached: it is pure text)."""
+    parts = [BUNDLE_MARKER, read_ps1("_preamble.ps1"), read_ps1("_common.ps1")]
+    table = ["$fcTable = @{"]
+    for pid in probe_ids:
+        spec = PROBES[pid]
+        if not _ID_RE.match(pid):  # our own constants; never user text
+            raise BundleError(f"bad probe id {pid!r}")
+        parts.append(read_ps1(spec.ps1))
+        table.append(f"    '{pid}' = '{spec.function}'")
+    table.append("}")
+    parts.append("\n".join(table) + "\n")
+    parts.append(read_ps1("_dispatch.ps1"))
+    return "\n".join(p.rstrip("\n") for p in parts) + "\n"
+
+
+def build_bundle(requests: Mapping[str, Mapping[str, Any] | None]) -> Bundle:
+    """Validate every probe's parameters and compose the bundle.
+
+    `requests` maps probe id to its parameters (None or {} for defaults). Raises
+    BundleError naming the probe and the field when something is wrong."""
+    unknown = [pid for pid in requests if pid not in PROBES]
+    if unknown:
+        raise BundleError(f"unknown probe id(s) {', '.join(map(repr, unknown))}; known: {', '.join(PROBES)}")
+    ids = _canonical(list(requests))
+    params: dict[str, Any] = {}
+    for pid in ids:
+        try:
+            model = PROBES[pid].params.model_validate(dict(requests[pid] or {}))
+        except ValidationError as exc:
+            raise BundleError(f"invalid parameters for probe {pid!r}: {_first_errors(exc)}") from None
+        params[pid] = model.model_dump(mode="json")
+    args_json = json.dumps({"probes": params}, ensure_ascii=True, separators=(",", ":"))
+    return Bundle(script=script_for(ids), args_json=args_json, probe_ids=ids)
+
+
+def _first_errors(exc: ValidationError, limit: int = 3) -> str:
+    out = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(x) for x in err["loc"]) or "(root)"
+        out.append(f"{loc}: {err['msg']}")
+    return "; ".join(out)
+
+
+def is_bundle(script: str) -> bool:
+    """True when a received script is a fleetcheck bundle (the lab uses this)."""
+    return script.lstrip("\ufeff").startswith(BUNDLE_MARKER)
+
+
+def _extract_json(text: str) -> Any:
+    text = text.lstrip("\ufeff").strip()
+    if not text:
+        raise FactsParseError("the host printed nothing (expected one JSON facts document)")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as first:
+        # Stray lines (warnings, banners) around the document: take the last line that is JSON.
+        for line in reversed(text.splitlines()):
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    return json.loads(line)
+                except ValueError:
+                    break
+        snippet = text[:80].replace("\n", "\\n")
+        raise FactsParseError(f"output is not JSON ({first.msg} at char {first.pos}); starts with {snippet!r}") from None
+
+
+def parse_facts(stdout: str, max_bytes: int = DEFAULT_MAX_BYTES, validate_data: bool = True) -> FactsDocument:
+    """Parse what one host printed into a `FactsDocument`.
+
+    Raises FactsParseError when the output is too large, not JSON, not the v1 envelope.
+    With `validate_data`, a probe whose data does not match its model becomes that
+    probe's error (type "SchemaError"): one bad probe never voids the others."""
+    size = len(stdout.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise FactsParseError(f"facts output is {size} bytes, above the {max_bytes}-byte limit")
+    raw = _extract_json(stdout)
+    if not isinstance(raw, dict):
+        raise FactsParseError(f"facts document must be a JSON object, got {type(raw).__name__}")
+    schema = raw.get("schema")
+    if schema != FACTS_SCHEMA:
+        raise FactsParseError(f"unsupported facts schema {schema!r} (expected {FACTS_SCHEMA!r})")
+    try:
+        doc = FactsDocument.model_validate(raw)
+    except ValidationError as exc:
+        raise FactsParseError(f"facts document does not match {FACTS_SCHEMA}: {_first_errors(exc)}") from None
+    if validate_data:
+        for pid, outcome in doc.probes.items():
+            _check_outcome(pid, outcome)
+    return doc
+
+
+def _check_outcome(pid: str, outcome: ProbeOutcome) -> None:
+    if outcome.error is not None or pid not in PROBES:
+        return
+    if outcome.data is None:
+        outcome.error = ProbeError(type="SchemaError", message=f"probe {pid!r} returned neither data nor error")
+        return
+    try:
+        PROBES[pid].data.model_validate(outcome.data)
+    except ValidationError as exc:
+        outcome.data = None
+        outcome.error = ProbeError(type="SchemaError", message=f"probe {pid!r} data invalid: {_first_errors(exc)}")
