@@ -61,7 +61,7 @@ def test_serve_prints_one_ready_line_and_stops_on_sigterm(tmp_path: Path) -> Non
 
 def test_serve_rejects_bad_fault_spec_without_traceback(tmp_path: Path) -> None:
     proc = _serve(tmp_path, "--hosts", "2", "--inventory-out", "x.yml", "--faults", "LAB-0001:explode")
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert "unknown kind 'explode'" in err and "Traceback" not in err
     assert not (tmp_path / "x.yml").exists()
