@@ -138,7 +138,8 @@ _LITERAL = re.compile(r"""^(?:write-output|echo|write-host)\s+(?:'((?:[^']|'')*)
 
 def answer_generic(host: LabHost, script: str, user: str) -> Any | None:
     """The handful of commands third-party clients use as smoke tests; None when unknown."""
-    text = script.strip().rstrip(";").strip()
+    lines = [line for line in script.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    text = "\n".join(lines).strip().rstrip(";").strip()
     low = text.lower()
     if low in ("hostname", "hostname.exe", "$env:computername"):
         return host.machine.hostname

@@ -54,7 +54,7 @@ from fleetcheck.lab.wsman import (
 
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 CONFIG_URI = "http://schemas.microsoft.com/wbem/wsman/1/config"
-_ACTION_FAULT_KINDS = ("hang", "reset", "http401", "http500", "malformed", "encrypt_garbage", "optimeout")
+_ACTION_FAULT_KINDS = ("hang", "reset", "http401", "http500", "malformed", "encrypt_garbage", "optimeout", "shell_quota")
 
 _OPEN_CONNECTIONS: weakref.WeakKeyDictionary[asyncio.base_events.Server, set[asyncio.StreamWriter]] = weakref.WeakKeyDictionary()
 
@@ -292,6 +292,8 @@ class _Connection:
             return generic_fault(spec.code or 2147943418)
         if spec.kind == "optimeout":
             return timed_out()
+        if spec.kind == "shell_quota":
+            return shell_quota(self.host.machine.winrm.max_shells_per_user)
         if spec.kind == "encrypt_garbage":
             wsreq.garbage = True
         return None

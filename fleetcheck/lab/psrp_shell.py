@@ -195,8 +195,8 @@ class PsrpShell(LabShell):
             self.wake()
 
     def _start(self, pipe: ServerPipeline) -> None:
-        pipe.start()
-        self.flush()
+        # Windows does not announce Running; the first thing the client sees is output.
+        pipe._change_state(PSInvocationState.Running, emit=False)  # noqa: SLF001
         self.pipe_tasks[pipe.pipeline_id] = self.spawn(self._run(pipe))
 
     async def _run(self, pipe: ServerPipeline) -> None:
