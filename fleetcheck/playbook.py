@@ -1,0 +1,316 @@
+"""Playbooks: which checks run, with which parameters, severities and tags, plus custom checks.
+
+A playbook is YAML that users copy and edit, so every mistake is reported with the file, the
+line, the key, what is wrong and what to do (`PlaybookError`), never with a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fleetcheck.checks.base import CheckParams
+from fleetcheck.checks.custom import Expectation
+from fleetcheck.checks.registry import CHECK_ORDER, CHECKS
+from fleetcheck.probes.schema import MAX_SCRIPT
+
+Severity = Literal["info", "low", "medium", "high", "critical"]
+BUILTIN_DIR = Path(__file__).resolve().parent / "playbooks"
+MAX_PLAYBOOK_BYTES = 1_000_000
+ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+
+
+class PlaybookError(Exception):
+    """A playbook that cannot be used; the message names file, line, key, problem and fix."""
+
+    def __init__(self, path: str, line: int | None, key: str | None, problem: str, hint: str = "") -> None:
+        self.path, self.line, self.key, self.problem, self.hint = path, line, key, problem, hint
+        where = path + (f", line {line}" if line else "")
+        what = f"{key}: {problem}" if key else problem
+        super().__init__(f"{where}: {what}" + (f" ({hint})" if hint else ""))
+
+
+# --------------------------------------------------------------------------- YAML with line numbers
+Loc = tuple[str | int, ...]
+
+
+def _to_python(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: str) -> Any:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = yaml.safe_load(yaml.serialize(key_node)) if not isinstance(key_node, yaml.ScalarNode) else key_node.value
+            if not isinstance(key, str):
+                raise PlaybookError(path, key_node.start_mark.line + 1, ".".join(map(str, loc)) or None, "keys must be text")
+            if key in out:
+                raise PlaybookError(
+                    path, key_node.start_mark.line + 1, ".".join(map(str, (*loc, key))), "duplicate key", "keep one of them"
+                )
+            out[key] = _to_python(value_node, (*loc, key), lines, path)
+            lines[(*loc, key)] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(item, (*loc, i), lines, path) for i, item in enumerate(node.value)]
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def load_yaml_with_lines(text: str, path: str) -> tuple[Any, dict[Loc, int]]:
+    """Parse YAML into plain data plus the line of every key/item (1-based)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PlaybookError(path, mark.line + 1 if mark else None, None, f"not valid YAML: {problem}", "check indentation and quoting") from None
+    if node is None:
+        raise PlaybookError(path, 1, None, "the file is empty", "start from the built-in system-state-backup playbook")
+    lines: dict[Loc, int] = {}
+    return _to_python(node, (), lines, path), lines
+
+
+def _line(lines: dict[Loc, int], loc: Loc) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def _raise_validation(exc: ValidationError, path: str, lines: dict[Loc, int], prefix: Loc = ()) -> None:
+    err = exc.errors()[0]
+    loc: Loc = (*prefix, *(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))))
+    msg = err["msg"].removeprefix("Value error, ")
+    hint = ""
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+        hint = "check the spelling; `fleetcheck explain CHECK_ID` lists a check's parameters"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    raise PlaybookError(path, _line(lines, loc), ".".join(map(str, loc)) or None, msg, hint) from None
+
+
+# --------------------------------------------------------------------------- models
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _CheckEntry(_Strict):
+    enabled: bool = True
+    severity: Severity | None = None
+    tags: list[str] | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class CheckSettings(BaseModel):
+    """One built-in check as a playbook configures it."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    id: str
+    enabled: bool = True
+    severity: Severity = "medium"
+    tags: list[str] = Field(default_factory=list)
+    params: Any = None  # the check's validated CheckParams model
+
+
+class CustomCheck(_Strict):
+    """A user's own check: a script printing JSON and the expectations its output must meet."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    title: str = Field(default="", max_length=200)
+    description: str = ""
+    remediation: str = ""
+    enabled: bool = True
+    severity: Severity = "medium"
+    tags: list[str] = Field(default_factory=list)
+    script: str = Field(min_length=1, max_length=MAX_SCRIPT)
+    expect: list[Expectation] = Field(min_length=1)
+    status_on_failure: Literal["fail", "warn"] = "fail"
+
+    @field_validator("expect", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, dict) else v
+
+
+class _PlaybookFile(_Strict):
+    name: str = Field(min_length=1, max_length=100)
+    description: str = ""
+    checks: dict[str, _CheckEntry | bool | None] = Field(default_factory=dict)
+    custom_checks: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Playbook(BaseModel):
+    """A loaded, validated playbook."""
+
+    name: str
+    description: str = ""
+    source: str = ""
+    checks: dict[str, CheckSettings] = Field(default_factory=dict)
+    custom_checks: list[CustomCheck] = Field(default_factory=list)
+
+    def enabled_checks(self) -> list[CheckSettings]:
+        return [c for c in self.checks.values() if c.enabled]
+
+    def enabled_custom_checks(self) -> list[CustomCheck]:
+        return [c for c in self.custom_checks if c.enabled]
+
+    def check_ids(self) -> list[str]:
+        """Every check id this playbook reports on (built-in and custom, enabled or not)."""
+        return [*self.checks, *(c.id for c in self.custom_checks)]
+
+    def probe_requests(self) -> dict[str, dict[str, Any]]:
+        """Probe id → parameters, merged over every enabled check (one request per probe)."""
+        requests: list[dict[str, dict[str, Any]]] = [
+            CHECKS[c.id].requests(c.params) for c in self.enabled_checks()
+        ]
+        customs = self.enabled_custom_checks()
+        if customs:
+            requests.append({"custom": {"scripts": [{"id": c.id, "script": c.script} for c in customs]}})
+        merged: dict[str, dict[str, Any]] = {}
+        for req in requests:
+            merged = _merge_requests(merged, req)
+        return merged
+
+
+# --------------------------------------------------------------------------- request merging
+def _merge_value(a: Any, b: Any) -> Any:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = _merge_value(out[k], v) if k in out else v
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        merged = list(a)
+        seen = {json.dumps(x, sort_keys=True) for x in a}
+        for x in b:
+            key = json.dumps(x, sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                merged.append(x)
+        return merged
+    if isinstance(a, bool) and isinstance(b, bool):
+        return a or b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return max(a, b)
+    return a
+
+
+def _coalesce_events(params: dict[str, Any]) -> dict[str, Any]:
+    """Event queries on the same log/provider/ids become one, with the longest window."""
+    queries = params.get("queries")
+    if not isinstance(queries, list):
+        return params
+    by_key: dict[str, dict[str, Any]] = {}
+    for q in queries:
+        key = json.dumps([q.get("log"), q.get("provider"), sorted(q.get("ids") or [])])
+        if key in by_key:
+            by_key[key] = _merge_value(by_key[key], {k: v for k, v in q.items() if k != "ids"})
+        else:
+            by_key[key] = dict(q)
+    return {**params, "queries": list(by_key.values())}
+
+
+def _merge_requests(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out = dict(a)
+    for probe, params in b.items():
+        out[probe] = _merge_value(out[probe], params) if probe in out else dict(params)
+        if probe == "events":
+            out[probe] = _coalesce_events(out[probe])
+    return out
+
+
+def merge_probe_requests(playbooks: list[Playbook]) -> dict[str, dict[str, Any]]:
+    """One probe request set for several playbooks run together on the same hosts."""
+    merged: dict[str, dict[str, Any]] = {}
+    for pb in playbooks:
+        merged = _merge_requests(merged, pb.probe_requests())
+    return merged
+
+
+# --------------------------------------------------------------------------- loading
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
+    return f"did you mean {', '.join(close)}?" if close else "run `fleetcheck checks` to list the check ids"
+
+
+def _build_check(check_id: str, entry: _CheckEntry | bool | None, path: str, lines: dict[Loc, int]) -> CheckSettings:
+    if check_id not in CHECKS:
+        raise PlaybookError(path, _line(lines, ("checks", check_id)), f"checks.{check_id}", "unknown check id", _suggest(check_id, CHECK_ORDER))
+    cdef = CHECKS[check_id]
+    if entry is None or isinstance(entry, bool):
+        entry = _CheckEntry(enabled=entry is not False)
+    try:
+        params: CheckParams = cdef.params.model_validate(entry.params)
+    except ValidationError as exc:
+        _raise_validation(exc, path, lines, ("checks", check_id, "params"))
+        raise  # unreachable
+    return CheckSettings(
+        id=check_id,
+        enabled=entry.enabled,
+        severity=entry.severity or cdef.severity,  # type: ignore[arg-type]
+        tags=list(entry.tags) if entry.tags is not None else list(cdef.tags),
+        params=params,
+    )
+
+
+def parse_playbook(text: str, path: str = "<playbook>") -> Playbook:
+    """Validate playbook YAML text; raises PlaybookError."""
+    data, lines = load_yaml_with_lines(text, path)
+    if not isinstance(data, dict):
+        raise PlaybookError(path, 1, None, "the top level must be a mapping (name:, checks:, ...)")
+    try:
+        raw = _PlaybookFile.model_validate(data)
+    except ValidationError as exc:
+        _raise_validation(exc, path, lines)
+        raise  # unreachable
+    checks = {cid: _build_check(cid, entry, path, lines) for cid, entry in raw.checks.items()}
+    customs: list[CustomCheck] = []
+    for i, item in enumerate(raw.custom_checks):
+        try:
+            custom = CustomCheck.model_validate(item)
+        except ValidationError as exc:
+            _raise_validation(exc, path, lines, ("custom_checks", i))
+            raise  # unreachable
+        if custom.id in CHECKS or custom.id in checks or any(c.id == custom.id for c in customs):
+            raise PlaybookError(
+                path, _line(lines, ("custom_checks", i, "id")), f"custom_checks[{i}].id", f"id {custom.id!r} is already used", "give the custom check its own id, e.g. custom-..."
+            )
+        customs.append(custom)
+    if not checks and not customs:
+        raise PlaybookError(path, _line(lines, ("checks",)), "checks", "the playbook has no checks", "list at least one check id")
+    return Playbook(name=raw.name, description=raw.description, source=path, checks=checks, custom_checks=customs)
+
+
+def builtin_playbooks() -> list[str]:
+    """Names of the playbooks shipped with fleetcheck."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yml"))
+
+
+def _looks_like_path(name_or_path: str) -> bool:
+    return any(sep in name_or_path for sep in "/\\") or name_or_path.endswith((".yml", ".yaml"))
+
+
+def load_playbook(name_or_path: str | Path) -> Playbook:
+    """A built-in playbook by name (`system-state-backup`) or a playbook file by path."""
+    text_name = str(name_or_path)
+    path = Path(name_or_path)
+    if not _looks_like_path(text_name) and not path.is_file():
+        path = BUILTIN_DIR / f"{text_name}.yml"
+        if not path.is_file():
+            raise PlaybookError(text_name, None, None, "no such built-in playbook", f"built-in: {', '.join(builtin_playbooks())}; or give a file path")
+    try:
+        if path.stat().st_size > MAX_PLAYBOOK_BYTES:
+            raise PlaybookError(str(path), None, None, f"file larger than {MAX_PLAYBOOK_BYTES} bytes")
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise PlaybookError(str(path), None, None, "file not found", "check the path") from None
+    except UnicodeDecodeError:
+        raise PlaybookError(str(path), None, None, "file is not UTF-8 text") from None
+    except OSError as exc:
+        raise PlaybookError(str(path), None, None, f"cannot read the file ({exc.strerror})") from None
+    return parse_playbook(text, str(path))
