@@ -50,6 +50,10 @@ def _connection(value: Any) -> str:
     return text
 
 
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).strip().lower() in ("true", "yes", "1", "on")
+
+
 def _scheme(value: Any) -> str:
     return str(value).strip().lower()
 
@@ -76,6 +80,8 @@ MAPPED: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "ansible_psrp_cert_validation": ("psrp:cert_validation", _cert_validation),
     "ansible_psrp_ca_path": ("psrp:ca_path", str),
     "ansible_ssh_private_key_file": ("key_path", str),
+    "ansible_ssh_host_key_checking": ("ssh:ssh_known_hosts", lambda v: "default" if _truthy(v) else "accept"),
+    "ansible_host_key_checking": ("ssh:ssh_known_hosts", lambda v: "default" if _truthy(v) else "accept"),
     "ansible_private_key_file": ("key_path", str),
 }
 FLEETCHECK_PREFIX = "fleetcheck_"

@@ -43,6 +43,8 @@ class Settings(BaseModel):
     tags: list[str] | None = None
     playbooks: list[str] | None = None
     vars: dict[str, Any] | None = None
+    #: ssh only: "default" (~/.ssh/known_hosts), "accept" (no host key check; labs only) or a file.
+    ssh_known_hosts: str | None = Field(default=None, min_length=1)
 
 
 class HostSettings(Settings):
@@ -129,6 +131,8 @@ def resolve_host(
         )
     if transport == "ssh" and "scheme" not in merged:
         merged["scheme"] = "http"  # meaningless for ssh; keeps `inventory` output honest
+    if "ssh_known_hosts" in merged:  # the ssh transport reads it from host.vars
+        merged["vars"] = {**merged.get("vars", {}), "ssh_known_hosts": merged.pop("ssh_known_hosts")}
     merged["groups"] = groups
     try:
         return Host(name=name, **merged)

@@ -1,0 +1,260 @@
+"""Inventory loading: native and Ansible formats, inheritance, errors with lines, credentials, redaction."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fleetcheck.inventory import InventoryError, find_inventory, load_credentials, load_inventory
+from fleetcheck.inventory.ansible import expand_host_pattern
+from fleetcheck.inventory.show import render_inventory
+
+SECRET = "S3cret-Value-9f1"
+
+
+def write(tmp_path: Path, text: str, name: str = "inv.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+NATIVE = """\
+    playbooks: [system-state-backup]
+    vars:
+      transport: psrp
+      scheme: http
+      username: fleetcheck
+      password_env: FC_TEST_PW
+      tags: [all]
+    groups:
+      datacenter-a:
+        vars: {scheme: https, timeout: 30, tags: [dc-a]}
+        hosts:
+          SRV01: {address: 127.0.1.1}
+        groups:
+          web:
+            vars: {port: 15986, tags: [web]}
+            hosts:
+              SRV02: {address: 127.0.1.2, timeout: 10}
+    hosts:
+      SRV03: {address: 127.0.1.3, transport: ssh}
+      SRV04: {}
+    waivers: waivers.yml
+    """
+
+
+def test_native_inheritance_outer_to_inner_then_host(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, NATIVE))
+    assert inv.fmt == "native"
+    assert inv.playbooks == ["system-state-backup"]
+    assert inv.waivers == tmp_path / "waivers.yml"
+    srv01, srv02, srv03, srv04 = (inv.host(n) for n in ("SRV01", "SRV02", "SRV03", "SRV04"))
+    assert (srv01.scheme, srv01.timeout, srv01.effective_port) == ("https", 30, 5986)
+    assert (srv02.scheme, srv02.timeout, srv02.port) == ("https", 10, 15986)
+    assert srv02.groups == ["datacenter-a", "web"]
+    assert srv02.tags == ["all", "dc-a", "web"]
+    assert srv03.transport == "ssh" and srv03.auth == "password" and srv03.effective_port == 22
+    assert srv04.address == "SRV04" and srv04.scheme == "http" and srv04.effective_port == 5985
+    assert all(h.username == "fleetcheck" and h.password_env == "FC_TEST_PW" for h in inv.hosts)
+    assert inv.groups == {"datacenter-a": ["SRV01", "SRV02"], "web": ["SRV02"]}
+
+
+def test_port_5985_without_scheme_means_http(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, "hosts:\n  A: {port: 5985}\n  B: {}\n"))
+    assert inv.host("A").scheme == "http"
+    assert inv.host("B").scheme == "https" and inv.host("B").effective_port == 5986
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "words"),
+    [
+        ("vars:\n  transport: psrp\nhosts:\n  A:\n    prot: 5985\n", 5, "hosts.A.prot", "unknown key"),
+        ("hosts:\n  A:\n    transport: telnet\n", 3, "hosts.A.transport", "'psrp', 'winrm' or 'ssh'"),
+        ("vars:\n  port: 99999\nhosts: {A: {}}\n", 2, "vars.port", "less than or equal to 65535"),
+        ("groups:\n  g:\n    vars: {timeout: -1}\n    hosts: {A: {}}\n", 3, "groups.g.vars.timeout", "greater than 0"),
+        ("groups:\n  g:\n    host: {A: {}}\n", 3, "groups.g.host", "unknown key"),
+        ("hosts:\n  A: {}\n  A: {}\n", 3, "A", "appears twice"),
+        ("hosts:\n  A: {transport: ssh, auth: ntlm}\n", 2, "A.auth", "does not apply to ssh"),
+        ("hosts:\n  A: [1, 2\n", 3, None, "YAML syntax error"),
+        ("hostz:\n  A: {}\n", 1, "hostz", "unknown key"),
+    ],
+)
+def test_errors_name_file_line_key(tmp_path: Path, text: str, line: int, key: str | None, words: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    err = info.value
+    assert err.path == path
+    assert err.line == line
+    assert err.key == key
+    assert words in str(err)
+    assert str(path) in str(err) and f"line {line}" in str(err)
+
+
+def test_empty_and_hostless_inventories_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match="empty"):
+        load_inventory(write(tmp_path, ""))
+    with pytest.raises(InventoryError, match="no host"):
+        load_inventory(write(tmp_path, "vars: {transport: psrp}\n"))
+
+
+def test_bad_password_value_is_never_echoed(tmp_path: Path) -> None:
+    path = write(tmp_path, f"hosts:\n  A: {{password: [{SECRET}]}}\n")
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    assert SECRET not in str(info.value)
+    assert info.value.line == 2
+
+
+ANSIBLE = """\
+    all:
+      vars:
+        ansible_connection: winrm
+        ansible_winrm_transport: [kerberos, ntlm]
+        ansible_user: 'CORP\\svc-fleet'
+        ansible_become: true
+        ansible_shell_type: powershell
+        fleetcheck_password_env: FC_TEST_PW
+        site: paris
+        db_password: hunter2-custom
+      children:
+        web:
+          hosts:
+            web[01:03].corp.example:
+              ansible_port: 5985
+        databases:
+          vars:
+            ansible_connection: psrp
+            ansible_psrp_auth: ntlm
+            ansible_psrp_cert_validation: ignore
+            ansible_psrp_protocol: https
+            ansible_password: !vault |
+              $ANSIBLE_VAULT;1.1;AES256
+              62313365396662343061393464336163
+          hosts:
+            db1: {ansible_host: 127.0.0.9, ansible_port: 15986}
+            web01.corp.example:
+        linux:
+          hosts:
+            jump: {ansible_connection: ssh, ansible_ssh_private_key_file: /k/id, ansible_host_key_checking: false}
+    """
+
+
+def test_ansible_inventory_maps_what_we_support(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, ANSIBLE))
+    assert inv.fmt == "ansible"
+    assert [h.name for h in inv.hosts] == [
+        "web01.corp.example", "web02.corp.example", "web03.corp.example", "db1", "jump",
+    ]
+    web1, web2 = inv.host("web01.corp.example"), inv.host("web02.corp.example")
+    db1, jump = inv.host("db1"), inv.host("jump")
+    assert (web2.transport, web2.auth, web2.scheme, web2.port) == ("winrm", "kerberos", "http", 5985)
+    assert web2.username == "CORP\\svc-fleet" and web2.password_env == "FC_TEST_PW"
+    # a host in two groups: the later group's vars win (databases makes web01 a psrp host)
+    assert web1.groups == ["web", "databases"]
+    assert (web1.transport, web1.auth, web1.port) == ("psrp", "ntlm", 5985)
+    # ansible_winrm_* keys do not leak into a psrp host, ansible_psrp_* do
+    assert (db1.transport, db1.auth, db1.scheme, db1.cert_validation) == ("psrp", "ntlm", "https", False)
+    assert (db1.address, db1.port) == ("127.0.0.9", 15986)
+    assert db1.password is None  # vaulted: ignored, with a warning
+    assert (jump.transport, jump.auth, str(jump.key_path)) == ("ssh", "key", "/k/id")
+    assert jump.vars["ssh_known_hosts"] == "accept"
+    assert web1.vars["site"] == "paris"
+    assert inv.groups["databases"] == ["db1", "web01.corp.example"]
+
+
+def test_ansible_ignored_and_vaulted_keys_are_named(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, ANSIBLE))
+    text = "\n".join(inv.warnings)
+    assert "ansible_become" in text and "ansible_shell_type" in text
+    assert "vault-encrypted value of 'ansible_password'" in text and "line 22" in text
+
+
+def test_ansible_errors_point_at_the_ansible_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "all:\n  hosts:\n    a:\n      ansible_port: http\n")
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    assert (info.value.line, info.value.key) == (4, "ansible_port")
+    path = write(tmp_path, "all:\n  vars:\n    ansible_connection: local\n  hosts: {a: }\n")
+    with pytest.raises(InventoryError, match="not supported") as info:
+        load_inventory(path)
+    assert info.value.line == 3
+
+
+def test_top_level_groups_without_all_are_ansible(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, "windows:\n  hosts:\n    w1: {ansible_host: 127.0.0.5}\n"))
+    assert inv.fmt == "ansible" and inv.host("w1").address == "127.0.0.5" and inv.groups == {"windows": ["w1"]}
+
+
+def test_host_range_expansion() -> None:
+    assert expand_host_pattern("db-[a:c]") == ["db-a", "db-b", "db-c"]
+    assert expand_host_pattern("w[08:10]") == ["w08", "w09", "w10"]
+    assert expand_host_pattern("w[1:5:2]x") == ["w1x", "w3x", "w5x"]
+    assert expand_host_pattern("plain") == ["plain"]
+
+
+def test_inline_password_works_but_warns_and_is_redacted(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, f"hosts:\n  A: {{username: u, password: '{SECRET}', auth: ntlm}}\n"))
+    assert inv.host("A").password is not None
+    assert inv.host("A").password.get_secret_value() == SECRET
+    assert any("password written in the inventory" in w for w in inv.warnings)
+    shown = render_inventory(inv, inv.hosts) + repr(inv.hosts) + str(inv.hosts) + inv.hosts[0].model_dump_json()
+    assert SECRET not in shown
+    assert "inline (redacted)" in render_inventory(inv, inv.hosts)
+
+
+def test_ansible_inline_password_and_custom_secret_vars_are_redacted(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, f"all:\n  hosts:\n    a: {{ansible_password: '{SECRET}', my_token: '{SECRET}x'}}\n"))
+    assert SECRET not in repr(inv.hosts[0].password)
+    shown = render_inventory(inv, inv.hosts)
+    assert SECRET not in shown
+    assert "********" in shown
+
+
+def test_credentials_from_env_prompt_and_missing(tmp_path: Path) -> None:
+    inv = load_inventory(
+        write(
+            tmp_path,
+            """\
+            hosts:
+              A: {username: alice, password_env: FC_PW_A, auth: ntlm}
+              B: {username: bob, auth: ntlm}
+              C: {username: bob, auth: basic}
+              K: {auth: kerberos}
+              S: {transport: ssh, auth: key, key_path: /k}
+            """,
+        )
+    )
+    asked: list[str] = []
+
+    def prompt(text: str) -> str:
+        asked.append(text)
+        return "typed-" + text.split()[-1].rstrip(":")
+
+    hosts = load_credentials(inv.hosts, environ={"FC_PW_A": "from-env"}, ask_pass=True, prompt=prompt)
+    by = {h.name: h for h in hosts}
+    assert by["A"].password is not None and by["A"].password.get_secret_value() == "from-env"
+    assert by["B"].password is not None and by["B"].password.get_secret_value() == "typed-bob"
+    assert by["C"].password == by["B"].password
+    assert asked == ["Password for bob: "]  # once per distinct username
+    assert by["K"].password is None and by["S"].password is None
+
+    with pytest.raises(InventoryError, match="FC_PW_A is not set") as info:
+        load_credentials(inv.hosts[:1], environ={})
+    assert "--ask-pass" in str(info.value)
+    with pytest.raises(InventoryError, match="no password for B, C"):
+        load_credentials(inv.hosts[1:], environ={})
+
+
+def test_find_inventory_cwd_then_inventories(tmp_path: Path) -> None:
+    (tmp_path / "inventories").mkdir()
+    inner = write(tmp_path / "inventories", "hosts: {A: {}}\n", "prod.yml")
+    assert find_inventory("prod.yml", tmp_path) == inner
+    assert find_inventory("prod", tmp_path) == inner
+    outer = write(tmp_path, "hosts: {B: {}}\n", "prod.yml")
+    assert find_inventory("prod.yml", tmp_path) == outer
+    with pytest.raises(InventoryError, match="not found") as info:
+        find_inventory("nope.yml", tmp_path)
+    assert "inventories" in str(info.value)

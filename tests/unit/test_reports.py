@@ -1,0 +1,181 @@
+"""Reports from plain data: table, json, csv, junit, markdown; atomic writes; spec parsing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from report_samples import CHECKS, big_result, sample_result
+
+from fleetcheck.reports import csv as csv_report
+from fleetcheck.reports import json as json_report
+from fleetcheck.reports import junit, markdown
+from fleetcheck.reports.base import (
+    ReportContext,
+    ReportSpecError,
+    get_writer,
+    parse_report_spec,
+    sorted_hosts,
+    summary_line,
+    write_atomic,
+)
+from fleetcheck.reports.table import TableOptions, render_table
+from fleetcheck.results import REPORT_SCHEMA, RunResult
+
+
+def test_hosts_sorted_worst_first() -> None:
+    assert [h.host for h in sorted_hosts(sample_result())] == ["=cmd|calc", "SRV-DOWN", "SRV-BAD", "SRV-OK", "SRV-WARN"]
+
+
+def test_table_rows_symbols_legend_and_summary() -> None:
+    text = render_table(sample_result())
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("Host"))
+    assert header.split() == ["Host", "Status", "1", "2", "3", "Message"]
+    bad = next(line for line in lines if line.startswith("SRV-BAD"))
+    assert bad.split()[:5] == ["SRV-BAD", "noncompliant", "✓", "✗", "E"]
+    assert "VSS startup type is Disabled (+1 more)" in bad
+    warn = next(line for line in lines if line.startswith("SRV-WARN"))
+    assert warn.split()[2:5] == ["!", "w", "-"]
+    assert "Legend: ✓ pass  ✗ fail  ! warn  E error  ? unknown  - skip  w waived" in text
+    assert text.index("SRV-DOWN") < text.index("SRV-BAD") < text.index("SRV-OK")
+    per_check = next(line for line in lines if line.startswith("2 ") and CHECKS[1] in line)
+    assert per_check.split()[2:8] == ["1", "1", "0", "0", "1", "SRV-BAD"]
+    assert lines[-1] == summary_line(sample_result())
+    assert lines[-1].startswith("5 hosts: 2 compliant, 1 noncompliant, 1 unreachable, 1 auth_failed; 1 failed check")
+
+
+def test_table_views_and_ascii() -> None:
+    result = sample_result()
+    summary = render_table(result, TableOptions(view="summary"))
+    assert summary.strip() == summary_line(result)
+    checks = render_table(result, TableOptions(view="checks"))
+    assert "Failing hosts" in checks and "Legend" not in checks
+    hosts = render_table(result, TableOptions(view="hosts", ascii=True))
+    assert "Failing hosts" not in hosts and "✓" not in hosts
+    bad = next(line for line in hosts.splitlines() if line.startswith("SRV-BAD"))
+    assert bad.split()[:5] == ["SRV-BAD", "noncompliant", ".", "X", "E"]
+
+
+def test_large_fleet_collapses_unless_wide() -> None:
+    result = big_result(300)
+    text = render_table(result, TableOptions(max_rows=40))
+    host_rows = [line for line in text.splitlines() if line.startswith("SRV")]
+    assert len(host_rows) == 40
+    assert "... 3 more hosts with problems not shown" in text
+    assert "... 257 compliant hosts not shown" in text
+    assert "SRV0000, SRV0007, SRV0014, SRV0021, SRV0028 +38 more" in text
+    wide = render_table(result, TableOptions(wide=True))
+    assert len([line for line in wide.splitlines() if line.startswith("SRV")]) == 300
+    assert "+38 more" not in wide and CHECKS[1] in wide.splitlines()[0]
+
+
+def test_json_round_trip_and_schema(tmp_path: Path) -> None:
+    result = sample_result()
+    doc = json.loads(json_report.render(result))
+    assert doc["schema"] == REPORT_SCHEMA == "fleetcheck/report/v1"
+    assert doc["hosts"][1]["checks"][1]["observed"] == "Disabled"
+    path = tmp_path / "out" / "run.json"
+    get_writer("json")(result, path, ReportContext())
+    assert json_report.load(path) == result
+
+
+def test_json_load_errors_are_clear(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"run_id": 1}', encoding="utf-8")
+    with pytest.raises(json_report.ResultsFileError, match="not a fleetcheck json report"):
+        json_report.load(bad)
+    other = tmp_path / "other.json"
+    other.write_text(sample_result().model_copy(update={"schema_": "x/v9"}).model_dump_json(by_alias=True))
+    with pytest.raises(json_report.ResultsFileError, match="x/v9"):
+        json_report.load(other)
+    with pytest.raises(json_report.ResultsFileError, match="cannot read"):
+        json_report.load(tmp_path / "missing.json")
+
+
+def test_csv_one_row_per_host_and_check() -> None:
+    rows = list(csv.DictReader(io.StringIO(csv_report.render(sample_result()))))
+    assert len(rows) == 2 + 3 * 3  # two unchecked hosts get one row each
+    assert rows[0]["host"] == "'=cmd|calc"  # formula defused
+    assert rows[1] == rows[1] | {"host": "SRV-DOWN", "host_status": "unreachable", "check_id": ""}
+    fail = next(r for r in rows if r["check_status"] == "fail")
+    assert (fail["host"], fail["check_id"], fail["observed"], fail["expected"], fail["severity"]) == (
+        "SRV-BAD", CHECKS[1], "Disabled", "Manual", "high",
+    )
+    waived = next(r for r in rows if r["check_status"] == "waived")
+    assert waived["waiver"] == "CHG-42 until 2026-12-31"
+
+
+def test_junit_parses_with_counts() -> None:
+    root = ET.fromstring(junit.render(sample_result()).encode())
+    assert root.tag == "testsuites"
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("11", "1", "3", "2")
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert set(suites) == {"=cmd|calc", "SRV-DOWN", "SRV-BAD", "SRV-OK", "SRV-WARN"}
+    bad = suites["SRV-BAD"]
+    assert (bad.get("tests"), bad.get("failures"), bad.get("errors")) == ("3", "1", "1")
+    failure = bad.find(f"testcase[@name='{CHECKS[1]}']/failure")
+    assert failure is not None and failure.get("message") == "VSS startup type is Disabled"
+    assert "remediation: Set-Service VSS -StartupType Manual" in (failure.text or "")
+    assert bad.find(f"testcase[@name='{CHECKS[2]}']/error") is not None
+    down = suites["SRV-DOWN"].find("testcase[@name='connect']/error")
+    assert down is not None and down.get("type") == "unreachable"
+    warn = suites["SRV-WARN"]
+    assert warn.get("skipped") == "2" and warn.get("failures") == "0"
+    skipped = warn.find(f"testcase[@name='{CHECKS[1]}']/skipped")
+    assert skipped is not None and "CHG-42" in (skipped.get("message") or "")
+    assert suites["SRV-OK"].get("tests") == "3" and suites["SRV-OK"].find("testcase/failure") is None
+
+
+def test_markdown_contents() -> None:
+    text = markdown.render(sample_result())
+    assert text.startswith("# fleetcheck run r-0001")
+    assert "| =cmd\\|calc | auth_failed |" in text
+    assert f"| SRV-BAD | noncompliant | {CHECKS[1]}, {CHECKS[2]} |" in text
+    assert f"| {CHECKS[1]} | 1 | SRV-BAD |" in text
+
+
+def test_every_builtin_writer_writes_atomically(tmp_path: Path) -> None:
+    result = sample_result()
+    for fmt in ("json", "csv", "junit", "markdown"):
+        path = tmp_path / "nested" / f"report.{fmt}"
+        get_writer(fmt)(result, path, ReportContext())
+        assert path.stat().st_size > 100
+    assert [p.name for p in (tmp_path / "nested").iterdir() if p.name.startswith(".")] == []
+
+
+def test_write_atomic_keeps_old_file_on_failure(tmp_path: Path) -> None:
+    path = tmp_path / "r.txt"
+    write_atomic(path, "old")
+
+    with pytest.raises(TypeError):
+        write_atomic(path, 12345)  # type: ignore[arg-type]
+    assert path.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.txt"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "fmt", "path"),
+    [("json:out/r.json", "json", "out/r.json"), ("JUnit:x.xml", "junit", "x.xml"), ("csv:/a:b.csv", "csv", "/a:b.csv")],
+)
+def test_parse_report_spec(spec: str, fmt: str, path: str) -> None:
+    assert parse_report_spec(spec) == (fmt, Path(path))
+
+
+@pytest.mark.parametrize(("spec", "words"), [("json", "FORMAT:PATH"), ("pdf:x.pdf", "unknown format 'pdf'"), ("csv:", "FORMAT:PATH")])
+def test_bad_report_spec(spec: str, words: str) -> None:
+    with pytest.raises(ReportSpecError, match=words):
+        parse_report_spec(spec)
+
+
+def test_empty_run_renders_everywhere() -> None:
+    from report_samples import T0
+
+    empty = RunResult(run_id="e", started_at=T0)
+    assert "0 hosts" in render_table(empty)
+    assert junit.render(empty).count("testsuite") == 1  # only the root's name
+    assert csv_report.render(empty).count("\n") == 1
