@@ -8,7 +8,7 @@ import select
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,25 @@ DEFAULT_LAB_PASSWORD = "Lab-Passw0rd!"
 class LabSnapshot:
     """What the lab had seen and spent at one moment."""
 
-    requests: int
-    sessions: int
+    requests: int  # every HTTP request, auth round trips included
+    sessions: int  # shells opened
     peak_open_shells: int
     cpu_s: float
+    actions: int = 0  # WSMan requests (the ones the lab delays)
+    by_action: dict[str, int] = field(default_factory=dict)
+
+    def __add__(self, other: LabSnapshot) -> LabSnapshot:
+        merged = dict(self.by_action)
+        for verb, n in other.by_action.items():
+            merged[verb] = merged.get(verb, 0) + n
+        return LabSnapshot(
+            self.requests + other.requests,
+            self.sessions + other.sessions,
+            self.peak_open_shells + other.peak_open_shells,  # an upper bound across processes
+            self.cpu_s + other.cpu_s,
+            self.actions + other.actions,
+            merged,
+        )
 
 
 class LabProcess:
@@ -44,14 +59,16 @@ class LabProcess:
         faults: str = "",
         workers: int | None = None,
         start_timeout: float = 180.0,
+        tag: str = "",
     ) -> None:
         self.hosts = hosts
+        self.tag = tag or str(hosts)
         self.work = work
         self.latency_ms = latency_ms
         self.faults = faults
         self.workers = workers
         self.start_timeout = start_timeout
-        self.inventory = work / f"lab-{hosts}.yml"
+        self.inventory = work / f"lab-{self.tag}.yml"
         self.proc: subprocess.Popen[str] | None = None
         self.ready: dict[str, Any] = {}
         self.start_s = 0.0
@@ -85,14 +102,14 @@ class LabProcess:
             env=self.env(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=(self.work / f"lab-{self.hosts}.err").open("w"),
+            stderr=(self.work / f"lab-{self.tag}.err").open("w"),
             text=True,
             bufsize=1,
         )
         line = self._read_line(self.start_timeout)
         if not line.startswith("READY "):
             self.stop()
-            err = (self.work / f"lab-{self.hosts}.err").read_text()[-3000:]
+            err = (self.work / f"lab-{self.tag}.err").read_text()[-3000:]
             raise RuntimeError(f"lab did not start: {line!r}\n{err}")
         self.ready = json.loads(line[len("READY ") :])
         self.start_s = time.perf_counter() - t0
@@ -126,6 +143,8 @@ class LabProcess:
             sessions=int(data.get("sessions", 0)),
             peak_open_shells=int(data.get("peak_open_shells", 0)),
             cpu_s=tree_cpu_seconds(self.proc.pid),
+            actions=int(data.get("actions", 0)),
+            by_action=dict(data.get("by_action", {})),
         )
 
     def rss_mb(self) -> float:
@@ -149,6 +168,76 @@ class LabProcess:
         self.proc = None
 
     def __enter__(self) -> LabProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class LabCluster:
+    """Several lab processes, each an in-process `LabFleet` serving a slice of the hosts.
+
+    One process per core lets the lab use the whole machine like `LabFleet(workers=N)`
+    does, and keeps every `LabHost` inside a process we talk to, so the counters include
+    the WSMan actions the lab delays. The slices' inventories are merged into one, with
+    host names renumbered across the fleet.
+    """
+
+    def __init__(self, hosts: int, work: Path, *, processes: int, latency_ms: float = 0.0, faults: str = "") -> None:
+        self.hosts = hosts
+        self.work = work
+        per = -(-hosts // max(1, processes))
+        sizes = [min(per, hosts - i * per) for i in range(processes) if hosts - i * per > 0]
+        self.parts = [
+            LabProcess(n, work, latency_ms=latency_ms, faults=faults, workers=1, tag=f"{hosts}-part{i}")
+            for i, n in enumerate(sizes)
+        ]
+        self.inventory = work / f"lab-{hosts}.yml"
+        self.start_s = 0.0
+        self.ready: dict[str, Any] = {}
+
+    def env(self) -> dict[str, str]:
+        return self.parts[0].env()
+
+    def start(self) -> LabCluster:
+        t0 = time.perf_counter()
+        try:
+            for part in self.parts:  # one after another: each takes the next free addresses
+                part.start()
+        except BaseException:
+            self.stop()
+            raise
+        self.start_s = time.perf_counter() - t0
+        self.ready = {"pid": [p.ready.get("pid") for p in self.parts], "workers": len(self.parts)}
+        merged: dict[str, Any] = {}
+        hosts: dict[str, Any] = {}
+        for part in self.parts:
+            doc, part_hosts = inventory_hosts(part.inventory)
+            if not merged:
+                merged = {k: v for k, v in doc.items() if k not in ("hosts", "groups")}
+            top = doc.get("vars") or {}
+            for settings in part_hosts.values():
+                name = f"LAB-{len(hosts) + 1:04d}"
+                hosts[name] = {k: v for k, v in settings.items() if top.get(k, object()) != v}
+        merged["hosts"] = hosts
+        self.inventory.write_text(yaml.safe_dump(merged, sort_keys=False))
+        return self
+
+    def snapshot(self) -> LabSnapshot:
+        snaps = [p.snapshot() for p in self.parts]
+        total = snaps[0]
+        for snap in snaps[1:]:
+            total = total + snap
+        return total
+
+    def rss_mb(self) -> float:
+        return sum(p.rss_mb() for p in self.parts)
+
+    def stop(self) -> None:
+        for part in self.parts:
+            part.stop()
+
+    def __enter__(self) -> LabCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -24,8 +24,17 @@ from typing import Any
 
 
 def _counters(fleet: Any) -> dict[str, Any]:
-    """Fleet-wide counters, summed over the lab's worker processes by `LabFleet`."""
+    """Fleet-wide counters; for an in-process fleet also the WSMan actions (the requests the
+    lab delays: its auth round trips are counted in `requests` but not delayed)."""
     data: dict[str, Any] = fleet.counters_dict()
+    labs = [h.lab for h in fleet.hosts.values() if getattr(h, "lab", None) is not None]
+    if labs:
+        data["actions"] = sum(sum(lab.requests_by_action.values()) for lab in labs)
+        by_action: dict[str, int] = {}
+        for lab in labs:
+            for verb, n in lab.requests_by_action.items():
+                by_action[verb] = by_action.get(verb, 0) + n
+        data["by_action"] = by_action
     return data
 
 

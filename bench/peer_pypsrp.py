@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     errors: list[str] = []
     ok = 0
     start = time.perf_counter()
+    cpu_start = time.process_time()
     if opts.mode == "loop":
         for target in targets:
             try:
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as exc:
                     errors.append(f"{target['name']}: {type(exc).__name__}: {exc}"[:300])
     wall = time.perf_counter() - start
+    loop_cpu = time.process_time() - cpu_start
     json.dump(
         {
             "hosts": len(targets),
@@ -127,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             "errors": errors[:5],
             "startup_s": _STARTUP,
             "loop_wall_s": wall,
+            "loop_cpu_s": loop_cpu,
         },
         sys.stdout,
     )

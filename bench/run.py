@@ -26,7 +26,7 @@ from typing import Any
 from tabulate import tabulate
 
 from bench import ideal
-from bench.lab import LabProcess, LabSnapshot, targets_from_inventory, write_subset
+from bench.lab import LabCluster, LabProcess, LabSnapshot, targets_from_inventory, write_subset
 from bench.measure import Measured, run_measured
 from bench.peers import (
     ansible_argv,
@@ -107,9 +107,11 @@ class RunRecord:
     peak_rss_mb: float
     ok: int
     failed: int
-    requests: int = 0
+    requests: int = 0  # HTTP requests the lab counted (auth round trips included)
+    actions: int = 0  # WSMan requests, the ones the lab delays
     sessions: int = 0
-    req_per_session: float = 0.0
+    req_per_session: float = 0.0  # HTTP requests per session
+    delayed_per_session: float = 0.0  # delays per session: WSMan actions + the script's own
     ideal_s: float = 0.0
     efficiency: float = 0.0
     lab_cpu_s: float = 0.0
@@ -129,7 +131,7 @@ class RunRecord:
 class Bench:
     """Runs every tool of one profile against one lab and keeps the records."""
 
-    def __init__(self, profile: Profile, lab: LabProcess, work: Path, log: Any = print) -> None:
+    def __init__(self, profile: Profile, lab: LabProcess | LabCluster, work: Path, log: Any = print) -> None:
         self.profile = profile
         self.lab = lab
         self.work = work
@@ -161,6 +163,7 @@ class Bench:
         errors: list[str] | None = None,
     ) -> RunRecord:
         requests = after.requests - before.requests
+        actions = after.actions - before.actions
         sessions = after.sessions - before.sessions
         lab_cpu = after.cpu_s - before.cpu_s
         rec = RunRecord(
@@ -174,6 +177,7 @@ class Bench:
             ok=ok,
             failed=failed,
             requests=requests,
+            actions=actions,
             sessions=sessions,
             lab_cpu_s=lab_cpu,
             peak_open_shells=after.peak_open_shells,
@@ -186,15 +190,22 @@ class Bench:
         self.log(
             f"  {tool:<28} hosts={hosts:<5} forks={forks:<4} wall={rec.wall_s:7.2f}s eff={rec.efficiency:5.2f} "
             f"cpu/host={rec.cpu_ms_per_host:6.1f}ms rss={rec.peak_rss_mb:6.0f}MB ok={ok}/{hosts} "
-            f"req/session={rec.req_per_session:.1f} lab_cpu={lab_cpu:.1f}s"
+            f"req/session={rec.req_per_session:.1f} delayed/session={rec.delayed_per_session:.1f} "
+            f"lab_cpu={lab_cpu:.1f}s"
         )
         return rec
 
     def _judge(self, rec: RunRecord) -> None:
         if rec.sessions > 0:
             rec.req_per_session = ideal.requests_per_session(rec.requests, rec.sessions)
+            # The lab delays each WSMan request and, once more, each script (the latency
+            # fault applies everywhere); its auth round trips are counted but not delayed.
+            if rec.actions:
+                rec.delayed_per_session = ideal.requests_per_session(rec.actions, rec.sessions) + 1.0
+            else:
+                rec.delayed_per_session = rec.req_per_session
             rec.ideal_s = ideal.ideal_seconds(
-                rec.hosts, rec.forks, rec.req_per_session, self.profile.latency_ms / 1000, self.profile.remote_s
+                rec.hosts, rec.forks, rec.delayed_per_session, self.profile.latency_ms / 1000, self.profile.remote_s
             )
             rec.efficiency = ideal.efficiency(rec.ideal_s, rec.wall_s)
         if not rec.extrapolated_from:
@@ -264,13 +275,16 @@ class Bench:
         startup = max(m.wall_s - float(result["loop_wall_s"]), 0.0)
         scale = extrapolate_to / hosts
         m.wall_s = ideal.extrapolate_wall(m.wall_s, startup, hosts, extrapolate_to)
-        m.cpu_s *= scale
-        rec_before = LabSnapshot(before.requests, before.sessions, before.peak_open_shells, before.cpu_s)
+        loop_cpu = float(result.get("loop_cpu_s", m.cpu_s))
+        m.cpu_s = max(m.cpu_s - loop_cpu, 0.0) + loop_cpu * scale
+        rec_before = LabSnapshot(before.requests, before.sessions, before.peak_open_shells, before.cpu_s,
+                                 before.actions)
         rec_after = LabSnapshot(
             before.requests + round((after.requests - before.requests) * scale),
             before.sessions + round((after.sessions - before.sessions) * scale),
             after.peak_open_shells,
             before.cpu_s + (after.cpu_s - before.cpu_s) * scale,
+            before.actions + round((after.actions - before.actions) * scale),
         )
         rec = self._finish(
             tool,
@@ -341,7 +355,8 @@ def run_profile(profile: Profile, opts: argparse.Namespace, log: Any = print) ->
     work = WORK / profile.name
     work.mkdir(parents=True, exist_ok=True)
     log(f"\n== profile {profile.name}: {profile.description}; lab with {largest} hosts")
-    lab = LabProcess(largest, work, latency_ms=profile.latency_ms, faults=profile.faults, workers=opts.workers)
+    processes = opts.lab_processes or (1 if largest <= 300 else CORES)
+    lab = LabCluster(largest, work, processes=processes, latency_ms=profile.latency_ms, faults=profile.faults)
     lab.start()
     log(f"  lab ready in {lab.start_s:.1f}s (pid {lab.ready.get('pid')}, workers {lab.ready.get('workers')})")
     info: dict[str, Any] = {"lab_start_s": lab.start_s, "lab_hosts": largest}
@@ -457,14 +472,14 @@ def render(profile: Profile, records: list[RunRecord]) -> str:
                 f"{r.cpu_ms_per_host:.1f}",
                 f"{r.peak_rss_mb:.0f}",
                 f"{ideal.per_host_ms(r.lab_cpu_s, r.hosts):.1f}",
-                f"{r.req_per_session:.1f}",
+                f"{r.req_per_session:.1f}/{r.delayed_per_session:.1f}",
                 f"{r.utilisation:.0%}" if not r.extrapolated_from else "-",
                 r.limit,
                 f"{r.ok}/{r.hosts}",
             ]
         )
     headers = ["tool", "hosts", "forks", "wall s", "ideal s", "eff", "CPU ms/host", "peak RSS MB",
-               "lab CPU ms/host", "req/session", "machine busy", "limit", "ok"]
+               "lab CPU ms/host", "req/delays per session", "machine busy", "limit", "ok"]
     text = [f"### {profile.name}: {profile.description}", "", tabulate(rows, headers=headers, tablefmt="github")]
     if any(r.extrapolated_from for r in records):
         loop = next(r for r in records if r.extrapolated_from)
@@ -499,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profiles", default="quick,realistic")
     parser.add_argument("--sizes", default="50,200,1000")
-    parser.add_argument("--workers", type=int, default=None, help="lab worker processes (default: the lab's choice)")
+    parser.add_argument("--lab-processes", type=int, default=0,
+                        help="lab processes (default: 1 up to 300 hosts, else one per core)")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--no-ansible", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes to check the harness (results not kept)")
