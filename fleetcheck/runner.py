@@ -107,15 +107,13 @@ def build_plan(playbooks: Sequence[Any]) -> Plan:
 
 
 def _check_ids(playbooks: Sequence[Any]) -> list[str]:
+    """Enabled built-in then custom check ids, in playbook order, without duplicates."""
     ids: list[str] = []
     for pb in playbooks:
-        enabled = getattr(pb, "enabled_checks", None)
-        items = enabled() if callable(enabled) else getattr(pb, "checks", [])
-        if isinstance(items, Mapping):
-            candidates = [k for k, v in items.items() if getattr(v, "enabled", True)]
-        else:
-            candidates = [getattr(c, "id", None) for c in items if getattr(c, "enabled", True)]
-        for cid in candidates:
+        builtin = pb.enabled_checks() if hasattr(pb, "enabled_checks") else []
+        custom = pb.enabled_custom_checks() if hasattr(pb, "enabled_custom_checks") else []
+        for check in [*builtin, *custom]:
+            cid = getattr(check, "id", None)
             if isinstance(cid, str) and cid not in ids:
                 ids.append(cid)
     return ids
@@ -156,8 +154,7 @@ def judge_output(
     host: Any, output: ScriptOutput, playbooks: Sequence[Any], scan_time: datetime
 ) -> tuple[HostStatus, str, list[CheckResult], Any, str | None]:
     """Script output -> (status, message, checks, facts or None, error_type)."""
-    from fleetcheck.checks import evaluate, unsupported_reason
-    from fleetcheck.checks.base import EvalContext
+    from fleetcheck.checks import EvalContext, evaluate, unsupported_reason
     from fleetcheck.probes.bundle import parse_facts
 
     secrets = _secrets(host)

@@ -28,7 +28,7 @@ from fleetcheck.transports.errors import OutputTooLarge
 log = logging.getLogger(__name__)
 
 #: Seconds a Receive may long-poll on the host before WSMan answers "no output yet".
-DEFAULT_OPERATION_TIMEOUT = 20
+DEFAULT_OPERATION_TIMEOUT = 10
 #: How long a cancelled host gets to close its remote shell before we stop waiting.
 CANCEL_GRACE = 3.0
 

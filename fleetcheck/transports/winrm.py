@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 #: Raw bytes per Send: base64 makes 4/3 of it, well inside pywinrm's 150 KiB envelope.
 STDIN_CHUNK = 60_000
-DEFAULT_OPERATION_TIMEOUT = 20
+DEFAULT_OPERATION_TIMEOUT = 10
 
 _PYWINRM_AUTH = {
     "negotiate": "ntlm",

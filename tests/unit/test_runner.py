@@ -122,7 +122,7 @@ async def test_journal_keeps_finished_hosts_when_cancelled(tmp_path: Path) -> No
     assert back.run_id == run.run_id and back.interrupted
     assert sorted(h.host for h in back.hosts) == [f"H{i:03d}" for i in range(5)]
     lines = [json.loads(x) for x in journal.read_text().splitlines()]
-    assert [x["record"] for x in lines][0] == "run" and lines[-1]["record"] == "end"
+    assert lines[0]["record"] == "run" and lines[-1]["record"] == "end"
     assert "pw-123" not in journal.read_text()
     assert events[-1].kind == "run_finished"
 

@@ -1,0 +1,45 @@
+"""Ctrl-C in the middle of a run over the lab: finished hosts stay in the journal, shells get closed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fleetcheck.inventory.model import Host
+from fleetcheck.journal import read_journal
+from fleetcheck.lab.fleet import LabFleet
+from fleetcheck.runner import RunEvent, RunOptions, exit_code, run_fleet
+
+SLOW = ",".join(f"LAB-{i:04d}:latency=0.4" for i in range(5, 9))
+
+
+async def test_cancel_keeps_finished_hosts_and_closes_shells(tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]) -> None:
+    async with LabFleet(hosts=8, faults=SLOW, seed=5) as fleet:
+        hosts = fleet_hosts(fleet, tmp_path)
+        journal = tmp_path / "journal.jsonl"
+        events: list[RunEvent] = []
+        opts = RunOptions(forks=8, timeout=60, journal=journal, on_event=events.append)
+        task = asyncio.create_task(run_fleet(hosts, playbooks, opts))
+        deadline = time.monotonic() + 20
+        while sum(e.kind == "host_finished" for e in events) < 4 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert fleet.counters.open_shells > 0  # the slow hosts are mid-session
+        t0 = time.monotonic()
+        task.cancel()  # what asyncio.run does on Ctrl-C
+        run = await task
+        assert time.monotonic() - t0 < 4
+        assert run.interrupted and exit_code(run) == 4
+        finished = {e.host for e in events if e.kind == "host_finished"}
+        assert finished == {f"LAB-{i:04d}" for i in range(1, 5)}
+        assert {h.host for h in run.hosts} == finished
+        back = read_journal(journal)
+        assert back.interrupted
+        assert [(h.host, h.status) for h in back.hosts] == [(h.host, h.status) for h in run.hosts]
+        assert all(h.checks for h in back.hosts)
+        end = time.monotonic() + 3
+        while fleet.counters.open_shells and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        assert fleet.counters.open_shells == 0
