@@ -60,7 +60,7 @@ def serve(
     ] = "psrp",
     addressing: Annotated[str, typer.Option("--addressing", help="auto, loopback-ips or ports.")] = "auto",
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Server processes (default: 1 up to 300 hosts, more above).")
+        int | None, typer.Option("--workers", min=1, help="Server processes (default: 1 up to 1000 hosts, more above).")
     ] = None,
     counters_out: Annotated[
         Path | None,
