@@ -188,31 +188,40 @@ def checks_cmd(
     playbook: Annotated[
         list[str] | None, typer.Option("--playbook", "-p", metavar="NAME|PATH", help="Playbook name or path (repeatable).")
     ] = None,
+    all_checks: Annotated[bool, typer.Option("--all", help="Every built-in check, not only a playbook's.")] = False,
 ) -> None:
-    """List the checks of a playbook (default: the System State Backup playbook)."""
+    """List the checks of a playbook (default: the System State Backup playbook).
+
+    \b
+    Examples:
+      fleetcheck checks
+      fleetcheck checks -p my-playbook.yml
+      fleetcheck checks --all
+    """
     with _user_errors():
         from fleetcheck.checks import render_checks_table
 
-        for pb in _load_playbooks(playbook or [DEFAULT_PLAYBOOK]):
-            typer.echo(render_checks_table(pb))
+        playbooks = [] if all_checks else _load_playbooks(playbook or [DEFAULT_PLAYBOOK])
+        typer.echo(render_checks_table(playbooks))
 
 
 @app.command("explain")
 def explain_cmd(
     check_id: Annotated[str, typer.Argument(metavar="CHECK_ID", help="A check id, as `fleetcheck checks` lists them.")],
-    playbook: Annotated[
-        list[str] | None, typer.Option("--playbook", "-p", metavar="NAME|PATH", help="Playbook name or path (repeatable).")
-    ] = None,
 ) -> None:
-    """Explain one check: what it reads, what it expects, and how to fix a failure."""
+    """Explain one check: what it verifies, why it matters, how to fix a failure, its parameters.
+
+    \b
+    Example:
+      fleetcheck explain vss.service.state
+    """
     with _user_errors():
         from fleetcheck.checks import render_explain
 
-        for pb in _load_playbooks(playbook or [DEFAULT_PLAYBOOK]):
-            if any(getattr(c, "id", None) == check_id for c in getattr(pb, "checks", [])):
-                typer.echo(render_explain(pb, check_id))
-                return
-        raise UsageError(f"unknown check id '{check_id}'; `fleetcheck checks` lists the known ones")
+        try:
+            typer.echo(render_explain(check_id), nl=False)
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0]) if exc.args else f"unknown check id {check_id!r}") from None
 
 
 # --------------------------------------------------------------------------- reports

@@ -7,6 +7,7 @@ messages are truncated; `wide=True` shows everything.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,6 +44,7 @@ class TableOptions:
     max_rows: int = 40  # beyond this, compliant hosts collapse into one line
     max_hosts_per_check: int = 5
     message_width: int = 60
+    strip_above: int = 10  # more checks than this: one compact column "✓✓✗✓✓ ✓E✓✓✓" instead of one each
 
 
 def _cut(text: str, width: int, wide: bool) -> str:
@@ -65,6 +67,15 @@ def legend(symbols: dict[CheckStatus, str]) -> str:
     return "Legend: " + "  ".join(f"{symbols[s]} {s.value}" for s in UNICODE_SYMBOLS)
 
 
+def _strip(cells: list[str]) -> str:
+    return " ".join("".join(cells[i : i + 5]).ljust(5) for i in range(0, len(cells), 5)).rstrip()
+
+
+def _strip_header(count: int) -> str:
+    """Position ruler for the compact column: each group of five is labelled with its first number."""
+    return "".join(str(i + 1).ljust(6) for i in range(0, count, 5)).rstrip()
+
+
 def render_hosts(result: RunResult, opts: TableOptions) -> str:
     """One row per host, one column per check (numbered; ids as headers with --wide)."""
     symbols = ASCII_SYMBOLS if opts.ascii else UNICODE_SYMBOLS
@@ -79,11 +90,18 @@ def render_hosts(result: RunResult, opts: TableOptions) -> str:
             hidden_other = len(shown) - opts.max_rows
             shown = shown[: opts.max_rows]
         hosts = shown
-    headers = ["Host", "Status", *(ids if opts.wide else [str(i + 1) for i in range(len(ids))]), "Message"]
+    strip = not opts.wide and len(ids) > opts.strip_above
+    if strip:
+        check_headers = [_strip_header(len(ids))]
+    else:
+        check_headers = ids if opts.wide else [str(i + 1) for i in range(len(ids))]
+    headers = ["Host", "Status", *check_headers, "Message"]
     rows = []
     for host in hosts:
         by_id = {c.check_id: c for c in host.checks}
-        cells = [symbols[by_id[i].status] if i in by_id else "" for i in ids]
+        cells = [symbols[by_id[i].status] if i in by_id else ("" if not strip else " ") for i in ids]
+        if strip:
+            cells = [_strip(cells) if host.checks else ""]
         rows.append([host.host, host.status.value, *cells, _cut(_host_message(host), opts.message_width, opts.wide)])
     lines = [tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)] if rows else []
     if hidden_other:
@@ -91,14 +109,23 @@ def render_hosts(result: RunResult, opts: TableOptions) -> str:
     if hidden_compliant:
         lines.append(f"... {hidden_compliant} compliant hosts not shown (--wide shows all)")
     lines.append(legend(symbols))
+    if opts.view == "hosts" and not opts.wide and ids:
+        lines.append("Checks: " + ", ".join(f"{n} {cid}" for n, cid in enumerate(ids, start=1)))
     return "\n".join(lines)
 
 
 def render_checks(result: RunResult, opts: TableOptions) -> str:
-    """Per check: how many hosts pass, fail or could not be evaluated, and which hosts fail."""
+    """Per check: how many hosts pass, fail or could not be evaluated, and which hosts fail.
+
+    Checks that passed on every host they ran on fold into one line unless `wide`.
+    """
     rows = []
+    clean: list[str] = []
     for number, check_id in enumerate(check_ids(result), start=1):
         statuses = [c.status for h in result.hosts for c in h.checks if c.check_id == check_id]
+        if not opts.wide and statuses and all(s == CheckStatus.PASS for s in statuses):
+            clean.append(f"{number} {check_id}")
+            continue
         failing = hosts_with(result, check_id, frozenset({CheckStatus.FAIL}))
         errors = sum(1 for s in statuses if s in (CheckStatus.ERROR, CheckStatus.UNKNOWN))
         limit = len(failing) if opts.wide else opts.max_hosts_per_check
@@ -115,10 +142,17 @@ def render_checks(result: RunResult, opts: TableOptions) -> str:
                 names,
             ]
         )
-    if not rows:
+    if not rows and not clean:
         return "No check was evaluated."
     headers = ["#", "Check", "Pass", "Fail", "Warn", "Err/?", "Skip/Waived", "Failing hosts"]
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    parts = [tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)] if rows else []
+    if clean:
+        parts.append(_wrap("Passed on every checked host: " + ", ".join(clean)))
+    return "\n".join(parts)
+
+
+def _wrap(text: str, width: int = 100) -> str:
+    return "\n".join(textwrap.wrap(text, width=width, subsequent_indent="  ", break_on_hyphens=False))
 
 
 def render_table(result: RunResult, opts: TableOptions | None = None) -> str:

@@ -179,3 +179,30 @@ def test_empty_run_renders_everywhere() -> None:
     assert "0 hosts" in render_table(empty)
     assert junit.render(empty).count("testsuite") == 1  # only the root's name
     assert csv_report.render(empty).count("\n") == 1
+
+
+def test_checks_passing_everywhere_fold_into_one_line() -> None:
+    text = render_table(big_result(20), TableOptions(view="checks"))
+    assert f"Passed on every checked host: 1 {CHECKS[0]}, 3 {CHECKS[2]}" in text
+    rows = [line for line in text.splitlines() if line[:1].isdigit()]
+    assert len(rows) == 1 and rows[0].split()[:4] == ["2", CHECKS[1], "17", "3"]
+    wide = render_table(big_result(20), TableOptions(view="checks", wide=True))
+    assert "Passed on every" not in wide and len([x for x in wide.splitlines() if x[:1].isdigit()]) == 3
+
+
+def test_many_checks_use_one_compact_column() -> None:
+    from report_samples import check
+
+    result = sample_result()
+    ids = [f"chk-{i:02d}" for i in range(12)]
+    result.check_ids = ids
+    for h in result.hosts:
+        if h.checks:
+            h.checks = [check(cid, h.checks[i % 3].status) for i, cid in enumerate(ids)]
+    lines = render_table(result, TableOptions(view="hosts")).splitlines()
+    assert lines[0].split() == ["Host", "Status", "1", "6", "11", "Message"]
+    bad = next(line for line in lines if line.startswith("SRV-BAD"))
+    assert "✓✗E✓✗ E✓✗E✓ ✗E" in bad
+    assert lines[-1].startswith("Checks: 1 chk-00, 2 chk-01")
+    wide = render_table(result, TableOptions(view="hosts", wide=True)).splitlines()
+    assert wide[0].split()[2:4] == ["chk-00", "chk-01"]
