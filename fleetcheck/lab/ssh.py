@@ -16,30 +16,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncssh
 
-from fleetcheck.lab.engine import (
-    LabErrorRecord,
-    PSVersionValue,
-    ScriptRequest,
-    run_script,
-    whoami,
-)
+from fleetcheck.lab.engine import LabErrorRecord, ScriptRequest, run_script, whoami
 from fleetcheck.lab.faults import pick_fault
 from fleetcheck.lab.host import LabHost
 from fleetcheck.lab.machine import LabUser
+from fleetcheck.lab.render import clixml_errors, console_text, error_text
 from fleetcheck.transports.bootstrap import BOOTSTRAP_MARKER, parse_bootstrap_stdin
 
 CMD_LINE_LIMIT = 8191
 CMD_TOO_LONG = "The command line is too long.\r\n"
 SERVER_VERSION = "OpenSSH_for_Windows_8.1"
 MAX_STDIN_BYTES = 64 * 1024 * 1024  # bound what one exec may send us
-CLIXML_HEADER = "#< CLIXML\r\n"
-CLIXML_OPEN = '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
 
 _host_key: asyncssh.SSHKey | None = None
 
@@ -189,65 +181,6 @@ def is_powershell(exe: str) -> bool:
     return name in ("powershell", "powershell.exe")
 
 
-# --- rendering (pure) -------------------------------------------------------------------
-
-_CLIXML_CTRL = re.compile(r"[\x00-\x1f]|_(?=x[0-9A-Fa-f]{4}_)")
-
-
-def clixml_escape(text: str) -> str:
-    """CLIXML string escaping: control chars as _xHHHH_, a literal `_xHHHH_` protected, XML entities."""
-
-    def _sub(m: re.Match[str]) -> str:
-        return "_x005F_" if m.group(0) == "_" else f"_x{ord(m.group(0)):04X}_"
-
-    escaped = _CLIXML_CTRL.sub(_sub, text)
-    return escaped.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def format_error_record(record: LabErrorRecord, script: str = "") -> list[str]:
-    """Windows PowerShell's console view of an error record, one entry per line."""
-    lines: list[str] = []
-    lines.append(f"{record.command} : {record.message}" if record.command else record.message)
-    first = next((ln for ln in script.splitlines() if ln.strip()), "").strip()
-    if record.command and first:
-        lines.append("At line:1 char:1")
-        lines.append(f"+ {first[:120]}")
-        lines.append("+ " + "~" * max(1, min(len(record.command), 118)))
-    target = f"({record.target}:String)" if record.target is not None else "(:)"
-    lines.append(f"    + CategoryInfo          : {record.category}: {target} [], {record.reason}")
-    lines.append(f"    + FullyQualifiedErrorId : {record.fully_qualified_error_id}")
-    lines.append(" ")
-    return lines
-
-
-def clixml_errors(records: list[LabErrorRecord], script: str = "") -> str:
-    """The stderr text powershell.exe writes for these records (`#< CLIXML` + Objs)."""
-    parts = [CLIXML_HEADER, CLIXML_OPEN]
-    for record in records:
-        for line in format_error_record(record, script):
-            parts.append(f'<S S="Error">{clixml_escape(line + chr(13) + chr(10))}</S>')
-    parts.append("</Objs>")
-    return "".join(parts)
-
-
-def render_value(value: Any) -> str:
-    """Console text for one output object (strings as-is; the facts JSON is a string)."""
-    if isinstance(value, PSVersionValue):
-        major, minor, build, rev = value.parts()
-        cols = ["Major", "Minor", "Build", "Revision"]
-        vals = [str(major), str(minor), str(build), str(rev)]
-        widths = [max(len(c), len(v)) for c, v in zip(cols, vals, strict=True)]
-        row = lambda xs: " ".join(x.ljust(w) for x, w in zip(xs, widths, strict=True)).rstrip()  # noqa: E731
-        return "\r\n".join(["", row(cols), row(["-" * w for w in widths]), row(vals), ""])
-    if isinstance(value, dict):
-        width = max((len(str(k)) for k in value), default=0)
-        body = "\r\n".join(f"{str(k).ljust(width)} : {v}" for k, v in value.items())
-        return f"\r\n{body}\r\n"
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    return str(value)
-
-
 # --- executing one command line (transport-neutral core, async for the engine) ----------
 
 
@@ -294,18 +227,18 @@ async def run_powershell(host: LabHost, inv: PowerShellInvocation, read_stdin: S
                 reason="MethodInvocationException",
                 fully_qualified_error_id="FormatException",
             )
-            return ExecResult(stderr=clixml_errors([rec]).encode("utf-8"), exit_code=1)
+            return ExecResult(stderr=clixml_errors([error_text(rec)]).encode("utf-8"), exit_code=1)
         parameters = {"ArgsJson": args_json}
     sink = _CollectSink()
     outcome = await run_script(host, ScriptRequest(script, parameters, "ssh", user), sink)
-    text = "".join(render_value(v) + "\r\n" for v in sink.outputs)
+    text = console_text(sink.outputs)
     errors = list(sink.errors)
     if outcome.terminating is not None:
         errors.append(outcome.terminating)
     exit_code = outcome.exit_code
     if errors and exit_code == 0:
         exit_code = 1
-    stderr = clixml_errors(errors, script).encode("utf-8") if errors else b""
+    stderr = clixml_errors([error_text(r, script) for r in errors]).encode("utf-8") if errors else b""
     return ExecResult(stdout=text.encode("utf-8"), stderr=stderr, exit_code=exit_code)
 
 

@@ -14,7 +14,6 @@ from fleetcheck.lab.host import FaultSpec, LabHost
 from fleetcheck.lab.machine import LabUser, MachineState
 from fleetcheck.lab.ssh import (
     CMD_LINE_LIMIT,
-    clixml_escape,
     parse_powershell_args,
     split_command_line,
     start_ssh_listener,
@@ -163,6 +162,3 @@ def test_parse_powershell_args_prefixes_and_errors() -> None:
     assert parse_powershell_args(["-EncodedCommand", "!!notbase64"]).error is not None
     assert parse_powershell_args([]).from_stdin
 
-
-def test_clixml_escape() -> None:
-    assert clixml_escape("a<b>&\r\n_x0041_") == "a&lt;b&gt;&amp;_x000D__x000A__x005F_x0041_"
