@@ -44,7 +44,7 @@ def _to_python(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: str) -> A
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node)) if not isinstance(key_node, yaml.ScalarNode) else key_node.value
+            key = _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str):
                 raise PlaybookError(path, key_node.start_mark.line + 1, ".".join(map(str, loc)) or None, "keys must be text")
             if key in out:
@@ -56,7 +56,12 @@ def _to_python(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: str) -> A
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_to_python(item, (*loc, i), lines, path) for i, item in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    """A scalar node as safe_load would build it (null, bool, int, float, str, dates)."""
+    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
 def load_yaml_with_lines(text: str, path: str) -> tuple[Any, dict[Loc, int]]:
@@ -140,7 +145,7 @@ class CustomCheck(_Strict):
 class _PlaybookFile(_Strict):
     name: str = Field(min_length=1, max_length=100)
     description: str = ""
-    checks: dict[str, _CheckEntry | bool | None] = Field(default_factory=dict)
+    checks: dict[str, Any] = Field(default_factory=dict)
     custom_checks: list[dict[str, Any]] = Field(default_factory=list)
 
 
@@ -238,12 +243,21 @@ def _suggest(word: str, choices: list[str]) -> str:
     return f"did you mean {', '.join(close)}?" if close else "run `fleetcheck checks` to list the check ids"
 
 
-def _build_check(check_id: str, entry: _CheckEntry | bool | None, path: str, lines: dict[Loc, int]) -> CheckSettings:
+def _build_check(check_id: str, raw: Any, path: str, lines: dict[Loc, int]) -> CheckSettings:
     if check_id not in CHECKS:
         raise PlaybookError(path, _line(lines, ("checks", check_id)), f"checks.{check_id}", "unknown check id", _suggest(check_id, CHECK_ORDER))
     cdef = CHECKS[check_id]
-    if entry is None or isinstance(entry, bool):
-        entry = _CheckEntry(enabled=entry is not False)
+    if raw is None or isinstance(raw, bool):
+        raw = {"enabled": raw is not False}
+    if not isinstance(raw, dict):
+        raise PlaybookError(
+            path, _line(lines, ("checks", check_id)), f"checks.{check_id}", "expected a mapping (enabled, severity, tags, params), true/false or nothing"
+        )
+    try:
+        entry = _CheckEntry.model_validate(raw)
+    except ValidationError as exc:
+        _raise_validation(exc, path, lines, ("checks", check_id))
+        raise  # unreachable
     try:
         params: CheckParams = cdef.params.model_validate(entry.params)
     except ValidationError as exc:
