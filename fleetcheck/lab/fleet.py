@@ -315,23 +315,32 @@ class _SharedCounters(FleetCounters):
 
 
 def _load_machine(scenario: str) -> MachineState:
+    """The scenario's machine; the default scenario falls back to `MachineState()` defaults
+    while the scenario library does not ship it."""
+    if scenario == DEFAULT_SCENARIO and scenario not in _library():
+        return MachineState()
+    from fleetcheck.lab.scenarios import load_scenario
+
     try:
-        from fleetcheck.lab.scenarios import load_scenario  # type: ignore[attr-defined]
-    except ImportError:
-        if scenario == DEFAULT_SCENARIO:
-            return MachineState()
-        raise FleetConfigError(f"scenario {scenario!r}: the scenario library is not available") from None
-    machine: MachineState = load_scenario(scenario)
+        machine: MachineState = load_scenario(scenario)
+    except Exception as exc:  # the library's own error names the file and field
+        raise FleetConfigError(f"scenario {scenario!r}: {exc}") from None
     return machine
 
 
-def available_scenarios() -> list[str]:
+def _library() -> list[str]:
     try:
-        from fleetcheck.lab.scenarios import list_scenarios  # type: ignore[attr-defined]
+        from fleetcheck.lab.scenarios import list_scenarios
     except ImportError:
-        return [DEFAULT_SCENARIO]
+        return []
     names: list[str] = list_scenarios()
     return names
+
+
+def available_scenarios() -> list[str]:
+    """Scenario names usable in a mix (the default one is always usable)."""
+    names = _library()
+    return names if DEFAULT_SCENARIO in names else [DEFAULT_SCENARIO, *names]
 
 
 def resolve_scenario_names(mix: dict[str, int]) -> dict[str, int]:
