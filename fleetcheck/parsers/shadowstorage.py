@@ -103,7 +103,7 @@ def parse_shadowstorage(text: str) -> list[ShadowStorage]:
     i = 0
     while i < len(lines):
         # An association: two consecutive indented lines with volume paths, then three size lines.
-        block = [ln for ln in lines[i : i + 5]]
+        block = lines[i : i + 5]
         if len(block) == 5 and all(ln[:1].isspace() for ln in block):
             v1, v2 = _VOLUME.search(block[0]), _VOLUME.search(block[1])
             if v1 and v2:

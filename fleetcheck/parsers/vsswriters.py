@@ -119,7 +119,7 @@ def parse_vss_writers(text: str) -> list[VssWriter]:
         name = quoted.group(1) if quoted else _after_label(name_line)
         state: int | None = None
         state_text = last_error = ""
-        rest = [ln for ln in lines[i + 2 : i + 4]]
+        rest = lines[i + 2 : i + 4]
         if rest:
             m = _STATE.search(rest[0])
             if m:
