@@ -198,3 +198,24 @@ async def test_workers_share_exact_fleet_wide_peak(tmp_path: Path) -> None:
         assert counters.sessions == 4
         assert counters.peak_open_shells >= 2  # sessions overlapped across both workers
         assert counters.requests >= 4 * 5
+
+
+async def test_bad_certificate_fault_fails_tls_validation(tmp_path: Path) -> None:
+    import requests
+
+    async with LabFleet(hosts=2, https=True, addressing="ports", faults="LAB-0001:tls_bad_cert") as fleet:
+        ca = Path(yaml.safe_load(fleet.write_inventory(tmp_path / "inv.yml").read_text())["vars"]["ca_path"])
+        with pytest.raises(requests.exceptions.SSLError):
+            await asyncio.to_thread(_hostname_over_psrp, fleet.hosts["LAB-0001"], DEFAULT_PASSWORD, https=True, ca=ca)
+        good = await asyncio.to_thread(_hostname_over_psrp, fleet.hosts["LAB-0002"], DEFAULT_PASSWORD, https=True, ca=ca)
+        assert good == "LAB-0002"
+
+
+async def test_two_fleets_on_loopback_ips_never_share_an_address() -> None:
+    async with LabFleet(hosts=2, addressing="loopback-ips") as first, LabFleet(hosts=2, addressing="loopback-ips") as second:
+        a = {h.address for h in first.hosts.values()}
+        b = {h.address for h in second.hosts.values()}
+        assert len(a) == 2 and len(b) == 2 and not a & b
+        for fleet in (first, second):
+            host = fleet.hosts["LAB-0002"]
+            assert await asyncio.to_thread(_hostname_over_psrp, host, DEFAULT_PASSWORD) == "LAB-0002"
