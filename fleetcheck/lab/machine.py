@@ -286,8 +286,8 @@ class W32tmDef(_Model):
 
 
 class TimeSection(_Model):
-    timezone_id: str = "UTC"
-    utc_offset_minutes: int = 0
+    timezone_id: str = "UTC"  # Windows time zone id (TimeZoneInfo.Local.Id)
+    utc_offset_minutes: int | None = None  # None: derived from timezone_id at answer time (DST-aware)
     clock_offset_seconds: float = 0.0  # host clock minus true UTC
     w32tm: W32tmDef = Field(default_factory=W32tmDef)
     w32tm_text: str | None = None  # raw override

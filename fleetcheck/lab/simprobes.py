@@ -368,7 +368,7 @@ def render_w32tm(m: MachineState, now: datetime) -> str:
     if w.last_sync_minutes_ago is None:
         last = "unspecified"
     else:
-        t = now + timedelta(minutes=m.time.utc_offset_minutes) - timedelta(minutes=w.last_sync_minutes_ago)
+        t = now + timedelta(minutes=utc_offset_minutes(m, now) - w.last_sync_minutes_ago)
         last = f"{t.month}/{t.day}/{t.year} {t.hour:02d}:{t.minute:02d}:{t.second:02d}"
     tick_ns = 1e9 * 2.0**w.precision
     lines = [
@@ -385,10 +385,34 @@ def render_w32tm(m: MachineState, now: datetime) -> str:
     return "\r\n".join(lines) + "\r\n\r\n"
 
 
+#: Windows time zone ids the scenarios use -> IANA zone and standard offset (fallback without tzdata).
+WINDOWS_ZONES = {
+    "UTC": ("UTC", 0),
+    "W. Europe Standard Time": ("Europe/Amsterdam", 60),
+    "Korea Standard Time": ("Asia/Seoul", 540),
+    "Eastern Standard Time": ("America/New_York", -300),
+    "GMT Standard Time": ("Europe/London", 0),
+}
+
+
+def utc_offset_minutes(m: MachineState, now: datetime) -> int:
+    """The host's current UTC offset: configured, or derived from its time zone id (with DST)."""
+    if m.time.utc_offset_minutes is not None:
+        return m.time.utc_offset_minutes
+    iana, standard = WINDOWS_ZONES.get(m.time.timezone_id, ("UTC", 0))
+    try:
+        from zoneinfo import ZoneInfo
+
+        offset = now.astimezone(ZoneInfo(iana)).utcoffset()
+    except Exception:  # no tz database on this machine
+        return standard
+    return int(offset.total_seconds() // 60) if offset is not None else standard
+
+
 def _time(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
     t = m.time
     res: dict[str, Any] = {"utc_now": iso(now), "timezone_id": t.timezone_id,
-                           "utc_offset_minutes": t.utc_offset_minutes, "w32tm_text": None,
+                           "utc_offset_minutes": utc_offset_minutes(m, now), "w32tm_text": None,
                            "w32tm_exit_code": None, "w32tm_error": None}
     if t.w32tm_error is not None:
         res["w32tm_error"] = t.w32tm_error.model_dump()
