@@ -120,6 +120,22 @@ def plan_scenarios(hosts: int, mix: dict[str, int] | None, seed: int) -> list[st
     return names
 
 
+_ON_NAMES = {
+    n.lower(): n
+    for n in (
+        "Create",
+        "Command",
+        "Send",
+        "Receive",
+        "Signal",
+        "Delete",
+        "Get",
+        "auth",
+        "connect",
+        "script",
+        "*",
+    )
+}
 _KIND_ALIASES = {"probe_throw": "probe_throws", "throw": "probe_throws", "tls_untrusted": "tls_bad_cert"}
 _EXTRA_KINDS = ("jitter", "tls_bad_cert", "cbt_mismatch", "broken_pool", "shell_quota", "refuse")
 
@@ -193,7 +209,10 @@ def parse_fault_rule(text: str) -> FaultRule:
             else:
                 spec["value"] = float(raw_value)
         if "@" in parts:
-            spec["on"] = parts["@"].strip() or "*"
+            on = _ON_NAMES.get(parts["@"].strip().lower())
+            if on is None:
+                raise ValueError(f"@ON must be one of {', '.join(_ON_NAMES.values())}")
+            spec["on"] = on
         if "#" in parts:
             spec["nth"] = int(parts["#"])
             if spec["nth"] < 1:

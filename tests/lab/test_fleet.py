@@ -41,7 +41,7 @@ def test_fault_grammar_full_rule() -> None:
 
 
 def test_fault_grammar_list_and_values() -> None:
-    rules = parse_faults("LAB-0003:hang@Receive, LAB-0004:refuse,*:latency=0.05,LAB-0009:bad_json@script/services")
+    rules = parse_faults("LAB-0003:hang@receive, LAB-0004:refuse,*:latency=0.05,LAB-0009:bad_json@script/services")
     assert [(r.target, r.spec.kind, r.spec.on) for r in rules] == [
         ("LAB-0003", "hang", "Receive"),
         ("LAB-0004", "refuse", "*"),
@@ -63,6 +63,7 @@ def test_fault_grammar_list_and_values() -> None:
         ("LAB-0001:hang#0", "#NTH counts from 1"),
         ("LAB-0001:hang%2", "between 0 and 1"),
         ("LAB-0001:hang@Receive@Send", "given twice"),
+        ("LAB-0001:hang@Recieve", "@ON must be one of"),
     ],
 )
 def test_fault_grammar_errors_name_the_rule(spec: str, needle: str) -> None:
