@@ -743,26 +743,26 @@ class LabFleet:
         return plans
 
     def _detect_addressing(self) -> Addressing:
-        """loopback-ips when 127.0.1.x and the standard (maybe privileged) ports can be bound."""
+        """loopback-ips when extra loopback addresses work and the standard ports can be bound
+        there (not privileged for us, not held by a wildcard listener such as a real sshd)."""
         if self.requested_addressing != "auto":
             return self.requested_addressing
-        port = STANDARD_PORTS["ssh"] if self.ssh else STANDARD_PORTS["http"]
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        kinds = ["http", *(["https"] if self.https else []), *(["ssh"] if self.ssh else [])]
+        probes: list[socket.socket] = []
         try:
-            s.bind((loopback_address(0), 0))
-            if port < 1024:  # privileged port: can we bind it at all (anywhere on 127.0.x.y)?
+            for kind in kinds:
                 probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                try:
-                    probe.bind(("127.0.0.2", port))
-                except OSError as exc:
-                    if exc.errno in (errno.EACCES, errno.EPERM):
-                        return "ports"
-                finally:
-                    probe.close()
+                probes.append(probe)
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(("127.0.0.2", STANDARD_PORTS[kind]))  # below the fleets' 127.0.1.x range
+            other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            probes.append(other)
+            other.bind((loopback_address(0), 0))
         except OSError:
             return "ports"
         finally:
-            s.close()
+            for probe in probes:
+                probe.close()
         return "loopback-ips"
 
     def _worker_configs(self, plans: list[_HostPlan]) -> list[_WorkerConfig]:
