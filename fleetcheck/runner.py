@@ -41,7 +41,7 @@ from fleetcheck import __version__
 from fleetcheck.journal import Journal
 from fleetcheck.results import UNCHECKED_STATUSES, CheckResult, CheckStatus, HostResult, HostStatus, RunResult
 from fleetcheck.transports.base import ScriptOutput, Transport, secret_value
-from fleetcheck.transports.errors import FailureContext, classify, redact
+from fleetcheck.transports.errors import Failure, FailureContext, classify, redact
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +194,17 @@ def failure_context(host: Any, timeout: float) -> FailureContext:
 # --- the orchestrator -------------------------------------------------------------------
 
 
+@dataclass
+class _Collected:
+    """What the network part of one host produced: output or the classified failure."""
+
+    started_at: datetime
+    t0: float
+    attempts: int = 0
+    output: ScriptOutput | None = None
+    failure: Failure | None = None
+
+
 class _Fleet:
     """State of one run (counts, journal, transports)."""
 
@@ -253,74 +264,73 @@ class _Fleet:
         self.emit("host_finished", result.host, result)
 
     async def host_task(self, host: Any) -> None:
+        # The slot covers the network part only; judging happens after the shell is closed.
         async with self.sem:
             if self.options.stop is not None and self.options.stop.is_set():
                 return
             self.emit("host_started", host.name)
-            self.record(await self.run_host(host))
+            collected = await self.collect(host)
+        self.record(self.finish(host, collected))
 
-    async def run_host(self, host: Any) -> HostResult:
+    async def collect(self, host: Any) -> _Collected:
+        """Run the bundle with retries for transient failures, all within the host's deadline."""
         timeout = float(self.options.timeout if self.options.timeout is not None else host.timeout)
         loop = asyncio.get_running_loop()
-        started_at = datetime.now(UTC)
-        t0 = loop.time()
-        deadline = t0 + timeout
+        got = _Collected(started_at=datetime.now(UTC), t0=loop.time())
+        deadline = got.t0 + timeout
         transport = self.transports.get(host.transport)
-        base = {
-            "host": host.name,
-            "address": host.address,
-            "transport": host.transport,
-            "groups": list(host.groups),
-            "started_at": started_at,
-        }
         if transport is None:
-            return HostResult(
-                **base, status=HostStatus.PROTOCOL_ERROR, message=f"unknown transport {host.transport!r}"
-            )
-        attempt = 0
+            got.failure = Failure(HostStatus.PROTOCOL_ERROR, f"unknown transport {host.transport!r}", "config")
+            return got
         while True:
-            attempt += 1
+            got.attempts += 1
             left = deadline - loop.time()
             try:
-                output = await asyncio.wait_for(
+                got.output = await asyncio.wait_for(
                     transport.run(host, self.plan.script, self.plan.args_json, timeout=left),
                     left + DEADLINE_GRACE,
                 )
+                return got
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 failure = classify(exc, failure_context(host, timeout))
-                delay = self.options.backoff * (2 ** (attempt - 1)) * (0.8 + 0.4 * random.random())
+                delay = self.options.backoff * (2 ** (got.attempts - 1)) * (0.8 + 0.4 * random.random())
                 if (
                     failure.transient
-                    and attempt <= self.options.retries
+                    and got.attempts <= self.options.retries
                     and deadline - loop.time() - delay >= MIN_ATTEMPT_S
                 ):
                     self.emit("host_retry", host.name, message=failure.message)
                     await asyncio.sleep(delay)
                     continue
-                return HostResult(
-                    **base,
-                    status=failure.status,
-                    message=failure.message,
-                    error_type=failure.error_type,
-                    duration_s=round(loop.time() - t0, 3),
-                    attempts=attempt,
-                )
-            break
-        status, message, checks, facts, error_type = judge_output(
-            host, output, self.playbooks, datetime.now(UTC)
-        )
-        if facts is not None and self.options.save_facts is not None:
-            save_facts(self.options.save_facts, host.name, facts)
+                got.failure = failure
+                return got
+
+    def finish(self, host: Any, got: _Collected) -> HostResult:
+        """Judge what was collected (pure, local) into the host's result row."""
+        base: dict[str, Any] = {
+            "host": host.name,
+            "address": host.address,
+            "transport": host.transport,
+            "groups": list(host.groups),
+            "started_at": got.started_at,
+            "attempts": got.attempts,
+        }
+        checks: list[CheckResult] = []
+        error_type: str | None
+        if got.failure is not None or got.output is None:
+            failure = got.failure or Failure(HostStatus.PROTOCOL_ERROR, "no output", "internal")
+            status, message, error_type = failure.status, failure.message, failure.error_type
+        else:
+            status, message, checks, facts, error_type = judge_output(
+                host, got.output, self.playbooks, datetime.now(UTC)
+            )
+            if facts is not None and self.options.save_facts is not None:
+                save_facts(self.options.save_facts, host.name, facts)
+        duration = round(asyncio.get_running_loop().time() - got.t0, 3)
         return HostResult(
-            **base,
-            status=status,
-            message=message,
-            error_type=error_type,
-            checks=checks,
-            duration_s=round(loop.time() - t0, 3),
-            attempts=attempt,
+            **base, status=status, message=message, error_type=error_type, checks=checks, duration_s=duration
         )
 
     def close(self) -> None:
