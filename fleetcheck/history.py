@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import sqlite3
@@ -119,21 +120,26 @@ def _migrate_1(conn: sqlite3.Connection) -> None:
             attempts INTEGER NOT NULL DEFAULT 1,
             PRIMARY KEY (run_seq, host)
         );
+        CREATE TABLE texts (
+            id INTEGER PRIMARY KEY,
+            hash BLOB NOT NULL UNIQUE,
+            body TEXT NOT NULL
+        );
         CREATE TABLE check_results (
             run_seq INTEGER NOT NULL REFERENCES runs (seq) ON DELETE CASCADE,
-            host TEXT NOT NULL,
-            check_id TEXT NOT NULL,
+            host_id INTEGER NOT NULL,
+            check_id INTEGER NOT NULL,
             status TEXT NOT NULL,
-            message TEXT NOT NULL DEFAULT '',
-            observed_json TEXT,
-            expected_json TEXT,
-            remediation TEXT NOT NULL DEFAULT '',
-            severity TEXT NOT NULL DEFAULT 'medium',
-            tags_json TEXT NOT NULL DEFAULT '[]',
-            waiver TEXT,
-            PRIMARY KEY (run_seq, host, check_id)
+            message_id INTEGER NOT NULL,
+            observed_id INTEGER NOT NULL,
+            expected_id INTEGER NOT NULL,
+            remediation_id INTEGER NOT NULL,
+            severity_id INTEGER NOT NULL,
+            tags_id INTEGER NOT NULL,
+            waiver TEXT
         );
-        CREATE INDEX check_results_streak ON check_results (host, check_id, run_seq);
+        CREATE UNIQUE INDEX check_results_streak ON check_results (host_id, check_id, run_seq);
+        CREATE INDEX check_results_run ON check_results (run_seq);
         """
     )
 
@@ -218,6 +224,27 @@ def run_counts(run: RunResult) -> dict[str, int]:
     }
 
 
+def _intern(conn: sqlite3.Connection, texts: set[str]) -> dict[str, int]:
+    """Ids of `texts` in the texts table, adding the new ones.
+
+    Night to night almost every host name, message and observed value repeats, so storing
+    each distinct string once keeps a 1,000-host run near 1 MB instead of ~5 MB.
+    """
+    by_hash = {hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest(): t for t in texts}
+    ids: dict[str, int] = {}
+    hashes = list(by_hash)
+    for start in range(0, len(hashes), 500):
+        chunk = hashes[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for digest, text_id in conn.execute(f"SELECT hash, id FROM texts WHERE hash IN ({marks})", chunk):
+            ids[by_hash[digest]] = text_id
+    for digest, text in by_hash.items():
+        if text not in ids:
+            cur = conn.execute("INSERT INTO texts (hash, body) VALUES (?, ?)", (digest, text))
+            ids[text] = int(cur.lastrowid or 0)
+    return ids
+
+
 class History:
     """The run history at `path` (created and migrated on first use)."""
 
@@ -286,30 +313,51 @@ class History:
                     for h in run.hosts
                 ],
             )
+            rows = [
+                (h.host, c.check_id, c.message, _dumps(c.observed), _dumps(c.expected), c.remediation,
+                 c.severity, _dumps(c.tags), c.status.value, c.waiver)
+                for h in run.hosts
+                for c in h.checks
+            ]
+            ids = _intern(conn, {text for row in rows for text in row[:8]})
             conn.executemany(
-                "INSERT INTO check_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        seq,
-                        h.host,
-                        c.check_id,
-                        c.status.value,
-                        c.message,
-                        _dumps(c.observed),
-                        _dumps(c.expected),
-                        c.remediation,
-                        c.severity,
-                        _dumps(c.tags),
-                        c.waiver,
-                    )
-                    for h in run.hosts
-                    for c in h.checks
-                ],
+                "INSERT INTO check_results (run_seq, host_id, check_id, message_id, observed_id, expected_id,"
+                " remediation_id, severity_id, tags_id, status, waiver) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(seq, *(ids[text] for text in row[:8]), row[8], row[9]) for row in rows],
             )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def prune(self, keep_runs: int) -> int:
+        """Delete all but the newest `keep_runs` runs (and texts nobody uses any more)."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cur = conn.execute(
+                "DELETE FROM runs WHERE seq NOT IN (SELECT seq FROM runs ORDER BY started_at DESC, seq DESC"
+                " LIMIT ?)",
+                (max(1, keep_runs),),
+            )
+            removed = cur.rowcount
+            if removed:
+                conn.execute(
+                    "DELETE FROM texts WHERE id NOT IN ("
+                    + " UNION ".join(
+                        f"SELECT {col} FROM check_results"
+                        for col in (
+                            "host_id", "check_id", "message_id", "observed_id",
+                            "expected_id", "remediation_id", "severity_id", "tags_id",
+                        )
+                    )
+                    + ")"
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return removed
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -380,8 +428,13 @@ class History:
         seq = row[0]
         checks: dict[str, list[CheckResult]] = {}
         for c in conn.execute(
-            "SELECT host, check_id, status, message, observed_json, expected_json, remediation, severity,"
-            " tags_json, waiver FROM check_results WHERE run_seq = ? ORDER BY rowid",
+            "SELECT th.body, tc.body, c.status, tm.body, tob.body, tex.body, tr.body, ts.body, tt.body, c.waiver"
+            " FROM check_results c"
+            " JOIN texts th ON th.id = c.host_id JOIN texts tc ON tc.id = c.check_id"
+            " JOIN texts tm ON tm.id = c.message_id JOIN texts tob ON tob.id = c.observed_id"
+            " JOIN texts tex ON tex.id = c.expected_id JOIN texts tr ON tr.id = c.remediation_id"
+            " JOIN texts ts ON ts.id = c.severity_id JOIN texts tt ON tt.id = c.tags_id"
+            " WHERE c.run_seq = ? ORDER BY c.rowid",
             (seq,),
         ):
             checks.setdefault(c[0], []).append(
@@ -482,23 +535,25 @@ class History:
         sql = f"""
             WITH now_at AS (SELECT started_at AS t FROM runs WHERE seq = :seq),
             cur AS (
-                SELECT host, check_id FROM check_results WHERE run_seq = :seq AND status IN ({failing})
+                SELECT host_id, check_id FROM check_results WHERE run_seq = :seq AND status IN ({failing})
             ),
             last_ok AS (
-                SELECT c.host, c.check_id, MAX(r.started_at) AS ok_at
-                FROM check_results c JOIN cur USING (host, check_id) JOIN runs r ON r.seq = c.run_seq
+                SELECT c.host_id, c.check_id, MAX(r.started_at) AS ok_at
+                FROM check_results c JOIN cur USING (host_id, check_id) JOIN runs r ON r.seq = c.run_seq
                 WHERE r.started_at <= (SELECT t FROM now_at) AND c.status NOT IN ({failing})
-                GROUP BY c.host, c.check_id
+                GROUP BY c.host_id, c.check_id
             )
-            SELECT c.host, c.check_id, MIN(r.started_at)
+            SELECT th.body, tc.body, MIN(r.started_at)
             FROM check_results c
-            JOIN cur USING (host, check_id)
+            JOIN cur USING (host_id, check_id)
             JOIN runs r ON r.seq = c.run_seq
-            LEFT JOIN last_ok o ON o.host = c.host AND o.check_id = c.check_id
+            JOIN texts th ON th.id = c.host_id
+            JOIN texts tc ON tc.id = c.check_id
+            LEFT JOIN last_ok o ON o.host_id = c.host_id AND o.check_id = c.check_id
             WHERE r.started_at <= (SELECT t FROM now_at)
               AND (o.ok_at IS NULL OR r.started_at > o.ok_at)
               AND c.status IN ({failing})
-            GROUP BY c.host, c.check_id
+            GROUP BY c.host_id, c.check_id
         """
         result: dict[tuple[str, str], datetime] = {}
         for host, check_id, started in self._conn.execute(sql, params):

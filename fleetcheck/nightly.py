@@ -96,6 +96,7 @@ class NightlyOptions:
     waivers_path: Path | None = None
     mail: MailSettings | None = None
     trend_runs: int = 30
+    keep_runs: int | None = 400  # history retention (about a year of nightly runs); None keeps all
     today: date | None = None  # for waiver expiry; default: today's UTC date
     waivers: list[Waiver] | None = None  # filled by prepare() from waivers_path
 
@@ -205,6 +206,8 @@ def _with_history(outcome: NightlyOutcome, opts: NightlyOptions) -> None:
         with History(opts.history_path) as history:
             history.record(outcome.run)
             outcome.recorded = True
+            if opts.keep_runs is not None:
+                history.prune(opts.keep_runs)
             outcome.context = build_report_context(history, outcome.run, opts.since, opts.trend_runs)
             outcome.changes = outcome.context.changes
     except (HistoryError, sqlite3.Error) as exc:
