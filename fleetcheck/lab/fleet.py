@@ -291,6 +291,7 @@ class _WorkerConfig:
     seed: int
     ca_cert_pem: bytes | None
     ca_key_pem: bytes | None
+    ssh_host_key_pem: bytes | None = None
 
 
 class _SharedGauges:
@@ -631,6 +632,10 @@ async def _worker_async(
 ) -> None:
     counters = _SharedCounters()
     counters.gauges = gauges
+    if cfg.ssh_host_key_pem is not None:
+        from fleetcheck.lab.ssh import use_host_key
+
+        use_host_key(cfg.ssh_host_key_pem)
     part = _Slice(cfg, counters)
     try:
         await part.start()
@@ -722,6 +727,7 @@ class LabFleet:
         self.hosts: dict[str, FleetHost] = {}
         self.ca_pem: bytes | None = None
         self._ca_key_pem: bytes | None = None
+        self._ssh_key_pem: bytes | None = None
         self._slice: _Slice | None = None
         self._procs: list[Any] = []
         self._conns: list[multiprocessing.connection.Connection] = []
@@ -786,6 +792,7 @@ class LabFleet:
                     seed=self.seed,
                     ca_cert_pem=self.ca_pem,
                     ca_key_pem=self._ca_key_pem,
+                    ssh_host_key_pem=self._ssh_key_pem,
                 )
             )
         return configs
@@ -799,6 +806,10 @@ class LabFleet:
             ca = trustme.CA(organization_name="fleetcheck lab")
             self.ca_pem = ca.cert_pem.bytes()
             self._ca_key_pem = ca.private_key_pem.bytes()
+        if self.ssh:
+            from fleetcheck.lab.ssh import host_key
+
+            self._ssh_key_pem = host_key().export_private_key()
         configs = self._worker_configs(self._plans())
         try:
             if self.workers == 1:
@@ -894,6 +905,18 @@ class LabFleet:
         return _counters_dict(self.counters)
 
     # -- inventory
+    def _write_known_hosts(self, path: Path) -> Path:
+        """The lab's SSH host key for every host, so clients can keep host-key checking on."""
+        from fleetcheck.lab.ssh import known_hosts_line
+
+        lines = [
+            known_hosts_line(h.address, h.ssh_port, (h.name.lower(),) if h.ssh_port == 22 else ())
+            for h in self.hosts.values()
+            if h.ssh_port is not None
+        ]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
     def write_inventory(
         self,
         path: Path | str,
@@ -920,6 +943,10 @@ class LabFleet:
             default_port = STANDARD_PORTS[scheme]
         top["username"] = self.username
         top["password_env"] = PASSWORD_ENV
+        if transport == "ssh":
+            top["ssh_known_hosts"] = str(
+                self._write_known_hosts(path.with_name(path.stem + "-known_hosts")).resolve()
+            )
         if scheme == "https" and transport != "ssh":
             assert self.ca_pem is not None
             ca_path = path.with_name(path.stem + "-ca.pem")

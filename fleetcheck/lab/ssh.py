@@ -44,6 +44,19 @@ def host_key() -> asyncssh.SSHKey:
     return _host_key
 
 
+def use_host_key(private_key_pem: bytes) -> asyncssh.SSHKey:
+    """Adopt a key made elsewhere (a fleet's parent), so all its worker processes present one key."""
+    global _host_key
+    _host_key = asyncssh.import_private_key(private_key_pem)
+    return _host_key
+
+
+def known_hosts_line(address: str, port: int, aliases: tuple[str, ...] = ()) -> str:
+    """An OpenSSH known_hosts entry for this process's host key at address:port."""
+    names = [address if port == 22 else f"[{address}]:{port}", *aliases]
+    return f"{','.join(names)} {host_key().export_public_key().decode().strip()}"
+
+
 # --- command-line parsing (pure) ---------------------------------------------------------
 
 

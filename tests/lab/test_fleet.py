@@ -113,6 +113,20 @@ def _hostname_over_psrp(host: FleetHost, password: str, *, https: bool = False, 
     return str(output)
 
 
+async def _hostname_over_ssh(host: FleetHost, known_hosts: Path) -> str:
+    import asyncssh
+
+    from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
+
+    assert host.ssh_port is not None
+    async with asyncssh.connect(
+        host.address, host.ssh_port, username="fleetcheck", password=DEFAULT_PASSWORD,
+        known_hosts=str(known_hosts), client_keys=None,
+    ) as conn:  # fmt: skip
+        result = await conn.run(bootstrap_command_line(), input=bootstrap_stdin("hostname", "{}").decode(), check=True)
+    return str(result.stdout).strip()
+
+
 async def test_fleet_on_loopback_ips_serves_each_host_and_writes_inventory(tmp_path: Path) -> None:
     async with LabFleet(hosts=3, addressing="loopback-ips", password="S3cret-for-test") as fleet:
         assert sorted(fleet.hosts) == ["LAB-0001", "LAB-0002", "LAB-0003"]
@@ -176,14 +190,20 @@ async def test_https_and_ssh_inventories(tmp_path: Path) -> None:
         ssh = yaml.safe_load(fleet.write_inventory(tmp_path / "ssh.yml", transport="ssh").read_text())
         assert ssh["vars"]["transport"] == "ssh" and ssh["vars"]["auth"] == "password"
         assert ssh["hosts"]["LAB-0002"]["port"] == host.ssh_port
+        assert await _hostname_over_ssh(host, Path(ssh["vars"]["ssh_known_hosts"])) == "LAB-0002"
     with pytest.raises(FleetConfigError):
         LabFleet(hosts=1).write_inventory(tmp_path / "x.yml", transport="ssh")
 
 
 async def test_workers_share_exact_fleet_wide_peak(tmp_path: Path) -> None:
     faults = "*:slow_output=0.3@script"
-    async with LabFleet(hosts=4, workers=2, addressing="ports", faults=faults) as fleet:
+    async with LabFleet(hosts=4, workers=2, addressing="ports", faults=faults, ssh=True) as fleet:
         assert len(fleet.pids) == 2
+        known = Path(yaml.safe_load(fleet.write_inventory(tmp_path / "i.yml", transport="ssh").read_text())["vars"]["ssh_known_hosts"])
+        # Both workers present the one host key the inventory's known_hosts file lists.
+        assert await _hostname_over_ssh(fleet.hosts["LAB-0001"], known) == "LAB-0001"
+        assert await _hostname_over_ssh(fleet.hosts["LAB-0004"], known) == "LAB-0004"
+        fleet.reset_counters()
         assert {h.worker for h in fleet.hosts.values()} == {0, 1}
         one_per_worker = [fleet.hosts["LAB-0001"], fleet.hosts["LAB-0004"]]
         for host in one_per_worker:  # one after the other: never two shells at once
