@@ -80,7 +80,7 @@ def test_args_json_holds_validated_defaults() -> None:
 
 
 def test_unknown_probe_is_a_clear_error() -> None:
-    with pytest.raises(BundleError, match="unknown probe id.*'nope'"):
+    with pytest.raises(BundleError, match=r"unknown probe id.*'nope'"):
         build_bundle({"nope": {}})
 
 
@@ -95,7 +95,7 @@ def test_unknown_probe_is_a_clear_error() -> None:
         ({"os": {"surprise": 1}}, "os.*surprise"),
     ],
 )
-def test_invalid_parameters_name_probe_and_field(req: dict, where: str) -> None:  # type: ignore[type-arg]
+def test_invalid_parameters_name_probe_and_field(req: dict, where: str) -> None:
     with pytest.raises(BundleError, match=where):
         build_bundle(req)
 

@@ -113,7 +113,7 @@ def test_full_bundle_parses_and_passes_lint(parser) -> None:  # type: ignore[no-
     assert syntax_errors(parser, script) == []
     assert lint_ps51(parser, script) == []
     assert script.isascii()
-    first_code = [ln for ln in script.splitlines() if ln.strip() and not ln.lstrip().startswith("#")][0]
+    first_code = next(ln for ln in script.splitlines() if ln.strip() and not ln.lstrip().startswith("#"))
     assert first_code == "param([string]$ArgsJson)", "param() must be the first statement (PS 2.0 too)"
 
 
