@@ -1,0 +1,75 @@
+"""A mixed lab fleet over each transport: every scenario ends with the status and failures it should."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleetcheck.inventory.model import Host
+from fleetcheck.lab.fleet import LabFleet
+from fleetcheck.probes.bundle import parse_facts
+from fleetcheck.results import CheckStatus, HostStatus
+from fleetcheck.runner import RunOptions, exit_code, run_fleet
+
+MIX = {
+    "healthy-2019": 1,
+    "healthy-2022-nl": 1,
+    "healthy-2022-ko": 1,
+    "wsb-missing": 1,
+    "mars-stopped": 1,
+    "dotnet-old": 1,
+    "legacy-ps2": 1,
+}
+#: scenario -> (host status, the checks that must fail; nothing else may fail)
+EXPECTED: dict[str, tuple[HostStatus, set[str]]] = {
+    "healthy-2019": (HostStatus.COMPLIANT, set()),
+    "healthy-2022-nl": (HostStatus.COMPLIANT, set()),
+    "healthy-2022-ko": (HostStatus.COMPLIANT, set()),
+    "wsb-missing": (HostStatus.NONCOMPLIANT, {"wsb-feature", "wsb-cmdlets"}),
+    "mars-stopped": (HostStatus.NONCOMPLIANT, {"mars-service"}),
+    "dotnet-old": (HostStatus.NONCOMPLIANT, {"dotnet"}),
+    "legacy-ps2": (HostStatus.UNSUPPORTED, set()),
+}
+
+
+@pytest.mark.parametrize(
+    ("transport", "scheme"),
+    [("psrp", "http"), ("psrp", "https"), ("winrm", "http"), ("winrm", "https"), ("ssh", None)],
+)
+async def test_mixed_fleet_statuses(
+    transport: str,
+    scheme: str | None,
+    tmp_path: Path,
+    playbooks: Sequence[Any],
+    fleet_hosts: Callable[..., list[Host]],
+) -> None:
+    https = scheme == "https"
+    async with LabFleet(hosts=len(MIX), mix=MIX, seed=11, https=https, ssh=transport == "ssh") as fleet:
+        kw = {"scheme": scheme} if scheme else {}
+        hosts = fleet_hosts(fleet, tmp_path, transport, **kw)
+        if https:
+            assert all(h.cert_validation and h.ca_path for h in hosts)  # validated against the lab CA
+        facts_dir = tmp_path / "facts"
+        opts = RunOptions(forks=10, timeout=20, save_facts=facts_dir, ssh_known_hosts="accept")
+        run = await run_fleet(hosts, playbooks, opts)
+
+    assert len(run.hosts) == len(MIX)
+    assert exit_code(run) == 3  # legacy-ps2 could not be checked
+    assert run.check_ids and "wsb-feature" in run.check_ids
+    for res in run.hosts:
+        scenario = fleet.hosts[res.host].scenario
+        status, must_fail = EXPECTED[scenario]
+        assert res.status is status, (scenario, res.message)
+        assert res.transport == transport
+        if status is HostStatus.UNSUPPORTED:
+            assert res.message == "unsupported: PowerShell 2.0"
+            continue
+        failed = {c.check_id for c in res.checks if c.status is CheckStatus.FAIL}
+        assert failed == must_fail, scenario
+        assert {c.check_id for c in res.checks} == set(run.check_ids)
+        saved = parse_facts((facts_dir / f"{res.host}.json").read_text())
+        assert saved.host.computer_name == res.host
+        assert fleet.password not in (facts_dir / f"{res.host}.json").read_text()
