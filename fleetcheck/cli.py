@@ -12,6 +12,7 @@ import getpass
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -660,5 +661,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
     if rv == 130:  # typer's code for Ctrl-C
         _err("fleetcheck: interrupted")
-        return EXIT_INTERNAL
-    return rv if isinstance(rv, int) else EXIT_OK
+        rv = EXIT_INTERNAL
+    code = rv if isinstance(rv, int) else EXIT_OK
+    _exit_if_remote_calls_hang(code)
+    return code
+
+
+def _exit_if_remote_calls_hang(code: int) -> None:
+    """After an interrupted run, a thread may still sit in a hung host's socket read.
+
+    Reports, journal and history are written and closed by now; waiting for that thread at
+    interpreter exit would only delay the exit by up to the host's deadline.
+    """
+    stuck = [
+        t for t in threading.enumerate()
+        if t is not threading.main_thread() and t.is_alive() and not t.daemon and t.name.startswith("fleetcheck")
+    ]
+    if stuck:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

@@ -1,0 +1,179 @@
+"""The CLI without a network: help, exit codes, one-paragraph errors, inventory, checks, report."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from report_samples import sample_result
+from typer.testing import CliRunner
+
+from fleetcheck.cli import app, exit_code_for, main
+from fleetcheck.reports import json as json_report
+from fleetcheck.results import HostStatus
+
+runner = CliRunner()
+SECRET = "Inline-Pw-7c2e"
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), env=env)
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def inventory(tmp_path: Path) -> Path:
+    path = tmp_path / "prod.yml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            vars: {{username: ops, password_env: FC_CLI_PW, scheme: http}}
+            groups:
+              web:
+                hosts:
+                  WEB01: {{address: 127.0.0.1, port: 9}}
+                  WEB02: {{address: 127.0.0.1, port: 9, password: '{SECRET}'}}
+            hosts:
+              DB01: {{address: 127.0.0.1, port: 9}}
+            """
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_help_teaches_with_examples_and_exit_codes() -> None:
+    code, out = invoke("--help")
+    assert code == 0
+    assert "fleetcheck run prod.yml" in out and "Exit codes:" in out
+    for line in ("0  every host", "1  at least one check failed", "2  usage", "3  at least one host", "4  interrupted"):
+        assert line in out
+    code, out = invoke("run", "--help")
+    assert code == 0 and "--limit PATTERN" in out and "--report FORMAT:PATH" in out and "Exit codes:" in out
+
+
+def test_version() -> None:
+    from fleetcheck import __version__
+
+    assert invoke("--version") == (0, f"fleetcheck {__version__}\n")
+
+
+def test_bad_inventory_exit_2_names_file_line_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("hosts:\n  A:\n    adress: 127.0.0.1\n", encoding="utf-8")
+    code, out = invoke("run", str(bad))
+    assert code == 2
+    assert f"{bad}, line 3: 'hosts.A.adress': unknown key" in out
+    code, out = invoke("inventory", str(bad))
+    assert code == 2 and "line 3" in out
+
+
+def test_missing_inventory_exit_2(tmp_path: Path) -> None:
+    code, out = invoke("run", str(tmp_path / "nope.yml"))
+    assert code == 2 and "inventory file not found" in out
+
+
+def test_inventory_command_redacts_and_limits(inventory: Path) -> None:
+    code, out = invoke("inventory", str(inventory))
+    assert code == 0
+    assert SECRET not in out
+    assert "inline (redacted)" in out and "env:FC_CLI_PW" in out
+    assert "password written in the inventory" in out  # the warning
+    assert "3 of 3 hosts, native format" in out
+    code, out = invoke("inventory", str(inventory), "--limit", "web:!WEB02")
+    assert code == 0 and "WEB01" in out and "DB01" not in out and "1 of 3 hosts" in out
+
+
+def test_limit_matching_nothing_exit_2(inventory: Path) -> None:
+    code, out = invoke("run", str(inventory), "--limit", "nosuch", "--no-history")
+    assert code == 2 and "matches no host" in out
+
+
+def test_bad_report_spec_and_view_exit_2_before_connecting(inventory: Path) -> None:
+    code, out = invoke("run", str(inventory), "--report", "pdf:x.pdf", "--no-history")
+    assert code == 2 and "unknown format 'pdf'" in out
+    code, out = invoke("run", str(inventory), "--view", "fancy", "--no-history")
+    assert code == 2 and "--view 'fancy'" in out
+
+
+def test_unknown_playbook_exit_2(inventory: Path) -> None:
+    code, out = invoke("run", str(inventory), "-p", "no-such-playbook", "--no-history")
+    assert code == 2 and "no such built-in playbook" in out
+
+
+def test_missing_password_env_exit_2(inventory: Path) -> None:
+    code, out = invoke("run", str(inventory), "--no-history", env={"FC_CLI_PW": ""})
+    assert code == 2
+    assert "FC_CLI_PW is not set for WEB01, DB01" in out and "--ask-pass" in out
+    assert SECRET not in out
+
+
+def test_since_with_no_history_is_a_usage_error(inventory: Path) -> None:
+    code, out = invoke("run", str(inventory), "--no-history", "--since", "last", env={"FC_CLI_PW": "x"})
+    assert code == 2 and "--since" in out
+
+
+def test_checks_and_explain() -> None:
+    code, out = invoke("checks")
+    assert code == 0 and "wsb-feature" in out and "system-state-backup" in out
+    code, out = invoke("explain", "wsb-feature")
+    assert code == 0 and out.startswith("wsb-feature:") and "How to fix:" in out
+    code, out = invoke("explain", "wsb-featur")
+    assert code == 2 and "unknown check id 'wsb-featur'" in out and "wsb-feature" in out
+
+
+def test_report_renders_saved_results(tmp_path: Path) -> None:
+    saved = tmp_path / "run.json"
+    saved.write_text(json_report.render(sample_result()), encoding="utf-8")
+    code, out = invoke("report", str(saved), "--format", "table", "--view", "summary")
+    assert code == 0 and out.startswith("5 hosts: 2 compliant, 1 noncompliant")
+    code, out = invoke("report", str(saved), "--format", "csv")
+    assert code == 0 and out.splitlines()[0].startswith("run_id,host,")
+    target = tmp_path / "out" / "junit.xml"
+    code, _ = invoke("report", str(saved), "--format", "junit", "-o", str(target))
+    assert code == 0 and target.read_text().startswith("<?xml")
+    code, out = invoke("report", str(saved), "--format", "yaml")
+    assert code == 2 and "unknown format 'yaml'" in out
+    code, out = invoke("report", str(tmp_path / "missing.json"), "--format", "csv")
+    assert code == 2 and "cannot read" in out
+    (tmp_path / "junk.json").write_text(json.dumps({"hello": 1}))
+    code, out = invoke("report", str(tmp_path / "junk.json"), "--format", "csv")
+    assert code == 2 and "not a fleetcheck json report" in out
+
+
+def test_evaluate_rejects_a_missing_folder(tmp_path: Path) -> None:
+    code, out = invoke("evaluate", str(tmp_path / "nothing"))
+    assert code == 2 and "not a folder of saved facts" in out
+    code, out = invoke("evaluate", str(tmp_path))
+    assert code == 2 and "no *.json facts files" in out
+    (tmp_path / "H1.json").write_text("{not json")
+    code, out = invoke("evaluate", str(tmp_path))
+    assert code == 2 and "H1.json: not a fleetcheck facts document" in out
+
+
+def test_exit_code_precedence() -> None:
+    result = sample_result()
+    assert exit_code_for(result) == 3  # unreachable beats noncompliant
+    result.hosts = [h for h in result.hosts if h.status not in (HostStatus.UNREACHABLE, HostStatus.AUTH_FAILED)]
+    assert exit_code_for(result) == 1
+    result.hosts = [h for h in result.hosts if h.status == HostStatus.COMPLIANT]
+    assert exit_code_for(result) == 0
+    result.interrupted = True
+    assert exit_code_for(result) == 4
+
+
+def test_main_maps_click_errors_and_crashes(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert main(["run"]) == 2  # missing argument
+    assert main(["--bogus"]) == 2
+    assert main(["--version"]) == 0
+
+    def boom(*_: object) -> None:
+        raise RuntimeError(f"kaboom {SECRET}")
+
+    monkeypatch.setattr("fleetcheck.inventory.find_inventory", boom)
+    assert main(["inventory", "x.yml"]) == 4
+    err = capsys.readouterr().err
+    assert "internal error (RuntimeError)" in err and SECRET not in err and "Traceback" not in err
