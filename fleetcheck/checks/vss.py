@@ -189,7 +189,7 @@ def shadow_storage(facts: Facts, p: ShadowParams, ctx: EvalContext) -> Verdict:
                 continue
             diff_vol = by_id.get(diff.rstrip("\\").lower())
             if used is None or maximum is None:
-                problems.append(f"{label}: shadow storage sizes unreadable")
+                problems.append(f"{label} shadow storage sizes unreadable")
                 continue
             room = None if maximum == UNBOUNDED else maximum - used
             free = diff_vol.free_space if diff_vol else None
@@ -198,9 +198,9 @@ def shadow_storage(facts: Facts, p: ShadowParams, ctx: EvalContext) -> Verdict:
                 + (f", {free / GB:.2f} GB free on storage volume" if free is not None else "")
             )
             if room is not None and room < min_growth:
-                problems.append(f"{label}: shadow storage limit reached ({used / GB:.2f} of {maximum / GB:.2f} GB)")
+                problems.append(f"{label} shadow storage limit reached ({used / GB:.2f} of {maximum / GB:.2f} GB)")
             if free is not None and free < min_growth:
-                problems.append(f"{label}: only {free / GB:.2f} GB free where its shadow copies are stored")
+                problems.append(f"{label} has only {free / GB:.2f} GB free where its shadow copies are stored")
     try:
         events = events_in_window(facts, VOLSNAP_LOG, VOLSNAP_PROVIDER, p.event_ids, p.look_back_days, ctx)
     except EventsUnreadable as exc:
