@@ -258,3 +258,28 @@ def test_find_inventory_cwd_then_inventories(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="not found") as info:
         find_inventory("nope.yml", tmp_path)
     assert "inventories" in str(info.value)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_committed_inventories_load() -> None:
+    lab = load_inventory(REPO / "inventories" / "lab.yml")
+    assert len(lab.hosts) == 50 and lab.hosts[0].address == "127.0.1.1"
+    assert all(h.password_env == "FLEETCHECK_LAB_PASSWORD" and h.password is None for h in lab.hosts)
+    prod = load_inventory(REPO / "inventories" / "example-prod.yml")
+    assert prod.fmt == "native" and prod.warnings == []
+    assert {h.transport for h in prod.hosts} == {"psrp", "ssh"}
+    assert prod.host("PAR-FS02").timeout == 300 and prod.host("PAR-FS02").tags == ["prod", "paris", "fs"]
+
+
+def test_commented_ansible_example_is_a_valid_ansible_inventory(tmp_path: Path) -> None:
+    text = (REPO / "inventories" / "example-prod.yml").read_text(encoding="utf-8")
+    block = text[text.index("# all:") :]
+    uncommented = "\n".join(line[2:] for line in block.splitlines())
+    inv = load_inventory(write(tmp_path, uncommented))
+    assert inv.fmt == "ansible"
+    assert [h.name for h in inv.hosts] == ["par-dc01.corp.example.com", "par-dc02.corp.example.com", "dmz-web01"]
+    dmz = inv.host("dmz-web01")
+    assert (dmz.transport, dmz.auth, dmz.scheme, dmz.port, dmz.address) == ("winrm", "ntlm", "http", 5985, "192.0.2.10")
+    assert inv.host("par-dc01.corp.example.com").password_env == "FLEETCHECK_PASSWORD"
