@@ -56,6 +56,10 @@ def evaluate_check(settings: CheckSettings, facts: Facts, ctx: EvalContext) -> C
         verdict = cdef.rule(facts, settings.params, ctx)
     except ProbeUnavailable as exc:
         verdict = _unavailable(exc)
+    except Exception as exc:  # a rule bug is one error row, never the host's or the run's end
+        verdict = Verdict(
+            CheckStatus.ERROR, f"internal error in rule {settings.id}: {type(exc).__name__}", observed=None, remediation=""
+        )
     return _result(settings.id, settings, verdict, cdef.fix)
 
 

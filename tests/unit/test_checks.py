@@ -628,3 +628,32 @@ def test_healthy_data_is_not_mutated_between_builders() -> None:
     b = copy.deepcopy(a)
     mod(**{"dotnet.release": 1})
     assert a == b
+
+
+# --------------------------------------------------------------------------- robustness
+def test_rule_bug_becomes_one_error_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    def broken(*_: Any) -> Any:
+        raise ZeroDivisionError("x")
+
+    monkeypatch.setitem(CHECKS, "dotnet", dataclasses.replace(CHECKS["dotnet"], rule=broken))
+    result = run("dotnet")
+    assert result.status == CheckStatus.ERROR and "ZeroDivisionError" in result.message
+
+
+def sparse() -> dict[str, Any]:
+    """Every probe with its emptiest valid data: nothing installed, nothing listed."""
+    return {
+        "os": {}, "features": {}, "wsb": {}, "acl": {}, "services": {}, "mars": {}, "connectivity": {},
+        "scheduled_tasks": {}, "volumes": {}, "defender": {}, "updates": {},
+        "time": {"utc_now": "", "timezone_id": "", "utc_offset_minutes": 0}, "dotnet": {}, "azure": {},
+        "azure_powershell": {}, "vss_writers": {}, "shadow_storage": {}, "events": {}, "custom": {},
+    }
+
+
+@pytest.mark.parametrize("check_id", CHECK_ORDER)
+def test_sparse_facts_never_crash_a_rule(check_id: str) -> None:
+    result = run(check_id, sparse(), offline_backup=True) if check_id == "azure-powershell" else run(check_id, sparse())
+    assert "internal error" not in result.message
+    assert result.status in {CheckStatus.FAIL, CheckStatus.UNKNOWN, CheckStatus.SKIP, CheckStatus.WARN, CheckStatus.PASS}
