@@ -27,11 +27,12 @@ function Get-FcEvents {
             }
             $r['entries'] = $entries
         } catch {
-            # "No events match" is an answer, not an error; a missing log gets a stable type name.
+            # "No events match" (or an unregistered provider: it never wrote any) is an answer,
+            # not an error; a missing log gets a stable type name.
             $fqid = [string]$_.FullyQualifiedErrorId
             if ($fqid -like 'NoMatchingLogsFound*') {
                 $r['error'] = @{ type = 'LogNotFound'; message = (Limit-FcText $_.Exception.Message 1024); hresult = $null }
-            } elseif ($fqid -notlike 'NoMatchingEventsFound*') {
+            } elseif ($fqid -notlike 'NoMatchingEventsFound*' -and $fqid -notlike 'NoMatchingProvidersFound*') {
                 $r['error'] = Get-FcErrorInfo $_
             }
         }
