@@ -249,7 +249,10 @@ def _parse_specs(specs: list[str] | None) -> list[tuple[str, Path]]:
 
 @app.command("report")
 def report_cmd(
-    results: Annotated[Path, typer.Argument(metavar="RESULTS.json", help="A json report written by `run --report json:PATH`.")],
+    results: Annotated[
+        Path,
+        typer.Argument(metavar="RESULTS", help="A json report (`run --report json:PATH`) or a run journal (`--journal`)."),
+    ],
     fmt: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="table, json, csv, junit, markdown, html, prometheus.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", metavar="PATH", help="Write here (default: stdout).")] = None,
     view: Annotated[str, typer.Option("--view", metavar="VIEW", help="table only: full, hosts, checks or summary.")] = "full",
@@ -262,11 +265,10 @@ def report_cmd(
       fleetcheck report out/run.json --format table --view checks
       fleetcheck report out/run.json --format junit -o out/junit.xml
     """
-    from fleetcheck.reports import json as json_report
     from fleetcheck.reports.base import WRITERS, ReportContext, get_writer, write_atomic
 
     with _user_errors():
-        result = json_report.load(results)
+        result = _load_results(results)
         fmt = fmt.lower()
         if fmt == "table":
             text = _render_table(result, view, wide)
@@ -284,6 +286,20 @@ def report_cmd(
             write_atomic(output, text)
         else:
             typer.echo(text, nl=False)
+
+
+def _load_results(path: Path) -> RunResult:
+    """A json report, or a journal (JSON lines) from an interrupted or crashed run."""
+    from fleetcheck.reports import json as json_report
+
+    if path.suffix in (".jsonl", ".journal"):
+        from fleetcheck.journal import read_journal
+
+        try:
+            return read_journal(path)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{path}: not a readable fleetcheck journal ({exc})") from None
+    return json_report.load(path)
 
 
 def _render_table(result: RunResult, view: str, wide: bool) -> str:

@@ -108,6 +108,9 @@ def test_run_mixed_transports_table_reports_exit_code_and_evaluate(lab: Any, tmp
     assert refused.find("testcase/error") is not None
     csv_hosts = {line.split(",")[1] for line in (out / "r.csv").read_text().splitlines()[1:]}
     assert csv_hosts == set(statuses)
+    # the journal renders like a report (what an interrupted run would leave behind)
+    journal = CliRunner().invoke(app, ["report", str(out / "journal.jsonl"), "--format", "table", "--view", "summary"])
+    assert journal.exit_code == 0 and journal.output.startswith("5 hosts:"), journal.output
     # saved facts re-evaluate offline to the same verdicts
     assert sorted(p.stem for p in (out / "facts").glob("*.json")) == ["LAB-0002", "LAB-0003"]
     again = CliRunner().invoke(app, ["evaluate", str(out / "facts"), "--report", f"json:{out / 'e.json'}"])
