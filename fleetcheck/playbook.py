@@ -14,12 +14,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fleetcheck.checks.base import CheckParams
+from fleetcheck.checks.base import CheckParams, Severity
 from fleetcheck.checks.custom import Expectation
 from fleetcheck.checks.registry import CHECK_ORDER, CHECKS
 from fleetcheck.probes.schema import MAX_SCRIPT
 
-Severity = Literal["info", "low", "medium", "high", "critical"]
 BUILTIN_DIR = Path(__file__).resolve().parent / "playbooks"
 MAX_PLAYBOOK_BYTES = 1_000_000
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -266,7 +265,7 @@ def _build_check(check_id: str, raw: Any, path: str, lines: dict[Loc, int]) -> C
     return CheckSettings(
         id=check_id,
         enabled=entry.enabled,
-        severity=entry.severity or cdef.severity,  # type: ignore[arg-type]
+        severity=entry.severity or cdef.severity,
         tags=list(entry.tags) if entry.tags is not None else list(cdef.tags),
         params=params,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -19,6 +19,7 @@ from fleetcheck.probes.schema import PROBES, ItemError
 from fleetcheck.results import CheckStatus
 
 M = TypeVar("M", bound=BaseModel)
+Severity = Literal["info", "low", "medium", "high", "critical"]
 
 #: Error types meaning "we were not allowed to read it": the fact is unknown, not wrong.
 ACCESS_DENIED_TYPES = frozenset(
@@ -143,7 +144,7 @@ class CheckDef:
     rule: Rule
     requests: RequestBuilder
     params: type[CheckParams] = NoParams
-    severity: str = "medium"
+    severity: Severity = "medium"
     tags: tuple[str, ...] = ()
     verifies: str = ""
     why: str = ""
