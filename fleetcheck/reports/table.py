@@ -7,7 +7,6 @@ messages are truncated; `wide=True` shows everything.
 
 from __future__ import annotations
 
-import textwrap
 from dataclasses import dataclass
 from typing import Literal
 
@@ -147,12 +146,19 @@ def render_checks(result: RunResult, opts: TableOptions) -> str:
     headers = ["#", "Check", "Pass", "Fail", "Warn", "Err/?", "Skip/Waived", "Failing hosts"]
     parts = [tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)] if rows else []
     if clean:
-        parts.append(_wrap("Passed on every checked host: " + ", ".join(clean)))
+        parts.append(_wrap_items("Passed on every checked host: ", clean))
     return "\n".join(parts)
 
 
-def _wrap(text: str, width: int = 100) -> str:
-    return "\n".join(textwrap.wrap(text, width=width, subsequent_indent="  ", break_on_hyphens=False))
+def _wrap_items(prefix: str, items: list[str], width: int = 100) -> str:
+    """Comma-separated items, wrapped between items only (never inside '12 check-id')."""
+    lines = [prefix]
+    for index, item in enumerate(items):
+        piece = item + ("," if index < len(items) - 1 else "")
+        if len(lines[-1]) + len(piece) + 1 > width and lines[-1].strip():
+            lines.append("  ")
+        lines[-1] += piece if lines[-1].endswith((" ", ": ")) else " " + piece
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def render_table(result: RunResult, opts: TableOptions | None = None) -> str:
