@@ -149,7 +149,10 @@ def compute_changes(
             if check.status not in FAILING:
                 continue
             key = (host.host, check.check_id)
-            since = _lookup(first_failed, *key) or (current.started_at if key not in prev_fail else None)
+            # Without a streak from history: a new failure started now, an old one at least last run.
+            since = _lookup(first_failed, *key) or (
+                current.started_at if key not in prev_fail else changes.previous_started_at
+            )
             item = CheckChange(
                 host.host,
                 check.check_id,

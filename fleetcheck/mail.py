@@ -90,11 +90,7 @@ def subject_for(run: RunResult, changes: ChangeSet | None) -> str:
     head = f"fleetcheck: {counts['compliant']}/{counts['hosts']} compliant"
     if changes is None:
         return head
-    c = changes.counts()
-    return (
-        f"{head}, {c['new_failures']} new failures, {c['fixed']} fixed, {c['still_failing']} still failing"
-        + (f", {c['hosts_unreachable']} hosts became unreachable" if c["hosts_unreachable"] else "")
-    )
+    return f"{head}, {changes.headline()}"
 
 
 def build_message(
@@ -126,9 +122,7 @@ def build_message(
         lines += ["", "The full report is attached (fleetcheck-report.html)."]
     msg.set_content("\n".join(lines).rstrip() + "\n")
     if html is not None:
-        msg.add_attachment(
-            html.encode("utf-8"), maintype="text", subtype="html", filename="fleetcheck-report.html"
-        )
+        msg.add_attachment(html, subtype="html", charset="utf-8", cte="base64", filename="fleetcheck-report.html")
     return msg
 
 

@@ -144,7 +144,7 @@ def test_plain_smtp_delivers_summary_and_attachment(plain_smtp: tuple[Sink, int]
     assert len(sink.messages) == 1
     msg = sink.messages[0]
     assert sink.envelopes[0].rcpt_tos == ["ops@example.test", "lead@example.test"]
-    assert msg["Subject"] == "fleetcheck: 1/2 compliant, 1 new failures, 1 fixed, 1 still failing"
+    assert msg["Subject"] == "fleetcheck: 1/2 compliant, 1 new failure, 1 fixed, 1 still failing"
     body = msg.get_body(preferencelist=("plain",))
     assert body is not None
     text = body.get_content()
