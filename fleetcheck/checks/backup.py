@@ -81,6 +81,14 @@ def wsb_last_job(facts: Facts, p: LastJobParams, ctx: EvalContext) -> Verdict:
     if not data.cmdlets_available:
         return skipped("No WSB cmdlets to ask for the previous job (see wsb-cmdlets)")
     job = data.last_job
+    if job is None and data.last_job_error is not None:
+        err = data.last_job_error
+        return unknown(
+            f"Get-WBJob -Previous 1 failed: {err.type}: {err.message}".rstrip(": "),
+            observed=err.type,
+            expected="last job succeeded",
+            remediation="Scan as a member of Administrators or Backup Operators; if that is the case, repair WSB.",
+        )
     if job is None:
         return warned(
             "Windows Server Backup has no previous job on record",

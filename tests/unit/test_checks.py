@@ -248,6 +248,12 @@ def test_wsb_last_job_none_warns_and_no_cmdlets_skips() -> None:
     assert run("wsb-last-job", mod(**{"wsb.cmdlets_available": False})).status == CheckStatus.SKIP
 
 
+def test_wsb_last_job_query_failure_is_unknown() -> None:
+    data = mod(**{"wsb.last_job": None, "wsb.last_job_error": {"type": "UnauthorizedAccessException", "message": "denied"}})
+    result = run("wsb-last-job", data)
+    assert result.status == CheckStatus.UNKNOWN and "UnauthorizedAccessException" in result.message
+
+
 def test_wsb_last_job_age_edge() -> None:
     # ended 2026-11-22T23:10Z, scan 2026-11-23T06:00Z → under a day old
     assert run("wsb-last-job", max_age_days=1).status == CheckStatus.PASS
