@@ -58,10 +58,29 @@ class Budget:
         self.started = self._clock()
         self.deadline = self.started + timeout
         self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._conns: list[Any] = []
         self.closing = False
 
     def cancel(self) -> None:
+        """Flag the attempt as cancelled and unblock any socket read in progress."""
+        import contextlib
+        import socket
+
         self._cancelled.set()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                # the plain socket call: safe from another thread, also under TLS
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def track(self, conn: Any) -> None:
+        """Remember an HTTP connection so `cancel` can abort it."""
+        with self._lock:
+            self._conns.append(conn)
 
     @property
     def cancelled(self) -> bool:
@@ -96,3 +115,37 @@ def secret_value(host: Any) -> str | None:
         return None
     getter = getattr(pw, "get_secret_value", None)
     return str(getter()) if getter else str(pw)
+
+
+def track_connections(session: Any, budget: Budget) -> None:
+    """Make every connection a requests session opens known to `budget` (for a prompt Ctrl-C).
+
+    Wraps the urllib3 pool factories of the session's adapters, as pypsrp itself does, so
+    each new pool registers the connections it creates. Idempotent per session.
+    """
+    if getattr(session, "_fleetcheck_tracked", False):
+        return
+    session._fleetcheck_tracked = True
+    for adapter in session.adapters.values():
+        manager = getattr(adapter, "poolmanager", None)
+        if manager is None:
+            continue
+        manager.pool_classes_by_scheme = {
+            scheme: _tracking_factory(factory, budget) for scheme, factory in manager.pool_classes_by_scheme.items()
+        }
+
+
+def _tracking_factory(factory: Any, budget: Budget) -> Any:
+    def make_pool(*args: Any, **kwargs: Any) -> Any:
+        pool = factory(*args, **kwargs)
+        new_conn = pool._new_conn
+
+        def tracked_new_conn() -> Any:
+            conn = new_conn()
+            budget.track(conn)
+            return conn
+
+        pool._new_conn = tracked_new_conn
+        return pool
+
+    return make_pool

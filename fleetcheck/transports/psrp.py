@@ -22,8 +22,15 @@ from typing import Any, ClassVar
 from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
 from pypsrp.wsman import WSMan
 
-from fleetcheck.transports.base import MAX_OUTPUT_BYTES, Budget, ScriptOutput, Transport, secret_value
-from fleetcheck.transports.errors import OutputTooLarge
+from fleetcheck.transports.base import (
+    MAX_OUTPUT_BYTES,
+    Budget,
+    ScriptOutput,
+    Transport,
+    secret_value,
+    track_connections,
+)
+from fleetcheck.transports.errors import OutputTooLarge, RunCancelled
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,9 @@ class _BoundedWSMan(WSMan):
         retries_on_read_timeout: int = 0,
     ) -> Any:
         left = self._budget.check()
+        if self.transport.session is None:
+            self.transport.session = self.transport._build_session()
+            track_connections(self.transport.session, self._budget)
         # Long-polls must end (with a WSMan TimedOut fault) before the socket read times out.
         self.operation_timeout = max(1, min(self._op_cap, int(left) - 1))
         transport: Any = self.transport  # pypsrp types these as int; requests takes floats
@@ -158,8 +168,8 @@ def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOu
             failed=bool(ps.had_errors) or ps.state == PSInvocationState.FAILED,
         )
     except BaseException as exc:
-        first = exc
-    _close_quietly(pool, wsman, settings, host, budget, clean=first is None)
+        first = RunCancelled("run interrupted") if budget.cancelled else exc
+    _close_quietly(pool, wsman, settings, host, budget, clean=first is None and not budget.cancelled)
     if first is not None:
         raise first
     return result

@@ -19,9 +19,16 @@ from typing import Any, ClassVar
 
 from winrm.protocol import Protocol
 
-from fleetcheck.transports.base import MAX_OUTPUT_BYTES, Budget, ScriptOutput, Transport, secret_value
+from fleetcheck.transports.base import (
+    MAX_OUTPUT_BYTES,
+    Budget,
+    ScriptOutput,
+    Transport,
+    secret_value,
+    track_connections,
+)
 from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
-from fleetcheck.transports.errors import OutputTooLarge
+from fleetcheck.transports.errors import OutputTooLarge, RunCancelled
 from fleetcheck.transports.psrp import await_worker
 
 log = logging.getLogger(__name__)
@@ -77,6 +84,14 @@ class _BoundedProtocol(Protocol):
         super().__init__(*args, **kwargs)
         self._budget = budget
         self._op_cap = int(self.operation_timeout_sec)
+        transport: Any = self.transport
+        send_request = transport._send_message_request
+
+        def tracked_send(session: Any, prepared_request: Any) -> Any:
+            track_connections(session, budget)  # before the session opens its first pool
+            return send_request(session, prepared_request)
+
+        transport._send_message_request = tracked_send
 
     def send_message(self, message: str) -> bytes:
         left = self._budget.check()
@@ -143,8 +158,9 @@ def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOu
             exit_code=code,
         )
     except BaseException as exc:
-        first = exc
-    _close_quietly(proto, settings, host, budget, shell_id, command_id, clean=first is None)
+        first = RunCancelled("run interrupted") if budget.cancelled else exc
+    clean = first is None and not budget.cancelled
+    _close_quietly(proto, settings, host, budget, shell_id, command_id, clean=clean)
     if first is not None:
         raise first
     return result

@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from fleetcheck.inventory.model import Host
 from fleetcheck.journal import read_journal
 from fleetcheck.lab.fleet import LabFleet
@@ -41,6 +43,28 @@ async def test_cancel_keeps_finished_hosts_and_closes_shells(tmp_path: Path, pla
         assert back.interrupted
         assert [(h.host, h.status) for h in back.hosts] == [(h.host, h.status) for h in run.hosts]
         assert all(h.checks for h in back.hosts)
+        end = time.monotonic() + 3
+        while fleet.counters.open_shells and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        assert fleet.counters.open_shells == 0
+
+
+@pytest.mark.parametrize("transport", ["psrp", "winrm"])
+async def test_cancel_aborts_hung_hosts_at_once_and_deletes_their_shells(
+    transport: str, tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]
+) -> None:
+    async with LabFleet(hosts=3, faults="*:hang@Receive", seed=6) as fleet:
+        hosts = fleet_hosts(fleet, tmp_path, transport)
+        task = asyncio.create_task(run_fleet(hosts, playbooks, RunOptions(forks=3, timeout=60)))
+        deadline = time.monotonic() + 10
+        while fleet.counters.open_shells < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # every host now blocks in a Receive that never answers
+        t0 = time.monotonic()
+        task.cancel()
+        run = await task
+        assert time.monotonic() - t0 < 1.5  # sockets aborted: no waiting for read timeouts
+        assert run.interrupted and run.hosts == []
         end = time.monotonic() + 3
         while fleet.counters.open_shells and time.monotonic() < end:
             await asyncio.sleep(0.05)
