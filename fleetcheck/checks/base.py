@@ -181,7 +181,9 @@ def parse_hresult(text: str | int) -> int | None:
 def hresult_in_text(hresult: int, texts: list[str]) -> bool:
     """Whether an HRESULT appears in insertion strings or messages, in hex or signed/unsigned decimal."""
     h = hresult & 0xFFFFFFFF
-    forms = {f"{h:08x}", str(h), str(h - (1 << 32) if h & 0x80000000 else h)}
+    forms = {f"{h:08x}"}
+    if h >= 0x10000:  # short decimals would match any number in the text
+        forms |= {str(h), str(h - (1 << 32) if h & 0x80000000 else h)}
     for t in texts:
         low = t.lower()
         if any(f in low for f in forms):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fleetcheck.checks import CHECK_ORDER, CHECKS, EvalContext, evaluate_check, hresult_hex, parse_hresult
-from fleetcheck.checks.base import Facts, parse_utc, version_at_least
+from fleetcheck.checks.base import Facts, hresult_in_text, parse_utc, version_at_least
 from fleetcheck.facts import FactsDocument, ProbeError, ProbeOutcome
 from fleetcheck.playbook import CheckSettings
 from fleetcheck.results import CheckResult, CheckStatus
@@ -663,3 +664,26 @@ def test_sparse_facts_never_crash_a_rule(check_id: str) -> None:
     result = run(check_id, sparse(), offline_backup=True) if check_id == "azure-powershell" else run(check_id, sparse())
     assert "internal error" not in result.message
     assert result.status in {CheckStatus.FAIL, CheckStatus.UNKNOWN, CheckStatus.SKIP, CheckStatus.WARN, CheckStatus.PASS}
+
+
+# --------------------------------------------------------------------------- real sample texts
+SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "samples"
+
+
+def sample(name: str) -> str:
+    path = SAMPLES / name
+    if not path.is_file():
+        pytest.skip(f"shared sample {name} not available")
+    return path.read_text(encoding="utf-8")
+
+
+def test_vss_timeout_from_real_8229_message() -> None:
+    msg = sample("vss_event_8229_en_1.txt").strip()
+    hit = event("Application", "VSS", 8229, NOW - timedelta(hours=5), [], msg=msg)
+    assert run("vss-timeout-events", with_events(0, [hit])).status == CheckStatus.FAIL
+
+
+def test_hresults_found_in_real_mars_error_text() -> None:
+    text = sample("mars_error_systemstate_8007007b_en_1.txt")
+    assert hresult_in_text(0x80780049, [text]) and hresult_in_text(0x8007007B, [text])
+    assert not hresult_in_text(0x8078011E, [text])
