@@ -45,7 +45,9 @@ simulated: the password is the lab's, taken from ${PASSWORD_ENV} or the fixed de
 
 @lab_app.command("serve", help=_SERVE_HELP)
 def serve(
-    inventory_out: Annotated[Path, typer.Option("--inventory-out", help="Where to write the fleetcheck inventory.")],
+    inventory_out: Annotated[
+        Path, typer.Option("--inventory-out", help="Where to write the fleetcheck inventory.")
+    ] = Path("lab-run/lab.yml"),
     hosts: Annotated[int, typer.Option("--hosts", min=1, max=20000, help="Number of hosts.")] = 10,
     mix: Annotated[
         str | None, typer.Option("--mix", help="Scenario weights, e.g. healthy-2019=80,wsb-missing=5 (see `lab scenarios`).")

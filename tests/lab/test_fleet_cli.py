@@ -65,3 +65,13 @@ def test_serve_rejects_bad_fault_spec_without_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "unknown kind 'explode'" in err and "Traceback" not in err
     assert not (tmp_path / "x.yml").exists()
+
+
+def test_scenarios_lists_the_default_scenario() -> None:
+    from typer.testing import CliRunner
+
+    from fleetcheck.lab.cli import lab_app
+
+    result = CliRunner().invoke(lab_app, ["scenarios"])
+    assert result.exit_code == 0
+    assert "healthy-2019" in result.output.split()
