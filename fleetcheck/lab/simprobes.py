@@ -27,7 +27,7 @@ from fleetcheck.lab.machine import (
     FactError,
     MachineState,
 )
-from fleetcheck.probes.schema import PROBES, CustomResult
+from fleetcheck.probes.schema import CUSTOM_OUTPUT_MAX, PROBES, CustomResult
 
 BUNDLE_MARKER = "# fleetcheck:bundle=v1"
 NATIVE_MAX = 262_144
@@ -545,6 +545,7 @@ def _events(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]
     known_logs = {"application", "system", "security", "setup", "microsoft-windows-backup"}
     known_logs |= {e.log.lower() for e in m.events.values()}
     max_msg = p["message_max_chars"]
+    left = p["max_total"]
     results = []
     for q in p["queries"]:
         res: dict[str, Any] = {"log": q["log"], "provider": q["provider"], "ids": list(q["ids"]), "entries": [],
@@ -566,11 +567,18 @@ def _events(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]
                 continue
             hits.append((when, index, e))
         hits.sort(key=lambda h: h[0], reverse=True)  # Get-WinEvent returns newest first
-        for when, index, e in hits[: q["max"]]:
+        cap = min(q["max"], left)
+        if cap < 1:
+            res["error"] = {"type": "InvalidOperationException", "hresult": 0x80131509,
+                            "message": "event budget of this bundle is used up"}
+            results.append(res)
+            continue
+        left -= len(hits[:cap])
+        for when, index, e in hits[:cap]:
             res["entries"].append({
                 "log": e.log, "provider": e.provider, "id": e.id, "level": e.level, "time_created": iso(when),
                 "record_id": _LOG_RECORD_BASE + index, "message": e.message[:max_msg],
-                "properties": [x[:256] for x in e.properties[:16]],
+                "properties": [x[:256] for x in e.properties[:8]],
             })
         results.append(res)
     return {"results": results}
@@ -587,7 +595,7 @@ def _custom(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]
         elif ans.error is not None:
             out[c["id"]] = {"output": None, "error": ans.error.model_dump()}
         else:
-            out[c["id"]] = {"output": (ans.output or "").strip()[:65536], "error": None}
+            out[c["id"]] = {"output": (ans.output or "").strip()[:CUSTOM_OUTPUT_MAX], "error": None}
     return {"results": out}
 
 

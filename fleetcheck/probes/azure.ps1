@@ -1,7 +1,7 @@
 function Get-FcAzure {
     param($P)
-    $enc = Get-CimInstance -ClassName Win32_SystemEnclosure -ErrorAction Stop | Select-Object -First 1
-    $cs = Get-CimInstance -ClassName Win32_ComputerSystem -ErrorAction Stop
+    $enc = Get-CimInstance -ClassName Win32_SystemEnclosure -OperationTimeoutSec 60 -ErrorAction Stop | Select-Object -First 1
+    $cs = Get-CimInstance -ClassName Win32_ComputerSystem -OperationTimeoutSec 60 -ErrorAction Stop
     $tag = $null
     if ($null -ne $enc -and $null -ne $enc.SMBIOSAssetTag) { $tag = ([string]$enc.SMBIOSAssetTag).Trim() }
     $agents = @()

@@ -7,7 +7,7 @@ function Get-FcCustom {
         try {
             $sb = [scriptblock]::Create([string]$c.script)
             $text = (& $sb | Out-String)
-            $results[$id] = @{ output = (Limit-FcText $text.Trim() 65536); error = $null }
+            $results[$id] = @{ output = (Limit-FcText $text.Trim() 16384); error = $null }
         } catch {
             $results[$id] = @{ output = $null; error = (Get-FcErrorInfo $_) }
         }

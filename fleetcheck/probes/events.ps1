@@ -1,6 +1,7 @@
 function Get-FcEvents {
     param($P)
     $maxMsg = [int]$P.message_max_chars
+    $left = [int]$P.max_total
     $results = @()
     foreach ($q in @($P.queries)) {
         $ids = @(@($q.ids) | Where-Object { $null -ne $_ } | ForEach-Object { [int]$_ })
@@ -8,12 +9,15 @@ function Get-FcEvents {
         $filter = @{ LogName = [string]$q.log; StartTime = (Get-Date).AddHours(0 - [int]$q.since_hours) }
         if ($q.provider) { $filter['ProviderName'] = [string]$q.provider }
         if ($ids.Count -gt 0) { $filter['Id'] = [int[]]$ids }
+        $max = [int]$q.max
+        if ($max -gt $left) { $max = $left }
         try {
             $entries = @()
-            foreach ($e in @(Get-WinEvent -FilterHashtable $filter -MaxEvents ([int]$q.max) -ErrorAction Stop)) {
+            if ($max -lt 1) { throw (New-Object System.InvalidOperationException 'event budget of this bundle is used up') }
+            foreach ($e in @(Get-WinEvent -FilterHashtable $filter -MaxEvents $max -ErrorAction Stop)) {
                 $msg = ''
                 try { $msg = Limit-FcText $e.Message $maxMsg } catch { $msg = '' }
-                $props = @(@($e.Properties) | Select-Object -First 16 | ForEach-Object { Limit-FcText ([string]$_.Value) 256 })
+                $props = @(@($e.Properties) | Select-Object -First 8 | ForEach-Object { Limit-FcText ([string]$_.Value) 256 })
                 $entries += @{
                     log = [string]$e.LogName
                     provider = [string]$e.ProviderName
@@ -26,6 +30,7 @@ function Get-FcEvents {
                 }
             }
             $r['entries'] = $entries
+            $left = $left - $entries.Count
         } catch {
             # "No events match" (or an unregistered provider: it never wrote any) is an answer,
             # not an error; a missing log gets a stable type name.

@@ -1,7 +1,7 @@
 function Get-FcOs {
     param($P)
-    $os = Get-CimInstance -ClassName Win32_OperatingSystem -ErrorAction Stop
-    $cs = Get-CimInstance -ClassName Win32_ComputerSystem -ErrorAction Stop
+    $os = Get-CimInstance -ClassName Win32_OperatingSystem -OperationTimeoutSec 60 -ErrorAction Stop
+    $cs = Get-CimInstance -ClassName Win32_ComputerSystem -OperationTimeoutSec 60 -ErrorAction Stop
     $cvPath = 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion'
     $ubr = Get-FcRegValue $cvPath 'UBR'
     if ($null -ne $ubr) { $ubr = [int64]$ubr }

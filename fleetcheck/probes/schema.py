@@ -408,6 +408,7 @@ class EventQuery(_Model):
 class EventsParams(_Model):
     queries: list[EventQuery] = Field(default_factory=list, max_length=32)
     message_max_chars: int = Field(default=512, ge=0, le=MESSAGE_MAX * 4)
+    max_total: int = Field(default=500, ge=1, le=2000)  # entries over all queries (bounds the document)
 
 
 class EventEntry(_Model):
@@ -418,7 +419,7 @@ class EventEntry(_Model):
     time_created: str  # ISO UTC
     record_id: int | None = None
     message: str = ""  # localized, truncated
-    properties: list[str] = Field(default_factory=list)  # insertion strings (locale-free values)
+    properties: list[str] = Field(default_factory=list)  # insertion strings (first 8, 256 chars each)
 
 
 class EventQueryResult(_Model):
@@ -444,8 +445,11 @@ class CustomParams(_Model):
     scripts: list[CustomScript] = Field(default_factory=list, max_length=MAX_ITEMS)
 
 
+CUSTOM_OUTPUT_MAX = 16_384
+
+
 class CustomResult(_Model):
-    """A user's script: its printed text, parsed here (not in PowerShell) as JSON."""
+    """A user's script: its printed text (first 16 KiB), parsed here (not in PowerShell) as JSON."""
 
     output: str | None = None
     error: ItemError | None = None

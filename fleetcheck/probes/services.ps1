@@ -3,7 +3,7 @@ function Get-FcServices {
     $names = @(@($P.names) | ForEach-Object { [string]$_ })
     # Match by service name in PowerShell (never splice names into a WQL filter).
     $all = @{}
-    foreach ($s in @(Get-CimInstance -ClassName Win32_Service -ErrorAction Stop)) { $all[[string]$s.Name] = $s }
+    foreach ($s in @(Get-CimInstance -ClassName Win32_Service -OperationTimeoutSec 60 -ErrorAction Stop)) { $all[[string]$s.Name] = $s }
     $list = @()
     foreach ($n in $names) {
         $s = $all[$n]

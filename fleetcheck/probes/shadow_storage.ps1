@@ -2,7 +2,7 @@ function Get-FcShadowStorage {
     param($P)
     try {
         $list = @()
-        foreach ($s in @(Get-CimInstance -ClassName Win32_ShadowStorage -ErrorAction Stop)) {
+        foreach ($s in @(Get-CimInstance -ClassName Win32_ShadowStorage -OperationTimeoutSec 60 -ErrorAction Stop)) {
             $list += @{
                 volume_device_id = [string]$s.Volume.DeviceID
                 diff_volume_device_id = [string]$s.DiffVolume.DeviceID

@@ -15,7 +15,7 @@ function ConvertTo-FcHotfixDate {
 function Get-FcUpdates {
     param($P)
     $hotfixes = @()
-    foreach ($h in @(Get-CimInstance -ClassName Win32_QuickFixEngineering -ErrorAction Stop | Select-Object -First 500)) {
+    foreach ($h in @(Get-CimInstance -ClassName Win32_QuickFixEngineering -OperationTimeoutSec 60 -ErrorAction Stop | Select-Object -First 500)) {
         $raw = [string]$h.InstalledOn
         $hotfixes += @{ id = [string]$h.HotFixID; installed_on = (ConvertTo-FcHotfixDate $raw); installed_on_raw = $raw }
     }

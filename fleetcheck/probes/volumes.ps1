@@ -1,7 +1,7 @@
 function Get-FcVolumes {
     param($P)
     $list = @()
-    foreach ($v in @(Get-CimInstance -ClassName Win32_Volume -ErrorAction Stop)) {
+    foreach ($v in @(Get-CimInstance -ClassName Win32_Volume -OperationTimeoutSec 60 -ErrorAction Stop)) {
         $cap = $null
         if ($null -ne $v.Capacity) { $cap = [uint64]$v.Capacity }
         $free = $null

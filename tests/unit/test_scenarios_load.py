@@ -257,3 +257,11 @@ def test_localized_scenarios_report_their_culture_and_zone() -> None:
     assert doc["probes"]["time"]["data"]["timezone_id"] == "Korea Standard Time"
     assert doc["probes"]["time"]["data"]["utc_offset_minutes"] == 540
     assert doc["probes"]["os"]["data"]["build_number"] == 20348
+
+
+def test_event_budget_bounds_the_whole_document() -> None:
+    m = load_scenario("vss-timeout-events")
+    q = {"log": "Application", "provider": "VSS", "ids": [8229], "since_hours": 240, "max": 5}
+    res = answer(m, {"events": {"queries": [q, q], "max_total": 1}})["probes"]["events"]["data"]["results"]
+    assert len(res[0]["entries"]) == 1
+    assert res[1]["entries"] == [] and res[1]["error"]["type"] == "InvalidOperationException"
