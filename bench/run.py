@@ -121,6 +121,7 @@ class RunRecord:
     extrapolated_from: int = 0
     returncode: int = 0
     note: str = ""
+    loadavg_1m: float = 0.0  # the machine's load when the run started (other work skews timings)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -138,6 +139,13 @@ class Bench:
         self.log = log
         self.records: list[RunRecord] = []
         self._subsets: dict[int, Path] = {}
+        self._load_at_start = 0.0
+
+    def before_run(self) -> LabSnapshot:
+        """Let the previous run's shells drain, note the machine's load, read the lab."""
+        time.sleep(0.5)
+        self._load_at_start = os.getloadavg()[0]
+        return self.lab.snapshot()
 
     # -- helpers -------------------------------------------------------------------------------
     def subset(self, hosts: int) -> Path:
@@ -185,6 +193,7 @@ class Bench:
             note=note,
             errors=errors or [],
         )
+        rec.loadavg_1m = self._load_at_start
         self._judge(rec)
         self.records.append(rec)
         self.log(
@@ -233,7 +242,7 @@ class Bench:
             "--report",
             f"json:{report}",
         ]
-        before = self.lab.snapshot()
+        before = self.before_run()
         m = run_measured(argv, env=self._env(), cwd=self.work, out_dir=self.work, label=label, timeout=600)
         after = self.lab.snapshot()
         ok, failed, errors = _fleetcheck_statuses(report, hosts)
@@ -254,7 +263,7 @@ class Bench:
             bundle_script=bundle_script if mode == "pool-bundle" else None,
             bundle_args=bundle_args if mode == "pool-bundle" else None,
         )
-        before = self.lab.snapshot()
+        before = self.before_run()
         m = run_measured(argv, env=self._env(), cwd=self.work, out_dir=self.work, label=label, timeout=600)
         after = self.lab.snapshot()
         try:
@@ -306,7 +315,7 @@ class Bench:
         inv = write_ansible_inventory(self.work / f"ansible-{connection}-{hosts}.yml", targets, connection)
         label = f"{self.profile.name}-ansible-{connection}-{hosts}-{forks}"
         argv = ansible_argv(inv, forks, encoded_powershell(self.profile.peer_script))
-        before = self.lab.snapshot()
+        before = self.before_run()
         m = run_measured(
             argv, env=ansible_env(self._env(), self.work), cwd=self.work, out_dir=self.work, label=label, timeout=600
         )
@@ -476,10 +485,11 @@ def render(profile: Profile, records: list[RunRecord]) -> str:
                 f"{r.utilisation:.0%}" if not r.extrapolated_from else "-",
                 r.limit,
                 f"{r.ok}/{r.hosts}",
+                f"{r.loadavg_1m:.1f}",
             ]
         )
     headers = ["tool", "hosts", "forks", "wall s", "ideal s", "eff", "CPU ms/host", "peak RSS MB",
-               "lab CPU ms/host", "req/delays per session", "machine busy", "limit", "ok"]
+               "lab CPU ms/host", "req/delays per session", "machine busy", "limit", "ok", "load"]
     text = [f"### {profile.name}: {profile.description}", "", tabulate(rows, headers=headers, tablefmt="github")]
     if any(r.extrapolated_from for r in records):
         loop = next(r for r in records if r.extrapolated_from)
