@@ -172,6 +172,7 @@ class ConnectionAuth:
         if user is None or not hmac.compare_digest(user.password.encode(), password.encode()):
             return AuthStep("reject")
         self.scheme = "Basic"
+        self.principal = username
         return AuthStep("ok", principal=username, scheme="Basic")
 
     def _negotiate(self, scheme: str, payload: str) -> AuthStep:

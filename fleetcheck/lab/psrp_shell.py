@@ -150,6 +150,8 @@ class PsrpShell(LabShell):
             )
         self.queues: dict[uuid.UUID | None, deque[bytes]] = {None: deque()}
         self.pipe_tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self.command_ids: dict[str, uuid.UUID] = {}  # WSMan CommandId (upper) -> PSRP pipeline id
+        self.command_names: dict[uuid.UUID, str] = {}  # and back, as the client spelled it
         self.user = owner
         self.feed(creation, None)
         if pick_fault(host, "Create", ("broken_pool",)) is not None:
@@ -196,7 +198,7 @@ class PsrpShell(LabShell):
 
     def _start(self, pipe: ServerPipeline) -> None:
         # Windows does not announce Running; the first thing the client sees is output.
-        pipe._change_state(PSInvocationState.Running, emit=False)  # noqa: SLF001
+        pipe._change_state(PSInvocationState.Running, emit=False)
         self.pipe_tasks[pipe.pipeline_id] = self.spawn(self._run(pipe))
 
     async def _run(self, pipe: ServerPipeline) -> None:
@@ -217,28 +219,43 @@ class PsrpShell(LabShell):
         self.flush()
 
     # -- WSMan verbs -------------------------------------------------------------------------
+    def _pipeline_of(self, command_id: str | None) -> uuid.UUID | None:
+        """The PSRP pipeline behind a WSMan CommandId (Windows keys pipelines by CommandId)."""
+        if not command_id:
+            return None
+        pid = self.command_ids.get(command_id.upper())
+        if pid is None:
+            raise WSManFault(2150858843, "w:InvalidSelectors", "The command was not found. ", "s:Sender")
+        return pid
+
     async def command(self, request: WsmanRequest) -> str:
         line = request.body.find(f"{{{NS_RSP}}}CommandLine") if request.body is not None else None
         if line is None or not line.get("CommandId"):
             raise WSManFault(2150858817, "w:InvalidMessageInformationHeader", "CommandLine/CommandId is missing.", "s:Sender")
         command_id = line.get("CommandId", "").upper()
-        pid = uuid.UUID(command_id)
+        arguments = line.find(f"{{{NS_RSP}}}Arguments")
+        raw = _b64(arguments.text if arguments is not None else "")
+        # The message header names the pipeline; older clients wrote that GUID in another byte
+        # order than the CommandId, and Windows still accepts them, so trust the message.
+        try:
+            pid = uuid.UUID(bytes_le=raw[21 + 24 : 21 + 40])
+        except ValueError:
+            pid = uuid.UUID(command_id)
+        self.command_ids[command_id] = pid
+        self.command_names[pid] = line.get("CommandId", command_id)
         ServerPipeline(self.pool, pid)
         self.queues.setdefault(pid, deque())
-        arguments = line.find(f"{{{NS_RSP}}}Arguments")
-        self.feed(_b64(arguments.text if arguments is not None else ""), pid)
-        return command_id
+        self.feed(raw, pid)
+        return line.get("CommandId", command_id)
 
     async def send(self, request: WsmanRequest) -> None:
         body = request.body
         for stream in body.iterfind(f".//{{{NS_RSP}}}Stream") if body is not None else []:
-            cid = stream.get("CommandId")
-            self.feed(_b64(stream.text), uuid.UUID(cid) if cid else None)
+            self.feed(_b64(stream.text), self._pipeline_of(stream.get("CommandId")))
 
     def _target(self, request: WsmanRequest) -> uuid.UUID | None:
         desired = request.body.find(f".//{{{NS_RSP}}}DesiredStream") if request.body is not None else None
-        cid = desired.get("CommandId") if desired is not None else None
-        return uuid.UUID(cid) if cid else None
+        return self._pipeline_of(desired.get("CommandId") if desired is not None else None)
 
     def _finished(self, target: uuid.UUID | None) -> bool:
         if target is None:
@@ -262,7 +279,7 @@ class PsrpShell(LabShell):
             used += len(data)
             chunks.append(StreamChunk("stdout", data))
         done = not queue and self._finished(target)
-        command_id = str(target).upper() if target is not None else None
+        command_id = self.command_names.get(target) if target is not None else None
         self.touch()
         return receive_response(request, command_id, chunks, done=done, exit_code=0)
 
@@ -273,7 +290,7 @@ class PsrpShell(LabShell):
         code_el = sig.find(f"{{{NS_RSP}}}Code")
         code = (code_el.text or "") if code_el is not None else ""
         cid = sig.get("CommandId")
-        pid = uuid.UUID(cid) if cid else None
+        pid = self.command_ids.get(cid.upper()) if cid else None
         pipe = self.pool.pipeline_table.get(pid) if pid else None
         if pipe is None:
             return

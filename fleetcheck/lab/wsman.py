@@ -129,12 +129,19 @@ def new_uuid() -> str:
     return str(uuid.uuid4()).upper()
 
 
+_X_NS = 'xmlns:x="http://schemas.xmlsoap.org/ws/2004/09/transfer" '
+
+
 def envelope(request: WsmanRequest, body: str, *, with_rsp: bool = True, extra_ns: str = "") -> bytes:
-    """A response envelope for `request` with `body` (already XML) inside s:Body."""
+    """A response envelope for `request` with `body` (already XML) inside s:Body.
+
+    Like Windows, PowerShell-plugin answers carry a p:ActivityId and WinRS answers do not.
+    """
     opening = _ENVELOPE_OPEN.format(extra=extra_ns) if with_rsp else _ENVELOPE_OPEN_PLAIN
+    activity = f"<p:ActivityId>{new_uuid()}</p:ActivityId>" if request.resource_uri.startswith(PSRP_URI_PREFIX) else ""
     return (
         f"{opening}<s:Header><a:Action>{escape(request.action)}Response</a:Action>"
-        f"<a:MessageID>uuid:{new_uuid()}</a:MessageID><p:ActivityId>{new_uuid()}</p:ActivityId>"
+        f"<a:MessageID>uuid:{new_uuid()}</a:MessageID>{activity}"
         f"<a:To>{ANONYMOUS}</a:To><a:RelatesTo>{escape(request.message_id)}</a:RelatesTo></s:Header>"
         f"<s:Body>{body}</s:Body></s:Envelope>"
     ).encode()
@@ -147,7 +154,7 @@ def create_response(request: WsmanRequest, shell_id: str, shell_xml: str) -> byt
         f'<w:Selector Name="ShellId">{escape(shell_id)}</w:Selector></w:SelectorSet></a:ReferenceParameters>'
         f"</x:ResourceCreated>{shell_xml}"
     )
-    return envelope(request, body, extra_ns='xmlns:x="http://schemas.xmlsoap.org/ws/2004/09/transfer" ')
+    return envelope(request, body, extra_ns=_X_NS)
 
 
 def shell_xml(
@@ -160,27 +167,35 @@ def shell_xml(
     output_streams: str,
     state: str = "Connected",
 ) -> str:
-    """The informational rsp:Shell block Windows returns on Create and Get."""
-    return (
+    """The informational rsp:Shell block Windows returns on Create and Get (shorter for WinRS)."""
+    psrp = resource_uri.startswith(PSRP_URI_PREFIX)
+    process = f"<rsp:ProcessId>{1000 + (hash(shell_id) % 8000)}</rsp:ProcessId>" if psrp else ""
+    head = (
         f'<rsp:Shell xmlns:rsp="{NS_RSP}"><rsp:ShellId>{escape(shell_id)}</rsp:ShellId>'
         f"<rsp:ResourceUri>{escape(resource_uri)}</rsp:ResourceUri><rsp:Owner>{escape(owner)}</rsp:Owner>"
-        f"<rsp:ClientIP>{escape(client_ip)}</rsp:ClientIP><rsp:ProcessId>{1000 + (hash(shell_id) % 8000)}</rsp:ProcessId>"
+        f"<rsp:ClientIP>{escape(client_ip)}</rsp:ClientIP>{process}"
         f"<rsp:IdleTimeOut>PT{idle_timeout_s:.3f}S</rsp:IdleTimeOut><rsp:InputStreams>{escape(input_streams)}</rsp:InputStreams>"
-        f"<rsp:OutputStreams>{escape(output_streams)}</rsp:OutputStreams><rsp:MaxIdleTimeOut>PT2147483.647S</rsp:MaxIdleTimeOut>"
-        "<rsp:Locale>en-US</rsp:Locale><rsp:DataLocale>en-US</rsp:DataLocale><rsp:CompressionMode>NoCompression</rsp:CompressionMode>"
-        "<rsp:ProfileLoaded>Yes</rsp:ProfileLoaded><rsp:Encoding>UTF8</rsp:Encoding><rsp:BufferMode>Block</rsp:BufferMode>"
-        f"<rsp:State>{escape(state)}</rsp:State><rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime>"
-        "<rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity></rsp:Shell>"
+        f"<rsp:OutputStreams>{escape(output_streams)}</rsp:OutputStreams>"
     )
+    middle = (
+        "<rsp:MaxIdleTimeOut>PT2147483.647S</rsp:MaxIdleTimeOut><rsp:Locale>en-US</rsp:Locale>"
+        "<rsp:DataLocale>en-US</rsp:DataLocale><rsp:CompressionMode>NoCompression</rsp:CompressionMode>"
+        "<rsp:ProfileLoaded>Yes</rsp:ProfileLoaded><rsp:Encoding>UTF8</rsp:Encoding><rsp:BufferMode>Block</rsp:BufferMode>"
+        f"<rsp:State>{escape(state)}</rsp:State>"
+        if psrp
+        else ""
+    )
+    return f"{head}{middle}<rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime><rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity></rsp:Shell>"
 
 
 def command_response(request: WsmanRequest, command_id: str) -> bytes:
-    return envelope(request, f"<rsp:CommandResponse><rsp:CommandId>{escape(command_id)}</rsp:CommandId></rsp:CommandResponse>")
+    body = f"<rsp:CommandResponse><rsp:CommandId>{escape(command_id)}</rsp:CommandId></rsp:CommandResponse>"
+    return envelope(request, body, extra_ns=_X_NS)
 
 
 def simple_response(request: WsmanRequest, element: str) -> bytes:
     """Send/Signal: an empty `rsp:<element>`."""
-    return envelope(request, f"<rsp:{element}/>")
+    return envelope(request, f"<rsp:{element}/>", extra_ns=_X_NS)
 
 
 def delete_response(request: WsmanRequest) -> bytes:

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 import requests
-from spnego.exceptions import SpnegoError
 from pypsrp.client import Client
 from pypsrp.exceptions import AuthenticationError, InvalidPSRPOperation, WinRMTransportError, WSManFaultError
 from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
+from spnego.exceptions import SpnegoError
 from winrm_helpers import PASSWORD, USER, Endpoint, in_thread, make_host, serve
 
 from fleetcheck.lab.host import FaultSpec
@@ -183,13 +183,6 @@ async def test_nth_and_probability_select_requests() -> None:
     never = make_host(faults=[FaultSpec(kind="http500", on="Create", probability=0.0)])
     async with serve(never) as ep:
         assert (await in_thread(_execute, ep))[0] == "SRV01"
-
-
-async def test_oversized_output_default_size() -> None:
-    host = make_host(faults=[FaultSpec(kind="oversized_output", on="script")])
-    async with serve(host) as ep:
-        out = await in_thread(_execute, ep)
-    assert len(out[0]) >= 4 * 1024 * 1024 - 8192
 
 
 async def test_reset_is_masked_by_context_manager_as_in_the_notes() -> None:

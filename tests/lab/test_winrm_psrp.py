@@ -119,7 +119,7 @@ async def test_unknown_command_is_a_nonterminating_error_record() -> None:
 
 
 async def test_terminating_error_fails_the_pipeline() -> None:
-    def run(ep: Endpoint) -> tuple[PSInvocationState, bool, str]:
+    def run(ep: Endpoint) -> tuple[int, bool, str]:
         with ep.wsman() as wsman, RunspacePool(wsman) as pool:
             ps = PowerShell(pool)
             ps.add_script("hostname")
@@ -209,7 +209,7 @@ async def test_idle_shell_is_deleted() -> None:
 
 
 async def test_stop_interrupts_a_slow_pipeline() -> None:
-    def run(ep: Endpoint) -> tuple[float, PSInvocationState]:
+    def run(ep: Endpoint) -> tuple[float, int]:
         with ep.wsman() as wsman, RunspacePool(wsman) as pool:
             ps = PowerShell(pool)
             ps.add_script("hostname")

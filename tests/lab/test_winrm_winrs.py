@@ -19,7 +19,7 @@ def _session(ep: Endpoint, transport: str = "ntlm", password: str = PASSWORD) ->
     if ep.https:
         kwargs["server_cert_validation"] = "validate"
         kwargs["ca_trust_path"] = ep.ca_path
-    return winrm.Session(ep.url, auth=(USER, password), **kwargs)  # type: ignore[arg-type]
+    return winrm.Session(ep.url, auth=(USER, password), **kwargs)
 
 
 async def test_run_ps_and_run_cmd_over_http_ntlm() -> None:

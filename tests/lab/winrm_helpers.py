@@ -44,7 +44,7 @@ class Endpoint:
             username=USER,
             password=password,
             auth=auth,
-            cert_validation=self.ca_path if self.https else False,
+            cert_validation=self.ca_path if self.https else False,  # type: ignore[arg-type]  # a CA path works too
             **options,
         )
 
