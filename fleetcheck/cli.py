@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import inspect
 import os
 import signal
 import sys
@@ -281,7 +282,8 @@ def report_cmd(
             module = __import__(WRITERS[fmt].partition(":")[0], fromlist=["render"])
             if not hasattr(module, "render"):
                 raise UsageError(f"format '{fmt}' writes files only; add -o PATH")
-            text = module.render(result, ReportContext())
+            takes_context = len(inspect.signature(module.render).parameters) > 1
+            text = module.render(result, ReportContext()) if takes_context else module.render(result)
         if output is not None:
             write_atomic(output, text)
         else:

@@ -177,3 +177,44 @@ def test_main_maps_click_errors_and_crashes(capsys: pytest.CaptureFixture[str], 
     assert main(["inventory", "x.yml"]) == 4
     err = capsys.readouterr().err
     assert "internal error (RuntimeError)" in err and SECRET not in err and "Traceback" not in err
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _code_blocks(text: str) -> list[tuple[str, str]]:
+    blocks = []
+    parts = text.split("```")
+    for i in range(1, len(parts), 2):
+        lang, _, body = parts[i].partition("\n")
+        blocks.append((lang.strip(), body))
+    return blocks
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    text = README.read_text(encoding="utf-8")
+    before = text[: text.index("```")]
+    assert before.strip() == "# fleetcheck"
+    _, first = _code_blocks(text)[0]
+    commands = [line.split("#")[0].strip() for line in first.splitlines() if line.strip()]
+    assert commands == ["make demo", "make test"]
+
+
+def test_readme_yaml_examples_are_valid(tmp_path: Path) -> None:
+    from fleetcheck.inventory import load_inventory
+    from fleetcheck.playbook import parse_playbook
+
+    yaml_blocks = [body for lang, body in _code_blocks(README.read_text(encoding="utf-8")) if lang == "yaml"]
+    inventory_text = next(b for b in yaml_blocks if "groups:" in b)
+    path = tmp_path / "readme-inv.yml"
+    path.write_text(inventory_text, encoding="utf-8")
+    assert [h.name for h in load_inventory(path).hosts] == ["PAR-DC01", "PAR-FS01", "BER-DC01"]
+    playbook = parse_playbook(next(b for b in yaml_blocks if "custom_checks:" in b), "README")
+    assert playbook.name == "my-baseline" and [c.id for c in playbook.custom_checks] == ["custom-smb1-off"]
+
+
+def test_report_command_renders_prometheus_to_stdout(tmp_path: Path) -> None:
+    saved = tmp_path / "run.json"
+    saved.write_text(json_report.render(sample_result()), encoding="utf-8")
+    code, out = invoke("report", str(saved), "--format", "prometheus")
+    assert code == 0 and "fleetcheck_check_failing_hosts" in out
