@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from fleetcheck.facts import FACTS_SCHEMA, FactsDocument
@@ -652,8 +653,14 @@ def _legacy_answer(m: MachineState, now: datetime) -> str:
     )
 
 
-def _functions_in(script: str) -> set[str]:
-    return {name.lower() for name in re.findall(r"(?m)^\s*'([a-z_]+)'\s*=\s*'Get-Fc\w+'\s*$", script)}
+_TABLE_RE = re.compile(r"^    '([a-z_]+)' = 'Get-Fc\w+'$", re.M)
+
+
+@lru_cache(maxsize=64)
+def _functions_in(script: str) -> frozenset[str]:
+    """Probe ids in the script's dispatch table (a probe the script lacks is an unknown probe)."""
+    start = script.find("$fcTable = @{")
+    return frozenset(_TABLE_RE.findall(script, start if start >= 0 else 0))
 
 
 def answer_bundle(host: LabHost, script: str, args_json: str) -> str:
