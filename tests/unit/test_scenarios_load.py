@@ -265,3 +265,21 @@ def test_event_budget_bounds_the_whole_document() -> None:
     res = answer(m, {"events": {"queries": [q, q], "max_total": 1}})["probes"]["events"]["data"]["results"]
     assert len(res[0]["entries"]) == 1
     assert res[1]["entries"] == [] and res[1]["error"]["type"] == "InvalidOperationException"
+
+
+def test_legacy_answer_is_what_the_preamble_prints() -> None:
+    """Render the preamble's hand-built PS 2.0 document with the machine's values and compare."""
+    import re
+
+    from fleetcheck.probes.bundle import read_ps1
+
+    m = load_scenario("legacy-ps2")
+    doc = answer(m, {"os": {}})
+    line = next(ln for ln in read_ps1("_preamble.ps1").splitlines() if "Write-Output ('{" in ln)
+    expr = line.strip()[len("Write-Output (") : -1]
+    values = {"$fcV": m.powershell.version, "$env:COMPUTERNAME": m.hostname.upper(), "$fcC": m.locale.culture,
+              "$fcT": doc["host"]["collected_at"]}  # fmt: skip
+    parts = re.split(r"\s*\+\s*", expr)
+    rendered = "".join(values[p] if p.startswith("$") else p.strip("'") for p in parts)
+    assert json.loads(rendered) == doc
+    assert list(json.loads(rendered)) == list(doc)
