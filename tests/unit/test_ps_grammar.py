@@ -141,6 +141,35 @@ def test_lint_ignores_forbidden_text_inside_strings_and_comments(parser) -> None
     assert lint_ps51(parser, ok) == []
 
 
+def duplicate_hash_keys(parser, source: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """Keys repeated (case-insensitively) inside one @{...} literal: a PowerShell parse error."""
+    data = source.encode("utf-8")
+    found: list[str] = []
+    stack = [parser.parse(data).root_node]
+    while stack:
+        node = stack.pop()
+        if node.type == "hash_literal_body":
+            keys = [
+                data[k.start_byte : k.end_byte].decode().strip("'\"").lower()
+                for entry in node.children
+                if entry.type == "hash_entry"
+                for k in entry.children
+                if k.type == "key_expression"
+            ]
+            found += sorted({k for k in keys if keys.count(k) > 1})
+        stack.extend(node.children)
+    return found
+
+
+@pytest.mark.parametrize("path", PS1_FILES, ids=lambda p: p.name)
+def test_no_duplicate_keys_in_hashtable_literals(parser, path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert duplicate_hash_keys(parser, path.read_text(encoding="utf-8")) == []
+
+
+def test_duplicate_key_check_catches_case_variants(parser) -> None:  # type: ignore[no-untyped-def]
+    assert duplicate_hash_keys(parser, "$h = @{ a = 1; b = @{ c = 2 }; A = 3 }\n") == ["a"]
+
+
 def test_grammar_check_catches_a_broken_script(parser) -> None:  # type: ignore[no-untyped-def]
     assert syntax_errors(parser, "function f {\n    $x = @{ a = 1\n}\n")
     assert syntax_errors(parser, "if ($x { $y = 1 }\n")
