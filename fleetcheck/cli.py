@@ -243,9 +243,41 @@ def _write_reports(result: RunResult, specs: list[tuple[str, Path]], context: An
 
 
 def _parse_specs(specs: list[str] | None) -> list[tuple[str, Path]]:
+    """Parse `--report` values and make sure each can be written, before any host is contacted."""
     from fleetcheck.reports.base import parse_report_spec
 
-    return [parse_report_spec(s) for s in specs or []]
+    parsed = [parse_report_spec(s) for s in specs or []]
+    for fmt, path in parsed:
+        if path.is_dir():
+            raise UsageError(f"--report {fmt}:{path}: is a folder; give a file name")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--report {fmt}:{path}: cannot create {path.parent} ({exc.strerror})") from None
+        if not os.access(path.parent, os.W_OK):
+            raise UsageError(f"--report {fmt}:{path}: {path.parent} is not writable")
+    return parsed
+
+
+JOURNAL_ROTATE_BYTES = 50 * 1024 * 1024
+
+
+def default_journal_path() -> Path:
+    """Every run journals somewhere, so a killed run keeps what it collected."""
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("fleetcheck", appauthor=False)) / "journal.jsonl"
+
+
+def _prepare_journal(path: Path) -> Path:
+    """Create the folder; keep the journal bounded by moving a big one aside (one old copy)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_file() and path.stat().st_size > JOURNAL_ROTATE_BYTES:
+            os.replace(path, path.with_name(path.name + ".1"))
+    except OSError as exc:
+        raise UsageError(f"--journal {path}: cannot use it ({exc.strerror})") from None
+    return path
 
 
 @app.command("report")
@@ -439,7 +471,11 @@ def run_cmd(
     wide: Annotated[bool, typer.Option("--wide", help="Show every host and full messages.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table: the summary line only.")] = False,
     save_facts: Annotated[Path | None, typer.Option("--save-facts", metavar="DIR", help="Store each host's facts here.")] = None,
-    journal: Annotated[Path | None, typer.Option("--journal", metavar="PATH", help="Append each host's result here (JSON lines).")] = None,
+    journal: Annotated[
+        Path | None,
+        typer.Option("--journal", metavar="PATH", help="Append each host's result here as it finishes (JSON lines; "
+                     "default: the user's state folder, e.g. ~/.local/state/fleetcheck/journal.jsonl)."),
+    ] = None,
     ask_pass: Annotated[bool, typer.Option("--ask-pass", "-k", help="Prompt once per username.")] = False,
     ssh_known_hosts: Annotated[
         str, typer.Option("--ssh-known-hosts", metavar="default|accept|FILE",
@@ -473,15 +509,15 @@ def run_cmd(
         playbooks = _load_playbooks(names)
         hosts = load_credentials(hosts, ask_pass=ask_pass, prompt=getpass.getpass if ask_pass else None)
         opts = _nightly_options(history, no_history, since, waivers or inv.waivers, mail_to, smtp, mail_always)
+        settings = {
+            "forks": forks,
+            "timeout": timeout,  # None: each host's inventory timeout (default 120 s)
+            "journal": _prepare_journal(journal or default_journal_path()),
+            "save_facts": save_facts,
+            "inventory": str(inv.path),
+            "ssh_known_hosts": ssh_known_hosts,
+        }
     mode = "quiet" if quiet else ("bar" if sys.stderr.isatty() else "lines")
-    settings = {
-        "forks": forks,
-        "timeout": timeout,  # None: each host's inventory timeout (default 120 s)
-        "journal": journal,
-        "save_facts": save_facts,
-        "inventory": str(inv.path),
-        "ssh_known_hosts": ssh_known_hosts,
-    }
     from fleetcheck import nightly
 
     started = datetime.now(UTC)
@@ -574,10 +610,9 @@ def _evaluate_dir(facts_dir: Path, playbooks: list[Any], names: list[str]) -> Ru
     """Judge every saved facts document again: same rules as `run`, no network."""
     from pydantic import ValidationError
 
-    from fleetcheck.checks import evaluate
-    from fleetcheck.checks.base import EvalContext
     from fleetcheck.facts import FactsDocument
-    from fleetcheck.runner import status_from_checks
+    from fleetcheck.runner import judge_output
+    from fleetcheck.transports.base import ScriptOutput
 
     if not facts_dir.is_dir():
         raise UsageError(f"{facts_dir}: not a folder of saved facts (write one with run --save-facts DIR)")
@@ -590,13 +625,19 @@ def _evaluate_dir(facts_dir: Path, playbooks: list[Any], names: list[str]) -> Ru
         try:
             if path.stat().st_size > MAX_FACTS_BYTES:
                 raise UsageError(f"{path}: larger than {MAX_FACTS_BYTES} bytes")
-            facts = FactsDocument.model_validate_json(path.read_bytes())
+            text = path.read_text(encoding="utf-8")
+            facts = FactsDocument.model_validate_json(text)
         except (ValidationError, ValueError) as exc:
             raise UsageError(f"{path}: not a fleetcheck facts document ({' '.join(str(exc).split())[:200]})") from None
-        checks = evaluate(facts, playbooks, EvalContext(scan_time=_collected_at(facts) or started))
-        status, message = status_from_checks(checks)
+        # the same judgement as `run`, as of when the facts were collected
+        status, message, checks, _, error_type = judge_output(
+            None, ScriptOutput(stdout=text), playbooks, _collected_at(facts) or started
+        )
         hosts.append(
-            HostResult(host=path.stem, address=facts.host.computer_name, status=status, message=message, checks=checks)
+            HostResult(
+                host=path.stem, address=facts.host.computer_name, status=status, message=message,
+                error_type=error_type, checks=checks,
+            )
         )
     check_ids = list(dict.fromkeys(c.check_id for h in hosts for c in h.checks))
     return RunResult(

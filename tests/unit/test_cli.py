@@ -218,3 +218,23 @@ def test_report_command_renders_prometheus_to_stdout(tmp_path: Path) -> None:
     saved.write_text(json_report.render(sample_result()), encoding="utf-8")
     code, out = invoke("report", str(saved), "--format", "prometheus")
     assert code == 0 and "fleetcheck_check_failing_hosts" in out
+
+
+def test_unwritable_report_path_is_refused_before_running(inventory: Path, tmp_path: Path) -> None:
+    code, out = invoke("run", str(inventory), "--no-history", "--report", f"json:{tmp_path}")
+    assert code == 2 and "is a folder" in out
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, out = invoke("run", str(inventory), "--no-history", "--report", f"csv:{blocker / 'sub' / 'r.csv'}")
+    assert code == 2 and "cannot create" in out
+
+
+def test_big_journal_is_moved_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetcheck import cli
+
+    monkeypatch.setattr(cli, "JOURNAL_ROTATE_BYTES", 10)
+    journal = tmp_path / "j" / "journal.jsonl"
+    assert cli._prepare_journal(journal) == journal and journal.parent.is_dir()
+    journal.write_text("x" * 11)
+    cli._prepare_journal(journal)
+    assert not journal.exists() and (tmp_path / "j" / "journal.jsonl.1").read_text() == "x" * 11

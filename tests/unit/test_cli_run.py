@@ -119,15 +119,16 @@ def test_run_mixed_transports_table_reports_exit_code_and_evaluate(lab: Any, tmp
     assert re_statuses == {k: statuses[k] for k in ("LAB-0002", "LAB-0003")}
 
 
-def test_ctrl_c_writes_reports_for_finished_hosts_and_exits_4(lab: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_writes_reports_for_finished_hosts_and_exits_4(lab: Any, tmp_path: Path, signum: int) -> None:
     inventory = write_inventory(lab, tmp_path)
     report = tmp_path / "r.json"
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "fleetcheck", "run", str(inventory), "--no-history", "--timeout", "60",
             "--limit", "!LAB-0004", "--report", f"json:{report}",
-        ],
-        env={**os.environ, PASSWORD_ENV: PASSWORD},
+        ],  # no --journal: the default one lives under XDG_STATE_HOME
+        env={**os.environ, PASSWORD_ENV: PASSWORD, "XDG_STATE_HOME": str(tmp_path / "state")},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -142,7 +143,7 @@ def test_ctrl_c_writes_reports_for_finished_hosts_and_exits_4(lab: Any, tmp_path
                 finished += 1
         assert finished == 3  # everything but the hung LAB-0005
         t0 = time.monotonic()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=20)
         stop_s = time.monotonic() - t0
     finally:
@@ -156,3 +157,6 @@ def test_ctrl_c_writes_reports_for_finished_hosts_and_exits_4(lab: Any, tmp_path
     assert doc["interrupted"] is True
     assert sorted(h["host"] for h in doc["hosts"]) == ["LAB-0001", "LAB-0002", "LAB-0003"]
     assert "INTERRUPTED" in stdout
+    journal = tmp_path / "state" / "fleetcheck" / "journal.jsonl"
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert sorted(r["result"]["host"] for r in records if r["record"] == "host") == ["LAB-0001", "LAB-0002", "LAB-0003"]
