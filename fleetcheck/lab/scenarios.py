@@ -109,14 +109,16 @@ def _layer(path: Path, seen: tuple[str, ...]) -> tuple[dict[str, Any], list[tupl
 
 
 def _base_path(path: Path, base: str) -> Path:
-    candidate = path.parent / f"{base}.yml"
-    if candidate.is_file():
-        return candidate
-    raise MachineStateError(f"{path}: base {base!r} not found next to it ({candidate.name})")
+    """A base next to the file first (users' own libraries), then in the built-in library."""
+    for folder in (path.parent, SCENARIO_DIR):
+        candidate = folder / f"{base}.yml"
+        if candidate.is_file() and "/" not in base and "\\" not in base:
+            return candidate
+    raise MachineStateError(f"{path}: base {base!r} not found next to it nor in the scenario library")
 
 
 def load_scenario_file(path: str | Path) -> MachineState:
-    """Load a scenario file (any folder; its `base` is looked up next to it)."""
+    """Load a scenario file (any folder; its `base` is looked up next to it, then in the library)."""
     p = Path(path)
     merged, trees = _layer(p, (p.stem,))
     try:
@@ -145,5 +147,10 @@ def _cached(name: str) -> MachineState:
 
 
 def load_scenario(name: str) -> MachineState:
-    """A fresh copy of a named scenario's machine (safe to modify)."""
+    """A fresh copy of a named scenario's machine (safe to modify).
+
+    A name ending in .yml/.yaml is a scenario file of the user's (its `base` may name a
+    built-in scenario)."""
+    if name.endswith((".yml", ".yaml")):
+        return load_scenario_file(name)
     return _cached(name).model_copy(deep=True)

@@ -283,3 +283,15 @@ def test_legacy_answer_is_what_the_preamble_prints() -> None:
     rendered = "".join(values[p] if p.startswith("$") else p.strip("'") for p in parts)
     assert json.loads(rendered) == doc
     assert list(json.loads(rendered)) == list(doc)
+
+
+def test_users_scenario_file_can_build_on_the_library(tmp_path: Path) -> None:
+    p = tmp_path / "my-site.yml"
+    p.write_text(
+        "description: our standard build\nbase: healthy-2022-nl\nmachine:\n  hostname: NL-FS01\n"
+        "  services:\n    obengine: {state: Stopped}\n",
+        encoding="utf-8",
+    )
+    m = load_scenario(str(p))
+    assert m.hostname == "NL-FS01" and m.locale.culture == "nl-NL"
+    assert m.services["obengine"].state == "Stopped" and m.services["obengine"].start_mode == "Auto"
