@@ -139,6 +139,7 @@ def run_demo(hosts: int = DEMO_HOSTS, seed: int = 7, workdir: Path | None = None
         command = [
             sys.executable, "-m", "fleetcheck", "run", str(inventory),
             "--no-history",
+            "--journal", str(work / "journal.jsonl"),
             "--report", f"json:{reports / 'results.json'}",
             "--report", f"junit:{reports / 'junit.xml'}",
             "--report", f"csv:{reports / 'results.csv'}",
