@@ -16,6 +16,8 @@ REQUEST_KINDS = ("latency", "hang", "reset", "http401", "http500", "malformed", 
 CONNECT_KINDS = ("refuse",)
 #: Faults the engine applies per script.
 SCRIPT_KINDS = ("slow_output", "hang", "oversized_output", "bad_json", "probe_throws", "latency")
+#: Probe-level faults, answered by fleetcheck.lab.simprobes (FaultSpec.probe: a probe id or "*").
+PROBE_KINDS = ("probe_error", "probe_denied")
 
 #: WSMan fault codes worth naming (decimal, as WSManFault@Code carries them).
 TIMED_OUT = 2150858793  # 0x80338029 w:TimedOut

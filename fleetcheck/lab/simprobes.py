@@ -628,7 +628,7 @@ def _forced_error(host: LabHost, pid: str) -> dict[str, Any] | None:
     forced = host.machine.probe_errors.get(pid)
     if forced is not None:
         return forced.model_dump()
-    for spec in host.faults:
+    for spec in host.faults:  # kinds listed in fleetcheck.lab.faults.PROBE_KINDS
         if spec.probe in (pid, "*") and spec.kind in ("probe_error", "probe_denied"):
             if spec.kind == "probe_denied":
                 return {"type": "UnauthorizedAccessException", "message": "Access is denied.", "hresult": 0x80070005}

@@ -295,3 +295,13 @@ def test_users_scenario_file_can_build_on_the_library(tmp_path: Path) -> None:
     m = load_scenario(str(p))
     assert m.hostname == "NL-FS01" and m.locale.culture == "nl-NL"
     assert m.services["obengine"].state == "Stopped" and m.services["obengine"].start_mode == "Auto"
+
+
+def test_probe_denied_fault_and_fleet_grammar_knows_probe_kinds() -> None:
+    doc = answer(MachineState(), {"acl": {}, "dotnet": {}}, faults=[FaultSpec(kind="probe_denied", probe="acl")])
+    assert doc["probes"]["acl"]["error"] == {"type": "UnauthorizedAccessException", "message": "Access is denied.",
+                                             "hresult": 0x80070005}  # fmt: skip
+    assert "data" in doc["probes"]["dotnet"]
+    from fleetcheck.lab.faults import PROBE_KINDS
+
+    assert set(PROBE_KINDS) == {"probe_error", "probe_denied"}
