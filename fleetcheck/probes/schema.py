@@ -21,6 +21,15 @@ Conventions (all probes):
 - native text (``vss_writers.text``, ``time.w32tm_text``, ``shadow_storage.vssadmin_text``) is
   returned raw (UTF-8 decoded, CRLF kept); parse it by numbers/GUIDs/positions.
 
+Error type names you can rely on (ItemError.type / ProbeError.type):
+- "UnauthorizedAccessException" (hresult 0x80070005): access denied -> rule result `unknown`.
+- "CommandNotFoundException": a cmdlet/module is absent (wsb.cmdlets_error).
+- "LogNotFound": events query for a log that does not exist (nothing was ever logged there).
+- "TimeoutException": a bounded cmdlet or native command ran out of time.
+- "ArgumentException" + message "unknown probe": the script lacks that probe.
+- "SchemaError" (set by bundle.parse_facts): the probe's data did not match its model.
+- "InvalidJson" (CustomResult): a custom script printed something that is not JSON.
+
 Probe ids: os, features, wsb, acl, services, mars, connectivity, scheduled_tasks, volumes,
 defender, updates, time, dotnet, azure, azure_powershell, vss_writers, shadow_storage,
 events, custom. Changes to this file are additive only.
