@@ -50,19 +50,32 @@ def serve(
     ] = Path("lab-run/lab.yml"),
     hosts: Annotated[int, typer.Option("--hosts", min=1, max=20000, help="Number of hosts.")] = 10,
     mix: Annotated[
-        str | None, typer.Option("--mix", help="Scenario weights, e.g. healthy-2019=80,wsb-missing=5 (see `lab scenarios`).")
+        str | None,
+        typer.Option(
+            "--mix", help="Scenario weights, e.g. healthy-2019=80,wsb-missing=5 (see `lab scenarios`)."
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for the scenario mix and probabilistic faults.")] = 0,
-    latency_ms: Annotated[float, typer.Option("--latency-ms", min=0, help="Added latency per request, ms.")] = 0.0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed for the scenario mix and probabilistic faults.")
+    ] = 0,
+    latency_ms: Annotated[
+        float,
+        typer.Option(
+            "--latency-ms", min=0, help="Added latency per WSMan request (and per SSH command), ms."
+        ),
+    ] = 0.0,
     faults: Annotated[str | None, typer.Option("--faults", help="Fault rules (grammar above).")] = None,
-    https: Annotated[bool, typer.Option("--https", help="Also serve WinRM over HTTPS (5986) with a lab CA.")] = False,
+    https: Annotated[
+        bool, typer.Option("--https", help="Also serve WinRM over HTTPS (5986) with a lab CA.")
+    ] = False,
     ssh: Annotated[bool, typer.Option("--ssh", help="Also serve SSH (22).")] = False,
     transport: Annotated[
         str, typer.Option("--transport", help="Transport written into the inventory: psrp, winrm or ssh.")
     ] = "psrp",
     addressing: Annotated[str, typer.Option("--addressing", help="auto, loopback-ips or ports.")] = "auto",
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Server processes (default: 1 up to 1000 hosts, more above).")
+        int | None,
+        typer.Option("--workers", min=1, help="Server processes (default: 1 up to 1000 hosts, more above)."),
     ] = None,
     counters_out: Annotated[
         Path | None,
@@ -94,7 +107,10 @@ def serve(
 
 
 async def _serve(
-    fleet: LabFleet, inventory_out: Path, transport: Literal["psrp", "winrm", "ssh"], counters_out: Path | None
+    fleet: LabFleet,
+    inventory_out: Path,
+    transport: Literal["psrp", "winrm", "ssh"],
+    counters_out: Path | None,
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

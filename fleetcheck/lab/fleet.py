@@ -120,22 +120,8 @@ def plan_scenarios(hosts: int, mix: dict[str, int] | None, seed: int) -> list[st
     return names
 
 
-_ON_NAMES = {
-    n.lower(): n
-    for n in (
-        "Create",
-        "Command",
-        "Send",
-        "Receive",
-        "Signal",
-        "Delete",
-        "Get",
-        "auth",
-        "connect",
-        "script",
-        "*",
-    )
-}
+WSMAN_ACTIONS = ("Create", "Command", "Send", "Receive", "Signal", "Delete", "Get")
+_ON_NAMES = {n.lower(): n for n in (*WSMAN_ACTIONS, "auth", "connect", "script", "*")}
 _KIND_ALIASES = {"probe_throw": "probe_throws", "throw": "probe_throws", "tls_untrusted": "tls_bad_cert"}
 _EXTRA_KINDS = ("jitter", "tls_bad_cert", "cbt_mismatch", "broken_pool", "shell_quota", "refuse")
 
@@ -708,8 +694,11 @@ class LabFleet:
         self.mix = resolve_scenario_names(mix_dict) if mix_dict else None
         self.seed = seed
         self.rules: list[FaultRule] = parse_faults(faults) if isinstance(faults, str) else list(faults or [])
-        if latency_ms:
-            self.rules.insert(0, FaultRule("*", FaultSpec(kind="latency", value=latency_ms / 1000.0)))
+        if latency_ms:  # per WSMan request and per SSH command; the script itself is not delayed
+            self.rules[:0] = [
+                FaultRule("*", FaultSpec(kind="latency", on=action, value=latency_ms / 1000.0))
+                for action in WSMAN_ACTIONS
+            ]
         self.https = https
         self.ssh = ssh
         self.requested_addressing: Addressing = addressing

@@ -239,3 +239,17 @@ async def test_two_fleets_on_loopback_ips_never_share_an_address() -> None:
         for fleet in (first, second):
             host = fleet.hosts["LAB-0002"]
             assert await asyncio.to_thread(_hostname_over_psrp, host, DEFAULT_PASSWORD) == "LAB-0002"
+
+
+async def test_latency_applies_to_every_wsman_request() -> None:
+    import time
+
+    async with LabFleet(hosts=1, addressing="ports", latency_ms=40) as fleet:
+        started = time.perf_counter()
+        await asyncio.to_thread(_hostname_over_psrp, fleet.hosts["LAB-0001"], DEFAULT_PASSWORD)
+        elapsed = time.perf_counter() - started
+        lab = fleet.hosts["LAB-0001"].lab
+        assert lab is not None
+        wsman_requests = sum(lab.requests_by_action.values())
+        assert wsman_requests >= 5
+        assert elapsed >= wsman_requests * 0.040 * 0.95
