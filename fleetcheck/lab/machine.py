@@ -55,7 +55,7 @@ class OsInfo(_Model):
 
 class LocaleInfo(_Model):
     culture: str = "en-US"
-    ui_culture: str = "en-US"
+    ui_culture: str = "en-US"  # the OS install language (facts host.ui_culture)
 
 
 class PowerShellInfo(_Model):

@@ -16,7 +16,9 @@ foreach ($fcP in @($fcArgs.probes.PSObject.Properties)) {
     $fcRes['duration_ms'] = [int]$fcSw.ElapsedMilliseconds
     $fcOut[$fcId] = $fcRes
 }
-$fcUi = [System.Threading.Thread]::CurrentThread.CurrentUICulture.Name
+# Over PSRP the session's culture is the client's; the OS install language is what localized
+# native text (vssadmin, w32tm, event messages) is printed in.
+$fcUi = [System.Globalization.CultureInfo]::InstalledUICulture.Name
 $fcHost = @{
     computer_name = [string]$env:COMPUTERNAME
     ps_version = $PSVersionTable.PSVersion.ToString()
