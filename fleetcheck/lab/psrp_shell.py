@@ -11,17 +11,20 @@ import asyncio
 import base64
 import binascii
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
+from xml.etree import ElementTree
 
 from psrpcore import (
     CreatePipelineEvent,
     EndOfPipelineInputEvent,
+    PSRPEvent,
     PSRPPayload,
     ServerPipeline,
     ServerRunspacePool,
     StreamType,
 )
+from psrpcore._payload import PSRPMessage
 from psrpcore.types import (
     ErrorCategory,
     ErrorCategoryInfo,
@@ -32,6 +35,7 @@ from psrpcore.types import (
     PSVersion,
     RunspacePoolState,
     SessionCapability,
+    deserialize,
 )
 
 from fleetcheck.lab.engine import LabErrorRecord, PSVersionValue, ScriptOutcome, ScriptRequest, run_script
@@ -43,6 +47,40 @@ from fleetcheck.lab.wsman import NS_RSP, StreamChunk, WSManFault, WsmanRequest, 
 
 _FRAGMENT_SIZE = 32768
 _TERMINAL = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
+
+
+#: Messages whose CLIXML is the same from session to session (client constants, repeated
+#: scripts). Deserialising them is most of the server's CPU; the objects are only read.
+_CACHED_TYPES = frozenset({PSRPMessageType.SessionCapability, PSRPMessageType.InitRunspacePool, PSRPMessageType.CreatePipeline})
+_CACHE_MAX_ENTRIES = 64
+_CACHE_MAX_BYTES = 64 * 1024
+_DESERIALIZED: OrderedDict[tuple[PSRPMessageType, bytes], Any] = OrderedDict()
+
+
+class _CachingRunspacePool(ServerRunspacePool):
+    """ServerRunspacePool that reuses deserialised client constants (psrpcore pinned to 0.3.1)."""
+
+    def _process_message(self, message: PSRPMessage) -> PSRPEvent:
+        data = message.data
+        if message.message_type not in _CACHED_TYPES or len(data) > _CACHE_MAX_BYTES:
+            return super()._process_message(message)
+        key = (message.message_type, bytes(data))
+        ps_object = _DESERIALIZED.get(key)
+        if ps_object is None:
+            ps_object = deserialize(
+                ElementTree.fromstring(data),
+                cipher=self._cipher,
+                our_capability=self.our_capability,
+                their_capability=self.their_capability,
+            )
+            _DESERIALIZED[key] = ps_object
+            if len(_DESERIALIZED) > _CACHE_MAX_ENTRIES:
+                _DESERIALIZED.popitem(last=False)
+        else:
+            _DESERIALIZED.move_to_end(key)
+        event = PSRPEvent.create(message.message_type, ps_object, message.runspace_pool_id, message.pipeline_id)
+        getattr(self, f"_process_{message.message_type.name}")(event)
+        return event
 
 
 def _b64(text: str | None) -> bytes:
@@ -141,7 +179,7 @@ class PsrpShell(LabShell):
 
     def __init__(self, host: LabHost, shell_id: str, owner: str, resource_uri: str, client_ip: str, creation: bytes) -> None:
         super().__init__(host, shell_id, owner, resource_uri, client_ip)
-        self.pool = ServerRunspacePool(application_private_data=_private_data(host.machine.powershell.version))
+        self.pool = _CachingRunspacePool(application_private_data=_private_data(host.machine.powershell.version))
         if host.machine.winrm.protocol_version != "2.3":
             self.pool.our_capability = SessionCapability(
                 PSVersion=PSVersion("2.0"),
