@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -162,3 +163,25 @@ def test_parse_powershell_args_prefixes_and_errors() -> None:
     assert parse_powershell_args(["-EncodedCommand", "!!notbase64"]).error is not None
     assert parse_powershell_args([]).from_stdin
 
+
+
+async def test_reset_on_connect_drops_the_connection(ssh_lab: SSHLab) -> None:
+    ssh_lab.host.faults.append(FaultSpec(kind="reset", on="connect"))
+    with pytest.raises((ConnectionError, asyncssh.Error)):
+        async with _connect(ssh_lab, password=PASSWORD, connect_timeout=5):
+            pass
+
+
+async def test_hang_on_command_never_answers(ssh_lab: SSHLab) -> None:
+    ssh_lab.host.faults.append(FaultSpec(kind="hang", on="Command"))
+    async with _connect(ssh_lab, password=PASSWORD) as conn:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(conn.run("hostname", check=False), 0.5)
+    assert ssh_lab.host.counters.peak_open_shells == 1
+
+
+async def test_bad_bootstrap_argument_line_is_a_powershell_error(ssh_lab: SSHLab) -> None:
+    async with _connect(ssh_lab, password=PASSWORD) as conn:
+        result = await conn.run(bootstrap_command_line(), input="!!not base64!!\r\nhostname", check=False)
+    assert result.exit_status == 1
+    assert "FromBase64String" in result.stderr and result.stderr.startswith("#< CLIXML")
