@@ -487,6 +487,7 @@ class _Slice:
         return bound
 
     async def start(self) -> None:
+        _raise_fd_limit(len(self.cfg.plans) * (len(self._wanted()) * 3 + 1) + 256)
         loopback = self.cfg.addressing == "loopback-ips"
         cache: dict[str, MachineState] = {}
         labs = [_make_lab_host(p, self.cfg, self.counters, cache) for p in self.cfg.plans]
@@ -562,6 +563,17 @@ class _Slice:
         for s in self._reserved:
             s.close()
         self._reserved = []
+
+
+def _raise_fd_limit(needed: int) -> None:
+    """Each host holds a listener per endpoint plus its connections: lift the soft fd limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 async def _close_servers(servers: list[Any], ssh_servers: list[Any]) -> None:
