@@ -1,13 +1,14 @@
 """How much the simulated fleet costs per session: is the lab ever the bottleneck of a benchmark?
 
-    python -m bench.lab_capacity [--hosts 500 1000] [--threads 100] [--rounds 1] [--workers N]
+    python -m bench.lab_capacity [--hosts 500 1000] [--threads 100] [--rounds 1] [--workers N] [--transport ssh]
 
 For each fleet size: `fleetcheck lab serve` starts in its own process(es); a separate client
 process drives every host with the unmodified pypsrp `Client.execute_ps` (HTTP, NTLM with
 message encryption, one fresh session per host per round) from a thread pool; the lab's
 CPU (parent + worker processes, psutil) is read before and after. Prints sessions/s,
 server CPU per session, server RSS (total and per 500 hosts) and errors, against the
-targets of issue 2. Not part of `make test`.
+targets of issue 2. `--transport ssh` drives the SSH endpoint with asyncssh instead (password
+auth, fleetcheck's bootstrap on stdin). Not part of `make test`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ CLIENT_TIMEOUT_S = 900.0
 @dataclass
 class CapacityResult:
     hosts: int
+    transport: str
     workers: int
     sessions: int
     errors: int
@@ -81,16 +83,56 @@ def _one_session(address: str, port: int, name: str, password: str) -> str | Non
     return None
 
 
+async def _ssh_sessions(
+    jobs: list[tuple[str, int, str]], password: str, concurrency: int, known_hosts: str
+) -> list[str | None]:
+    import asyncio
+
+    import asyncssh
+
+    from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
+
+    gate = asyncio.Semaphore(concurrency)
+    stdin = bootstrap_stdin("hostname", "{}").decode()
+
+    async def one(address: str, port: int, name: str) -> str | None:
+        async with gate:
+            try:
+                async with asyncssh.connect(
+                    address,
+                    port,
+                    username="fleetcheck",
+                    password=password,
+                    known_hosts=known_hosts,
+                    client_keys=None,
+                ) as conn:
+                    result = await conn.run(bootstrap_command_line(), input=stdin, check=False)
+            except (OSError, asyncssh.Error) as exc:
+                return f"{name}: {type(exc).__name__}: {exc}"[:300]
+        if result.exit_status != 0 or str(result.stdout).strip() != name:
+            return f"{name}: exit {result.exit_status}, output {result.stdout!r}"[:300]
+        return None
+
+    return await asyncio.gather(*(one(*job) for job in jobs))
+
+
 def client_main(inventory: Path, threads: int, rounds: int) -> dict[str, Any]:
     data = yaml.safe_load(inventory.read_text())
-    default_port = int(data.get("vars", {}).get("port", 5985))
+    top = data.get("vars", {})
+    ssh = top.get("transport") == "ssh"
+    default_port = int(top.get("port", 22 if ssh else 5985))
     targets = [(h["address"], int(h.get("port", default_port)), name) for name, h in data["hosts"].items()]
     password = os.environ.get(PASSWORD_ENV, PASSWORD)
     jobs = targets * rounds
     cpu0 = time.process_time()
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        results = list(pool.map(lambda t: _one_session(t[0], t[1], t[2], password), jobs))
+    if ssh:
+        import asyncio
+
+        results = asyncio.run(_ssh_sessions(jobs, password, threads, top["ssh_known_hosts"]))
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            results = list(pool.map(lambda t: _one_session(t[0], t[1], t[2], password), jobs))
     wall = time.perf_counter() - start
     errors = [r for r in results if r]
     return {
@@ -127,11 +169,22 @@ def _rss_mb(procs: list[psutil.Process]) -> float:
     return total / (1024 * 1024)
 
 
-def _start_lab(hosts: int, workers: int | None, workdir: Path) -> tuple[subprocess.Popen[str], Path, Path]:
+def _start_lab(
+    hosts: int, workers: int | None, workdir: Path, transport: str
+) -> tuple[subprocess.Popen[str], Path, Path]:
     inventory = workdir / f"lab-{hosts}.yml"
     counters = workdir / f"counters-{hosts}.json"
-    cmd = [sys.executable, "-m", "fleetcheck.lab", "serve", "--hosts", str(hosts), "--inventory-out", str(inventory)]
-    cmd += ["--counters-out", str(counters)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fleetcheck.lab",
+        "serve",
+        "--hosts",
+        str(hosts),
+        "--inventory-out",
+        str(inventory),
+    ]
+    cmd += ["--counters-out", str(counters), "--transport", transport]
     if workers:
         cmd += ["--workers", str(workers)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
@@ -167,8 +220,10 @@ def _read_counters(proc: subprocess.Popen[str], path: Path) -> dict[str, Any] | 
     return None
 
 
-def measure(hosts: int, threads: int, rounds: int, workers: int | None, workdir: Path) -> CapacityResult:
-    lab, inventory, counters_path = _start_lab(hosts, workers, workdir)
+def measure(
+    hosts: int, threads: int, rounds: int, workers: int | None, workdir: Path, transport: str = "psrp"
+) -> CapacityResult:
+    lab, inventory, counters_path = _start_lab(hosts, workers, workdir, transport)
     try:
         procs = _lab_processes(lab.pid)
         time.sleep(0.5)  # let the lab settle after binding
@@ -194,6 +249,7 @@ def measure(hosts: int, threads: int, rounds: int, workers: int | None, workdir:
     sessions = got["sessions"]
     return CapacityResult(
         hosts=hosts,
+        transport=transport,
         workers=len(counters.get("pids", [])) if counters else 0,
         sessions=sessions,
         errors=got["errors"],
@@ -210,12 +266,14 @@ def measure(hosts: int, threads: int, rounds: int, workers: int | None, workdir:
 
 
 def _print(results: list[CapacityResult]) -> None:
-    head = f"{'hosts':>6} {'workers':>7} {'sessions':>8} {'errors':>6} {'sess/s':>7} {'srv CPU ms/sess':>15} "
-    head += f"{'srv RSS MB':>10} {'RSS MB/500':>10} {'cli CPU ms/sess':>15} {'lab reqs':>8} {'peak shells':>11}"
+    head = f"{'hosts':>6} {'via':>4} {'workers':>7} {'sessions':>8} {'errors':>6} {'sess/s':>7} {'srv CPU ms/sess':>15} "
+    head += (
+        f"{'srv RSS MB':>10} {'RSS MB/500':>10} {'cli CPU ms/sess':>15} {'lab reqs':>8} {'peak shells':>11}"
+    )
     print(head)
     for r in results:
         print(
-            f"{r.hosts:>6} {r.workers:>7} {r.sessions:>8} {r.errors:>6} {r.sessions_per_s:>7} "
+            f"{r.hosts:>6} {r.transport:>4} {r.workers:>7} {r.sessions:>8} {r.errors:>6} {r.sessions_per_s:>7} "
             f"{r.server_cpu_ms_per_session:>15} {r.server_rss_mb:>10} {r.server_rss_mb_per_500:>10} "
             f"{r.client_cpu_ms_per_session:>15} {r.lab_requests!s:>8} {r.lab_peak_open_shells!s:>11}"
         )
@@ -224,7 +282,7 @@ def _print(results: list[CapacityResult]) -> None:
         ok_rss = r.server_rss_mb_per_500 <= TARGET_RSS_MB_PER_500
         verdict = "PASS" if ok_cpu and ok_rss and r.errors == 0 else "FAIL"
         print(
-            f"{r.hosts} hosts: {verdict} (CPU/session {r.server_cpu_ms_per_session} ms <= {TARGET_CPU_MS}: {ok_cpu}; "
+            f"{r.hosts} hosts over {r.transport}: {verdict} (CPU/session {r.server_cpu_ms_per_session} ms <= {TARGET_CPU_MS}: {ok_cpu}; "
             f"RSS per 500 hosts {r.server_rss_mb_per_500} MB <= {TARGET_RSS_MB_PER_500}: {ok_rss}; errors {r.errors})"
         )
         for sample in r.error_samples:
@@ -232,7 +290,9 @@ def _print(results: list[CapacityResult]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="mode")
     cli = sub.add_parser("client", help="(internal) drive the lab from this process")
     cli.add_argument("--inventory", type=Path, required=True)
@@ -241,7 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hosts", type=int, nargs="+", default=[500, 1000])
     parser.add_argument("--threads", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=1, help="sessions per host")
-    parser.add_argument("--workers", type=int, default=None, help="lab worker processes (default: the lab's auto)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="lab worker processes (default: the lab's auto)"
+    )
+    parser.add_argument("--transport", choices=("psrp", "ssh"), default="psrp")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     opts = parser.parse_args(argv)
     if opts.mode == "client":
@@ -250,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="lab-capacity-") as tmp:
         for hosts in opts.hosts:
-            results.append(measure(hosts, opts.threads, opts.rounds, opts.workers, Path(tmp)))
+            results.append(measure(hosts, opts.threads, opts.rounds, opts.workers, Path(tmp), opts.transport))
     _print(results)
     if opts.json:
         opts.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
