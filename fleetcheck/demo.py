@@ -103,17 +103,34 @@ class BackgroundLab:
 
 @contextlib.contextmanager
 def running_lab(hosts: int, seed: int) -> Iterator[Any]:
+    """Start the fleet; if loopback addresses are scarce (busy machine), fall back to ports."""
     from fleetcheck.lab.fleet import LabFleet, available_scenarios
 
-    fleet = LabFleet(
-        hosts, mix=demo_mix(available_scenarios()), seed=seed, faults=demo_faults(hosts), https=True, ssh=True
-    )
-    lab = BackgroundLab(fleet)
+    lab: BackgroundLab | None = None
+    for addressing in ("auto", "ports"):
+        fleet = LabFleet(
+            hosts, mix=demo_mix(available_scenarios()), seed=seed, faults=demo_faults(hosts), https=True, ssh=True,
+            addressing=addressing,
+        )
+        lab = BackgroundLab(fleet)
+        try:
+            lab.start()
+            break
+        except (OSError, RuntimeError, TimeoutError) as exc:
+            lab.stop()
+            lab = None
+            if addressing == "ports":
+                raise DemoError(f"could not start the lab fleet: {exc}") from None
+            print(f"(loopback addresses unavailable: {exc}; using 127.0.0.1 with one port per host)", flush=True)
+    assert lab is not None
     try:
-        lab.start()
-        yield fleet
+        yield lab.fleet
     finally:
         lab.stop()
+
+
+class DemoError(Exception):
+    """The demo could not set itself up (not a fleetcheck result)."""
 
 
 def run_demo(hosts: int = DEMO_HOSTS, seed: int = 7, workdir: Path | None = None, extra: list[str] | None = None) -> int:
@@ -173,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     try:
         code = run_demo(args.hosts, args.seed, args.keep, extra)
+    except DemoError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\ndemo interrupted; the lab is stopped.", file=sys.stderr)
         return 130

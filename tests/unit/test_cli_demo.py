@@ -1,0 +1,52 @@
+"""`make demo` pieces that need no lab: the scenario mix, the faulty hosts, the mixed inventory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from fleetcheck.demo import build_inventory, demo_faults, demo_mix
+from fleetcheck.inventory import load_inventory
+
+
+@dataclass
+class FakeHost:
+    name: str
+    address: str
+    http_port: int = 5985
+    https_port: int | None = 5986
+    ssh_port: int | None = 22
+
+
+def test_mix_is_mostly_healthy_and_uses_every_scenario() -> None:
+    mix = demo_mix(["healthy-2019", "wsb-missing", "vss-broken", "healthy-2022"])
+    assert set(mix) == {"healthy-2019", "wsb-missing", "vss-broken", "healthy-2022"}
+    healthy = mix["healthy-2019"] + mix["healthy-2022"]
+    assert healthy > 2 * (mix["wsb-missing"] + mix["vss-broken"])
+    assert demo_mix(["healthy-2019"]) == {"healthy-2019": 70}
+
+
+def test_the_last_three_hosts_are_faulty() -> None:
+    assert demo_faults(50) == "LAB-0048:refuse,LAB-0049:http401@auth,LAB-0050:hang@Receive"
+    assert demo_faults(3) == ""
+
+
+def test_inventory_mixes_three_transports_and_loads(tmp_path: Path) -> None:
+    hosts = [FakeHost(f"LAB-{i:04d}", f"127.0.1.{i}", http_port=20000 + i) for i in range(1, 21)]
+    doc = build_inventory(hosts, tmp_path / "ca.pem", "fleetcheck", "FLEETCHECK_LAB_PASSWORD")
+    path = tmp_path / "demo.yml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    inv = load_inventory(path)
+    by_transport: dict[str, list[str]] = {}
+    for host in inv.hosts:
+        by_transport.setdefault(host.transport, []).append(host.name)
+    assert len(by_transport["psrp"]) == 15 and len(by_transport["winrm"]) == 3 and len(by_transport["ssh"]) == 2
+    assert {"LAB-0018", "LAB-0019", "LAB-0020"} <= set(by_transport["psrp"])  # the faulty ones stay on psrp
+    winrm = inv.host(by_transport["winrm"][0])
+    assert (winrm.scheme, winrm.effective_port, winrm.ca_path) == ("https", 5986, tmp_path / "ca.pem")
+    ssh = inv.host(by_transport["ssh"][0])
+    assert ssh.auth == "password" and ssh.vars["ssh_known_hosts"] == "accept"
+    assert inv.host("LAB-0001").port == 20001 and inv.host("LAB-0001").timeout == 8
+    assert all(h.password_env == "FLEETCHECK_LAB_PASSWORD" and h.password is None for h in inv.hosts)
