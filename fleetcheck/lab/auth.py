@@ -110,7 +110,7 @@ def find_user(machine: MachineState, principal: str) -> LabUser | None:
         accepted = {"", ".", machine.hostname.lower(), user.domain.lower()}
         if user.domain:
             accepted.add(user.domain.split(".")[0].lower())
-        if domain.lower() in accepted:
+        if domain.lower() in accepted or domain.split(".")[0].lower() in accepted:
             return user
     return None
 

@@ -174,7 +174,16 @@ def _answer_bundle(host: LabHost, script: str, args_json: str) -> str | LabError
             message="The lab cannot answer fleetcheck bundles yet (fleetcheck.lab.simprobes is missing).",
             fully_qualified_error_id="LabSimprobesMissing",
         )
-    answer = simprobes.answer_bundle(host, script, args_json)
+    try:
+        answer = simprobes.answer_bundle(host, script, args_json)
+    except ValueError as exc:  # unusable ArgsJson: the real script stops where it binds the argument
+        return LabErrorRecord(
+            message=str(exc),
+            exception_type="System.ArgumentException",
+            category="InvalidArgument",
+            reason="ArgumentException",
+            fully_qualified_error_id="System.ArgumentException,Microsoft.PowerShell.Commands.ConvertFromJsonCommand",
+        )
     return str(answer)
 
 

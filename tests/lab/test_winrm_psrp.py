@@ -223,3 +223,33 @@ async def test_stop_interrupts_a_slow_pipeline() -> None:
         elapsed, state = await in_thread(run, ep)
     assert elapsed < 5 and state == PSInvocationState.STOPPED
     assert host.counters.open_shells == 0
+
+
+async def test_get_shell_state_and_unknown_shell() -> None:
+    from pypsrp.wsman import NAMESPACES, SelectorSet
+
+    uri = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
+
+    def run(ep: Endpoint) -> tuple[str, int, int]:
+        wsman = ep.wsman()
+        pool = RunspacePool(wsman)
+        pool.open()
+        try:
+            selectors = SelectorSet()
+            selectors.add_option("ShellId", str(pool.id).upper())
+            state = wsman.get(uri, selector_set=selectors).find(".//rsp:Shell/rsp:State", NAMESPACES)
+            config = wsman.get("http://schemas.microsoft.com/wbem/wsman/1/config")
+            size_el = config.find(".//{http://schemas.microsoft.com/wbem/wsman/1/config}MaxEnvelopeSizekb")
+            size = int(size_el.text or 0) if size_el is not None else 0
+        finally:
+            pool.close()
+        unknown = SelectorSet()
+        unknown.add_option("ShellId", "00000000-0000-0000-0000-000000000001")
+        try:
+            wsman.get(uri, selector_set=unknown)
+        except WSManFaultError as exc:
+            return (state.text or "" if state is not None else ""), int(exc.code), size
+        return "", 0, size
+
+    async with serve(make_host()) as ep:
+        assert await in_thread(run, ep) == ("Connected", 2150858843, 500)
