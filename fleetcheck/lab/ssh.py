@@ -355,6 +355,19 @@ async def _auth_fault(host: LabHost) -> bool:
     return spec.kind == "http401"
 
 
+async def _read_to_eof(stream: Any, cap: int) -> bytes:
+    """All of stdin up to EOF (a read returns whatever has arrived, so loop); over `cap` is cut."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < cap:
+        block = await stream.read(min(65536, cap - size))
+        if not block:
+            break
+        chunks.append(block)
+        size += len(block)
+    return b"".join(chunks)
+
+
 def _make_process_handler(host: LabHost) -> Any:
     async def handle(process: asyncssh.SSHServerProcess[bytes]) -> None:
         host.counters.shell_opened()
@@ -379,11 +392,11 @@ def _make_process_handler(host: LabHost) -> Any:
             stdin_cache: list[bytes] = []
 
             async def read_stdin() -> bytes:
-                if not stdin_cache:
-                    data = await process.stdin.read(MAX_STDIN_BYTES)
-                    stdin_cache.append(data)
-                    return data
-                return b""
+                if stdin_cache:
+                    return b""
+                data = await _read_to_eof(process.stdin, MAX_STDIN_BYTES)
+                stdin_cache.append(data)
+                return data
 
             user = process.get_extra_info("username") or ""
             result = await execute_command_line(host, command, read_stdin, user)

@@ -185,3 +185,19 @@ async def test_bad_bootstrap_argument_line_is_a_powershell_error(ssh_lab: SSHLab
         result = await conn.run(bootstrap_command_line(), input="!!not base64!!\r\nhostname", check=False)
     assert result.exit_status == 1
     assert "FromBase64String" in result.stderr and result.stderr.startswith("#< CLIXML")
+
+
+async def test_large_script_on_stdin_arrives_whole(ssh_lab: SSHLab) -> None:
+    script = "# " + "x" * 600_000 + "\nhostname"
+    async with _connect(ssh_lab, password=PASSWORD) as conn:
+        process = await conn.create_process(bootstrap_command_line(), encoding=None)
+        data = bootstrap_stdin(script, '{"big": true}')
+        for offset in range(0, len(data), 50_000):  # arrives in many packets
+            process.stdin.write(data[offset : offset + 50_000])
+            await process.stdin.drain()
+        process.stdin.write_eof()
+        result = await process.wait(check=False)
+    received = ssh_lab.host.received_scripts[-1]
+    assert received["script_length"] == len(script)
+    assert received["parameters"] == {"ArgsJson": '{"big": true}'}
+    assert (result.exit_status, result.stdout) == (0, b"LAB-0001\r\n")
