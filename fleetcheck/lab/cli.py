@@ -117,22 +117,25 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    ready = False
+
     def dump_counters() -> None:
-        if counters_out is not None:
+        if counters_out is not None and ready:
             tmp = counters_out.with_suffix(counters_out.suffix + ".tmp")
             data = fleet.counters_dict() | {"hosts": len(fleet.hosts), "pids": fleet.pids}
             tmp.write_text(json.dumps(data), encoding="utf-8")
             tmp.replace(counters_out)
 
+    loop.add_signal_handler(signal.SIGUSR1, dump_counters)  # early: SIGUSR1 must never kill us
     try:
         await fleet.start()
-    except (OSError, RuntimeError, TimeoutError, FleetConfigError) as exc:
+    except Exception as exc:  # bind errors, bad scenarios, a worker that died: one line, no traceback
         await fleet.stop()
-        print(f"fleetcheck lab: could not start the fleet: {exc}", file=sys.stderr)
+        print(f"fleetcheck lab: could not start the fleet: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     try:
         path = fleet.write_inventory(inventory_out, transport=transport)
-        loop.add_signal_handler(signal.SIGUSR1, dump_counters)
+        ready = True
         extra = []
         if fleet.https:
             extra.append("https")
