@@ -686,15 +686,21 @@ def diff_cmd(
         typer.echo(text)
 
 
-def _mount_lab() -> None:
-    try:
-        from fleetcheck.lab.cli import lab_app
-    except ImportError:
-        return
-    app.add_typer(lab_app, name="lab", help="Run the simulated Windows fleet on loopback.")
+@app.command(
+    "lab",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def lab_cmd(ctx: typer.Context) -> None:
+    """The simulated Windows fleet on loopback (serve, scenarios); `fleetcheck lab --help`.
 
+    Loaded only when used: the product itself never imports the lab.
+    """
+    from fleetcheck.lab.cli import lab_app
 
-_mount_lab()
+    command = typer.main.get_command(lab_app)
+    code = command.main(args=list(ctx.args), prog_name="fleetcheck lab", standalone_mode=False)
+    raise typer.Exit(code if isinstance(code, int) else 0)
 
 
 # --------------------------------------------------------------------------- entry point

@@ -238,3 +238,17 @@ def test_big_journal_is_moved_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     journal.write_text("x" * 11)
     cli._prepare_journal(journal)
     assert not journal.exists() and (tmp_path / "j" / "journal.jsonl.1").read_text() == "x" * 11
+
+
+def test_lab_is_mounted_but_loaded_only_when_used() -> None:
+    import subprocess
+    import sys
+
+    probe = "import sys, fleetcheck.cli; print(any(m.startswith('fleetcheck.lab') for m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout == "False\n"
+    code, out = invoke("lab", "scenarios")
+    assert code == 0 and "healthy-2019" in out
+    code, out = invoke("lab", "--help")
+    assert code == 0 and "serve" in out and "scenarios" in out
+    code, out = invoke("lab", "serve", "--bogus")
+    assert code == 2 and "No such option" in out
