@@ -368,6 +368,35 @@ async def _read_to_eof(stream: Any, cap: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _interactive_cmd(host: LabHost, process: asyncssh.SSHServerProcess[bytes]) -> int:
+    """A shell request: cmd.exe's banner and prompt, one command line per input line, `exit`."""
+    user = _account(process.get_extra_info("username") or "")
+    prompt = f"C:\\Users\\{user}>".encode()
+    process.stdout.write(f"Microsoft Windows [Version {host.machine.os.version}]\r\n".encode())
+    process.stdout.write(b"(c) Microsoft Corporation. All rights reserved.\r\n\r\n" + prompt)
+    last = 0
+    while True:
+        raw = await process.stdin.readline()
+        if not raw:
+            return last
+        line = raw.decode("utf-8", errors="replace").strip()
+        process.stdout.write(line.encode() + b"\r\n")  # ECHO is on when cmd reads a pipe
+        argv = split_command_line(line)
+        if argv and argv[0].lower() == "exit":
+            code = argv[-1] if len(argv) > 1 else str(last)
+            return int(code) if code.lstrip("-").isdigit() else 0
+        if line:
+            result = await execute_command_line(host, line, _no_stdin, user)
+            process.stdout.write(result.stdout)
+            process.stderr.write(result.stderr)
+            last = result.exit_code
+        process.stdout.write(b"\r\n" + prompt)
+
+
+async def _no_stdin() -> bytes:
+    return b""
+
+
 def _make_process_handler(host: LabHost) -> Any:
     async def handle(process: asyncssh.SSHServerProcess[bytes]) -> None:
         host.counters.shell_opened()
@@ -384,10 +413,8 @@ def _make_process_handler(host: LabHost) -> Any:
                     process.channel.get_connection().abort()
                     return
             command = process.command
-            if command is None:  # interactive shell: cmd.exe banner, then nothing to run
-                banner = f"Microsoft Windows [Version {host.machine.os.version}]\r\n"
-                process.stdout.write(banner.encode())
-                process.exit(0)
+            if command is None:
+                process.exit(await _interactive_cmd(host, process))
                 return
             stdin_cache: list[bytes] = []
 

@@ -201,3 +201,12 @@ async def test_large_script_on_stdin_arrives_whole(ssh_lab: SSHLab) -> None:
     assert received["script_length"] == len(script)
     assert received["parameters"] == {"ArgsJson": '{"big": true}'}
     assert (result.exit_status, result.stdout) == (0, b"LAB-0001\r\n")
+
+
+async def test_interactive_shell_is_cmd_with_a_prompt(ssh_lab: SSHLab) -> None:
+    async with _connect(ssh_lab, password=PASSWORD) as conn:
+        result = await conn.run(input="hostname\r\nnope\r\nexit 3\r\n", check=False)
+    assert result.exit_status == 3
+    assert result.stdout.startswith("Microsoft Windows [Version 10.0.17763]")
+    assert "C:\\Users\\fleetcheck>hostname\r\nLAB-0001\r\n" in result.stdout
+    assert "'nope' is not recognized" in result.stderr
