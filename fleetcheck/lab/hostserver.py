@@ -227,6 +227,8 @@ class _Connection:
             return self._unauthorized()
         else:
             plaintext = request.body
+        if len(plaintext) > host.machine.winrm.max_envelope_size_kb * 1024:
+            return _Reply(413)  # what WinRM answers past MaxEnvelopeSizekb (clients report HTTP 413)
         try:
             status, body, wsreq = await self._wsman(plaintext)
         except _Unauthorized:
@@ -255,6 +257,7 @@ class _Connection:
         except WSManFault as fault:
             return 500, fault_envelope(None, fault, machine), None
         verb = wsreq.verb
+        wsreq.max_envelope_size = min(wsreq.max_envelope_size, host.machine.winrm.max_envelope_size_kb * 1024)
         host.requests_by_action[verb] = host.requests_by_action.get(verb, 0) + 1
         try:
             await self._latency(verb)

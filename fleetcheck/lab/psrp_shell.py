@@ -309,12 +309,13 @@ class PsrpShell(LabShell):
             if self.closed:
                 raise WSManFault(2150858843, "w:InvalidSelectors", "The shell was closed. ", "s:Sender")
             await self.wait_change(deadline)
-        budget = max(_FRAGMENT_SIZE, (request.max_envelope_size - 2048) // 4 * 3)
+        # raw bytes that fit once base64-encoded, with room for the envelope and each Stream tag
+        budget = (request.max_envelope_size - 3072) // 4 * 3
         chunks: list[StreamChunk] = []
         used = 0
-        while queue and (not chunks or used + len(queue[0]) <= budget):
+        while queue and (not chunks or used + len(queue[0]) + 120 <= budget):
             data = queue.popleft()
-            used += len(data)
+            used += len(data) + 120
             chunks.append(StreamChunk("stdout", data))
         done = not queue and self._finished(target)
         command_id = self.command_names.get(target) if target is not None else None

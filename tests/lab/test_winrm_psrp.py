@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pypsrp.client import Client
@@ -132,13 +133,36 @@ async def test_terminating_error_fails_the_pipeline() -> None:
     assert state == PSInvocationState.FAILED and had_errors
 
 
-async def test_large_output_is_fragmented_across_receives() -> None:
+async def test_large_output_is_fragmented_across_receives(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetcheck.lab import psrp_shell
+
+    sizes: list[tuple[int, int]] = []
+    original = psrp_shell.receive_response
+
+    def recording(request: Any, *args: Any, **kwargs: Any) -> bytes:
+        body = original(request, *args, **kwargs)
+        sizes.append((len(body), request.max_envelope_size))
+        return body
+
+    monkeypatch.setattr(psrp_shell, "receive_response", recording)
     size = 2 * 1024 * 1024
     host = make_host(faults=[FaultSpec(kind="oversized_output", on="script", value=size)])
     async with serve(host) as ep:
         out, _, _ = await in_thread(_client(ep).execute_ps, "hostname")
     assert len(out) >= size - 4096
-    assert host.requests_by_action["Receive"] >= 5  # many Receives, each below MaxEnvelopeSize
+    assert host.requests_by_action["Receive"] >= 5  # many Receives...
+    assert all(length <= limit for length, limit in sizes)  # ...each within MaxEnvelopeSize
+    assert max(length for length, _ in sizes) > 400_000  # and using the 512000 the client allows
+
+
+async def test_request_above_max_envelope_size_gets_413() -> None:
+    from pypsrp.exceptions import WinRMTransportError
+
+    script = "Write-Output 'big'\n" + "# padding\n" * 30_000  # ~300 KB in one 512000-byte envelope
+    async with serve(make_host(winrm={"max_envelope_size_kb": 150})) as ep:
+        with pytest.raises(WinRMTransportError) as info:
+            await in_thread(_client(ep).execute_ps, script)
+    assert info.value.code == 413
 
 
 async def test_script_larger_than_one_envelope_uses_send() -> None:
