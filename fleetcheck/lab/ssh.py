@@ -7,6 +7,10 @@ which is what Windows PowerShell writes when its streams are redirected. fleetch
 bootstrap (`fleetcheck.transports.bootstrap`) is recognised by its marker: the argument line
 and the script then come on stdin and reach the engine as `-ArgsJson`.
 
+A shell request (no command) gets cmd.exe's banner and prompt and runs one command line per
+input line until `exit`. The SSH exit-status carries the low byte of the exit code, as asyncssh
+and OpenSSH clients read it.
+
 `start_ssh_listener(host, address, port)` serves one `LabHost`; faults (`on: connect | auth |
 Command | *`) and engine faults apply as on the WinRM endpoints.
 """
