@@ -155,7 +155,7 @@ def run_demo(hosts: int = DEMO_HOSTS, seed: int = 7, workdir: Path | None = None
         reports = work / "reports"
         command = [
             sys.executable, "-m", "fleetcheck", "run", str(inventory),
-            "--no-history",
+            *([] if "--history" in (extra or []) else ["--no-history"]),
             "--journal", str(work / "journal.jsonl"),
             "--report", f"json:{reports / 'results.json'}",
             "--report", f"junit:{reports / 'junit.xml'}",
