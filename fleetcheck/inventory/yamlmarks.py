@@ -57,7 +57,13 @@ class MarkedList(list[Any]):
         self.item_lines = []
 
 
-def _build(loader: _Loader, node: Node, path: Path) -> Any:
+MAX_NODES = 2_000_000  # aliases can make a small file expand exponentially ("billion laughs")
+
+
+def _build(loader: _Loader, node: Node, path: Path, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise InventoryError(path, None, None, f"the document expands to more than {MAX_NODES} values (YAML aliases?)")
     line = node.start_mark.line + 1
     if isinstance(node, MappingNode):
         loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
@@ -74,13 +80,13 @@ def _build(loader: _Loader, node: Node, path: Path) -> Any:
                     f"key appears twice in the same mapping (first on line {out.key_lines[key]})",
                     "remove or merge one of them",
                 )
-            out[key] = _build(loader, value_node, path)
+            out[key] = _build(loader, value_node, path, budget)
             out.key_lines[key] = key_node.start_mark.line + 1
         return out
     if isinstance(node, SequenceNode):
         seq = MarkedList(line)
         for item in node.value:
-            seq.append(_build(loader, item, path))
+            seq.append(_build(loader, item, path, budget))
             seq.item_lines.append(item.start_mark.line + 1)
         return seq
     return loader.construct_object(node, deep=True)
@@ -105,7 +111,7 @@ def load_marked(path: Path) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        return _build(loader, node, path)
+        return _build(loader, node, path, [MAX_NODES])
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None

@@ -252,3 +252,8 @@ def test_lab_is_mounted_but_loaded_only_when_used() -> None:
     assert code == 0 and "serve" in out and "scenarios" in out
     code, out = invoke("lab", "serve", "--bogus")
     assert code == 2 and "No such option" in out
+
+
+def test_diff_without_history_is_a_clear_error(tmp_path: Path) -> None:
+    code, out = invoke("diff", "--history", str(tmp_path / "none.sqlite3"))
+    assert code == 2 and "no history yet" in out

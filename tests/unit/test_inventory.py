@@ -283,3 +283,14 @@ def test_commented_ansible_example_is_a_valid_ansible_inventory(tmp_path: Path) 
     dmz = inv.host("dmz-web01")
     assert (dmz.transport, dmz.auth, dmz.scheme, dmz.port, dmz.address) == ("winrm", "ntlm", "http", 5985, "192.0.2.10")
     assert inv.host("par-dc01.corp.example.com").password_env == "FLEETCHECK_PASSWORD"
+
+
+def test_alias_bomb_is_refused_quickly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetcheck.inventory import yamlmarks
+
+    monkeypatch.setattr(yamlmarks, "MAX_NODES", 10_000)
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    lines.append("hosts: {A: {vars: {bomb: *a8}}}")
+    with pytest.raises(InventoryError, match="expands to more than"):
+        load_inventory(write(tmp_path, "\n".join(lines) + "\n"))
