@@ -136,7 +136,13 @@ _PS_PARAMS: dict[str, bool] = {
     "psconsolefile": True,
     "configurationname": True,
 }
-_PS_ALIASES = {"c": "command", "e": "encodedcommand", "ec": "encodedcommand", "f": "file", "ep": "executionpolicy"}
+_PS_ALIASES = {
+    "c": "command",
+    "e": "encodedcommand",
+    "ec": "encodedcommand",
+    "f": "file",
+    "ep": "executionpolicy",
+}
 _ENCODED_ERROR = (
     "Cannot process the command because the value specified with -EncodedCommand is not properly encoded. "
     "The value must be Base64 encoded."
@@ -223,7 +229,9 @@ class _CollectSink:
 StdinReader = Any  # an awaitable-returning callable: () -> Awaitable[bytes]
 
 
-async def run_powershell(host: LabHost, inv: PowerShellInvocation, read_stdin: StdinReader, user: str) -> ExecResult:
+async def run_powershell(
+    host: LabHost, inv: PowerShellInvocation, read_stdin: StdinReader, user: str
+) -> ExecResult:
     """Run one powershell.exe invocation against the engine and render it as console bytes."""
     if inv.error:
         return ExecResult(stderr=(inv.error + "\r\n").encode("utf-8"), exit_code=1)
@@ -238,7 +246,7 @@ async def run_powershell(host: LabHost, inv: PowerShellInvocation, read_stdin: S
         except (ValueError, UnicodeDecodeError):
             rec = LabErrorRecord(
                 message='Exception calling "FromBase64String" with "1" argument(s): "The input is not a valid '
-                'Base-64 string as it contains a non-base 64 character, more than two padding characters, or '
+                "Base-64 string as it contains a non-base 64 character, more than two padding characters, or "
                 'an illegal character among the padding characters. "',
                 exception_type="System.Management.Automation.MethodInvocationException",
                 reason="MethodInvocationException",
@@ -462,4 +470,3 @@ async def start_ssh_listener(host: LabHost, address: str, port: int) -> asyncssh
         login_timeout=30,
         keepalive_interval=0,
     )
-

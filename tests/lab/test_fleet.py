@@ -41,7 +41,9 @@ def test_fault_grammar_full_rule() -> None:
 
 
 def test_fault_grammar_list_and_values() -> None:
-    rules = parse_faults("LAB-0003:hang@receive, LAB-0004:refuse,*:latency=0.05,LAB-0009:bad_json@script/services")
+    rules = parse_faults(
+        "LAB-0003:hang@receive, LAB-0004:refuse,*:latency=0.05,LAB-0009:bad_json@script/services"
+    )
     assert [(r.target, r.spec.kind, r.spec.on) for r in rules] == [
         ("LAB-0003", "hang", "Receive"),
         ("LAB-0004", "refuse", "*"),
@@ -94,7 +96,9 @@ def test_loopback_addresses_skip_network_and_broadcast_octets() -> None:
 # --- real fleets -------------------------------------------------------------------------
 
 
-def _hostname_over_psrp(host: FleetHost, password: str, *, https: bool = False, ca: Path | None = None) -> str:
+def _hostname_over_psrp(
+    host: FleetHost, password: str, *, https: bool = False, ca: Path | None = None
+) -> str:
     port = host.https_port if https else host.http_port
     client = Client(
         host.address,
@@ -123,7 +127,9 @@ async def _hostname_over_ssh(host: FleetHost, known_hosts: Path) -> str:
         host.address, host.ssh_port, username="fleetcheck", password=DEFAULT_PASSWORD,
         known_hosts=str(known_hosts), client_keys=None,
     ) as conn:  # fmt: skip
-        result = await conn.run(bootstrap_command_line(), input=bootstrap_stdin("hostname", "{}").decode(), check=True)
+        result = await conn.run(
+            bootstrap_command_line(), input=bootstrap_stdin("hostname", "{}").decode(), check=True
+        )
     return str(result.stdout).strip()
 
 
@@ -158,7 +164,9 @@ async def test_fleet_on_loopback_ips_serves_each_host_and_writes_inventory(tmp_p
 
 
 async def test_fleet_ports_fallback_refused_host_and_faults(tmp_path: Path) -> None:
-    async with LabFleet(hosts=3, addressing="ports", faults="LAB-0002:refuse,LAB-0003:http500=2150859173@Create") as fleet:
+    async with LabFleet(
+        hosts=3, addressing="ports", faults="LAB-0002:refuse,LAB-0003:http500=2150859173@Create"
+    ) as fleet:
         hosts = fleet.hosts
         assert {h.address for h in hosts.values()} == {"127.0.0.1"}
         assert len({h.http_port for h in hosts.values()}) == 3
@@ -185,7 +193,10 @@ async def test_https_and_ssh_inventories(tmp_path: Path) -> None:
         ca = Path(data["vars"]["ca_path"])
         assert data["vars"]["scheme"] == "https" and ca.read_bytes().startswith(b"-----BEGIN CERTIFICATE")
         host = fleet.hosts["LAB-0002"]
-        assert await asyncio.to_thread(_hostname_over_psrp, host, DEFAULT_PASSWORD, https=True, ca=ca) == "LAB-0002"
+        assert (
+            await asyncio.to_thread(_hostname_over_psrp, host, DEFAULT_PASSWORD, https=True, ca=ca)
+            == "LAB-0002"
+        )
         ssh = yaml.safe_load(fleet.write_inventory(tmp_path / "ssh.yml", transport="ssh").read_text())
         assert ssh["vars"]["transport"] == "ssh" and ssh["vars"]["auth"] == "password"
         assert ssh["hosts"]["LAB-0002"]["port"] == host.ssh_port
@@ -198,7 +209,11 @@ async def test_workers_share_exact_fleet_wide_peak(tmp_path: Path) -> None:
     faults = "*:slow_output=0.3@script"
     async with LabFleet(hosts=4, workers=2, addressing="ports", faults=faults, ssh=True) as fleet:
         assert len(fleet.pids) == 2
-        known = Path(yaml.safe_load(fleet.write_inventory(tmp_path / "i.yml", transport="ssh").read_text())["vars"]["ssh_known_hosts"])
+        known = Path(
+            yaml.safe_load(fleet.write_inventory(tmp_path / "i.yml", transport="ssh").read_text())["vars"][
+                "ssh_known_hosts"
+            ]
+        )
         # Both workers present the one host key the inventory's known_hosts file lists.
         assert await _hostname_over_ssh(fleet.hosts["LAB-0001"], known) == "LAB-0001"
         assert await _hostname_over_ssh(fleet.hosts["LAB-0004"], known) == "LAB-0004"
@@ -226,13 +241,20 @@ async def test_bad_certificate_fault_fails_tls_validation(tmp_path: Path) -> Non
     async with LabFleet(hosts=2, https=True, addressing="ports", faults="LAB-0001:tls_bad_cert") as fleet:
         ca = Path(yaml.safe_load(fleet.write_inventory(tmp_path / "inv.yml").read_text())["vars"]["ca_path"])
         with pytest.raises(requests.exceptions.SSLError):
-            await asyncio.to_thread(_hostname_over_psrp, fleet.hosts["LAB-0001"], DEFAULT_PASSWORD, https=True, ca=ca)
-        good = await asyncio.to_thread(_hostname_over_psrp, fleet.hosts["LAB-0002"], DEFAULT_PASSWORD, https=True, ca=ca)
+            await asyncio.to_thread(
+                _hostname_over_psrp, fleet.hosts["LAB-0001"], DEFAULT_PASSWORD, https=True, ca=ca
+            )
+        good = await asyncio.to_thread(
+            _hostname_over_psrp, fleet.hosts["LAB-0002"], DEFAULT_PASSWORD, https=True, ca=ca
+        )
         assert good == "LAB-0002"
 
 
 async def test_two_fleets_on_loopback_ips_never_share_an_address() -> None:
-    async with LabFleet(hosts=2, addressing="loopback-ips") as first, LabFleet(hosts=2, addressing="loopback-ips") as second:
+    async with (
+        LabFleet(hosts=2, addressing="loopback-ips") as first,
+        LabFleet(hosts=2, addressing="loopback-ips") as second,
+    ):
         a = {h.address for h in first.hosts.values()}
         b = {h.address for h in second.hosts.values()}
         assert len(a) == 2 and len(b) == 2 and not a & b

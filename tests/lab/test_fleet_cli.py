@@ -38,7 +38,9 @@ def test_serve_prints_one_ready_line_and_stops_on_sigterm(tmp_path: Path) -> Non
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert line.startswith("lab ready: 3 hosts (+ssh)"), line + (proc.stderr.read() if proc.stderr else "")
+        assert line.startswith("lab ready: 3 hosts (+ssh)"), line + (
+            proc.stderr.read() if proc.stderr else ""
+        )
         assert f"inventory {inv}" in line and f"${PASSWORD_ENV}" in line
         data = yaml.safe_load(inv.read_text())
         assert sorted(data["hosts"]) == ["LAB-0001", "LAB-0002", "LAB-0003"]

@@ -110,7 +110,11 @@ async def test_command_line_limit_8191(ssh_lab: SSHLab) -> None:
         too_long = await conn.run(at_limit + "a", check=False)
     assert ok.exit_status == 0
     assert ok.stdout.strip() == "a" * (CMD_LINE_LIMIT - len(base) - 5)
-    assert (too_long.exit_status, too_long.stdout, too_long.stderr) == (1, "", "The command line is too long.\r\n")
+    assert (too_long.exit_status, too_long.stdout, too_long.stderr) == (
+        1,
+        "",
+        "The command line is too long.\r\n",
+    )
 
 
 async def test_wrong_password_and_unknown_key_are_refused(ssh_lab: SSHLab) -> None:
@@ -145,7 +149,9 @@ async def test_auth_fault_rejects_good_password(ssh_lab: SSHLab) -> None:
 async def test_probe_throws_fault_gives_exit_1(ssh_lab: SSHLab) -> None:
     ssh_lab.host.faults.append(FaultSpec(kind="probe_throws", on="script"))
     async with _connect(ssh_lab, password=PASSWORD) as conn:
-        result = await conn.run(bootstrap_command_line(), input=bootstrap_stdin("hostname", "{}").decode(), check=False)
+        result = await conn.run(
+            bootstrap_command_line(), input=bootstrap_stdin("hostname", "{}").decode(), check=False
+        )
     assert result.exit_status == 1
     assert "Simulated probe failure" in result.stderr
 
@@ -162,7 +168,6 @@ def test_parse_powershell_args_prefixes_and_errors() -> None:
     assert parse_powershell_args(["-c", "Write-Output", "'x'"]).script == "Write-Output 'x'"
     assert parse_powershell_args(["-EncodedCommand", "!!notbase64"]).error is not None
     assert parse_powershell_args([]).from_stdin
-
 
 
 async def test_reset_on_connect_drops_the_connection(ssh_lab: SSHLab) -> None:
