@@ -24,8 +24,9 @@ from psrpcore import (
     ServerRunspacePool,
     StreamType,
 )
-from psrpcore._payload import PSRPMessage
+from psrpcore._payload import PSRPMessage, create_message
 from psrpcore.types import (
+    ApplicationPrivateData,
     ErrorCategory,
     ErrorCategoryInfo,
     ErrorRecord,
@@ -36,6 +37,7 @@ from psrpcore.types import (
     RunspacePoolState,
     SessionCapability,
     deserialize,
+    serialize,
 )
 
 from fleetcheck.lab.engine import LabErrorRecord, PSVersionValue, ScriptOutcome, ScriptRequest, run_script
@@ -55,10 +57,16 @@ _CACHED_TYPES = frozenset({PSRPMessageType.SessionCapability, PSRPMessageType.In
 _CACHE_MAX_ENTRIES = 64
 _CACHE_MAX_BYTES = 64 * 1024
 _DESERIALIZED: OrderedDict[tuple[PSRPMessageType, bytes], Any] = OrderedDict()
+_SERIALIZED: dict[tuple[PSRPMessageType, tuple[str, str]], bytes] = {}
 
 
 class _CachingRunspacePool(ServerRunspacePool):
-    """ServerRunspacePool that reuses deserialised client constants (psrpcore pinned to 0.3.1)."""
+    """ServerRunspacePool that reuses deserialised client constants and serialised replies
+    (psrpcore pinned to 0.3.1; these override its internals)."""
+
+    def __init__(self, application_private_data: dict[str, Any], constant_key: tuple[str, str]) -> None:
+        self._constant_key = constant_key
+        super().__init__(application_private_data=application_private_data)
 
     def _process_message(self, message: PSRPMessage) -> PSRPEvent:
         data = message.data
@@ -81,6 +89,31 @@ class _CachingRunspacePool(ServerRunspacePool):
         event = PSRPEvent.create(message.message_type, ps_object, message.runspace_pool_id, message.pipeline_id)
         getattr(self, f"_process_{message.message_type.name}")(event)
         return event
+
+    def prepare_message(
+        self,
+        message: Any,
+        message_type: PSRPMessageType | None = None,
+        pipeline_id: uuid.UUID | None = None,
+        stream_type: StreamType = StreamType.default,
+    ) -> None:
+        """Reuse the serialised form of the per-host constant replies (capability, private data)."""
+        if not isinstance(message, (ApplicationPrivateData, SessionCapability)) or pipeline_id is not None:
+            super().prepare_message(message, message_type, pipeline_id, stream_type)
+            return
+        kind = PSRPMessageType.get_message_id(type(message))
+        key = (kind, self._constant_key)
+        b_data = _SERIALIZED.get(key)
+        if b_data is None:
+            element = serialize(message, self._cipher, our_capability=self.our_capability, their_capability=self.their_capability)
+            b_data = ElementTree.tostring(element, encoding="utf-8", method="xml")
+            if len(_SERIALIZED) >= _CACHE_MAX_ENTRIES:
+                _SERIALIZED.clear()
+            _SERIALIZED[key] = b_data
+        b_msg = create_message(False, kind, b_data, self.runspace_pool_id, None)
+        self._send_buffer.append(
+            PSRPMessage(kind, bytearray(b_msg), self.runspace_pool_id, None, self._fragment_counter, stream_type)
+        )
 
 
 def _b64(text: str | None) -> bytes:
@@ -179,7 +212,9 @@ class PsrpShell(LabShell):
 
     def __init__(self, host: LabHost, shell_id: str, owner: str, resource_uri: str, client_ip: str, creation: bytes) -> None:
         super().__init__(host, shell_id, owner, resource_uri, client_ip)
-        self.pool = _CachingRunspacePool(application_private_data=_private_data(host.machine.powershell.version))
+        version = host.machine.powershell.version
+        protocol = host.machine.winrm.protocol_version
+        self.pool = _CachingRunspacePool(application_private_data=_private_data(version), constant_key=(version, protocol))
         if host.machine.winrm.protocol_version != "2.3":
             self.pool.our_capability = SessionCapability(
                 PSVersion=PSVersion("2.0"),
