@@ -85,36 +85,29 @@ def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
     """Known error types -> one paragraph and exit 2, never a traceback."""
-    from fleetcheck.inventory.errors import InventoryError
-    from fleetcheck.inventory.limit import LimitError
-    from fleetcheck.reports.base import ReportSpecError
-    from fleetcheck.reports.json import ResultsFileError
-
-    known: tuple[type[BaseException], ...] = (
-        UsageError, InventoryError, LimitError, ReportSpecError, ResultsFileError, *_optional_errors()
-    )
     try:
         yield
-    except known as exc:
-        _fail(str(exc))
+    except Exception as exc:
+        if isinstance(exc, _known_errors()):
+            _fail(str(exc))
+        raise
 
 
-def _optional_errors() -> tuple[type[BaseException], ...]:
-    """Error types of parts written elsewhere (playbook, waivers, history); absent ones are skipped."""
-    found: list[type[BaseException]] = []
-    for module, names in (
-        ("fleetcheck.playbook", ("PlaybookError",)),
-        ("fleetcheck.checks", ("UnknownCheckError", "CheckError")),
-        ("fleetcheck.waivers", ("WaiverFileError",)),
-        ("fleetcheck.history", ("HistoryError",)),
-        ("fleetcheck.nightly", ("NightlyConfigError",)),
-    ):
-        try:
-            mod = __import__(module, fromlist=list(names))
-        except ImportError:
-            continue
-        found += [getattr(mod, n) for n in names if isinstance(getattr(mod, n, None), type)]
-    return tuple(found)
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """Errors whose message is written for the user (imported only when something failed)."""
+    from fleetcheck.history import HistoryError
+    from fleetcheck.inventory.errors import InventoryError
+    from fleetcheck.inventory.limit import LimitError
+    from fleetcheck.nightly import NightlyConfigError
+    from fleetcheck.playbook import PlaybookError
+    from fleetcheck.reports.base import ReportSpecError
+    from fleetcheck.reports.json import ResultsFileError
+    from fleetcheck.waivers import WaiverFileError
+
+    return (
+        UsageError, InventoryError, LimitError, ReportSpecError, ResultsFileError, PlaybookError,
+        WaiverFileError, HistoryError, NightlyConfigError,
+    )
 
 
 def exit_code_for(result: RunResult) -> int:
