@@ -188,7 +188,7 @@ def _answer_bundle(host: LabHost, script: str, args_json: str) -> str | LabError
 
 
 async def _sleep_fault(host: LabHost) -> None:
-    spec = pick_fault(host, "script", ("latency",))
+    spec = pick_fault(host, "script", ("latency",), exact=True)  # `*` latency is per request already
     if spec is not None and spec.value:
         await asyncio.sleep(spec.value)
 

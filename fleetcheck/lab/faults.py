@@ -27,16 +27,19 @@ OPERATIONS_QUOTA = 2150859174  # 0x803381A6 MaxConcurrentOperationsPerUser excee
 PROFILE_KEY_DELETED = 2147943418  # 0x800703FA registry key marked for deletion
 
 
-def _matches(spec: FaultSpec, on: str, kinds: Iterable[str]) -> bool:
-    return spec.kind in kinds and (spec.on == "*" or spec.on.lower() == on.lower())
+def _matches(spec: FaultSpec, on: str, kinds: Iterable[str], exact: bool) -> bool:
+    return spec.kind in kinds and ((spec.on == "*" and not exact) or spec.on.lower() == on.lower())
 
 
-def pick_fault(host: LabHost, on: str, kinds: Iterable[str]) -> FaultSpec | None:
-    """The first matching spec that fires now; counts every match for `nth`."""
+def pick_fault(host: LabHost, on: str, kinds: Iterable[str], *, exact: bool = False) -> FaultSpec | None:
+    """The first matching spec that fires now; counts every match for `nth`.
+
+    `exact` ignores `on: "*"` specs: for hook points that would otherwise apply a
+    request-level fault a second time (e.g. latency in the engine, reset at connect)."""
     kinds = tuple(kinds)
     chosen: FaultSpec | None = None
     for index, spec in enumerate(host.faults):
-        if not _matches(spec, on, kinds):
+        if not _matches(spec, on, kinds, exact):
             continue
         hits = host.fault_hits.get(index, 0) + 1
         host.fault_hits[index] = hits

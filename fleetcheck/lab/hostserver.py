@@ -146,7 +146,7 @@ def _abort_with_rst(writer: asyncio.StreamWriter) -> None:
 
 async def _serve_connection(listener: _Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     host = listener.host
-    if pick_fault(host, "connect", ("refuse", "reset")) is not None:
+    if pick_fault(host, "connect", ("refuse",)) is not None or pick_fault(host, "connect", ("reset",), exact=True) is not None:
         _abort_with_rst(writer)
         return
     peer = writer.get_extra_info("peername")

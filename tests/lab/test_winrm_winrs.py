@@ -127,3 +127,9 @@ async def test_pypsrp_execute_cmd_uses_the_same_shell() -> None:
         client = Client(ep.address, port=ep.port, ssl=False, username=USER, password=PASSWORD, auth="ntlm", reconnection_retries=0)
         out, err, rc = await in_thread(client.execute_cmd, "whoami")
     assert (out, err, rc) == ("srv01\\fleetcheck\r\n", "", 0)
+
+
+async def test_run_ps_over_https_ntlm_with_channel_binding(tmp_path: Path) -> None:
+    async with serve(make_host(), https=True, tmp_path=tmp_path) as ep:
+        result = await in_thread(_session(ep, "ntlm").run_ps, "hostname")
+    assert (result.status_code, result.std_out) == (0, b"SRV01\r\n")
