@@ -175,7 +175,7 @@ def _bars(run: RunResult, check_ids: list[str]) -> list[Bar]:
                 waived[c.check_id] += 1
     order = sorted(check_ids, key=lambda cid: (-failing[cid], -waived[cid], cid))
     top = max([failing[c] + waived[c] for c in check_ids] + [1])
-    scale = 480 / top
+    scale = 300 / top
     return [
         Bar(cid, failing[cid], waived[cid], i * 22, failing[cid] * scale, waived[cid] * scale)
         for i, cid in enumerate(order)
@@ -220,13 +220,14 @@ def build_view(run: RunResult, ctx: ReportContext | None = None) -> dict[str, An
     statuses = Counter(h.status.value for h in run.hosts)
     checks_by_status = Counter(c.status.value for h in run.hosts for c in h.checks)
     duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+    bars = _bars(run, check_ids)
     return {
         "run": run,
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "started": run.started_at.strftime("%Y-%m-%d %H:%M UTC"),
         "duration": f"{duration:.0f} s" if duration is not None else "",
         "check_ids": check_ids,
-        "failing_check_ids": [b.check_id for b in _bars(run, check_ids) if b.failing],
+        "failing_check_ids": [b.check_id for b in bars if b.failing],
         "rows": rows,
         "anchors": {r.host: f"h{r.index}" for r in rows},
         "host_count": len(run.hosts),
@@ -235,7 +236,8 @@ def build_view(run: RunResult, ctx: ReportContext | None = None) -> dict[str, An
         "unchecked": sum(statuses.get(s.value, 0) for s in UNCHECKED_STATUSES),
         "waived": checks_by_status.get(CheckStatus.WAIVED.value, 0),
         "failing_checks": sum(checks_by_status.get(s.value, 0) for s in FAILING),
-        "bars": _bars(run, check_ids),
+        "bars": [b for b in bars if b.failing or b.waived],
+        "passing_checks": [b.check_id for b in bars if not (b.failing or b.waived)],
         "trend": _trend(ctx.trend),
         "changes": ctx.changes,
         "change_max": CHANGE_LIST_MAX,

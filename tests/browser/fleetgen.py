@@ -58,7 +58,7 @@ def _observed(check_id: str, failing: bool, rng: random.Random) -> object:
         return {"version": "2.0.9145.0" if failing else "2.0.9302.0"}
     if check_id == "scratch-free-space":
         return {"path": r"C:\Program Files\Microsoft Azure Recovery Services Agent\Scratch",
-                "free_pct": round(rng.uniform(1, 4) if failing else rng.uniform(12, 70), 1)}
+                "free_pct": round(1 + 3 * rng.random() if failing else 12 + 58 * rng.random(), 1)}
     if check_id.startswith("service-"):
         name = check_id.removeprefix("service-")
         return {"name": name, "start_type": "Disabled" if failing else "Manual", "status": "Stopped"}
@@ -91,11 +91,13 @@ def make_run(
         groups = [["web", "sql", "file", "dc"][i % 4], "prod" if i % 5 else "legacy"]
         checks = []
         for cid in CHECK_IDS:
-            failing = rng.random() < FAIL_RATE.get(cid, 0.0)
-            if day and night.random() < flip_rate:
+            # Every random draw happens whatever the outcome, so a flip never shifts the rest of the fleet.
+            base, warn, flip = rng.random(), rng.random(), night.random()
+            failing = base < FAIL_RATE.get(cid, 0.0)
+            if day and flip < flip_rate:
                 failing = not failing
             status = CheckStatus.FAIL if failing else CheckStatus.PASS
-            if cid == "wsb-last-job" and not failing and rng.random() < 0.05:
+            if cid == "wsb-last-job" and not failing and warn < 0.05:
                 status = CheckStatus.WARN
             checks.append(CheckResult(
                 check_id=cid,
@@ -105,7 +107,8 @@ def make_run(
                 expected="as documented for MARS system state backup",
                 remediation=f"See the playbook entry for {cid}." if failing else "",
             ))
-        if night.random() < unchecked_rate:  # drawn after the checks: the fleet stays the same
+        duration = round(rng.uniform(0.3, 2.5), 2)
+        if night.random() < unchecked_rate:
             status, message, err = night.choice(UNCHECKED)
             hosts.append(HostResult(host=name, address=f"10.{i // 250}.{i % 250}.10", transport="psrp",
                                     groups=groups, status=status, message=message, error_type=err,
@@ -114,7 +117,7 @@ def make_run(
         bad = any(c.status == CheckStatus.FAIL for c in checks)
         hosts.append(HostResult(host=name, address=f"10.{i // 250}.{i % 250}.10", transport="psrp",
                                 groups=groups, status=HostStatus.NONCOMPLIANT if bad else HostStatus.COMPLIANT,
-                                checks=checks, started_at=start, duration_s=round(rng.uniform(0.3, 2.5), 2)))
+                                checks=checks, started_at=start, duration_s=duration))
     return RunResult(
         run_id=run_id or f"{start:%Y%m%dT%H%M%SZ}-{seed:04d}-{day}",
         started_at=start,

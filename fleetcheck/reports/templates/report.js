@@ -71,5 +71,12 @@
       table.scrollIntoView();
     });
   }
+  // A link to a host opens its details (closed by default to keep 1,000 hosts readable).
+  function openTarget() {
+    var el = location.hash ? document.getElementById(location.hash.slice(1)) : null;
+    if (el && el.tagName === "DETAILS") { el.open = true; }
+  }
+  window.addEventListener("hashchange", openTarget);
+  openTarget();
   applyFilter();
 })();
