@@ -197,6 +197,13 @@ def _sort(changes: ChangeSet) -> None:
         hosts.sort(key=lambda h: h.host)
 
 
+def _status_message(h: HostChange) -> str:
+    # Transport messages often start with the status already ("unsupported: PowerShell 2.0").
+    if not h.message or h.message.startswith(h.status):
+        return h.message or h.status
+    return f"{h.status}: {h.message}"
+
+
 def _day(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d") if value else "?"
 
@@ -224,7 +231,7 @@ def format_change_summary(changes: ChangeSet, max_items: int = 20) -> str:
         ),
         (
             "Became unreachable",
-            [f"{h.host}  {h.status}: {h.message}" for h in changes.hosts_unreachable],
+            [f"{h.host}  {_status_message(h)}" for h in changes.hosts_unreachable],
         ),
         ("Reachable again", [f"{h.host}  now {h.status}" for h in changes.hosts_back]),
         ("Appeared", [f"{h.host}  {h.status}" for h in changes.hosts_appeared]),

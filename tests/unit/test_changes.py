@@ -119,3 +119,11 @@ def test_diff_runs_from_history(tmp_path: Path) -> None:
             diff_runs(h, None, "n0")
         with pytest.raises(HistoryError, match="no run matches"):
             diff_runs(h, "zzz", None)
+
+
+def test_status_not_repeated_when_message_starts_with_it() -> None:
+    prev = make_run("p", 0, {"old": {"a": P}})
+    cur = make_run("c", 1, {"old": HostStatus.UNSUPPORTED})
+    cur.hosts[0].message = "unsupported: PowerShell 2.0"
+    text = format_change_summary(compute_changes(prev, cur))
+    assert "  old  unsupported: PowerShell 2.0" in text
