@@ -5,6 +5,7 @@
     port = server.sockets[0].getsockname()[1]
     ...
     await stop_listener(server)                                          # also drops open connections
+    close_shells(host)                                                   # when the host itself goes away
 
 Each TCP connection keeps its own auth state (as HTTP.sys does for NTLM). Shells live on
 the `LabHost`, so a host's HTTP and HTTPS listeners share them and its quota.
@@ -134,6 +135,14 @@ async def stop_listener(server: asyncio.base_events.Server) -> None:
         writer.transport.abort()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(server.wait_closed(), 2.0)
+
+
+def close_shells(host: LabHost) -> int:
+    """Delete every open shell of `host` (when the whole host goes away); returns how many."""
+    shells = [s for s in list(host.shells.values()) if isinstance(s, LabShell)]
+    for shell in shells:
+        shell.close()
+    return len(shells)
 
 
 def _abort_with_rst(writer: asyncio.StreamWriter) -> None:

@@ -246,3 +246,23 @@ def test_clixml_error_format() -> None:
     text = clixml_errors(["a < b\r\nline2"])
     assert text.startswith("#< CLIXML\r\n<Objs Version=\"1.1.0.1\" xmlns=\"http://schemas.microsoft.com/powershell/2004/04\">")
     assert '<S S="Error">a &lt; b_x000D__x000A_</S><S S="Error">line2_x000D__x000A_</S></Objs>' in text
+
+
+async def test_listener_is_loopback_only_and_stop_drops_connections() -> None:
+    from fleetcheck.lab.hostserver import start_winrm_listener, stop_listener
+
+    host = make_host()
+    with pytest.raises(ValueError):
+        await start_winrm_listener(host, "192.0.2.10", 0)
+    server = await start_winrm_listener(host, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /wsman HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 ") and b"WWW-Authenticate: Negotiate\r\n" in head
+    assert b"Basic" not in head  # plain HTTP: no Basic offer (AllowUnencrypted=false)
+    await stop_listener(server)
+    assert await asyncio.wait_for(reader.read(), 2) == b""
+    writer.close()
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)

@@ -115,7 +115,7 @@ async def test_http401_on_auth() -> None:
     assert isinstance(exc, AuthenticationError)
 
 
-@pytest.mark.parametrize("code", [2150859174, 2150859173, 2147943418])
+@pytest.mark.parametrize("code", [2150859174, 2150859173, 2150858793, 2147943418])
 async def test_http500_carries_the_wsman_code(code: int) -> None:
     exc = await _raises([FaultSpec(kind="http500", on="Create", code=code)], _execute)
     assert isinstance(exc, WSManFaultError) and exc.code == code

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from pypsrp.wsman import WSMan
 
 from fleetcheck.lab.host import FaultSpec, LabHost
-from fleetcheck.lab.hostserver import start_winrm_listener, stop_listener
+from fleetcheck.lab.hostserver import close_shells, start_winrm_listener, stop_listener
 from fleetcheck.lab.machine import LabUser, MachineState, WinRMSettings
 from fleetcheck.lab.tls import LabTLS
 
@@ -92,8 +92,7 @@ async def serve(
         yield Endpoint(host, "127.0.0.1", port, https, ca_path)
     finally:
         await stop_listener(server)
-        for shell in list(host.shells.values()):
-            shell.close()
+        close_shells(host)
 
 
 async def in_thread(func: Callable[..., _T], *args: Any) -> _T:
