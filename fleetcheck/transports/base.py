@@ -60,15 +60,24 @@ class Budget:
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
         self._conns: list[Any] = []
+        self._in_flight = False
+        self.aborted = False  # cancel() cut a request short: the connection is unusable
         self.closing = False
 
     def cancel(self) -> None:
-        """Flag the attempt as cancelled and unblock any socket read in progress."""
+        """Flag the attempt as cancelled; abort the socket only if a request is in flight.
+
+        An idle connection stays usable, so the worker can still delete its shell with one
+        request; an aborted one forces the close over a fresh, re-authenticated connection.
+        """
         import contextlib
         import socket
 
-        self._cancelled.set()
         with self._lock:
+            self._cancelled.set()
+            if not self._in_flight:
+                return
+            self.aborted = True
             conns, self._conns = self._conns, []
         for conn in conns:
             sock = getattr(conn, "sock", None)
@@ -76,6 +85,20 @@ class Budget:
                 # the plain socket call: safe from another thread, also under TLS
                 with contextlib.suppress(OSError):
                     socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def begin_request(self) -> float:
+        """Mark a request in flight, then `check()`; pair with `end_request()`."""
+        with self._lock:
+            self._in_flight = True
+        try:
+            return self.check()
+        except BaseException:
+            self.end_request()
+            raise
+
+    def end_request(self) -> None:
+        with self._lock:
+            self._in_flight = False
 
     def track(self, conn: Any) -> None:
         """Remember an HTTP connection so `cancel` can abort it."""

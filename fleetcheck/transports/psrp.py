@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 #: Seconds a Receive may long-poll on the host before WSMan answers "no output yet".
 DEFAULT_OPERATION_TIMEOUT = 10
 #: How long a cancelled host gets to close its remote shell before we stop waiting.
-CANCEL_GRACE = 3.0
+CANCEL_GRACE = 5.0
 
 
 class _BoundedWSMan(WSMan):
@@ -60,16 +60,21 @@ class _BoundedWSMan(WSMan):
         *,
         retries_on_read_timeout: int = 0,
     ) -> Any:
-        left = self._budget.check()
-        if self.transport.session is None:
-            self.transport.session = self.transport._build_session()
-            track_connections(self.transport.session, self._budget)
-        # Long-polls must end (with a WSMan TimedOut fault) before the socket read times out.
-        self.operation_timeout = max(1, min(self._op_cap, int(left) - 1))
-        transport: Any = self.transport  # pypsrp types these as int; requests takes floats
-        transport.connection_timeout = max(0.1, min(self._connect_cap, left))
-        transport.read_timeout = max(0.1, min(self.operation_timeout + 5.0, left))
-        return super().invoke(action, resource_uri, resource, option_set, selector_set, None, retries_on_read_timeout=0)
+        left = self._budget.begin_request()
+        try:
+            if self.transport.session is None:
+                self.transport.session = self.transport._build_session()
+                track_connections(self.transport.session, self._budget)
+            # Long-polls must end (with a WSMan TimedOut fault) before the socket read times out.
+            self.operation_timeout = max(1, min(self._op_cap, int(left) - 1))
+            transport: Any = self.transport  # pypsrp types these as int; requests takes floats
+            transport.connection_timeout = max(0.1, min(self._connect_cap, left))
+            transport.read_timeout = max(0.1, min(self.operation_timeout + 5.0, left))
+            return super().invoke(
+                action, resource_uri, resource, option_set, selector_set, None, retries_on_read_timeout=0
+            )
+        finally:
+            self._budget.end_request()
 
 
 def wsman_settings(host: Any) -> dict[str, Any]:
@@ -154,6 +159,7 @@ def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOu
     wsman = _BoundedWSMan(password=secret_value(host), budget=budget, **settings)
     pool = RunspacePool(wsman)
     first: BaseException | None = None
+    original: BaseException | None = None
     result = ScriptOutput()
     try:
         pool.open()
@@ -168,8 +174,11 @@ def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOu
             failed=bool(ps.had_errors) or ps.state == PSInvocationState.FAILED,
         )
     except BaseException as exc:
+        original = exc
         first = RunCancelled("run interrupted") if budget.cancelled else exc
-    _close_quietly(pool, wsman, settings, host, budget, clean=first is None and not budget.cancelled)
+    # Same connection only if it is known good: no error, or a cancel seen between requests.
+    clean = not budget.aborted and (original is None or isinstance(original, RunCancelled))
+    _close_quietly(pool, wsman, settings, host, budget, clean=clean)
     if first is not None:
         raise first
     return result

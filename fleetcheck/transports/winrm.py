@@ -94,11 +94,14 @@ class _BoundedProtocol(Protocol):
         transport._send_message_request = tracked_send
 
     def send_message(self, message: str) -> bytes:
-        left = self._budget.check()
-        self.operation_timeout_sec = max(1, min(self._op_cap, int(left) - 1))
-        # pywinrm uses one number for connect and read; it must exceed the long-poll.
-        self.transport.read_timeout_sec = max(0.1, min(self.operation_timeout_sec + 5.0, left))  # type: ignore[assignment]
-        return super().send_message(message)
+        left = self._budget.begin_request()
+        try:
+            self.operation_timeout_sec = max(1, min(self._op_cap, int(left) - 1))
+            # pywinrm uses one number for connect and read; it must exceed the long-poll.
+            self.transport.read_timeout_sec = max(0.1, min(self.operation_timeout_sec + 5.0, left))  # type: ignore[assignment]
+            return super().send_message(message)
+        finally:
+            self._budget.end_request()
 
 
 def protocol_settings(host: Any) -> dict[str, Any]:
@@ -140,6 +143,7 @@ def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOu
     shell_id: str | None = None
     command_id: str | None = None
     first: BaseException | None = None
+    original: BaseException | None = None
     result = ScriptOutput()
     try:
         shell_id = proto.open_shell(codepage=65001, noprofile=True)
@@ -158,9 +162,12 @@ def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOu
             exit_code=code,
         )
     except BaseException as exc:
+        original = exc
         first = RunCancelled("run interrupted") if budget.cancelled else exc
-    clean = first is None and not budget.cancelled
-    _close_quietly(proto, settings, host, budget, shell_id, command_id, clean=clean)
+    # Same connection only if it is known good: no error, or a cancel seen between requests.
+    clean = not budget.aborted and (original is None or isinstance(original, RunCancelled))
+    finished = command_id if first is None else None  # a cancelled command dies with its shell
+    _close_quietly(proto, settings, host, budget, shell_id, finished, clean=clean)
     if first is not None:
         raise first
     return result

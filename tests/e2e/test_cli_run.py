@@ -17,8 +17,10 @@ from fleetcheck.lab.fleet import PASSWORD_ENV, LabFleet
 MIX = {"healthy-2019": 2, "wsb-missing": 1, "mars-stopped": 1}
 
 
-async def _fleetcheck(*args: str, password: str, cwd: Path, interrupt_after: str | None = None) -> tuple[int, str]:
-    """Run the CLI without blocking the lab's event loop; optionally SIGINT once `interrupt_after` is printed."""
+async def _fleetcheck(
+    *args: str, password: str, cwd: Path, interrupt_after: set[str] | None = None
+) -> tuple[int, str]:
+    """Run the CLI without blocking the lab's event loop; SIGINT once every `interrupt_after` name was printed."""
     env = os.environ | {PASSWORD_ENV: password, "COLUMNS": "200"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "fleetcheck", *args,
@@ -29,7 +31,7 @@ async def _fleetcheck(*args: str, password: str, cwd: Path, interrupt_after: str
     sent = False
     while line := await asyncio.wait_for(proc.stdout.readline(), 60):
         out.append(line.decode())
-        if interrupt_after and not sent and interrupt_after in out[-1]:
+        if interrupt_after and not sent and all(name in "".join(out) for name in interrupt_after):
             proc.send_signal(signal.SIGINT)
             sent = True
     return await asyncio.wait_for(proc.wait(), 30), "".join(out)
@@ -63,13 +65,13 @@ async def test_run_writes_reports_and_exit_code(tmp_path: Path) -> None:
 
 
 async def test_ctrl_c_keeps_finished_hosts(tmp_path: Path) -> None:
-    slow = ",".join(f"LAB-{i:04d}:latency=0.5" for i in range(4, 7))
+    slow = ",".join(f"LAB-{i:04d}:latency=0.3" for i in range(4, 7))
     async with LabFleet(hosts=6, seed=2, faults=slow) as fleet:
         inv = fleet.write_inventory(tmp_path / "lab.yml")
         journal = tmp_path / "j.jsonl"
         code, out = await _fleetcheck(
             "run", str(inv), "--forks", "6", "--no-history", "--report", f"json:{tmp_path / 'r.json'}", "--journal", str(journal),
-            password=fleet.password, cwd=tmp_path, interrupt_after="LAB-0003",
+            password=fleet.password, cwd=tmp_path, interrupt_after={"LAB-0001", "LAB-0002", "LAB-0003"},
         )
         await asyncio.sleep(0.5)
         open_after = fleet.counters.open_shells

@@ -18,7 +18,7 @@ FORKS = 25
 
 @pytest.mark.slow
 async def test_200_hosts_peak_shells_equal_forks(tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]) -> None:
-    async with LabFleet(hosts=200, latency_ms=40, seed=7, workers=2) as fleet:
+    async with LabFleet(hosts=200, latency_ms=100, seed=7, workers=2) as fleet:
         hosts = fleet_hosts(fleet, tmp_path)
         fleet.reset_counters()
         run = await run_fleet(hosts, playbooks, RunOptions(forks=FORKS, timeout=60, retries=0))
