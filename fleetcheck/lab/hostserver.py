@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import os
 import socket
 import ssl
@@ -54,6 +55,7 @@ from fleetcheck.lab.wsman import (
 )
 
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
+_LOG = logging.getLogger(__name__)
 CONFIG_URI = "http://schemas.microsoft.com/wbem/wsman/1/config"
 _ACTION_FAULT_KINDS = ("hang", "reset", "http401", "http500", "malformed", "encrypt_garbage", "optimeout", "shell_quota")
 
@@ -179,6 +181,10 @@ async def _serve_connection(listener: _Listener, reader: asyncio.StreamReader, w
             except _Reset:
                 _abort_with_rst(writer)
                 return
+            except Exception:
+                _LOG.exception("lab host %s failed to answer a request", host.name)
+                body = fault_envelope(None, generic_fault(2150858752), host.machine.hostname)
+                reply = _Reply(500, body, [("Content-Type", SOAP_CONTENT_TYPE)], close=True)
             headers = list(reply.headers)
             if reply.close or not request.keep_alive:
                 headers.append(("Connection", "close"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from email.utils import formatdate
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -102,5 +103,6 @@ def format_response(status: int, headers: list[tuple[str, str]], body: bytes = b
     lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}"]
     lines.extend(f"{name}: {value}" for name, value in headers)
     lines.append("Server: Microsoft-HTTPAPI/2.0")
+    lines.append(f"Date: {formatdate(usegmt=True)}")
     lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body

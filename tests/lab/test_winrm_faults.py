@@ -209,3 +209,19 @@ async def test_star_latency_is_applied_once_per_request() -> None:
 async def test_reset_on_every_request_still_reaches_the_client_as_connection_error() -> None:
     exc = await _raises([FaultSpec(kind="reset")], _execute)
     assert isinstance(exc, requests.exceptions.ConnectionError)
+
+
+async def test_a_lab_bug_costs_one_request_not_the_listener(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetcheck.lab import hostserver
+
+    def broken(*args: Any) -> str:
+        raise RuntimeError("simulated lab bug")
+
+    host = make_host()
+    async with serve(host) as ep:
+        monkeypatch.setattr(hostserver, "whoami", broken)
+        with pytest.raises(WSManFaultError) as info:
+            await in_thread(_execute, ep)
+        assert "simulated" not in str(info.value)  # internals never reach the client
+        monkeypatch.undo()
+        assert (await in_thread(_execute, ep))[0] == "SRV01"
