@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -106,11 +107,16 @@ def not_recognized(name: str) -> LabErrorRecord:
     )
 
 
+def _kept(text: str) -> str:
+    # interned: hundreds of hosts receiving the same bundle share one copy
+    return sys.intern(text[:_SCRIPT_RECORD_CAP])
+
+
 def _record_script(host: LabHost, request: ScriptRequest) -> None:
-    params = {k: (v[:_SCRIPT_RECORD_CAP] if isinstance(v, str) else v) for k, v in request.parameters.items()}
+    params = {k: (_kept(v) if isinstance(v, str) else v) for k, v in request.parameters.items()}
     host.received_scripts.append(
         {
-            "script": request.script[:_SCRIPT_RECORD_CAP],
+            "script": _kept(request.script),
             "script_length": len(request.script),
             "parameters": params,
             "transport": request.transport,
