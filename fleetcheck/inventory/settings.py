@@ -92,7 +92,7 @@ def validate_level(raw: Any, *, path: Path, root: Any, loc: Sequence[Any], host:
 
 
 def fold_levels(levels: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Later levels win; tags and playbooks accumulate, custom vars merge key by key."""
+    """Later levels win; tags accumulate, custom vars merge key by key."""
     out: dict[str, Any] = {}
     for level in levels:
         for key, value in level.items():
