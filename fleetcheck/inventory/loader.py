@@ -56,10 +56,19 @@ def find_inventory(name: str | Path, cwd: Path | None = None) -> Path:
 
 def load_inventory(path: Path) -> Inventory:
     """Parse either format; raises `InventoryError` (with line numbers) for anything wrong."""
-    data = load_marked(path)
+    try:
+        data = load_marked(path)
+    except InventoryError:
+        if _looks_like_ini(path):
+            raise InventoryError(path, None, None, "this looks like an INI inventory; fleetcheck reads YAML",
+                                 "convert it: ansible-inventory -i FILE --list --yaml > hosts.yml") from None
+        raise
     if data is None:
         raise InventoryError(path, None, None, "the inventory is empty", "see docs/inventory-format.md")
     if not isinstance(data, dict):
+        if _looks_like_ini(path):
+            raise InventoryError(path, None, None, "this looks like an INI inventory; fleetcheck reads YAML",
+                                 "convert it: ansible-inventory -i FILE --list --yaml > hosts.yml")
         raise InventoryError(path, getattr(data, "line", 1), None, "expected a mapping at the top level")
     parsed = parse_ansible(data, path) if looks_like_ansible(data) else parse_native(data, path)
     if not parsed.drafts:
@@ -78,6 +87,15 @@ def load_inventory(path: Path) -> Inventory:
         hosts.append(host)
     waivers = (path.parent / parsed.waivers) if parsed.waivers else None
     return Inventory(path, parsed.fmt, hosts, parsed.groups, parsed.playbooks, waivers, _dedupe(warnings))
+
+
+def _looks_like_ini(path: Path) -> bool:
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError:
+        return False
+    lines = [ln.strip() for ln in head.splitlines() if ln.strip() and not ln.lstrip().startswith(("#", ";"))]
+    return bool(lines) and lines[0].startswith("[") and lines[0].endswith("]")
 
 
 def _dedupe(items: list[str]) -> list[str]:

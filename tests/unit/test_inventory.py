@@ -294,3 +294,10 @@ def test_alias_bomb_is_refused_quickly(tmp_path: Path, monkeypatch: pytest.Monke
     lines.append("hosts: {A: {vars: {bomb: *a8}}}")
     with pytest.raises(InventoryError, match="expands to more than"):
         load_inventory(write(tmp_path, "\n".join(lines) + "\n"))
+
+
+@pytest.mark.parametrize("text", ["[web]\nweb01 ansible_host=10.0.0.1\n\n[db]\ndb01\n", "# hosts\n[web]\nweb01\n"])
+def test_ini_inventory_gets_a_conversion_hint(tmp_path: Path, text: str) -> None:
+    with pytest.raises(InventoryError, match="INI inventory") as info:
+        load_inventory(write(tmp_path, text, "hosts.ini"))
+    assert "ansible-inventory -i FILE --list --yaml" in str(info.value)
