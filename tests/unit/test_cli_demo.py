@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import yaml
 
 from fleetcheck.demo import build_inventory, demo_faults, demo_mix
@@ -50,3 +51,36 @@ def test_inventory_mixes_three_transports_and_loads(tmp_path: Path) -> None:
     assert ssh.auth == "password" and ssh.vars["ssh_known_hosts"] == "accept"
     assert inv.host("LAB-0001").port == 20001 and inv.host("LAB-0001").timeout == 8
     assert all(h.password_env == "FLEETCHECK_LAB_PASSWORD" and h.password is None for h in inv.hosts)
+
+
+def test_lab_falls_back_to_ports_when_addresses_are_scarce(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetcheck import demo
+    from fleetcheck.lab import fleet as lab_fleet
+
+    started: list[str] = []
+    stopped: list[str] = []
+
+    class FakeFleet:
+        def __init__(self, hosts: int, *, addressing: str, **_: object) -> None:
+            self.addressing = addressing
+
+        async def start(self) -> None:
+            if self.addressing == "auto":
+                raise OSError(98, "no free loopback address found for a lab host")
+            started.append(self.addressing)
+
+        async def stop(self) -> None:
+            stopped.append(self.addressing)
+
+    monkeypatch.setattr(lab_fleet, "LabFleet", FakeFleet)
+    with demo.running_lab(5, seed=1) as fleet:
+        assert fleet.addressing == "ports" and started == ["ports"]
+    assert stopped == ["auto", "ports"]
+
+    class Broken(FakeFleet):
+        async def start(self) -> None:
+            raise OSError(98, "busy")
+
+    monkeypatch.setattr(lab_fleet, "LabFleet", Broken)
+    with pytest.raises(demo.DemoError, match="could not start the lab fleet"), demo.running_lab(5, seed=1):
+        pass
