@@ -257,3 +257,29 @@ def test_lab_is_mounted_but_loaded_only_when_used() -> None:
 def test_diff_without_history_is_a_clear_error(tmp_path: Path) -> None:
     code, out = invoke("diff", "--history", str(tmp_path / "none.sqlite3"))
     assert code == 2 and "no history yet" in out
+
+
+def test_ask_pass_prompts_once_per_username_then_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    inv = tmp_path / "ask.yml"
+    inv.write_text(
+        "vars: {auth: ntlm, scheme: http, port: 9, timeout: 5}\n"
+        "hosts:\n  A: {address: 127.0.0.1, username: alice}\n  B: {address: 127.0.0.1, username: alice}\n"
+        "  C: {address: 127.0.0.1, username: bob}\n",
+        encoding="utf-8",
+    )
+    asked: list[str] = []
+
+    def fake_getpass(prompt: str = "") -> str:
+        asked.append(prompt)
+        return SECRET
+
+    monkeypatch.setattr("fleetcheck.cli.getpass.getpass", fake_getpass)
+    report = tmp_path / "r.json"
+    code, out = invoke(
+        "run", str(inv), "--ask-pass", "--no-history", "--journal", str(tmp_path / "j.jsonl"),
+        "--report", f"json:{report}", "--view", "summary",
+    )  # fmt: skip
+    assert asked == ["Password for alice: ", "Password for bob: "]
+    assert code == 3 and "3 hosts: 3 unreachable" in out  # nothing listens on port 9
+    assert SECRET not in out and SECRET not in report.read_text()
+    assert SECRET not in (tmp_path / "j.jsonl").read_text()
