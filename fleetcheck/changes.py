@@ -16,8 +16,11 @@ from fleetcheck.results import UNCHECKED_STATUSES, CheckResult, CheckStatus, Hos
 if TYPE_CHECKING:
     from fleetcheck.history import History
 
-#: Same definition as `fleetcheck.history.FAILING_CHECK_STATUSES` (kept here so this module is pure).
-FAILING = frozenset({CheckStatus.FAIL, CheckStatus.ERROR})
+#: Check statuses that count as failing everywhere in the nightly report (changes, streaks,
+#: counts, metrics). Same set that makes a host noncompliant in the runner: a check we could not
+#: judge (unknown) is not a pass.
+FAILING_CHECK_STATUSES = frozenset({CheckStatus.FAIL, CheckStatus.ERROR, CheckStatus.UNKNOWN})
+FAILING = FAILING_CHECK_STATUSES
 
 FirstFailed = Callable[[str, str], datetime | None] | Mapping[tuple[str, str], datetime]
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import platformdirs
 
+from fleetcheck.changes import FAILING_CHECK_STATUSES
 from fleetcheck.results import (
     UNCHECKED_STATUSES,
     CheckResult,
@@ -30,9 +31,6 @@ from fleetcheck.results import (
     HostStatus,
     RunResult,
 )
-
-#: Check statuses that count as "failing" for changes, streaks and counts.
-FAILING_CHECK_STATUSES = frozenset({CheckStatus.FAIL, CheckStatus.ERROR})
 
 SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_S = 10.0
@@ -330,8 +328,12 @@ class History:
             conn.execute("ROLLBACK")
             raise
 
-    def prune(self, keep_runs: int) -> int:
-        """Delete all but the newest `keep_runs` runs (and texts nobody uses any more)."""
+    def prune(self, keep_runs: int, collect_texts: bool | None = None) -> int:
+        """Delete all but the newest `keep_runs` runs; returns how many went.
+
+        Unused texts are collected too, which scans every stored result: by default only about
+        once a month of nightly runs (`collect_texts=None`), or when asked (True).
+        """
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -341,7 +343,10 @@ class History:
                 (max(1, keep_runs),),
             )
             removed = cur.rowcount
-            if removed:
+            newest = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM runs").fetchone()[0]
+            if collect_texts is None:
+                collect_texts = removed > 0 and newest % 30 == 0
+            if collect_texts:
                 conn.execute(
                     "DELETE FROM texts WHERE id NOT IN ("
                     + " UNION ".join(

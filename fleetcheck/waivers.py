@@ -24,12 +24,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fleetcheck.changes import FAILING_CHECK_STATUSES
 from fleetcheck.results import CheckResult, CheckStatus, HostResult, HostStatus, RunResult
 
 #: Statuses a waiver turns into `waived`. Pass and skip have nothing to waive.
 WAIVABLE = frozenset({CheckStatus.FAIL, CheckStatus.ERROR, CheckStatus.WARN, CheckStatus.UNKNOWN})
-#: Statuses that keep a host noncompliant after waivers are applied.
-NONCOMPLIANT_CHECK_STATUSES = frozenset({CheckStatus.FAIL, CheckStatus.ERROR})
 #: A note is printed when a waiver ends within this many days.
 EXPIRY_WARNING_DAYS = 14
 
@@ -180,11 +179,14 @@ def _waive(check: CheckResult, waiver: Waiver) -> CheckResult:
     return check.model_copy(update={"status": CheckStatus.WAIVED, "waiver": note})
 
 
-def _host_status(host: HostResult, checks: list[CheckResult]) -> HostStatus:
-    if host.status != HostStatus.NONCOMPLIANT:
-        return host.status
-    still = any(c.status in NONCOMPLIANT_CHECK_STATUSES for c in checks)
-    return HostStatus.NONCOMPLIANT if still else HostStatus.COMPLIANT
+def _host_update(host: HostResult, checks: list[CheckResult]) -> dict[str, object]:
+    """New checks, and status/message when waivers leave nothing failing on a noncompliant host."""
+    update: dict[str, object] = {"checks": checks}
+    if host.status == HostStatus.NONCOMPLIANT and not any(c.status in FAILING_CHECK_STATUSES for c in checks):
+        waived = sum(1 for c in checks if c.status == CheckStatus.WAIVED)
+        update["status"] = HostStatus.COMPLIANT
+        update["message"] = f"{len(checks) - waived} checks passed, {waived} waived"
+    return update
 
 
 def apply_waivers(run: RunResult, waivers: list[Waiver], today: date) -> tuple[RunResult, list[str]]:
@@ -210,7 +212,7 @@ def apply_waivers(run: RunResult, waivers: list[Waiver], today: date) -> tuple[R
                         if u.waiver.covers(host, check.check_id):
                             u.blocked += 1
             checks.append(check)
-        hosts.append(host.model_copy(update={"checks": checks, "status": _host_status(host, checks)}))
+        hosts.append(host.model_copy(update=_host_update(host, checks)))
     return run.model_copy(update={"hosts": hosts}), _notes(uses, today)
 
 

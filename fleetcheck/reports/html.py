@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 
+from fleetcheck.changes import FAILING_CHECK_STATUSES as FAILING
 from fleetcheck.reports.base import ReportContext
 from fleetcheck.results import UNCHECKED_STATUSES, CheckStatus, HostStatus, RunResult
 
@@ -46,7 +47,6 @@ HOST_RANK = {
     HostStatus.TIMEOUT: 3,
     HostStatus.PROTOCOL_ERROR: 3,
 }
-FAILING = frozenset({CheckStatus.FAIL, CheckStatus.ERROR})
 
 
 @dataclass

@@ -10,11 +10,10 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from fleetcheck.changes import FAILING_CHECK_STATUSES as FAILING
 from fleetcheck.reports.base import ReportContext
 from fleetcheck.reports.html import atomic_write_text
 from fleetcheck.results import CheckStatus, HostStatus, RunResult
-
-FAILING = frozenset({CheckStatus.FAIL, CheckStatus.ERROR})
 
 
 def escape_label(value: str) -> str:

@@ -127,3 +127,10 @@ def test_status_not_repeated_when_message_starts_with_it() -> None:
     cur.hosts[0].message = "unsupported: PowerShell 2.0"
     text = format_change_summary(compute_changes(prev, cur))
     assert "  old  unsupported: PowerShell 2.0" in text
+
+
+def test_unknown_counts_as_failing_like_the_runner() -> None:
+    prev = make_run("p", 0, {"web1": {"a": P}})
+    cur = make_run("c", 1, {"web1": {"a": CheckStatus.UNKNOWN}})
+    ch = compute_changes(prev, cur)
+    assert keys(ch.new_failures) == [("web1", "a")] and ch.new_failures[0].status == "unknown"

@@ -151,6 +151,10 @@ def test_recording_same_run_twice_replaces_it(history: History) -> None:
     history.record(make_run("r1", 0, {"web1": {"a": P}, "web2": {"a": P}}))
     assert len(history.list_runs(10)) == 1
     assert len(history.get("r1").hosts) == 2
+    conn = sqlite3.connect(history.path)  # the replaced run's rows went with it
+    assert conn.execute("SELECT COUNT(*) FROM check_results").fetchone()[0] == 2
+    assert conn.execute("SELECT COUNT(*) FROM host_results").fetchone()[0] == 2
+    conn.close()
 
 
 def test_unknown_run_is_a_clear_error(history: History) -> None:
@@ -289,7 +293,7 @@ def test_lock_is_released_after_the_run(tmp_path: Path) -> None:
 def test_prune_keeps_newest_runs_and_their_texts(history: History) -> None:
     for i in range(5):
         history.record(make_run(f"r{i}", i, {f"web{i}": {"a": F}, "web": {"a": P}}))
-    assert history.prune(keep_runs=2) == 3
+    assert history.prune(keep_runs=2, collect_texts=True) == 3
     assert [r.run_id for r in history.list_runs(10)] == ["r4", "r3"]
     assert history.get("r3").model_dump() == make_run("r3", 3, {"web3": {"a": F}, "web": {"a": P}}).model_dump()
     conn = sqlite3.connect(history.path)
@@ -305,3 +309,14 @@ def test_repeated_values_are_stored_once(history: History) -> None:
     count = conn.execute("SELECT COUNT(*) FROM texts WHERE body = 'free some space'").fetchone()[0]
     conn.close()
     assert count == 1
+
+
+def test_prune_by_default_keeps_texts_between_collections(history: History) -> None:
+    for i in range(3):
+        history.record(make_run(f"r{i}", i, {f"web{i}": {"a": F}}))
+    assert history.prune(keep_runs=1) == 2  # newest seq is 3: no text collection tonight
+    conn = sqlite3.connect(history.path)
+    bodies = {row[0] for row in conn.execute("SELECT body FROM texts")}
+    conn.close()
+    assert "web0" in bodies
+    assert [r.run_id for r in history.list_runs(10)] == ["r2"]

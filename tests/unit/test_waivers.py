@@ -68,6 +68,7 @@ def test_parse_valid_file(tmp_path: Path) -> None:
 def test_valid_waivers_apply_and_host_becomes_compliant() -> None:
     waived, notes = apply_waivers(run(), parse_waivers(GOOD), TODAY)
     assert statuses(waived, "legacy-1") == (HostStatus.COMPLIANT, {"wsb-feature": "waived", "dotnet-version": "pass"})
+    assert next(h for h in waived.hosts if h.host == "legacy-1").message == "1 checks passed, 1 waived"
     # legacy-2 still fails dotnet-version: stays noncompliant, wsb-feature waived
     assert statuses(waived, "legacy-2") == (
         HostStatus.NONCOMPLIANT,
