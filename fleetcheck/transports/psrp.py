@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 #: Seconds a Receive may long-poll on the host before WSMan answers "no output yet".
 DEFAULT_OPERATION_TIMEOUT = 10
 #: How long a cancelled host gets to close its remote shell before we stop waiting.
-CANCEL_GRACE = 5.0
+CANCEL_GRACE = 10.0
 
 
 class _BoundedWSMan(WSMan):

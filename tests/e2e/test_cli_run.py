@@ -41,7 +41,7 @@ async def test_run_writes_reports_and_exit_code(tmp_path: Path) -> None:
     async with LabFleet(hosts=5, mix=MIX, seed=2, faults="LAB-0005:refuse") as fleet:
         inv = fleet.write_inventory(tmp_path / "lab.yml")
         code, out = await _fleetcheck(
-            "run", str(inv), "--timeout", "10", "--no-history",
+            "run", str(inv), "--timeout", "30", "--no-history",
             "--report", f"json:{tmp_path / 'r.json'}", "--report", f"csv:{tmp_path / 'r.csv'}",
             "--report", f"junit:{tmp_path / 'r.xml'}", "--journal", str(tmp_path / "j.jsonl"),
             password=fleet.password, cwd=tmp_path,

@@ -34,7 +34,7 @@ async def test_cancel_keeps_finished_hosts_and_closes_shells(tmp_path: Path, pla
         t0 = time.monotonic()
         task.cancel()  # what asyncio.run does on Ctrl-C
         run = await task
-        assert time.monotonic() - t0 < 4
+        assert time.monotonic() - t0 < 8
         assert run.interrupted and exit_code(run) == 4
         finished = {e.host for e in events if e.kind == "host_finished"}
         assert finished == {f"LAB-{i:04d}" for i in range(1, 5)}
@@ -63,7 +63,7 @@ async def test_cancel_aborts_hung_hosts_at_once_and_deletes_their_shells(
         t0 = time.monotonic()
         task.cancel()
         run = await task
-        assert time.monotonic() - t0 < 1.5  # sockets aborted: no waiting for read timeouts
+        assert time.monotonic() - t0 < 5  # sockets aborted: no waiting for 15 s read timeouts
         assert run.interrupted and run.hosts == []
         end = time.monotonic() + 3
         while fleet.counters.open_shells and time.monotonic() < end:
