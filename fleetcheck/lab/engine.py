@@ -109,7 +109,7 @@ def not_recognized(name: str) -> LabErrorRecord:
 
 def _kept(text: str) -> str:
     # interned: hundreds of hosts receiving the same bundle share one copy
-    return sys.intern(text[:_SCRIPT_RECORD_CAP])
+    return sys.intern(str(text[:_SCRIPT_RECORD_CAP]))  # str(): psrpcore hands PSString, which cannot be interned
 
 
 def _record_script(host: LabHost, request: ScriptRequest) -> None:
