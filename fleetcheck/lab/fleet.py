@@ -706,8 +706,10 @@ class LabFleet:
         self.mix = resolve_scenario_names(mix_dict) if mix_dict else None
         self.seed = seed
         self.rules: list[FaultRule] = parse_faults(faults) if isinstance(faults, str) else list(faults or [])
-        if latency_ms:  # per WSMan request and per SSH command; the script itself is not delayed
-            self.rules[:0] = [
+        # Per WSMan request and per SSH command (not the script). Appended: the first matching
+        # spec fires, so a host's own latency rule from `faults` takes precedence.
+        if latency_ms:
+            self.rules += [
                 FaultRule("*", FaultSpec(kind="latency", on=action, value=latency_ms / 1000.0))
                 for action in WSMAN_ACTIONS
             ]

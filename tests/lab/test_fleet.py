@@ -275,3 +275,11 @@ async def test_latency_applies_to_every_wsman_request() -> None:
         wsman_requests = sum(lab.requests_by_action.values())
         assert wsman_requests >= 5
         assert elapsed >= wsman_requests * 0.040 * 0.95
+
+
+def test_host_specific_latency_wins_over_fleet_latency() -> None:
+    fleet = LabFleet(hosts=2, latency_ms=20, faults="LAB-0002:latency=2@Receive")
+    plans = {p.name: p.faults for p in fleet._plans()}
+    receive = [f for f in plans["LAB-0002"] if f["kind"] == "latency" and f.get("on") == "Receive"]
+    assert receive[0]["value"] == 2.0  # first match fires
+    assert {f["on"] for f in plans["LAB-0001"]} == {"Create", "Command", "Send", "Receive", "Signal", "Delete", "Get"}
