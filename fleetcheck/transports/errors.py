@@ -167,6 +167,10 @@ def _auth(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
             return Failure(HostStatus.AUTH_FAILED, "Basic authentication is disabled on the host (AllowBasic)", "auth")
         if mod == "asyncssh" and name == "PermissionDenied":
             return _auth_failure(ctx)
+        if isinstance(exc, PermissionError) and "challenge" in str(exc).lower():
+            # requests_ntlm: a 401 that offers no NTLM challenge (method disabled or refused)
+            msg = "authentication refused: the host offered no NTLM challenge - is Negotiate enabled for WinRM?"
+            return Failure(HostStatus.AUTH_FAILED, msg, "auth")
     return None
 
 
@@ -224,9 +228,9 @@ def _fault_failure(code: int | None, reason: str, ctx: FailureContext) -> Failur
     if code in WSMAN_QUOTA_CODES:
         msg = "WinRM shell quota reached (MaxShellsPerUser) - close stale sessions or raise the limit"
         return Failure(HostStatus.PROTOCOL_ERROR, msg, "quota", True)
-    if code == WSMAN_TIMED_OUT:
+    if code == WSMAN_TIMED_OUT:  # pypsrp cannot ride it out while opening the pool: worth a retry
         msg = "WinRM operation timed out on the host (OperationTimeout) - the host is overloaded or hung"
-        return Failure(HostStatus.TIMEOUT, msg, "wsman_timeout")
+        return Failure(HostStatus.TIMEOUT, msg, "wsman_timeout", True)
     if code == WSMAN_ACCESS_DENIED:
         msg = "access denied by WinRM - the account must be a local administrator or in Remote Management Users"
         return Failure(HostStatus.AUTH_FAILED, msg, "access_denied")

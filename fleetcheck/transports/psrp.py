@@ -114,13 +114,28 @@ def _output_text(ps: PowerShell) -> str:
     return "\n".join(parts)
 
 
+def _exception_message(exc: Any) -> str | None:
+    """The .NET exception's Message from a deserialized ErrorRecord.Exception."""
+    if exc is None:
+        return None
+    for attr in ("adapted_properties", "extended_properties"):
+        props = getattr(exc, attr, None)
+        if isinstance(props, dict) and props.get("Message"):
+            return str(props["Message"])
+    msg = getattr(exc, "message", None)
+    return str(msg) if msg else None
+
+
+def record_text(rec: Any) -> str:
+    """An error record as PowerShell shows it first: details, else the exception message."""
+    text = getattr(rec, "details_message", None) or _exception_message(getattr(rec, "exception", None))
+    text = text or getattr(rec, "message", None) or str(rec)
+    fqid = getattr(rec, "fq_error", None)
+    return f"{text} ({fqid})" if fqid else str(text)
+
+
 def _error_texts(ps: PowerShell) -> list[str]:
-    out: list[str] = []
-    for rec in ps.streams.error[:50]:
-        msg = getattr(rec, "message", None) or str(rec)
-        fqid = getattr(rec, "fq_error", None)
-        out.append(f"{msg} ({fqid})" if fqid else str(msg))
-    return out
+    return [record_text(rec) for rec in ps.streams.error[:50]]
 
 
 class PsrpTransport(Transport):
@@ -166,8 +181,13 @@ def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOu
         ps = PowerShell(pool)
         ps.add_script(script).add_parameter("ArgsJson", args_json)
         ps.begin_invoke()
+        size = 0
         while ps.state == PSInvocationState.RUNNING:
+            seen = len(ps.output)
             ps.poll_invoke()
+            size += sum(len(str(item)) for item in ps.output[seen:])
+            if size > MAX_OUTPUT_BYTES:  # stop collecting now, not after the host sent everything
+                raise OutputTooLarge(f"more than {MAX_OUTPUT_BYTES} characters of output")
         result = ScriptOutput(
             stdout=_output_text(ps),
             errors=_error_texts(ps),

@@ -24,7 +24,9 @@ WINRM_FAULTS = (
     "LAB-0004:http500,"  # the real-world 0x800703FA provider fault
     "LAB-0005:reset@Command,"
     "LAB-0006:http500=2150859173@Create#1,"  # shell quota once: retried, then fine
-    "LAB-0007:malformed@Command"
+    "LAB-0007:malformed@Command,"
+    "LAB-0008:bad_json,"
+    "LAB-0009:probe_throws"
 )
 
 
@@ -38,13 +40,13 @@ def _wrong_password(hosts: list, name: str) -> list:
 
 @pytest.mark.parametrize("transport", ["psrp", "winrm"])
 async def test_winrm_faults_classified_within_deadline(transport: str, tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]) -> None:
-    async with LabFleet(hosts=7, faults=WINRM_FAULTS, seed=3) as fleet:
+    async with LabFleet(hosts=9, faults=WINRM_FAULTS, seed=3) as fleet:
         hosts = _wrong_password(fleet_hosts(fleet, tmp_path, transport), "LAB-0003")
         t0 = time.monotonic()
         run = await run_fleet(hosts, playbooks, RunOptions(forks=10, timeout=DEADLINE, retries=2, backoff=0.05))
         wall = time.monotonic() - t0
         r = _by_name(run.hosts)
-        assert len(r) == 7
+        assert len(r) == 9
         assert r["LAB-0001"].status is HostStatus.UNREACHABLE
         assert r["LAB-0001"].message.startswith("connection refused on 127.")
         assert r["LAB-0002"].status is HostStatus.TIMEOUT, r["LAB-0002"]
@@ -59,6 +61,9 @@ async def test_winrm_faults_classified_within_deadline(transport: str, tmp_path:
         assert r["LAB-0006"].attempts == 2
         assert r["LAB-0006"].status in (HostStatus.COMPLIANT, HostStatus.NONCOMPLIANT)
         assert (r["LAB-0007"].status, r["LAB-0007"].error_type) == (HostStatus.PROTOCOL_ERROR, "malformed")
+        assert (r["LAB-0008"].status, r["LAB-0008"].error_type) == (HostStatus.PROTOCOL_ERROR, "bad_facts")
+        assert (r["LAB-0009"].status, r["LAB-0009"].error_type) == (HostStatus.PROTOCOL_ERROR, "script_failed")
+        assert "Simulated probe failure." in r["LAB-0009"].message
         for res in run.hosts:
             assert res.duration_s <= DEADLINE + MARGIN, res
             assert "not-the-password" not in res.message and fleet.password not in res.message

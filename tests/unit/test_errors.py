@@ -74,8 +74,16 @@ def test_pywinrm_fault_uses_wsman_code_not_http_code() -> None:
 
 
 def test_operation_timeout_fault_is_timeout() -> None:
-    assert classify(psrp_exc.WSManFaultError(2150858793, "", "timed out", "", "", ""), CTX).status is HostStatus.TIMEOUT
+    op = classify(psrp_exc.WSManFaultError(2150858793, "", "timed out", "", "", ""), CTX)
+    assert (op.status, op.transient) == (HostStatus.TIMEOUT, True)
     assert classify(winrm_exc.WinRMOperationTimeoutError(), CTX).status is HostStatus.TIMEOUT
+
+
+def test_requests_ntlm_without_challenge_is_auth_failed() -> None:
+    exc = PermissionError("Access denied: Server did not respond with NTLM challenge token")
+    f = classify(exc, FailureContext(transport="winrm"))
+    assert (f.status, f.transient) == (HostStatus.AUTH_FAILED, False)
+    assert "no NTLM challenge" in f.message
 
 
 def test_unknown_fault_shows_hex_code_and_reason() -> None:
