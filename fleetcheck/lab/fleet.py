@@ -11,6 +11,11 @@ in shared memory so "peak concurrent open shells" is exact across processes.
         fleet.write_inventory(tmp_path / "lab.yml")
         ...
         assert fleet.counters.peak_open_shells <= 10
+
+`workers=1` (the default up to 1,000 hosts) serves in the caller's event loop, and
+`fleet.hosts[name].lab` is the live `LabHost`. More workers are spawned processes: the calling
+program needs the usual `if __name__ == "__main__":` guard, `lab` is None, and
+`fleet.counters` is a snapshot taken over the workers' pipes.
 """
 
 from __future__ import annotations
