@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,7 +227,7 @@ class _CollectSink:
         self.errors.append(record)
 
 
-StdinReader = Any  # an awaitable-returning callable: () -> Awaitable[bytes]
+StdinReader = Callable[[], Awaitable[bytes]]  # all of stdin on the first call, b"" after
 
 
 async def run_powershell(
@@ -237,9 +238,8 @@ async def run_powershell(
         return ExecResult(stderr=(inv.error + "\r\n").encode("utf-8"), exit_code=1)
     script = inv.script
     parameters: dict[str, Any] = {}
-    if inv.from_stdin:
+    if inv.from_stdin or script is None:
         script = (await read_stdin()).decode("utf-8", errors="replace")
-    assert script is not None
     if BOOTSTRAP_MARKER in script:
         try:
             script, args_json = parse_bootstrap_stdin(await read_stdin())
@@ -267,15 +267,16 @@ async def run_powershell(
     return ExecResult(stdout=text.encode("utf-8"), stderr=stderr, exit_code=exit_code)
 
 
-def _cmd_builtin(host: LabHost, argv: list[str], user: str) -> ExecResult:
+def _cmd_builtin(host: LabHost, argv: list[str], line: str, user: str) -> ExecResult:
     """The few cmd.exe commands a smoke test uses; anything else is 'not recognized' (9009)."""
     exe = argv[0].lower().removesuffix(".exe")
     if exe == "hostname":
         return ExecResult(stdout=(host.machine.hostname + "\r\n").encode())
     if exe == "whoami":
         return ExecResult(stdout=(whoami(host, user) + "\r\n").encode())
-    if exe == "echo":
-        return ExecResult(stdout=(" ".join(argv[1:]) + "\r\n").encode())
+    if exe == "echo":  # cmd echoes the rest of the line verbatim, quotes included
+        rest = line.strip().split(None, 1)[1] if len(argv) > 1 else "ECHO is on."
+        return ExecResult(stdout=(rest + "\r\n").encode())
     if exe == "ver":
         return ExecResult(stdout=f"\r\nMicrosoft Windows [Version {host.machine.os.version}]\r\n".encode())
     if exe == "exit":
@@ -297,7 +298,7 @@ async def execute_command_line(host: LabHost, command: str, read_stdin: StdinRea
         return ExecResult()
     if is_powershell(argv[0]):
         return await run_powershell(host, parse_powershell_args(argv[1:]), read_stdin, user)
-    return _cmd_builtin(host, argv, user)
+    return _cmd_builtin(host, argv, command, user)
 
 
 # --- asyncssh glue ------------------------------------------------------------------------

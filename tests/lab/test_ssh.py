@@ -133,8 +133,10 @@ async def test_wrong_password_and_unknown_key_are_refused(ssh_lab: SSHLab) -> No
 async def test_cmd_builtins_and_unknown_cmd(ssh_lab: SSHLab) -> None:
     async with _connect(ssh_lab, password=PASSWORD) as conn:
         hostname = await conn.run("hostname", check=False)
+        echo = await conn.run('echo "a  b" c', check=False)
         unknown = await conn.run("dir-nope /s", check=False)
     assert hostname.stdout == "LAB-0001\r\n"
+    assert echo.stdout == '"a  b" c\r\n'
     assert unknown.exit_status == 9009 & 0xFF  # asyncssh keeps the low byte of exit-status, as with Windows
     assert "is not recognized as an internal or external command" in unknown.stderr
 
