@@ -67,7 +67,7 @@ class SshTransport(Transport):
             "connect_timeout": timeout,
             "login_timeout": timeout,
             "agent_path": None,
-            "config": (),
+            "config": None,  # the inventory is the only source of settings, not ~/.ssh/config
         }
         if host.auth == "key" or (host.key_path and host.password is None):
             opts["client_keys"] = [str(host.key_path)] if host.key_path else ()

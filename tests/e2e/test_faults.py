@@ -95,3 +95,33 @@ async def _sleep(s: float) -> None:
     import asyncio
 
     await asyncio.sleep(s)
+
+
+@pytest.mark.parametrize("transport", ["psrp", "winrm"])
+async def test_https_trust_faults(
+    transport: str, tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]
+) -> None:
+    faults = "LAB-0001:tls_bad_cert=untrusted,LAB-0002:tls_bad_cert=wrong_name,LAB-0003:cbt_mismatch"
+    async with LabFleet(hosts=4, https=True, faults=faults, seed=4) as fleet:
+        hosts = fleet_hosts(fleet, tmp_path, transport, scheme="https")
+        run = await run_fleet(hosts, playbooks, RunOptions(forks=4, timeout=DEADLINE))
+    r = _by_name(run.hosts)
+    assert (r["LAB-0001"].status, r["LAB-0001"].error_type) == (HostStatus.PROTOCOL_ERROR, "tls_untrusted")
+    assert r["LAB-0001"].message.endswith("- set ca_path or cert_validation: false")
+    assert (r["LAB-0002"].status, r["LAB-0002"].error_type) == (HostStatus.PROTOCOL_ERROR, "tls_hostname")
+    assert r["LAB-0003"].status is HostStatus.AUTH_FAILED  # channel binding mismatch: the server says 401
+    assert r["LAB-0004"].status is HostStatus.COMPLIANT  # validated against the lab CA
+
+
+async def test_ssh_host_keys_are_verified(
+    tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # an empty ~/.ssh/known_hosts
+    async with LabFleet(hosts=2, ssh=True, seed=4) as fleet:
+        hosts = fleet_hosts(fleet, tmp_path, "ssh")
+        assert all(h.vars.get("ssh_known_hosts") for h in hosts)  # the lab writes its keys to a file
+        unknown = [hosts[0], hosts[1].model_copy(update={"vars": {}})]  # LAB-0002: no known key
+        run = await run_fleet(unknown, playbooks, RunOptions(timeout=DEADLINE))  # policy "default"
+    r = _by_name(run.hosts)
+    assert r["LAB-0001"].status is HostStatus.COMPLIANT
+    assert (r["LAB-0002"].status, r["LAB-0002"].error_type) == (HostStatus.PROTOCOL_ERROR, "ssh_hostkey")
