@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -725,17 +726,28 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _exit_if_remote_calls_hang(code: int) -> None:
-    """After an interrupted run, a thread may still sit in a hung host's socket read.
+#: After an interrupted run, how long worker threads get to close their remote shells.
+EXIT_GRACE_S = 5.0
 
-    Reports, journal and history are written and closed by now; waiting for that thread at
-    interpreter exit would only delay the exit by up to the host's deadline.
+
+def _exit_if_remote_calls_hang(code: int) -> None:
+    """After an interrupted run, worker threads may still be closing shells, or stuck in a hung read.
+
+    Closing gets a bounded grace (remote shells are a scarce quota on Windows). Reports,
+    journal and history are written and closed by now, so a thread still stuck after that
+    would only delay the exit by up to the host's deadline: leave without waiting for it.
     """
-    stuck = [
-        t for t in threading.enumerate()
-        if t is not threading.main_thread() and t.is_alive() and not t.daemon and t.name.startswith("fleetcheck")
-    ]
-    if stuck:
+    deadline = time.monotonic() + EXIT_GRACE_S
+    for thread in _worker_threads():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if _worker_threads():
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _worker_threads() -> list[threading.Thread]:
+    return [
+        t for t in threading.enumerate()
+        if t is not threading.main_thread() and t.is_alive() and not t.daemon and t.name.startswith("fleetcheck")
+    ]
