@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 
 from fleetcheck.lab import encryption
 from fleetcheck.lab.auth import BASIC_OFFER, NEGOTIATE_OFFER, ConnectionAuth, channel_bindings
-from fleetcheck.lab.engine import whoami
 from fleetcheck.lab.faults import pick_fault
 from fleetcheck.lab.host import FaultSpec, LabHost
 from fleetcheck.lab.http import HttpError, HttpRequest, format_response, read_request
@@ -361,7 +360,6 @@ class _Connection:
         shell_el = body.find(f"{{{NS_RSP}}}Shell") if body is not None else None
         if shell_el is None:
             raise WSManFault(2150858817, "w:InvalidMessageInformationHeader", "The Shell element is missing.", "s:Sender")
-        display_owner = whoami(host, owner)
         shell: LabShell
         if wsreq.resource_uri.startswith(PSRP_URI_PREFIX):
             creation = shell_el.find(f"{{{NS_PS}}}creationXml")
@@ -380,7 +378,7 @@ class _Connection:
                 f"The WS-Management service cannot process the request. The resource URI ({wsreq.resource_uri}) was not found in the WS-Management catalog. ",
                 "s:Sender",
             )
-        return create_response(wsreq, shell.shell_id, shell.state_xml().replace(f"<rsp:Owner>{owner}<", f"<rsp:Owner>{display_owner}<", 1))
+        return create_response(wsreq, shell.shell_id, shell.state_xml())
 
     def _config(self, wsreq: WsmanRequest) -> bytes:
         winrm = self.host.machine.winrm

@@ -79,11 +79,22 @@ class LabShell:
             raise timed_out() from None
 
     # -- WSMan verbs, overridden ---------------------------------------------------------------
+    @property
+    def display_owner(self) -> str:
+        """`COMPUTER\\user` (or `DOMAIN\\user`) as Windows shows the shell's owner."""
+        if "\\" in self.owner and not self.owner.startswith(".\\"):
+            return self.owner
+        name = self.owner.rpartition("\\")[2]
+        for user in self.host.machine.users:
+            if user.name.lower() == name.lower() and user.domain:
+                return f"{user.domain}\\{user.name}"
+        return f"{self.host.machine.hostname}\\{name}"
+
     def state_xml(self, state: str = "Connected") -> str:
         return shell_xml(
             self.shell_id,
             self.resource_uri,
-            self.owner,
+            self.display_owner,
             self.client_ip,
             self._idle,
             self.input_streams,

@@ -219,7 +219,7 @@ async def test_a_lab_bug_costs_one_request_not_the_listener(monkeypatch: pytest.
 
     host = make_host()
     async with serve(host) as ep:
-        monkeypatch.setattr(hostserver, "whoami", broken)
+        monkeypatch.setattr(hostserver, "PsrpShell", broken)
         with pytest.raises(WSManFaultError) as info:
             await in_thread(_execute, ep)
         assert "simulated" not in str(info.value)  # internals never reach the client
