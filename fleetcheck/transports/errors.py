@@ -157,6 +157,27 @@ def _ours(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
     return None
 
 
+def _auth_setup(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
+    """Auth methods this machine cannot use: a settings problem, same for every host."""
+    label = _AUTH_LABELS.get(ctx.auth, ctx.auth)
+    for exc in chain:
+        low = str(exc).lower()
+        missing = isinstance(exc, ImportError) or (_module(exc) == "winrm" and "not installed" in low)
+        if missing and ("gssapi" in low or "kerberos" in low):
+            msg = "Kerberos is not available on this machine - install gssapi and krb5 (pip install 'pypsrp[kerberos]') or use auth: negotiate"
+            return Failure(HostStatus.AUTH_FAILED, msg, "auth_unavailable")
+        if missing and "credssp" in low:
+            msg = "CredSSP is not available on this machine - pip install requests-credssp, or use auth: negotiate"
+            return Failure(HostStatus.AUTH_FAILED, msg, "auth_unavailable")
+        if isinstance(exc, ValueError) and "cannot use message encryption with auth" in low:
+            msg = f"{label} over HTTP would send credentials unencrypted - use scheme: https (port 5986) or auth: negotiate"
+            return Failure(HostStatus.AUTH_FAILED, msg, "auth_config")
+        if _module(exc) == "winrm" and "cert_pem" in low:
+            msg = "certificate auth needs a client certificate and key, which the inventory cannot name yet - use negotiate"
+            return Failure(HostStatus.AUTH_FAILED, msg, "auth_config")
+    return None
+
+
 def _auth(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
     for exc in chain:
         name = type(exc).__name__
@@ -340,6 +361,7 @@ def _connection_generic(chain: list[BaseException], ctx: FailureContext) -> Fail
 
 RULES: tuple[Rule, ...] = (
     _ours,
+    _auth_setup,
     _auth,
     _tls,
     _ssh_specific,

@@ -86,6 +86,24 @@ def test_requests_ntlm_without_challenge_is_auth_failed() -> None:
     assert "no NTLM challenge" in f.message
 
 
+@pytest.mark.parametrize(("auth", "words"), [("kerberos", "Kerberos is not"), ("credssp", "CredSSP is not")])
+def test_auth_methods_missing_here(auth: str, words: str) -> None:
+    # pywinrm checks before connecting; pypsrp raises ImportError from pyspnego at the first 401
+    real = _caught(lambda: winrm.run_sync(_host(_free_port(), auth=auth), "x", "{}", Budget(2)))
+    made = ImportError("GSSAPIProxy requires the Python gssapi library: No module named 'gssapi'")
+    for exc in (real, made) if auth == "kerberos" else (real,):
+        f = classify(exc, FailureContext(auth=auth))
+        assert (f.status, f.error_type) == (HostStatus.AUTH_FAILED, "auth_unavailable")
+        assert f.message.startswith(words)
+
+
+def test_basic_over_http_is_refused_before_sending_the_password() -> None:
+    exc = _caught(lambda: psrp.run_sync(_host(_free_port(), auth="basic"), "x", "{}", Budget(2)))
+    f = classify(exc, FailureContext(auth="basic"))
+    assert (f.status, f.error_type) == (HostStatus.AUTH_FAILED, "auth_config")
+    assert f.message.startswith("Basic over HTTP would send credentials unencrypted")
+
+
 def test_unknown_fault_shows_hex_code_and_reason() -> None:
     f = classify(psrp_exc.WSManFaultError(2150858999, "", "Something  odd\nhappened", "", "", ""), CTX)
     assert f.message == "WinRM fault 0x803380F7: Something odd happened"
