@@ -496,35 +496,23 @@ class _Slice:
         loopback = self.cfg.addressing == "loopback-ips"
         cache: dict[str, MachineState] = {}
         labs = [_make_lab_host(p, self.cfg, self.counters, cache) for p in self.cfg.plans]
-        refused = [any(_always_refused(f) for f in lab.faults) for lab in labs]
-        # Addresses first, so one certificate can cover the whole slice.
-        addresses = [(self._reserve(keep=r) if loopback else "127.0.0.1") for r in refused]
-        shared_tls = None
-        bad_cert = [next((f for f in lab.faults if f.kind == "tls_bad_cert"), None) for lab in labs]
-        if self.cfg.https:
-            names = sorted(set(addresses) | {p.name.lower() for p in self.cfg.plans})
-            shared_tls = self._tls_for(names, None)
-        for lab, address, is_refused, bad in zip(labs, addresses, refused, bad_cert, strict=True):
-            if is_refused:
+        for lab in labs:
+            if any(_always_refused(f) for f in lab.faults):
+                address = self._reserve(keep=True) if loopback else "127.0.0.1"
                 self.hosts.append(self._refused_host(lab, address))
                 continue
-            own_cert = False
+            bad = next((f for f in lab.faults if f.kind == "tls_bad_cert"), None)
             for _attempt in range(20):
+                address = self._reserve(keep=False) if loopback else "127.0.0.1"
                 ports = {k: (STANDARD_PORTS[k] if loopback else 0) for k in self._wanted()}
-                tls = None
-                if self.cfg.https:
-                    if bad is not None or own_cert:
-                        tls = self._tls_for([address, lab.name.lower()], bad)
-                    else:
-                        tls = shared_tls
+                # Its own certificate, valid for its address and name only, as a real server's.
+                tls = self._tls_for([address, lab.name.lower()], bad) if self.cfg.https else None
                 try:
                     bound = await self._listen(lab, address, ports, tls)
                     break
                 except OSError as exc:
                     if exc.errno != errno.EADDRINUSE or not loopback:
-                        raise
-                    address = self._reserve(keep=False)  # lost a race with another fleet
-                    own_cert = True
+                        raise  # else: lost a race for this address with another fleet
             else:
                 raise OSError(errno.EADDRINUSE, f"could not bind {lab.name}")
             self.hosts.append(
