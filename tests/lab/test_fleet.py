@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -283,3 +284,23 @@ def test_host_specific_latency_wins_over_fleet_latency() -> None:
     receive = [f for f in plans["LAB-0002"] if f["kind"] == "latency" and f.get("on") == "Receive"]
     assert receive[0]["value"] == 2.0  # first match fires
     assert {f["on"] for f in plans["LAB-0001"]} == {"Create", "Command", "Send", "Receive", "Signal", "Delete", "Get"}
+
+
+async def test_each_https_host_has_its_own_certificate(tmp_path: Path) -> None:
+    import ssl
+
+    async with LabFleet(hosts=2, https=True, addressing="loopback-ips") as fleet:
+        ca = yaml.safe_load(fleet.write_inventory(tmp_path / "inv.yml").read_text())["vars"]["ca_path"]
+        ctx = ssl.create_default_context(cafile=ca)
+        for host in fleet.hosts.values():
+            assert host.https_port is not None
+
+            def peer_names(address: str = host.address, port: int = host.https_port) -> set[str]:
+                with (
+                    socket.create_connection((address, port), timeout=5) as raw,
+                    ctx.wrap_socket(raw, server_hostname=address) as tls,
+                ):
+                    cert: Any = tls.getpeercert()
+                return {str(entry[1]) for entry in cert["subjectAltName"]}
+
+            assert await asyncio.to_thread(peer_names) == {host.address, host.name.lower()}
