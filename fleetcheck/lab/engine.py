@@ -142,9 +142,20 @@ def whoami(host: LabHost, user: str) -> str:
 _LITERAL = re.compile(r"""^(?:write-output|echo|write-host)\s+(?:'((?:[^']|'')*)'|"([^"$`]*)"|([^\s'"$`;|&()]+))$""", re.I)
 
 
+#: Lines that wrappers put around a command without changing its output: comments, and what
+#: Ansible's PowerShell shell plugin adds (strict mode, exit-code propagation).
+_WRAPPER_LINE = re.compile(
+    r"^\s*(?:#.*"
+    r"|Set-StrictMode\s+-Version\s+\S+\s*;?"
+    r"|\$(?:ErrorActionPreference|ProgressPreference)\s*=\s*'?\w+'?\s*;?"
+    r"|If\s*\(-not\s+\$\?\)\s*\{.*\bexit\b.*\}\s*)$",
+    re.I,
+)
+
+
 def answer_generic(host: LabHost, script: str, user: str) -> Any | None:
     """The handful of commands third-party clients use as smoke tests; None when unknown."""
-    lines = [line for line in script.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    lines = [line for line in script.splitlines() if line.strip() and not _WRAPPER_LINE.match(line)]
     text = "\n".join(lines).strip().rstrip(";").strip()
     low = text.lower()
     if low in ("hostname", "hostname.exe", "$env:computername"):
@@ -167,7 +178,7 @@ def _first_word(script: str) -> str:
     text = script.strip()
     for line in text.splitlines():
         line = line.strip()
-        if line and not line.startswith("#"):
+        if line and not _WRAPPER_LINE.match(line):
             return re.split(r"[\s;|(]", line, maxsplit=1)[0] or line
     return text[:64]
 

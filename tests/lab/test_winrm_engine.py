@@ -266,3 +266,12 @@ async def test_listener_is_loopback_only_and_stop_drops_connections() -> None:
     writer.close()
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_ansible_raw_wrapper_is_transparent() -> None:
+    # what Ansible's powershell shell plugin wraps around a `raw` command
+    script = "Set-StrictMode -Version Latest\nhostname\nIf (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction SilentlyContinue) { exit $LASTEXITCODE } Else { exit 1 } }"
+    sink, outcome = await _run(make_host(), script)
+    assert sink.outputs == ["SRV01"] and outcome.exit_code == 0
+    sink, _ = await _run(make_host(), script.replace("hostname", "Get-Nope -x"))
+    assert sink.errors[0].target == "Get-Nope"
