@@ -147,14 +147,14 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_1]
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         _migrate(conn, path)
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, OSError) as exc:
         raise HistoryError(
             f"{path}: cannot open the history database ({exc}). "
             "Move the file aside or pass --history with another path, or --no-history."
@@ -584,8 +584,14 @@ def run_lock(db_path: Path | str) -> Iterator[Path]:
     never blocks the next night. Yields the lock file's path.
     """
     lock = _lock_path(Path(db_path))
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise HistoryError(
+            f"{lock}: cannot create the run lock ({exc.strerror}). "
+            "Pass --history with a writable path, or --no-history."
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

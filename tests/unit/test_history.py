@@ -320,3 +320,12 @@ def test_prune_by_default_keeps_texts_between_collections(history: History) -> N
     conn.close()
     assert "web0" in bodies
     assert [r.run_id for r in history.list_runs(10)] == ["r2"]
+
+
+def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a file where a directory should be: mkdir fails even as root
+    with pytest.raises(HistoryError, match="cannot open the history database"):
+        History(blocker / "sub" / "history.sqlite3")
+    with pytest.raises(HistoryError, match="cannot create the run lock"), run_lock(blocker / "sub" / "h.sqlite3"):
+        pass
