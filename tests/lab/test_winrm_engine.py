@@ -275,3 +275,16 @@ async def test_ansible_raw_wrapper_is_transparent() -> None:
     assert sink.outputs == ["SRV01"] and outcome.exit_code == 0
     sink, _ = await _run(make_host(), script.replace("hostname", "Get-Nope -x"))
     assert sink.errors[0].target == "Get-Nope"
+
+
+async def test_star_latency_is_not_applied_again_by_the_engine() -> None:
+    import time
+
+    star = make_host(faults=[FaultSpec(kind="latency", value=0.5)])
+    started = time.monotonic()
+    await _run(star, "hostname")
+    assert time.monotonic() - started < 0.4  # the request layer already delays every request
+    scoped = make_host(faults=[FaultSpec(kind="latency", on="script", value=0.5)])
+    started = time.monotonic()
+    await _run(scoped, "hostname")
+    assert time.monotonic() - started >= 0.5
