@@ -22,6 +22,14 @@ LAB_PASSWORD_ENV = "FLEETCHECK_LAB_PASSWORD"
 DEFAULT_LAB_PASSWORD = "Lab-Passw0rd!"
 
 
+def bench_env() -> dict[str, str]:
+    """Environment of every process the bench starts: this tree's code first, the lab password."""
+    env = dict(os.environ)
+    env.setdefault(LAB_PASSWORD_ENV, DEFAULT_LAB_PASSWORD)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 @dataclass
 class LabSnapshot:
     """What the lab had seen and spent at one moment."""
@@ -74,9 +82,7 @@ class LabProcess:
         self.start_s = 0.0
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.setdefault(LAB_PASSWORD_ENV, DEFAULT_LAB_PASSWORD)
-        return env
+        return bench_env()
 
     def start(self) -> LabProcess:
         self.work.mkdir(parents=True, exist_ok=True)

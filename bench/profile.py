@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         out = WORK / f"pyspy-{opts.hosts}-{opts.forks}.txt"
         with LabProcess(opts.hosts, WORK, latency_ms=opts.latency_ms) as lab:
             inv = write_subset(WORK / "inv.yml", lab.inventory, opts.hosts)
-            argv_run = [str(REPO / ".venv" / "bin" / "fleetcheck"), "run", str(inv), "--forks", str(opts.forks),
+            argv_run = [sys.executable, "-m", "fleetcheck", "run", str(inv), "--forks", str(opts.forks),
                         "--no-history", "--quiet"]
             plain = run_measured(argv_run, env=lab.env(), cwd=WORK, out_dir=WORK, label="plain")
             spy = [str(PEERS_VENV / "bin" / "py-spy"), "record", "--subprocesses", "--gil", "--full-filenames", "--nonblocking",
