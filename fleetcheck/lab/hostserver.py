@@ -220,6 +220,9 @@ class _Connection:
             return _Reply(405)
         if pick_fault(host, "auth", ("http401",)) is not None:
             return self._unauthorized()
+        early = pick_fault(host, "auth", ("hang", "reset"), exact=True)
+        if early is not None:
+            raise _Hang if early.kind == "hang" else _Reset
         authorization = request.headers.get("authorization")
         step = self.auth.step(authorization)
         if step.outcome == "reject":

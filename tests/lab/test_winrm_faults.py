@@ -215,3 +215,8 @@ async def test_a_lab_bug_costs_one_request_not_the_listener(monkeypatch: pytest.
         assert "simulated" not in str(info.value)  # internals never reach the client
         monkeypatch.undo()
         assert (await in_thread(_execute, ep))[0] == "SRV01"
+
+
+async def test_hang_during_authentication() -> None:
+    exc = await _raises([FaultSpec(kind="hang", on="auth")], functools.partial(_execute, read_timeout=1))
+    assert isinstance(exc, requests.exceptions.ReadTimeout)
