@@ -581,11 +581,11 @@ async def _close_servers(servers: list[Any], ssh_servers: list[Any]) -> None:
                 await stop_listener(server)
         else:
             server.close()
-    for acceptor in ssh_servers:
-        acceptor.close()
-    for acceptor in ssh_servers:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(acceptor.wait_closed(), 5)
+    if ssh_servers:
+        from fleetcheck.lab.ssh import stop_ssh_listener
+
+        for acceptor in ssh_servers:
+            await stop_ssh_listener(acceptor)
     if stop_listener is None:
         for server in servers:
             with contextlib.suppress(Exception):

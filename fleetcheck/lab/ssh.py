@@ -20,6 +20,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import ipaddress
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -317,16 +320,24 @@ def find_user(host: LabHost, username: str) -> LabUser | None:
 
 
 class _LabSSHServer(asyncssh.SSHServer):
-    def __init__(self, host: LabHost) -> None:
+    def __init__(self, host: LabHost, live: set[asyncssh.SSHServerConnection]) -> None:
         self._host = host
+        self._live = live
         self._conn: asyncssh.SSHServerConnection | None = None
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
+        self._live.add(conn)
         self._host.counters.requests += 1
         spec = pick_fault(self._host, "connect", ("reset", "refuse"))
         if spec is not None:
             conn.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._conn is not None:
+            self._live.discard(self._conn)
+            for task in _RUNNING.pop(self._conn, set()):  # asyncssh leaves them running
+                task.cancel()
 
     def begin_auth(self, username: str) -> bool:
         user = find_user(self._host, username)
@@ -412,6 +423,10 @@ async def _no_stdin() -> bytes:
 
 def _make_process_handler(host: LabHost) -> Any:
     async def handle(process: asyncssh.SSHServerProcess[bytes]) -> None:
+        conn = process.channel.get_connection()
+        task = asyncio.current_task()
+        if task is not None:
+            _RUNNING.setdefault(conn, set()).add(task)
         host.counters.shell_opened()
         host.counters.requests += 1
         host.requests_by_action["ssh-exec"] = host.requests_by_action.get("ssh-exec", 0) + 1
@@ -451,14 +466,28 @@ def _make_process_handler(host: LabHost) -> Any:
             pass
         finally:
             host.counters.shell_closed()
+            if task is not None:
+                _RUNNING.get(conn, set()).discard(task)
 
     return handle
 
 
+#: The exec handlers running on each connection, cancelled when it is lost.
+_RUNNING: weakref.WeakKeyDictionary[asyncssh.SSHConnection, set[asyncio.Task[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+_LIVE: weakref.WeakKeyDictionary[asyncssh.SSHAcceptor, set[asyncssh.SSHServerConnection]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def start_ssh_listener(host: LabHost, address: str, port: int) -> asyncssh.SSHAcceptor:
     """Serve `host` over SSH on address:port (port 0: pick one; read it with `.get_port()`)."""
-    return await asyncssh.create_server(
-        lambda: _LabSSHServer(host),
+    if not ipaddress.ip_address(address).is_loopback:
+        raise ValueError(f"the lab only listens on loopback addresses, not {address!r}")
+    live: set[asyncssh.SSHServerConnection] = set()
+    acceptor = await asyncssh.create_server(
+        lambda: _LabSSHServer(host, live),
         address,
         port,
         server_host_keys=[host_key()],
@@ -471,3 +500,14 @@ async def start_ssh_listener(host: LabHost, address: str, port: int) -> asyncssh
         login_timeout=30,
         keepalive_interval=0,
     )
+    _LIVE[acceptor] = live
+    return acceptor
+
+
+async def stop_ssh_listener(acceptor: asyncssh.SSHAcceptor) -> None:
+    """Stop listening and drop every open connection (asyncssh's close() keeps them)."""
+    acceptor.close()
+    for conn in list(_LIVE.get(acceptor, ())):
+        conn.abort()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(acceptor.wait_closed(), 2.0)

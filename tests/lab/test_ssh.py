@@ -18,6 +18,7 @@ from fleetcheck.lab.ssh import (
     parse_powershell_args,
     split_command_line,
     start_ssh_listener,
+    stop_ssh_listener,
 )
 from fleetcheck.transports.bootstrap import (
     bootstrap_command_line,
@@ -217,3 +218,27 @@ async def test_interactive_shell_is_cmd_with_a_prompt(ssh_lab: SSHLab) -> None:
     assert result.stdout.startswith("Microsoft Windows [Version 10.0.17763]")
     assert "C:\\Users\\fleetcheck>hostname\r\nLAB-0001\r\n" in result.stdout
     assert "'nope' is not recognized" in result.stderr
+
+
+async def test_stop_drops_open_connections_and_closes_shells() -> None:
+    host = LabHost(
+        name="LAB-0009",
+        machine=MachineState(hostname="LAB-0009"),
+        faults=[FaultSpec(kind="hang", on="Command")],
+    )
+    acceptor = await start_ssh_listener(host, "127.0.0.1", 0)
+    conn = await asyncssh.connect(
+        "127.0.0.1", acceptor.get_port(), username="fleetcheck", password=PASSWORD, known_hosts=None, client_keys=None
+    )
+    running = asyncio.ensure_future(conn.run("hostname", check=False))
+    for _ in range(100):
+        if host.counters.open_shells:
+            break
+        await asyncio.sleep(0.01)
+    assert host.counters.open_shells == 1
+    await stop_ssh_listener(acceptor)
+    result = await asyncio.wait_for(running, 5)  # ends instead of hanging: the connection is gone
+    assert result.exit_status in (None, -1) and result.stdout == ""
+    await asyncio.sleep(0.05)
+    assert host.counters.open_shells == 0
+    conn.close()
