@@ -473,7 +473,7 @@ def _make_process_handler(host: LabHost) -> Any:
 
 
 #: The exec handlers running on each connection, cancelled when it is lost.
-_RUNNING: weakref.WeakKeyDictionary[asyncssh.SSHConnection, set[asyncio.Task[Any]]] = (
+_RUNNING: weakref.WeakKeyDictionary[asyncssh.connection.SSHConnection, set[asyncio.Task[Any]]] = (
     weakref.WeakKeyDictionary()
 )
 _LIVE: weakref.WeakKeyDictionary[asyncssh.SSHAcceptor, set[asyncssh.SSHServerConnection]] = (
