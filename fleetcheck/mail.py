@@ -22,6 +22,7 @@ from fleetcheck.changes import ChangeSet, format_change_summary
 from fleetcheck.history import run_counts
 from fleetcheck.results import RunResult
 
+FROM_ENV = "FLEETCHECK_MAIL_FROM"
 USER_ENV = "FLEETCHECK_SMTP_USER"
 PASSWORD_ENV = "FLEETCHECK_SMTP_PASSWORD"
 StartTLS = Literal["auto", "require", "off"]
@@ -42,13 +43,18 @@ class MailSettings:
     to: list[str]
     smtp_host: str
     smtp_port: int = 25
-    sender: str = field(default_factory=lambda: f"fleetcheck@{socket.gethostname() or 'localhost'}")
+    sender: str = field(default_factory=lambda: default_sender(os.environ))
     starttls: StartTLS = "auto"
     always: bool = False
     timeout: float = 30.0
     attempts: int = 3
     backoff_s: float = 2.0
     ssl_context: ssl.SSLContext | None = None  # None: system trust store
+
+
+def default_sender(env: Mapping[str, str]) -> str:
+    """FLEETCHECK_MAIL_FROM, else fleetcheck@<this host> (relays often insist on a real domain)."""
+    return env.get(FROM_ENV) or f"fleetcheck@{socket.getfqdn() or 'localhost'}"
 
 
 def parse_mail_to(value: str) -> list[str]:

@@ -248,3 +248,10 @@ def test_parse_mail_to() -> None:
         parse_mail_to("a@x.test, nobody")
     with pytest.raises(MailConfigError, match="empty"):
         parse_mail_to(" , ")
+
+
+def test_sender_from_environment() -> None:
+    from fleetcheck.mail import default_sender
+
+    assert default_sender({"FLEETCHECK_MAIL_FROM": "nightly@example.test"}) == "nightly@example.test"
+    assert default_sender({}).startswith("fleetcheck@")
