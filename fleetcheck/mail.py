@@ -54,7 +54,7 @@ class MailSettings:
 
 def default_sender(env: Mapping[str, str]) -> str:
     """FLEETCHECK_MAIL_FROM, else fleetcheck@<this host> (relays often insist on a real domain)."""
-    return env.get(FROM_ENV) or f"fleetcheck@{socket.getfqdn() or 'localhost'}"
+    return env.get(FROM_ENV) or f"fleetcheck@{socket.gethostname() or 'localhost'}"
 
 
 def parse_mail_to(value: str) -> list[str]:
