@@ -38,8 +38,9 @@ class LabSnapshot:
     sessions: int  # shells opened
     peak_open_shells: int
     cpu_s: float
-    actions: int = 0  # WSMan requests (the ones the lab delays)
+    actions: int = 0  # WSMan requests
     by_action: dict[str, int] = field(default_factory=dict)
+    delays: int = 0  # how many times the lab's latency fault fired
 
     def __add__(self, other: LabSnapshot) -> LabSnapshot:
         merged = dict(self.by_action)
@@ -52,6 +53,7 @@ class LabSnapshot:
             self.cpu_s + other.cpu_s,
             self.actions + other.actions,
             merged,
+            self.delays + other.delays,
         )
 
 
@@ -151,6 +153,7 @@ class LabProcess:
             cpu_s=tree_cpu_seconds(self.proc.pid),
             actions=int(data.get("actions", 0)),
             by_action=dict(data.get("by_action", {})),
+            delays=int(data.get("delays", 0)),
         )
 
     def rss_mb(self) -> float:

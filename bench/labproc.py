@@ -35,6 +35,14 @@ def _counters(fleet: Any) -> dict[str, Any]:
             for verb, n in lab.requests_by_action.items():
                 by_action[verb] = by_action.get(verb, 0) + n
         data["by_action"] = by_action
+        # Every time the latency fault fired (the lab counts each match of a spec): the
+        # delays the lab really added, whatever hooks it applies latency at.
+        data["delays"] = sum(
+            hits
+            for lab in labs
+            for index, hits in lab.fault_hits.items()
+            if index < len(lab.faults) and lab.faults[index].kind == "latency"
+        )
     return data
 
 

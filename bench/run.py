@@ -75,7 +75,7 @@ def default_profiles() -> dict[str, Profile]:
             remote_s=0.0,
             faults="",
             description="50 ms added per request, quick script",
-            fleetcheck=[(50, 50), (200, 50), (200, 200), (1000, 50), (1000, 200), (1000, 500)],
+            fleetcheck=[(50, 50), (200, 50), (1000, 50), (1000, 200), (1000, 500)],
             pool=[(50, 50), (200, 50), (1000, 50)],
             pool_bundle=[(200, 50)],
             loop=(10, 200),
@@ -110,10 +110,11 @@ class RunRecord:
     ok: int
     failed: int
     requests: int = 0  # HTTP requests the lab counted (auth round trips included)
-    actions: int = 0  # WSMan requests, the ones the lab delays
+    actions: int = 0  # WSMan requests
+    delays: int = 0  # times the lab's latency fault fired
     sessions: int = 0
     req_per_session: float = 0.0  # HTTP requests per session
-    delayed_per_session: float = 0.0  # delays per session: WSMan actions + the script's own
+    delayed_per_session: float = 0.0  # latency delays the lab added per session
     ideal_s: float = 0.0
     efficiency: float = 0.0
     lab_cpu_s: float = 0.0
@@ -174,6 +175,7 @@ class Bench:
     ) -> RunRecord:
         requests = after.requests - before.requests
         actions = after.actions - before.actions
+        delays = after.delays - before.delays
         sessions = after.sessions - before.sessions
         lab_cpu = after.cpu_s - before.cpu_s
         rec = RunRecord(
@@ -188,6 +190,7 @@ class Bench:
             failed=failed,
             requests=requests,
             actions=actions,
+            delays=delays,
             sessions=sessions,
             lab_cpu_s=lab_cpu,
             peak_open_shells=after.peak_open_shells,
@@ -209,10 +212,10 @@ class Bench:
     def _judge(self, rec: RunRecord) -> None:
         if rec.sessions > 0:
             rec.req_per_session = ideal.requests_per_session(rec.requests, rec.sessions)
-            # The lab delays each WSMan request and, once more, each script (the latency
-            # fault applies everywhere); its auth round trips are counted but not delayed.
-            if rec.actions:
-                rec.delayed_per_session = ideal.requests_per_session(rec.actions, rec.sessions) + 1.0
+            # The lab counts every HTTP request, but adds its latency only where its latency
+            # fault fires (WSMan requests, not NTLM handshakes): the ideal uses those delays.
+            if rec.delays:
+                rec.delayed_per_session = ideal.requests_per_session(rec.delays, rec.sessions)
             else:
                 rec.delayed_per_session = rec.req_per_session
             rec.ideal_s = ideal.ideal_seconds(
@@ -289,13 +292,15 @@ class Bench:
         loop_cpu = float(result.get("loop_cpu_s", m.cpu_s))
         m.cpu_s = max(m.cpu_s - loop_cpu, 0.0) + loop_cpu * scale
         rec_before = LabSnapshot(before.requests, before.sessions, before.peak_open_shells, before.cpu_s,
-                                 before.actions)
+                                 before.actions, {}, before.delays)
         rec_after = LabSnapshot(
             before.requests + round((after.requests - before.requests) * scale),
             before.sessions + round((after.sessions - before.sessions) * scale),
             after.peak_open_shells,
             before.cpu_s + (after.cpu_s - before.cpu_s) * scale,
             before.actions + round((after.actions - before.actions) * scale),
+            {},
+            before.delays + round((after.delays - before.delays) * scale),
         )
         rec = self._finish(
             tool,
