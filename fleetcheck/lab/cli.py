@@ -147,7 +147,12 @@ async def _serve(
             f"inventory {path}, password in ${PASSWORD_ENV}",
             flush=True,
         )
-        await stop.wait()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            if dead := fleet.dead_workers():
+                print(f"fleetcheck lab: worker process died: {', '.join(dead)}; stopping", file=sys.stderr)
+                return 1
     finally:
         with contextlib.suppress(Exception):
             dump_counters()

@@ -865,6 +865,10 @@ class LabFleet:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def dead_workers(self) -> list[str]:
+        """Worker processes that exited while the fleet runs (their hosts no longer answer)."""
+        return [f"{p.name} (exit code {p.exitcode})" for p in self._procs if not p.is_alive()]
+
     @property
     def pids(self) -> list[int]:
         """Process ids serving the fleet (this process for an in-process fleet)."""

@@ -77,3 +77,28 @@ def test_scenarios_lists_the_default_scenario() -> None:
     result = CliRunner().invoke(lab_app, ["scenarios"])
     assert result.exit_code == 0
     assert "healthy-2019" in result.output.split()
+
+
+def test_serve_exits_non_zero_when_a_worker_dies(tmp_path: Path) -> None:
+    counters = tmp_path / "counters.json"
+    proc = _serve(
+        tmp_path, "--hosts", "2", "--workers", "2", "--addressing", "ports",
+        "--inventory-out", str(tmp_path / "lab.yml"), "--counters-out", str(counters),
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("lab ready: 2 hosts")
+        proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while not counters.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        worker_pids = json.loads(counters.read_text())["pids"]
+        assert len(worker_pids) == 2 and proc.pid not in worker_pids
+        os.kill(worker_pids[1], signal.SIGKILL)
+        _out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 1
+        assert "worker process died" in err and "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
