@@ -25,6 +25,13 @@ Decision: report files are written by the CLI's generic `--report` loop with `ou
 in memory only for the mail attachment. Errors that must not lose the run (history disk
 full, SMTP down) are returned in `outcome.errors` instead of raised.
 
+Building blocks (all usable alone): `history.History(path)` (record, latest, get, resolve,
+list_runs, trend, failing_since, first_failed_since, prune) and `history.run_lock(path)`;
+`changes.compute_changes(previous, current, first_failed)`, `format_change_summary`, `diff_runs`;
+`waivers.load_waivers(path)`, `apply_waivers(run, waivers, today)`; `mail.send_report(...)`;
+writers `reports.html:write` and `reports.prometheus:write`. History keeps the newest
+`NightlyOptions.keep_runs` (400) runs.
+
 Exceptions (all with messages meant for the user, no traceback needed):
 `NightlyConfigError` (a `ValueError`: bad waivers file, bad mail options), `HistoryError`,
 `RunLockedError`.

@@ -196,10 +196,10 @@ def test_bar_click_filters_and_details_open(report: tuple[RunResult, Path], brow
 def test_docs_screenshot(browser: Any, tmp_path: Path) -> None:
     """A page with a month of trend (synthetic history) for the README, written on request.
 
-    Without FLEETCHECK_DOCS_SCREENSHOT it checks a shorter history (8 nights) to stay fast.
+    Without FLEETCHECK_DOCS_SCREENSHOT it checks a shorter history (5 nights) to stay fast.
     """
     target = os.environ.get("FLEETCHECK_DOCS_SCREENSHOT")
-    nights = 30 if target else 8
+    nights = 30 if target else 5
     opts = nightly.NightlyOptions(history_path=tmp_path / "h.sqlite3")
     with History(tmp_path / "h.sqlite3") as history:  # 29 earlier nights, recorded directly (fast)
         for day in range(nights - 1):
