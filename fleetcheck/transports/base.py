@@ -61,6 +61,7 @@ class Budget:
         self._lock = threading.Lock()
         self._conns: list[Any] = []
         self._in_flight = False
+        self._abortable = True
         self.aborted = False  # cancel() cut a request short: the connection is unusable
         self.closing = False
 
@@ -75,7 +76,7 @@ class Budget:
 
         with self._lock:
             self._cancelled.set()
-            if not self._in_flight:
+            if not self._in_flight or not self._abortable:
                 return
             self.aborted = True
             conns, self._conns = self._conns, []
@@ -86,10 +87,15 @@ class Budget:
                 with contextlib.suppress(OSError):
                     socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
-    def begin_request(self) -> float:
-        """Mark a request in flight, then `check()`; pair with `end_request()`."""
+    def begin_request(self, *, abortable: bool = True) -> float:
+        """Mark a request in flight, then `check()`; pair with `end_request()`.
+
+        A shell Create is not abortable: cutting it short could leave a shell on the host
+        whose id we never learn; it runs to its socket timeout and the shell is then deleted.
+        """
         with self._lock:
             self._in_flight = True
+            self._abortable = abortable
         try:
             return self.check()
         except BaseException:

@@ -60,7 +60,7 @@ class _BoundedWSMan(WSMan):
         *,
         retries_on_read_timeout: int = 0,
     ) -> Any:
-        left = self._budget.begin_request()
+        left = self._budget.begin_request(abortable=not action.endswith("/transfer/Create"))
         try:
             if self.transport.session is None:
                 self.transport.session = self.transport._build_session()

@@ -94,7 +94,7 @@ class _BoundedProtocol(Protocol):
         transport._send_message_request = tracked_send
 
     def send_message(self, message: str) -> bytes:
-        left = self._budget.begin_request()
+        left = self._budget.begin_request(abortable="/transfer/Create<" not in message)
         try:
             self.operation_timeout_sec = max(1, min(self._op_cap, int(left) - 1))
             # pywinrm uses one number for connect and read; it must exceed the long-poll.
