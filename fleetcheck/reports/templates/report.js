@@ -77,6 +77,11 @@
     if (el && el.tagName === "DETAILS") { el.open = true; }
   }
   window.addEventListener("hashchange", openTarget);
+  // On paper nothing can be clicked open: print the details of hosts with failures.
+  window.addEventListener("beforeprint", function () {
+    var failing = document.querySelectorAll("details.host[data-failing]");
+    for (var i = 0; i < failing.length; i++) { failing[i].open = true; }
+  });
   openTarget();
   applyFilter();
 })();
