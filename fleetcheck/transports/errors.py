@@ -172,6 +172,9 @@ def _auth_setup(chain: list[BaseException], ctx: FailureContext) -> Failure | No
         if isinstance(exc, ValueError) and "cannot use message encryption with auth" in low:
             msg = f"{label} over HTTP would send credentials unencrypted - use scheme: https (port 5986) or auth: negotiate"
             return Failure(HostStatus.AUTH_FAILED, msg, "auth_config")
+        if "no username or password" in low or "requires a username" in low or "requires a password" in low:
+            msg = "no credentials for this host - set username and password_env (or use --ask-pass)"
+            return Failure(HostStatus.AUTH_FAILED, msg, "auth_config")
         if _module(exc) == "winrm" and "cert_pem" in low:
             msg = "certificate auth needs a client certificate and key, which the inventory cannot name yet - use negotiate"
             return Failure(HostStatus.AUTH_FAILED, msg, "auth_config")
@@ -334,8 +337,7 @@ def _garbage(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
         if isinstance(exc, ET.ParseError):
             return Failure(HostStatus.PROTOCOL_ERROR, "malformed WinRM response (not valid XML)", "malformed")
         if _module(exc) == "spnego":
-            msg = f"message encryption failed ({type(exc).__name__}) - the response could not be decrypted"
-            return Failure(HostStatus.PROTOCOL_ERROR, msg, "decrypt")
+            return _spnego_failure(exc, ctx)
         name = type(exc).__name__
         if _module(exc) == "pypsrp" and name in ("InvalidRunspacePoolStateError", "InvalidPSRPOperation"):
             return Failure(
@@ -348,6 +350,22 @@ def _garbage(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
         if isinstance(exc, UnicodeDecodeError):
             return Failure(HostStatus.PROTOCOL_ERROR, "output was not valid text (encoding)", "encoding")
     return None
+
+
+_SPNEGO_DECRYPT = frozenset({"BadMICError", "UnsupportedQop", "NoContextError", "ContextExpiredError"})
+
+
+def _spnego_failure(exc: BaseException, ctx: FailureContext) -> Failure:
+    """pyspnego errors: unwrapping a message (encryption) or building the auth token."""
+    name = type(exc).__name__
+    if name in _SPNEGO_DECRYPT:
+        msg = f"message encryption failed ({name}) - the response could not be decrypted"
+        return Failure(HostStatus.PROTOCOL_ERROR, msg, "decrypt")
+    if name in ("NoCredentialError", "InvalidCredentialError", "CredentialsExpiredError"):
+        msg = "no usable credentials - set username and password_env (or obtain a Kerberos ticket)"
+        return Failure(HostStatus.AUTH_FAILED, msg, "auth")
+    label = _AUTH_LABELS.get(ctx.auth, ctx.auth)
+    return Failure(HostStatus.AUTH_FAILED, f"{label} authentication failed ({name}): {_detail(exc, ctx)}", "auth")
 
 
 def _connection_generic(chain: list[BaseException], ctx: FailureContext) -> Failure | None:

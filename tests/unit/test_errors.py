@@ -308,3 +308,26 @@ def test_real_untrusted_tls(tmp_path: Path) -> None:
     f = classify(exc, FailureContext(address="127.0.0.1", port=port))
     assert (f.status, f.error_type) == (HostStatus.PROTOCOL_ERROR, "tls_untrusted")
     assert f.message.endswith("- set ca_path or cert_validation: false")
+
+
+def test_spnego_errors_split_between_decryption_and_credentials() -> None:
+    import spnego.exceptions as sp
+
+    assert classify(sp.BadMICError(context_msg="unwrap"), CTX).error_type == "decrypt"
+    nocred = classify(sp.NoCredentialError(context_msg="no username"), CTX)
+    assert (nocred.status, nocred.error_type) == (HostStatus.AUTH_FAILED, "auth")
+    assert nocred.message.startswith("no usable credentials")
+    other = classify(sp.BadMechanismError(context_msg="no mech"), CTX)
+    assert other.status is HostStatus.AUTH_FAILED and other.message.startswith("NTLM authentication failed")
+
+
+def test_missing_username_is_named() -> None:
+    import spnego.exceptions as sp
+
+    host = _host(_free_port()).model_copy(update={"username": None, "password": None})
+    real = _caught(lambda: winrm.run_sync(host, "x", "{}", Budget(2)))  # pywinrm checks before connecting
+    msg = "No username or password was specified and the credential cache did not exist or contained no credentials"
+    made = sp.OperationNotAvailableError(context_msg=msg)  # what pypsrp gets from pyspnego at the first 401
+    for exc in (real, made):
+        f = classify(exc, FailureContext(auth="ntlm"))
+        assert (f.status, f.error_type) == (HostStatus.AUTH_FAILED, "auth_config")
