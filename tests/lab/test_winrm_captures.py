@@ -19,13 +19,20 @@ from winrm_helpers import PASSWORD, USER, Endpoint, in_thread, make_host, serve
 CAPTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "winrm-captures"
 
 
-def _shape(xml_text: str) -> set[tuple[str, tuple[str, ...]]]:
-    """(element path by namespace URI, sorted attribute names) for every element."""
-    shape: set[tuple[str, tuple[str, ...]]] = set()
+_GUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+_VARIABLE_ATTRS = {"Machine"}  # the computer name differs by nature
+
+
+def _shape(xml_text: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    """(element path by namespace URI, sorted (attribute, value) with IDs normalised) per element."""
+    shape: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
 
     def walk(node: ET.Element, prefix: str) -> None:
         path = f"{prefix}/{node.tag}"
-        shape.add((path, tuple(sorted(node.attrib))))
+        # which stream a command writes to is content (cmd's `dir` vs an unknown command), not shape
+        variable = _VARIABLE_ATTRS | ({"Name"} if node.tag.endswith("}Stream") and node.text else set())
+        attrs = tuple(sorted((k, "*" if k in variable else _GUID.sub("<id>", v)) for k, v in node.attrib.items()))
+        shape.add((path, attrs))
         for child in node:
             walk(child, path)
 
