@@ -189,6 +189,9 @@ def test_bar_click_filters_and_details_open(report: tuple[RunResult, Path], brow
     detail = page.locator("details.host[open]")
     detail.wait_for()
     assert first in (detail.locator("summary").text_content() or "")
+    page.evaluate("window.dispatchEvent(new Event('beforeprint'))")  # printing opens every failing host
+    with_failures = sum(1 for h in run.hosts if any(c.status in FAILING for c in h.checks))
+    assert page.locator("details.host[open]").count() == with_failures
     page.close()
     assert problems == []
 
