@@ -402,6 +402,8 @@ async def _cancel_all(tasks: Sequence[asyncio.Task[Any]]) -> None:
     for t in tasks:
         t.cancel()
     t0 = time.monotonic()
+    from fleetcheck.transports.psrp import CANCEL_GRACE
+
     with contextlib.suppress(Exception):
-        await asyncio.wait(tasks, timeout=10.0)
+        await asyncio.wait(tasks, timeout=CANCEL_GRACE + 2.0)
     log.debug("cancelled %d host tasks in %.2f s", len(tasks), time.monotonic() - t0)
