@@ -7,13 +7,16 @@ paths and attribute names, after dropping IDs and payloads. Skipped when the fol
 
 from __future__ import annotations
 
+import base64
 import re
+import struct
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
+from pypsrp.powershell import RunspacePool
 from winrm_helpers import PASSWORD, USER, Endpoint, in_thread, make_host, serve
 
 CAPTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "winrm-captures"
@@ -49,6 +52,20 @@ def _action(xml_text: str) -> str:
 def _target(xml_text: str) -> str:
     match = re.search(r"<rsp:DesiredStream(?: CommandId=\"([^\"]+)\")?", xml_text)
     return f"{_action(xml_text)}:{match.group(1) if match else ''}"
+
+
+def _message_types(xml_text: str) -> list[int]:
+    """PSRP message types that start in this response's stdout streams."""
+    types_seen = []
+    for chunk in re.findall(r'<rsp:Stream Name="stdout"[^>]*>([^<]+)<', xml_text):
+        data = base64.b64decode(chunk)
+        while data:
+            flags, length = data[16], struct.unpack(">I", data[17:21])[0]
+            blob = data[21 : 21 + length]
+            if flags & 1:
+                types_seen.append(struct.unpack("<I", blob[4:8])[0])
+            data = data[21 + length :]
+    return types_seen
 
 
 def _capture_files() -> list[Path]:
@@ -95,3 +112,30 @@ async def test_lab_responses_match_real_windows_shape(capture: Path) -> None:
         missing = _shape(recorded) - _shape(ours)
         extra = _shape(ours) - _shape(recorded)
         assert not missing and not extra, f"{action}: missing {sorted(missing)} extra {sorted(extra)}\n{ours[-600:]}"
+
+
+@pytest.mark.skipif(not _capture_files(), reason="../shared/winrm-captures is not available")
+async def test_pool_open_sends_the_same_psrp_messages_as_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetcheck.lab import psrp_shell
+
+    recorded = yaml.safe_load((CAPTURES / "rec_execute_ps.yml").read_text(encoding="utf-8"))["messages"]
+    expected = [t for m in recorded if "<rsp:DesiredStream>" in m["request"] for t in _message_types(m["response"])]
+    seen: list[str] = []
+    original = psrp_shell.receive_response
+
+    def recording(request: object, *args: object, **kwargs: object) -> bytes:
+        body = original(request, *args, **kwargs)  # type: ignore[arg-type]
+        seen.append(body.decode())
+        return body
+
+    def run(ep: Endpoint) -> None:
+        pool = RunspacePool(ep.wsman())
+        pool.open()
+        pool.close()
+
+    monkeypatch.setattr(psrp_shell, "receive_response", recording)
+    async with serve(make_host()) as ep:
+        await in_thread(run, ep)
+    ours = [t for body in seen for t in _message_types(body)]
+    assert expected == [0x00010002, 0x00021009, 0x00021005]  # SessionCapability, ApplicationPrivateData, RunspacePoolState
+    assert ours == expected
