@@ -73,3 +73,36 @@ async def test_mixed_fleet_statuses(
         saved = parse_facts((facts_dir / f"{res.host}.json").read_text())
         assert saved.host.computer_name == res.host
         assert fleet.password not in (facts_dir / f"{res.host}.json").read_text()
+
+
+@pytest.mark.parametrize("transport", ["winrm", "ssh"])
+async def test_large_script_streams_over_stdin(
+    transport: str, tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]
+) -> None:
+    """The command line stays the short constant bootstrap; a 300 KB script goes through stdin."""
+    from datetime import UTC, datetime
+
+    from fleetcheck.runner import build_plan, judge_output
+    from fleetcheck.transports.bootstrap import bootstrap_command_line
+    from fleetcheck.transports.ssh import SshTransport
+    from fleetcheck.transports.winrm import WinrmTransport
+
+    plan = build_plan(playbooks)
+    padding = "\n".join(f"# padding {i:06d} {'x' * 80}" for i in range(3000))
+    big = plan.script + "\n" + padding
+    assert len(big) > 300_000 and len(bootstrap_command_line()) < 8191
+    async with LabFleet(hosts=1, ssh=transport == "ssh", seed=1) as fleet:
+        (host,) = fleet_hosts(fleet, tmp_path, transport)
+        t = WinrmTransport() if transport == "winrm" else SshTransport()
+        out = await t.run(host, big, plan.args_json, timeout=30)
+        lab = fleet.hosts[host.name].lab
+        assert lab is not None
+        received = lab.received_scripts[-1]
+        sends = lab.requests_by_action.get("Send", 0)
+    status, _, checks, _, _ = judge_output(host, out, playbooks, datetime.now(UTC))
+    assert status is HostStatus.COMPLIANT and len(checks) == len(plan.check_ids)
+    # the whole script arrived, as data on stdin (the bootstrap may normalise line ends)
+    assert received["script_length"] >= len(big)
+    assert received["script"].startswith("# fleetcheck:bundle=v1")
+    if transport == "winrm":
+        assert sends >= 5  # chunked: one envelope could not hold it
