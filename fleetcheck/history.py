@@ -512,8 +512,8 @@ class History:
         ]
 
     def trend(self, limit: int = 30) -> list[RunSummary]:
-        """The newest `limit` runs, oldest first (what a trend chart plots)."""
-        return list(reversed(self.list_runs(limit)))
+        """The newest `limit` complete runs, oldest first (an interrupted run would plot a false dip)."""
+        return list(reversed([r for r in self.list_runs(limit * 2) if not r.interrupted][:limit]))
 
     def first_failed_since(self, host: str, check_id: str, run_id: str | None = None) -> datetime | None:
         """Start time of the run where the current failing streak of (host, check) began.

@@ -213,15 +213,18 @@ def apply_waivers(run: RunResult, waivers: list[Waiver], today: date) -> tuple[R
                             u.blocked += 1
             checks.append(check)
         hosts.append(host.model_copy(update=_host_update(host, checks)))
-    return run.model_copy(update={"hosts": hosts}), _notes(uses, today)
+    known = set(run.check_ids) | {c.check_id for h in run.hosts for c in h.checks}
+    return run.model_copy(update={"hosts": hosts}), _notes(uses, today, known)
 
 
-def _notes(uses: list[_Use], today: date) -> list[str]:
+def _notes(uses: list[_Use], today: date, known_checks: set[str]) -> list[str]:
     notes: list[str] = []
     for u in uses:
         w = u.waiver
         where = f" (line {w.line})" if w.line else ""
-        if w.expires < today:
+        if known_checks and not any(fnmatch.fnmatchcase(c, w.check) for c in known_checks):
+            notes.append(f"waiver {w.label()}{where}: no check of this run is called {w.check!r} (a typo?).")
+        elif w.expires < today:
             effect = f"; {u.blocked} failing result(s) it covered now count again" if u.blocked else ""
             notes.append(f"waiver {w.label()}{where} expired on {w.expires.isoformat()} and no longer applies{effect}.")
         elif w.expires <= today + timedelta(days=EXPIRY_WARNING_DAYS):

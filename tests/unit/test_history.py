@@ -329,3 +329,11 @@ def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
         History(blocker / "sub" / "history.sqlite3")
     with pytest.raises(HistoryError, match="cannot create the run lock"), run_lock(blocker / "sub" / "h.sqlite3"):
         pass
+
+
+def test_trend_skips_interrupted_runs(history: History) -> None:
+    history.record(make_run("r0", 0, {"w": {"a": P}}))
+    history.record(make_run("r1", 1, {"w": {"a": P}}).model_copy(update={"interrupted": True}))
+    history.record(make_run("r2", 2, {"w": {"a": P}}))
+    assert [r.run_id for r in history.trend(30)] == ["r0", "r2"]
+    assert [r.run_id for r in history.trend(1)] == ["r2"]

@@ -138,3 +138,9 @@ def test_missing_file_is_clear(tmp_path: Path) -> None:
 def test_top_level_list_and_empty_file() -> None:
     assert parse_waivers("") == []
     assert len(parse_waivers("- check: a\n  hosts: x\n  justification: y\n  expires: 2030-01-01\n")) == 1
+
+
+def test_waiver_for_unknown_check_is_flagged() -> None:
+    typo = parse_waivers("- check: wsb-featur\n  hosts: x\n  justification: y\n  expires: 2030-01-01\n")
+    _, notes = apply_waivers(run(), typo, TODAY)
+    assert notes == ["waiver wsb-featur on x (line 1): no check of this run is called 'wsb-featur' (a typo?)."]
