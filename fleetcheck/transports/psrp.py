@@ -60,6 +60,7 @@ class _BoundedWSMan(WSMan):
         *,
         retries_on_read_timeout: int = 0,
     ) -> Any:
+        # The caller's timeout and read-timeout retries are replaced by the budget's own.
         left = self._budget.begin_request(abortable=not action.endswith("/transfer/Create"))
         try:
             if self.transport.session is None:
@@ -151,10 +152,6 @@ class PsrpTransport(Transport):
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(self._executor, run_sync, host, script, args_json, budget)
         return await await_worker(fut, budget)
-
-    def run_blocking(self, host: Any, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
-        """Synchronous entry point (tests, scripts)."""
-        return run_sync(host, script, args_json, Budget(timeout))
 
 
 async def await_worker(fut: asyncio.Future[ScriptOutput], budget: Budget) -> ScriptOutput:

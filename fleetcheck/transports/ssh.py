@@ -4,10 +4,11 @@ Same bootstrap as WinRS: a constant command line, the JSON argument and the scri
 stdin. asyncssh is native asyncio, so the deadline is a plain `asyncio.timeout`.
 
 Host keys: by default the user's `~/.ssh/known_hosts` is enforced (an unknown key fails
-the host with a clear message). `known_hosts="accept"` (or host var `ssh_known_hosts:
-accept`) skips verification: convenient for the lab and first contact, but it lets anyone
-who can answer on that address read the password: use it on trusted networks only, or
-prefer key auth, or pre-populate known_hosts (ssh-keyscan) and keep validation on.
+the host with a clear message); a host's `ssh_known_hosts: FILE` names another file (the
+lab writes one next to its inventory). `accept` skips verification: convenient for first
+contact, but anyone who can answer on that address then receives the password. Use it on
+trusted networks only; better, pre-populate known_hosts (ssh-keyscan) or use key auth.
+`~/.ssh/config` is not read: the inventory is the only source of connection settings.
 """
 
 from __future__ import annotations
