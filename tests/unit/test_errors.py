@@ -331,3 +331,32 @@ def test_missing_username_is_named() -> None:
     for exc in (real, made):
         f = classify(exc, FailureContext(auth="ntlm"))
         assert (f.status, f.error_type) == (HostStatus.AUTH_FAILED, "auth_config")
+
+
+@pytest.fixture
+def http_503() -> Iterator[int]:
+    """Answers every request with 503 (WinRM busy / restarting behind a load balancer)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+
+    def loop() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    threading.Thread(target=loop, daemon=True).start()
+    yield int(srv.getsockname()[1])
+    srv.close()
+
+
+@pytest.mark.parametrize("mod", [psrp, winrm])
+def test_real_503_is_transient(mod: object, http_503: int) -> None:
+    exc = _caught(lambda: mod.run_sync(_host(http_503), "x", "{}", Budget(5)))  # type: ignore[attr-defined]
+    f = classify(exc, FailureContext(address="127.0.0.1", port=http_503))
+    assert (f.status, f.error_type, f.transient) == (HostStatus.UNREACHABLE, "http_503", True)
