@@ -176,3 +176,44 @@ def test_exit_codes() -> None:
     assert exit_code(_run(HostStatus.NONCOMPLIANT, HostStatus.TIMEOUT)) == 3
     assert exit_code(_run(HostStatus.UNSUPPORTED)) == 3
     assert exit_code(_run(HostStatus.COMPLIANT, interrupted=True)) == 4
+
+
+class ScenarioTransport(Transport):
+    """Answers in-process like the lab would: the bundle's facts for a scenario per host."""
+
+    name: ClassVar[str] = "psrp"
+
+    def __init__(self, scenarios: dict[str, str]) -> None:
+        self.scenarios = scenarios
+
+    async def run(self, host: Any, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
+        from fleetcheck.lab.host import LabHost
+        from fleetcheck.lab.scenarios import load_scenario
+        from fleetcheck.lab.simprobes import answer_bundle
+
+        kind = self.scenarios[host.name]
+        if kind == "empty":
+            return ScriptOutput(stdout="", errors=["Access is denied pw-123"], failed=True)
+        if kind == "garbage":
+            return ScriptOutput(stdout="<html>proxy error</html>")
+        machine = load_scenario(kind).model_copy(update={"hostname": host.name})
+        return ScriptOutput(stdout=answer_bundle(LabHost(host.name, machine), script, args_json))
+
+
+async def test_judging_outputs_and_saving_facts(tmp_path: Path) -> None:
+    from fleetcheck.playbook import load_playbook
+
+    kinds = {"H000": "healthy-2019", "H001": "wsb-missing", "H002": "legacy-ps2", "H003": "empty", "H004": "garbage"}
+    playbooks = [load_playbook("system-state-backup")]
+    opts = RunOptions(transports={"psrp": ScenarioTransport(kinds)}, save_facts=tmp_path / "facts")
+    run = await run_fleet(_hosts(5), playbooks, opts)
+    by = {h.host: h for h in run.hosts}
+    assert by["H000"].status is HostStatus.COMPLIANT and len(by["H000"].checks) == len(run.check_ids)
+    assert by["H001"].status is HostStatus.NONCOMPLIANT and by["H001"].message.startswith("fail: wsb-feature")
+    assert (by["H002"].status, by["H002"].message) == (HostStatus.UNSUPPORTED, "unsupported: PowerShell 2.0")
+    assert (by["H003"].status, by["H003"].error_type) == (HostStatus.PROTOCOL_ERROR, "script_failed")
+    assert "pw-123" not in by["H003"].message and "Access is denied" in by["H003"].message
+    assert (by["H004"].status, by["H004"].error_type) == (HostStatus.PROTOCOL_ERROR, "bad_facts")
+    saved = sorted(p.name for p in (tmp_path / "facts").iterdir())
+    assert saved == ["H000.json", "H001.json", "H002.json"]  # facts only where facts came back
+    assert exit_code(run) == 3
