@@ -108,8 +108,9 @@ def protocol_settings(host: Any) -> dict[str, Any]:
     """pywinrm Protocol keyword arguments for a host (password added at the call)."""
     port = host.effective_port
     validation = "validate" if host.cert_validation else "ignore"
+    address = f"[{host.address}]" if ":" in host.address and not host.address.startswith("[") else host.address
     return {
-        "endpoint": f"{host.scheme}://{host.address}:{port}/wsman",
+        "endpoint": f"{host.scheme}://{address}:{port}/wsman",
         "transport": _PYWINRM_AUTH.get(host.auth, "ntlm"),
         "username": host.username,
         "server_cert_validation": validation,

@@ -41,6 +41,7 @@ def test_psrp_defaults_are_what_an_admin_expects(tmp_path: Path) -> None:
 def test_winrm_settings() -> None:
     s = protocol_settings(_host(scheme="http", port=15985))
     assert s["endpoint"] == "http://127.0.1.1:15985/wsman"
+    assert protocol_settings(_host(address="::1"))["endpoint"] == "https://[::1]:5986/wsman"
     assert s["transport"] == "ntlm" and s["server_cert_validation"] == "validate"
     assert protocol_settings(_host(cert_validation=False))["server_cert_validation"] == "ignore"
     assert protocol_settings(_host(auth="basic"))["transport"] == "basic"
