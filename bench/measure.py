@@ -26,7 +26,7 @@ class Measured:
     wall_s: float
     cpu_s: float  # user + sys, children included
     peak_rss_mb: float  # sampled sum over the process tree
-    maxrss_mb: float  # kernel's largest single process (wait4 ru_maxrss)
+    maxrss_mb: float  # wait4 ru_maxrss (includes the bench's own pre-exec size: information only)
     stdout_path: str
     stderr_tail: str = ""
     timed_out: bool = False
@@ -36,7 +36,7 @@ class Measured:
 class _TreeSampler(threading.Thread):
     """Samples the summed RSS of a process tree until stopped."""
 
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
         super().__init__(daemon=True)
         self.pid = pid
         self.interval = interval
@@ -102,7 +102,9 @@ def run_measured(
         returncode=proc.returncode,
         wall_s=wall,
         cpu_s=usage.ru_utime + usage.ru_stime,
-        peak_rss_mb=max(sampler.peak, usage.ru_maxrss * 1024) / 2**20,
+        # Not ru_maxrss: Linux carries the pre-exec high-water mark of the forked parent
+        # (this bench process) into it, so every small tool would read as big as the bench.
+        peak_rss_mb=sampler.peak / 2**20,
         maxrss_mb=usage.ru_maxrss / 1024,
         stdout_path=str(stdout_path),
         stderr_tail=tail,
