@@ -89,6 +89,7 @@ class _BoundedProtocol(Protocol):
 
         def tracked_send(session: Any, prepared_request: Any) -> Any:
             track_connections(session, budget)  # before the session opens its first pool
+            session.trust_env = False  # proxy/CA environment was read when it was built
             return send_request(session, prepared_request)
 
         transport._send_message_request = tracked_send
