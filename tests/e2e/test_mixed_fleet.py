@@ -106,3 +106,22 @@ async def test_large_script_streams_over_stdin(
     assert received["script"].startswith("# fleetcheck:bundle=v1")
     if transport == "winrm":
         assert sends >= 5  # chunked: one envelope could not hold it
+
+
+async def test_auth_matrix(tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]) -> None:
+    """Every transport x scheme x auth an admin would pick gets a compliant healthy host."""
+    combos = [
+        (transport, scheme, auth)
+        for transport in ("psrp", "winrm")
+        for scheme, auths in (("http", ("negotiate", "ntlm")), ("https", ("negotiate", "ntlm", "basic")))
+        for auth in auths
+    ]
+    async with LabFleet(hosts=1, https=True, seed=1) as fleet:
+        hosts = [
+            fleet_hosts(fleet, tmp_path / f"{t}-{s}-{a}", t, scheme=s, auth=a)[0].model_copy(
+                update={"name": f"{t}-{s}-{a}"}
+            )
+            for t, s, a in combos
+        ]
+        run = await run_fleet(hosts, playbooks, RunOptions(forks=4, timeout=20))
+    assert {h.host: h.status for h in run.hosts} == {f"{t}-{s}-{a}": HostStatus.COMPLIANT for t, s, a in combos}
