@@ -125,3 +125,24 @@ async def test_auth_matrix(tmp_path: Path, playbooks: Sequence[Any], fleet_hosts
         ]
         run = await run_fleet(hosts, playbooks, RunOptions(forks=4, timeout=20))
     assert {h.host: h.status for h in run.hosts} == {f"{t}-{s}-{a}": HostStatus.COMPLIANT for t, s, a in combos}
+
+
+async def test_ssh_key_auth(tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]) -> None:
+    import asyncssh
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    key_path = tmp_path / "id_ed25519"
+    key.write_private_key(str(key_path))
+    public = key.export_public_key().decode().strip()
+    async with LabFleet(hosts=1, ssh=True, authorized_keys=[public], seed=1) as fleet:
+        (host,) = fleet_hosts(fleet, tmp_path, "ssh")
+        by_key = host.model_copy(update={"auth": "key", "key_path": key_path, "password": None})
+        wrong = asyncssh.generate_private_key("ssh-ed25519")
+        wrong_path = tmp_path / "other"
+        wrong.write_private_key(str(wrong_path))
+        other = by_key.model_copy(update={"name": "OTHER", "key_path": wrong_path})
+        run = await run_fleet([by_key, other], playbooks, RunOptions(timeout=10))
+    r = {h.host: h for h in run.hosts}
+    assert r[host.name].status is HostStatus.COMPLIANT
+    assert r["OTHER"].status is HostStatus.AUTH_FAILED
+    assert "authorized_keys" in r["OTHER"].message
