@@ -8,6 +8,7 @@ bootstrap (winrm, ssh). Classification of failures lives in `transports.errors`.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -178,3 +179,15 @@ def _tracking_factory(factory: Any, budget: Budget) -> Any:
         return pool
 
     return make_pool
+
+
+#: Loggers whose DEBUG output carries authentication tokens (NTLM/SPNEGO messages).
+TOKEN_LOGGERS = ("spnego", "requests_ntlm", "requests_kerberos", "requests_credssp")
+
+
+def quiet_token_loggers() -> None:
+    """Keep token-bearing DEBUG records from ever reaching a handler, even with `-v` / root DEBUG."""
+    for name in TOKEN_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET or logger.level < logging.INFO:
+            logger.setLevel(logging.INFO)

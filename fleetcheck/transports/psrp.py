@@ -27,12 +27,14 @@ from fleetcheck.transports.base import (
     Budget,
     ScriptOutput,
     Transport,
+    quiet_token_loggers,
     secret_value,
     track_connections,
 )
 from fleetcheck.transports.errors import OutputTooLarge, RunCancelled
 
 log = logging.getLogger(__name__)
+quiet_token_loggers()
 
 #: Seconds a Receive may long-poll on the host before WSMan answers "no output yet".
 DEFAULT_OPERATION_TIMEOUT = 10

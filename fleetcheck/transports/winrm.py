@@ -24,6 +24,7 @@ from fleetcheck.transports.base import (
     Budget,
     ScriptOutput,
     Transport,
+    quiet_token_loggers,
     secret_value,
     track_connections,
 )
@@ -32,6 +33,7 @@ from fleetcheck.transports.errors import OutputTooLarge, RunCancelled
 from fleetcheck.transports.psrp import await_worker
 
 log = logging.getLogger(__name__)
+quiet_token_loggers()
 
 #: Raw bytes per Send: base64 makes 4/3 of it, well inside pywinrm's 150 KiB envelope.
 STDIN_CHUNK = 60_000
