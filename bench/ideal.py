@@ -81,7 +81,7 @@ def classify_limit(eff: float, utilisation: float, *, host_bound: float = 0.9, b
     if eff >= host_bound:
         return Limit("hosts", f"efficiency {eff:.2f} >= {host_bound}")
     if utilisation >= busy:
-        return Limit("machine", f"CPU {utilisation:.0%} of all cores busy (tool + lab)")
+        return Limit("machine", f"CPU {utilisation:.0%} of all cores busy")
     return Limit("tool", f"efficiency {eff:.2f} with CPU only {utilisation:.0%} busy")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from bench.measure import tree_cpu_seconds, tree_rss_mb
+from bench.measure import system_cpu_seconds, tree_cpu_seconds, tree_rss_mb
 from bench.peers import Target
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +41,7 @@ class LabSnapshot:
     actions: int = 0  # WSMan requests
     by_action: dict[str, int] = field(default_factory=dict)
     delays: int = 0  # how many times the lab's latency fault fired
+    system_cpu_s: float = 0.0  # the whole machine's busy CPU seconds so far
 
     def __add__(self, other: LabSnapshot) -> LabSnapshot:
         merged = dict(self.by_action)
@@ -54,6 +55,7 @@ class LabSnapshot:
             self.actions + other.actions,
             merged,
             self.delays + other.delays,
+            max(self.system_cpu_s, other.system_cpu_s),
         )
 
 
@@ -154,6 +156,7 @@ class LabProcess:
             actions=int(data.get("actions", 0)),
             by_action=dict(data.get("by_action", {})),
             delays=int(data.get("delays", 0)),
+            system_cpu_s=system_cpu_seconds(),
         )
 
     def rss_mb(self) -> float:

@@ -125,6 +125,12 @@ def _kill_tree(pid: int) -> None:
             continue
 
 
+def system_cpu_seconds() -> float:
+    """Non-idle CPU seconds of the whole machine so far (every process, ours or not)."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds used so far by a live process and its live descendants (the lab)."""
     try:

@@ -118,7 +118,8 @@ class RunRecord:
     ideal_s: float = 0.0
     efficiency: float = 0.0
     lab_cpu_s: float = 0.0
-    utilisation: float = 0.0
+    utilisation: float = 0.0  # (tool + lab CPU) / (wall x cores)
+    system_busy: float = 0.0  # every process's CPU / (wall x cores): others' work included
     limit: str = ""
     peak_open_shells: int = 0
     extrapolated_from: int = 0
@@ -178,6 +179,7 @@ class Bench:
         delays = after.delays - before.delays
         sessions = after.sessions - before.sessions
         lab_cpu = after.cpu_s - before.cpu_s
+        system_cpu = after.system_cpu_s - before.system_cpu_s
         rec = RunRecord(
             profile=self.profile.name,
             tool=tool,
@@ -199,6 +201,8 @@ class Bench:
             errors=errors or [],
         )
         rec.loadavg_1m = self._load_at_start
+        if system_cpu > 0 and m.wall_s > 0:
+            rec.system_busy = min(1.0, ideal.machine_utilisation(system_cpu, m.wall_s, CORES))
         self._judge(rec)
         self.records.append(rec)
         self.log(
@@ -224,7 +228,7 @@ class Bench:
             rec.efficiency = ideal.efficiency(rec.ideal_s, rec.wall_s)
         if not rec.extrapolated_from:
             rec.utilisation = ideal.machine_utilisation(rec.cpu_s + rec.lab_cpu_s, rec.wall_s, CORES)
-        limit = ideal.classify_limit(rec.efficiency, rec.utilisation)
+        limit = ideal.classify_limit(rec.efficiency, max(rec.utilisation, rec.system_busy))
         rec.limit = limit.name
 
     def _env(self) -> dict[str, str]:
@@ -489,14 +493,14 @@ def render(profile: Profile, records: list[RunRecord]) -> str:
                 f"{r.peak_rss_mb:.0f}",
                 f"{ideal.per_host_ms(r.lab_cpu_s, r.hosts):.1f}",
                 f"{r.req_per_session:.1f}/{r.delayed_per_session:.1f}",
-                f"{r.utilisation:.0%}" if not r.extrapolated_from else "-",
+                f"{r.utilisation:.0%}/{r.system_busy:.0%}" if not r.extrapolated_from else "-",
                 r.limit,
                 f"{r.ok}/{r.hosts}",
                 f"{r.loadavg_1m:.1f}",
             ]
         )
     headers = ["tool", "hosts", "forks", "wall s", "ideal s", "eff", "CPU ms/host", "peak RSS MB",
-               "lab CPU ms/host", "req/delays per session", "machine busy", "limit", "ok", "load"]
+               "lab CPU ms/host", "req/delays per session", "CPU busy ours+lab/all", "limit", "ok", "load"]
     text = [f"### {profile.name}: {profile.description}", "", tabulate(rows, headers=headers, tablefmt="github")]
     if any(r.extrapolated_from for r in records):
         loop = next(r for r in records if r.extrapolated_from)
