@@ -120,6 +120,7 @@ class RunRecord:
     lab_cpu_s: float = 0.0
     utilisation: float = 0.0  # (tool + lab CPU) / (wall x cores)
     system_busy: float = 0.0  # every process's CPU / (wall x cores): others' work included
+    cpu_floor_s: float = 0.0  # (tool + lab CPU) / cores: the least wall this machine allows for the work
     limit: str = ""
     peak_open_shells: int = 0
     extrapolated_from: int = 0
@@ -226,6 +227,7 @@ class Bench:
                 rec.hosts, rec.forks, rec.delayed_per_session, self.profile.latency_ms / 1000, self.profile.remote_s
             )
             rec.efficiency = ideal.efficiency(rec.ideal_s, rec.wall_s)
+        rec.cpu_floor_s = ideal.cpu_bound_seconds(rec.cpu_s + rec.lab_cpu_s, CORES)
         if not rec.extrapolated_from:
             rec.utilisation = ideal.machine_utilisation(rec.cpu_s + rec.lab_cpu_s, rec.wall_s, CORES)
         limit = ideal.classify_limit(rec.efficiency, max(rec.utilisation, rec.system_busy))
@@ -488,6 +490,7 @@ def render(profile: Profile, records: list[RunRecord]) -> str:
                 r.forks,
                 f"{r.wall_s:.2f}" + ("*" if r.extrapolated_from else ""),
                 f"{r.ideal_s:.2f}",
+                f"{r.cpu_floor_s:.2f}",
                 f"{r.efficiency:.2f}",
                 f"{r.cpu_ms_per_host:.1f}",
                 f"{r.peak_rss_mb:.0f}",
@@ -499,7 +502,7 @@ def render(profile: Profile, records: list[RunRecord]) -> str:
                 f"{r.loadavg_1m:.1f}",
             ]
         )
-    headers = ["tool", "hosts", "forks", "wall s", "ideal s", "eff", "CPU ms/host", "peak RSS MB",
+    headers = ["tool", "hosts", "forks", "wall s", "ideal s", "CPU floor s", "eff", "CPU ms/host", "peak RSS MB",
                "lab CPU ms/host", "req/delays per session", "CPU busy ours+lab/all", "limit", "ok", "load"]
     text = [f"### {profile.name}: {profile.description}", "", tabulate(rows, headers=headers, tablefmt="github")]
     if any(r.extrapolated_from for r in records):
