@@ -209,7 +209,7 @@ def explain_cmd(
 
     \b
     Example:
-      fleetcheck explain vss.service.state
+      fleetcheck explain vss-writers
     """
     with _user_errors():
         from fleetcheck.checks import render_explain
@@ -647,9 +647,12 @@ def _evaluate_dir(facts_dir: Path, playbooks: list[Any], names: list[str]) -> Ru
 
 
 def _collected_at(facts: Any) -> datetime | None:
-    """Judge time-based rules as of when the facts were collected, not today."""
+    """Judge time-based rules as of the scan (the scanner's clock), not today.
+
+    Older facts files without `scanned_at` fall back to the host's own clock, which hides
+    clock skew: better than judging yesterday's facts against today's date."""
     try:
-        stamp = datetime.fromisoformat(str(facts.host.collected_at).replace("Z", "+00:00"))
+        stamp = datetime.fromisoformat(str(facts.scanned_at or facts.host.collected_at).replace("Z", "+00:00"))
     except ValueError:
         return None
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)

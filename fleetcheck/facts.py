@@ -50,5 +50,9 @@ class FactsDocument(BaseModel):
     #: Set (e.g. "PowerShell 2.0") when the host cannot run the probes; `probes` is then empty
     #: and the runner marks the host `unsupported`.
     unsupported: str | None = None
+    #: The *scanning* machine's UTC clock when the document arrived (ISO 8601). Never sent by
+    #: the host: the runner stamps it when saving facts, so `fleetcheck evaluate` judges clock
+    #: skew and look-back windows as of the scan, not as of the remote (possibly skewed) clock.
+    scanned_at: str | None = None
 
     model_config = {"populate_by_name": True}

@@ -323,10 +323,12 @@ class _Fleet:
             failure = got.failure or Failure(HostStatus.PROTOCOL_ERROR, "no output", "internal")
             status, message, error_type = failure.status, failure.message, failure.error_type
         else:
+            scan_time = datetime.now(UTC)
             status, message, checks, facts, error_type = judge_output(
-                host, got.output, self.playbooks, datetime.now(UTC)
+                host, got.output, self.playbooks, scan_time
             )
             if facts is not None and self.options.save_facts is not None:
+                facts = facts.model_copy(update={"scanned_at": scan_time.isoformat()})
                 save_facts(self.options.save_facts, host.name, facts)
         duration = round(asyncio.get_running_loop().time() - got.t0, 3)
         return HostResult(

@@ -217,3 +217,26 @@ async def test_judging_outputs_and_saving_facts(tmp_path: Path) -> None:
     saved = sorted(p.name for p in (tmp_path / "facts").iterdir())
     assert saved == ["H000.json", "H001.json", "H002.json"]  # facts only where facts came back
     assert exit_code(run) == 3
+
+
+async def test_saved_facts_keep_the_scanners_clock_for_evaluate(tmp_path: Path) -> None:
+    """`evaluate` on saved facts must still see clock skew: judged by the scan time, not the host's clock."""
+    from typer.testing import CliRunner
+
+    from fleetcheck.cli import app
+    from fleetcheck.playbook import load_playbook
+
+    opts = RunOptions(transports={"psrp": ScenarioTransport({"H000": "clock-skew"})}, save_facts=tmp_path / "facts")
+    run = await run_fleet(_hosts(1), [load_playbook("system-state-backup")], opts)
+    live = {c.check_id: c.status for c in run.hosts[0].checks}
+    assert live["clock"] is CheckStatus.FAIL
+    saved = json.loads((tmp_path / "facts" / "H000.json").read_text())
+    assert saved["scanned_at"] and saved["scanned_at"] != saved["host"]["collected_at"]
+    report = tmp_path / "again.json"
+    result = CliRunner().invoke(
+        app, ["evaluate", str(tmp_path / "facts"), "-p", "system-state-backup", "--report", f"json:{report}"]
+    )
+    assert result.exit_code == 1, result.output
+    again = json.loads(report.read_text())
+    statuses = {c["check_id"]: c["status"] for c in again["hosts"][0]["checks"]}
+    assert statuses["clock"] == "fail"
