@@ -238,5 +238,7 @@ async def test_saved_facts_keep_the_scanners_clock_for_evaluate(tmp_path: Path) 
     )
     assert result.exit_code == 1, result.output
     again = json.loads(report.read_text())
-    statuses = {c["check_id"]: c["status"] for c in again["hosts"][0]["checks"]}
-    assert statuses["clock"] == "fail"
+    clock = {c["check_id"]: c for c in again["hosts"][0]["checks"]}["clock"]
+    assert clock["status"] == "fail"
+    assert clock["observed"]["skew_s"] > 1200  # the scenario's clock is 21 minutes ahead of the scanner
+    assert "off the scanner" in clock["message"]
