@@ -13,12 +13,16 @@ from fleetcheck.lab.fleet import LabFleet
 from fleetcheck.results import HostStatus
 from fleetcheck.runner import RunOptions, run_fleet
 
-FORKS = 25
+FORKS = 50
+#: Each session also waits 2 s for its output on the host, so all `FORKS` shells overlap even
+#: when a loaded CI machine spreads the NTLM handshakes of one wave over a second or more.
+REMOTE_RUN_S = 2.0
 
 
 @pytest.mark.slow
 async def test_200_hosts_peak_shells_equal_forks(tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]) -> None:
-    async with LabFleet(hosts=200, latency_ms=100, seed=7, workers=2) as fleet:
+    faults = f"*:slow_output={REMOTE_RUN_S}@script"
+    async with LabFleet(hosts=200, latency_ms=100, seed=7, workers=2, faults=faults) as fleet:
         hosts = fleet_hosts(fleet, tmp_path)
         fleet.reset_counters()
         run = await run_fleet(hosts, playbooks, RunOptions(forks=FORKS, timeout=60, retries=0))
