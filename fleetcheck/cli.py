@@ -558,6 +558,9 @@ def _finish(result: RunResult, specs: list[tuple[str, Path]], opts: Any, *, view
         if quiet:
             for error in outcome.errors:
                 _err(f"warning: {error}")
+            if outcome.changes is not None and outcome.summary:
+                # cron logs keep the one line that matters most: what changed since last night
+                typer.echo(outcome.summary.splitlines()[0])
         if not quiet and outcome.summary:
             typer.echo("")
     typer.echo(_render_table(result, "summary" if quiet else view, wide), nl=False)

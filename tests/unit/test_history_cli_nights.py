@@ -28,13 +28,15 @@ async def _fleetcheck(*args: str, password: str, cwd: Path) -> tuple[int, str, s
     return await proc.wait(), out.decode(), err.decode()
 
 
-async def _night(tmp: Path, night: int, mix: dict[str, int], seed: int, faults: str, port: int) -> tuple[int, str, dict[str, str]]:
+async def _night(
+    tmp: Path, night: int, mix: dict[str, int], seed: int, faults: str, port: int, *extra: str
+) -> tuple[int, str, dict[str, str]]:
     async with LabFleet(hosts=4, mix=mix, seed=seed, faults=faults) as fleet:
         inv = fleet.write_inventory(tmp / f"night{night}.yml", transport="winrm")
         code, out, _ = await _fleetcheck(
             "run", str(inv), "--timeout", "20", "--history", str(tmp / "h.sqlite3"),
             "--report", f"html:{tmp / 'report.html'}", "--report", f"prometheus:{tmp / 'fleetcheck.prom'}",
-            "--mail-to", "ops@example.test", "--smtp", f"127.0.0.1:{port}",
+            "--mail-to", "ops@example.test", "--smtp", f"127.0.0.1:{port}", *extra,
             password=fleet.password, cwd=tmp,
         )
         return code, out, {name: h.scenario for name, h in fleet.hosts.items()}
@@ -83,3 +85,15 @@ async def test_overlapping_cli_run_is_refused(tmp_path: Path) -> None:
     assert code != 0
     assert f"another fleetcheck run is using {tmp_path / 'h.sqlite3'} (held by PID {os.getpid()}" in err
     assert "Traceback" not in out + err
+
+
+async def test_quiet_cron_night_still_logs_what_changed(tmp_path: Path, plain_smtp: tuple[Sink, int]) -> None:  # noqa: F811
+    """Under cron (`--quiet`) the log keeps the change counts line, then the one-line summary, no table."""
+    _, port = plain_smtp
+    mix = {"healthy-2019": 2, "wsb-missing": 2}
+    await _night(tmp_path, 1, mix, 0, "", port, "--quiet")
+    code, out, _ = await _night(tmp_path, 2, mix, 5, "", port, "--quiet")
+    assert code == 1, out
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("Since ") and "new failure" in lines[0] and "fixed" in lines[0], out
+    assert len(lines) == 2, out  # counts line + the summary line: no per-host table or lists in cron logs
