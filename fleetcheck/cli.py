@@ -463,7 +463,7 @@ def run_cmd(
     ] = None,
     view: Annotated[str, typer.Option("--view", metavar="VIEW", help="Terminal output: full, hosts, checks or summary.")] = "full",
     wide: Annotated[bool, typer.Option("--wide", help="Show every host and full messages.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table: the summary line only.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table: the change-count line (with history) and the summary line only.")] = False,
     save_facts: Annotated[Path | None, typer.Option("--save-facts", metavar="DIR", help="Store each host's facts here.")] = None,
     journal: Annotated[
         Path | None,
