@@ -427,6 +427,14 @@ def _run_fleet(hosts: list[Any], playbooks: list[Any], settings: dict[str, Any],
     return asyncio.run(main())
 
 
+def run_scope(inventory: Path, limit: str | None) -> str:
+    """What a run covered, as recorded in reports and history: the nightly baseline is the
+    previous run of the same scope, so a `--limit` run or a second inventory sharing the
+    history never shows the other hosts as "disappeared"."""
+    scope = str(inventory.resolve())
+    return f"{scope} --limit {limit}" if limit else scope
+
+
 def _partial_result(inventory: str, playbooks: list[str], done: list[HostResult], started: datetime) -> RunResult:
     return RunResult(
         run_id=started.strftime("%Y%m%dT%H%M%SZ"),
@@ -508,7 +516,7 @@ def run_cmd(
             "timeout": timeout,  # None: each host's inventory timeout (default 120 s)
             "journal": _prepare_journal(journal or default_journal_path()),
             "save_facts": save_facts,
-            "inventory": str(inv.path),
+            "inventory": run_scope(inv.path, limit),
             "ssh_known_hosts": ssh_known_hosts,
         }
     mode = "quiet" if quiet else ("bar" if sys.stderr.isatty() else "lines")
@@ -519,7 +527,7 @@ def run_cmd(
         try:
             result = _run_fleet(hosts, playbooks, settings, progress)
         except KeyboardInterrupt:  # a second Ctrl-C while hosts were closing
-            result = _partial_result(str(inv.path), names, progress.done, started)
+            result = _partial_result(run_scope(inv.path, limit), names, progress.done, started)
         if result.interrupted:
             _err(f"fleetcheck: interrupted; {len(result.hosts)} of {len(hosts)} hosts finished")
         progress.close()

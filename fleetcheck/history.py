@@ -402,13 +402,20 @@ class History:
             raise HistoryError(f"{self.path}: no run matches {ref!r} (see `fleetcheck diff --list`).")
         raise HistoryError(f"run reference {ref!r} is ambiguous; give more characters of the run id.")
 
-    def latest(self, before_run_id: str | None = None, complete_only: bool = False) -> RunResult | None:
+    def latest(
+        self, before_run_id: str | None = None, complete_only: bool = False, inventory: str | None = None
+    ) -> RunResult | None:
         """The newest run, or the newest one started before `before_run_id`.
 
-        `complete_only` skips interrupted runs (a half run makes a poor baseline).
+        `complete_only` skips interrupted runs (a half run makes a poor baseline); `inventory`
+        keeps only runs of the same inventory and `--limit` (`RunResult.inventory`), so two cron
+        jobs sharing one history never diff against each other.
         """
         where = ["1 = 1"]
         params: list[Any] = []
+        if inventory is not None:
+            where.append("inventory = ?")
+            params.append(inventory)
         if before_run_id is not None:
             where.append("(started_at, seq) < (SELECT started_at, seq FROM runs WHERE seq = ?)")
             params.append(self._seq_of(before_run_id))
@@ -487,12 +494,13 @@ class History:
             hosts=hosts,
         )
 
-    def list_runs(self, limit: int = 20) -> list[RunSummary]:
-        """The newest `limit` runs, newest first."""
+    def list_runs(self, limit: int = 20, inventory: str | None = None) -> list[RunSummary]:
+        """The newest `limit` runs (of one inventory when given), newest first."""
+        where, params = ("WHERE inventory = ?", [inventory]) if inventory is not None else ("", [])
         rows = self._conn.execute(
             "SELECT run_id, started_at, finished_at, inventory, hosts, compliant, noncompliant, unchecked,"
-            " failing_checks, waived_checks, interrupted FROM runs ORDER BY started_at DESC, seq DESC LIMIT ?",
-            (max(0, limit),),
+            f" failing_checks, waived_checks, interrupted FROM runs {where} ORDER BY started_at DESC, seq DESC LIMIT ?",
+            (*params, max(0, limit)),
         ).fetchall()
         return [
             RunSummary(
@@ -511,9 +519,10 @@ class History:
             for r in rows
         ]
 
-    def trend(self, limit: int = 30) -> list[RunSummary]:
+    def trend(self, limit: int = 30, inventory: str | None = None) -> list[RunSummary]:
         """The newest `limit` complete runs, oldest first (an interrupted run would plot a false dip)."""
-        return list(reversed([r for r in self.list_runs(limit * 2) if not r.interrupted][:limit]))
+        runs = self.list_runs(limit * 2, inventory=inventory)
+        return list(reversed([r for r in runs if not r.interrupted][:limit]))
 
     def first_failed_since(self, host: str, check_id: str, run_id: str | None = None) -> datetime | None:
         """Start time of the run where the current failing streak of (host, check) began.

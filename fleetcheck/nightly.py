@@ -166,14 +166,14 @@ def build_report_context(
 ) -> ReportContext:
     """Changes and trend for an already recorded `run` (also usable to re-render old runs)."""
     changes = _changes(history, run, since)
-    return ReportContext(changes=changes, trend=history.trend(trend_runs))
+    return ReportContext(changes=changes, trend=history.trend(trend_runs, inventory=run.inventory))
 
 
 def _changes(history: History, run: RunResult, since: str | None) -> ChangeSet | None:
     if since is None:
         return None
     if since == "last":
-        previous = history.latest(before_run_id=run.run_id, complete_only=True)
+        previous = history.latest(before_run_id=run.run_id, complete_only=True, inventory=run.inventory)
     else:
         previous = history.get(history.resolve(since))
     return compute_changes(previous, run, history.failing_since(run.run_id))

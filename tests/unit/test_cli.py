@@ -283,3 +283,11 @@ def test_ask_pass_prompts_once_per_username_then_runs(tmp_path: Path, monkeypatc
     assert code == 3 and "3 hosts: 3 unreachable" in out  # nothing listens on port 9
     assert SECRET not in out and SECRET not in report.read_text()
     assert SECRET not in (tmp_path / "j.jsonl").read_text()
+
+
+def test_run_scope_names_the_inventory_and_the_limit(tmp_path: Path) -> None:
+    from fleetcheck.cli import run_scope
+
+    inv = tmp_path / "prod.yml"
+    assert run_scope(inv, None) == str(inv.resolve())
+    assert run_scope(inv, "web*") == f"{inv.resolve()} --limit web*"

@@ -337,3 +337,17 @@ def test_trend_skips_interrupted_runs(history: History) -> None:
     history.record(make_run("r2", 2, {"w": {"a": P}}))
     assert [r.run_id for r in history.trend(30)] == ["r0", "r2"]
     assert [r.run_id for r in history.trend(1)] == ["r2"]
+
+
+def test_baseline_and_trend_stay_within_one_inventory_scope(history: History) -> None:
+    """Two cron jobs (or a --limit run) sharing one history never become each other's baseline."""
+    prod, dmz, limited = "/etc/fc/prod.yml", "/etc/fc/dmz.yml", "/etc/fc/prod.yml --limit web*"
+    history.record(make_run("p0", 0, {"web1": {"a": P}, "db1": {"a": P}}).model_copy(update={"inventory": prod}))
+    history.record(make_run("d0", 1, {"dmz1": {"a": F}}).model_copy(update={"inventory": dmz}))
+    history.record(make_run("l0", 2, {"web1": {"a": P}}).model_copy(update={"inventory": limited}))
+    history.record(make_run("p1", 3, {"web1": {"a": F}, "db1": {"a": P}}).model_copy(update={"inventory": prod}))
+    prev = history.latest(before_run_id="p1", complete_only=True, inventory=prod)
+    assert prev is not None and prev.run_id == "p0"
+    assert history.latest(before_run_id="l0", inventory=limited) is None
+    assert [r.run_id for r in history.trend(inventory=prod)] == ["p0", "p1"]
+    assert [r.run_id for r in history.trend()] == ["p0", "d0", "l0", "p1"]

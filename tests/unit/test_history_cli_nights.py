@@ -32,7 +32,7 @@ async def _night(
     tmp: Path, night: int, mix: dict[str, int], seed: int, faults: str, port: int, *extra: str
 ) -> tuple[int, str, dict[str, str]]:
     async with LabFleet(hosts=4, mix=mix, seed=seed, faults=faults) as fleet:
-        inv = fleet.write_inventory(tmp / f"night{night}.yml", transport="winrm")
+        inv = fleet.write_inventory(tmp / "lab.yml", transport="winrm")  # the same file every night, as in cron
         code, out, _ = await _fleetcheck(
             "run", str(inv), "--timeout", "20", "--history", str(tmp / "h.sqlite3"),
             "--report", f"html:{tmp / 'report.html'}", "--report", f"prometheus:{tmp / 'fleetcheck.prom'}",
