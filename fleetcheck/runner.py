@@ -84,6 +84,8 @@ class RunOptions:
     stop: asyncio.Event | None = None
     #: Replace transports by name (tests, plugins); missing names get the built-in ones.
     transports: Mapping[str, Transport] | None = None
+    #: Overrides every host's `psrp_client` (pypsrp | native) when set (`--psrp-client`).
+    psrp_client: str | None = None
 
 
 @dataclass
@@ -231,16 +233,26 @@ class _Fleet:
 
     def _transports(self) -> dict[str, Transport]:
         from fleetcheck.transports.psrp import PsrpTransport
+        from fleetcheck.transports.psrp_native import NativePsrpTransport
         from fleetcheck.transports.ssh import SshTransport
         from fleetcheck.transports.winrm import WinrmTransport
 
+        pypsrp = PsrpTransport(self.executor)
         built: dict[str, Transport] = {
-            "psrp": PsrpTransport(self.executor),
+            "psrp": pypsrp,
+            "psrp:native": NativePsrpTransport(fallback=pypsrp),
             "winrm": WinrmTransport(self.executor),
             "ssh": SshTransport(known_hosts=self.options.ssh_known_hosts),
         }
         built.update(self.options.transports or {})
         return built
+
+    def transport_name(self, host: Any) -> str:
+        """`psrp` hosts may ask for the native client (inventory `psrp_client`, or the run's override)."""
+        if host.transport != "psrp":
+            return str(host.transport)
+        client = self.options.psrp_client or getattr(host, "psrp_client", "pypsrp")
+        return "psrp:native" if client == "native" else "psrp"
 
     def emit(self, kind: EventKind, host: str | None = None, result: HostResult | None = None, message: str = "") -> None:
         cb = self.options.on_event
@@ -278,7 +290,7 @@ class _Fleet:
         loop = asyncio.get_running_loop()
         got = _Collected(started_at=datetime.now(UTC), t0=loop.time())
         deadline = got.t0 + timeout
-        transport = self.transports.get(host.transport)
+        transport = self.transports.get(self.transport_name(host))
         if transport is None:
             got.failure = Failure(HostStatus.PROTOCOL_ERROR, f"unknown transport {host.transport!r}", "config")
             return got

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 TransportName = Literal["psrp", "winrm", "ssh"]
+PsrpClientName = Literal["pypsrp", "native"]
 AuthName = Literal["negotiate", "ntlm", "basic", "kerberos", "certificate", "credssp", "password", "key"]
 
 
@@ -22,6 +23,7 @@ class Host(BaseModel):
     scheme: Literal["http", "https"] = "https"
     port: int | None = None  # None: the transport's default for the scheme
     auth: AuthName = "negotiate"
+    psrp_client: PsrpClientName = "pypsrp"  # psrp only: pypsrp (threads) or native (asyncio)
     username: str | None = None
     password: SecretStr | None = None  # never logged: SecretStr prints as '**********'
     password_env: str | None = None

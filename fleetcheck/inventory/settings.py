@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from fleetcheck.inventory.errors import InventoryError
-from fleetcheck.inventory.model import AuthName, Host, TransportName
+from fleetcheck.inventory.model import AuthName, Host, PsrpClientName, TransportName
 from fleetcheck.inventory.yamlmarks import line_of
 
 WINRM_AUTHS = frozenset({"negotiate", "ntlm", "basic", "kerberos", "certificate", "credssp"})
@@ -33,6 +33,7 @@ class Settings(BaseModel):
     scheme: Literal["http", "https"] | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
     auth: AuthName | None = None
+    psrp_client: PsrpClientName | None = None
     username: str | None = Field(default=None, min_length=1)
     password: SecretStr | None = None
     password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
