@@ -483,6 +483,11 @@ def run_cmd(
         str, typer.Option("--ssh-known-hosts", metavar="default|accept|FILE",
                           help="SSH host key policy (a host's ssh_known_hosts setting wins).")
     ] = "default",
+    psrp_client: Annotated[
+        str | None, typer.Option("--psrp-client", metavar="pypsrp|native",
+                                 help="PSRP client for psrp hosts, overriding their psrp_client setting: pypsrp "
+                                      "(threads, the default) or native (asyncio, less CPU per host).")
+    ] = None,
     history: Annotated[Path | None, typer.Option("--history", metavar="PATH", help="SQLite history file.")] = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Do not record this run.")] = False,
     since: Annotated[str | None, typer.Option("--since", metavar="last", help="Compare with a previous run: 'last'.")] = None,
@@ -507,6 +512,8 @@ def run_cmd(
         specs = _parse_specs(report)
         if view not in ("full", "hosts", "checks", "summary"):
             raise UsageError(f"--view '{view}': expected full, hosts, checks or summary")
+        if psrp_client not in (None, "pypsrp", "native"):
+            raise UsageError(f"--psrp-client '{psrp_client}': expected pypsrp or native")
         names = _playbook_names(playbook, inv.playbooks)
         playbooks = _load_playbooks(names)
         hosts = load_credentials(hosts, ask_pass=ask_pass, prompt=getpass.getpass if ask_pass else None)
@@ -518,6 +525,7 @@ def run_cmd(
             "save_facts": save_facts,
             "inventory": run_scope(inv.path, limit),
             "ssh_known_hosts": ssh_known_hosts,
+            "psrp_client": psrp_client,
         }
     mode = "quiet" if quiet else ("bar" if sys.stderr.isatty() else "lines")
     from fleetcheck import nightly
