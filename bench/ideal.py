@@ -76,12 +76,17 @@ class Limit:
     reason: str
 
 
-def classify_limit(eff: float, utilisation: float, *, host_bound: float = 0.9, busy: float = 0.85) -> Limit:
-    """Hosts when near the ideal; machine when every core was busy; otherwise the tool itself."""
+def classify_limit(
+    eff: float, utilisation: float, *, tool_cores: float = 0.0, host_bound: float = 0.9, busy: float = 0.85
+) -> Limit:
+    """Hosts when near the ideal; machine when every core was busy; `gil` when the tool kept
+    about one core busy (one Python process, one interpreter lock); otherwise the tool itself."""
     if eff >= host_bound:
         return Limit("hosts", f"efficiency {eff:.2f} >= {host_bound}")
     if utilisation >= busy:
         return Limit("machine", f"CPU {utilisation:.0%} of all cores busy")
+    if busy <= tool_cores < 1.0 + (1.0 - busy):
+        return Limit("gil", f"the tool used {tool_cores:.2f} cores: one Python interpreter's worth")
     return Limit("tool", f"efficiency {eff:.2f} with CPU only {utilisation:.0%} busy")
 
 

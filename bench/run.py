@@ -230,7 +230,8 @@ class Bench:
         rec.cpu_floor_s = ideal.cpu_bound_seconds(rec.cpu_s + rec.lab_cpu_s, CORES)
         if not rec.extrapolated_from:
             rec.utilisation = ideal.machine_utilisation(rec.cpu_s + rec.lab_cpu_s, rec.wall_s, CORES)
-        limit = ideal.classify_limit(rec.efficiency, max(rec.utilisation, rec.system_busy))
+        tool_cores = rec.cpu_s / rec.wall_s if rec.wall_s > 0 and not rec.extrapolated_from else 0.0
+        limit = ideal.classify_limit(rec.efficiency, max(rec.utilisation, rec.system_busy), tool_cores=tool_cores)
         rec.limit = limit.name
 
     def _env(self) -> dict[str, str]:

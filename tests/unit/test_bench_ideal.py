@@ -96,6 +96,9 @@ def test_classify_limit() -> None:
     assert classify_limit(0.95, 0.2).name == "hosts"
     assert classify_limit(0.3, 0.97).name == "machine"
     assert classify_limit(0.3, 0.4).name == "tool"
+    assert classify_limit(0.3, 0.6, tool_cores=0.97).name == "gil"
+    assert classify_limit(0.3, 0.6, tool_cores=1.6).name == "tool"  # several processes: not one lock
+    assert classify_limit(0.95, 0.99, tool_cores=0.97).name == "hosts"
 
 
 def test_speedup() -> None:
