@@ -207,6 +207,30 @@ class _Collected:
     failure: Failure | None = None
 
 
+class _LazyTransports(Mapping[str, Transport]):
+    """A read-only mapping that builds each transport on first lookup (imports cost ~0.1 s each)."""
+
+    def __init__(
+        self, factories: dict[str, Any], cache: dict[str, Transport], given: dict[str, Transport]
+    ) -> None:
+        self._factories = factories
+        self._built = cache
+        self._built.update(given)
+
+    def __getitem__(self, name: str) -> Transport:
+        if name not in self._built:
+            if name not in self._factories:
+                raise KeyError(name)
+            self._built[name] = self._factories[name]()
+        return self._built[name]
+
+    def __iter__(self) -> Any:
+        return iter(dict.fromkeys([*self._factories, *self._built]))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys([*self._factories, *self._built]))
+
+
 class _Fleet:
     """State of one run (counts, journal, transports)."""
 
@@ -231,21 +255,35 @@ class _Fleet:
         )
         self.journal = Journal(options.journal) if options.journal else None
 
-    def _transports(self) -> dict[str, Transport]:
-        from fleetcheck.transports.psrp import PsrpTransport
-        from fleetcheck.transports.psrp_native import NativePsrpTransport
-        from fleetcheck.transports.ssh import SshTransport
-        from fleetcheck.transports.winrm import WinrmTransport
+    def _transports(self) -> _LazyTransports:
+        """Transports by name, each built (and its library imported) only when a host needs it."""
+        options = self.options
+        cache: dict[str, Transport] = {}
 
-        pypsrp = PsrpTransport(self.executor)
-        built: dict[str, Transport] = {
-            "psrp": pypsrp,
-            "psrp:native": NativePsrpTransport(fallback=pypsrp),
-            "winrm": WinrmTransport(self.executor),
-            "ssh": SshTransport(known_hosts=self.options.ssh_known_hosts),
-        }
-        built.update(self.options.transports or {})
-        return built
+        def psrp() -> Transport:
+            if "psrp" not in cache:
+                from fleetcheck.transports.psrp import PsrpTransport
+
+                cache["psrp"] = PsrpTransport(self.executor)
+            return cache["psrp"]
+
+        def psrp_native() -> Transport:
+            from fleetcheck.transports.psrp_native import NativePsrpTransport
+
+            return NativePsrpTransport(fallback=psrp)  # pypsrp only for auth methods native does not speak
+
+        def winrm() -> Transport:
+            from fleetcheck.transports.winrm import WinrmTransport
+
+            return WinrmTransport(self.executor)
+
+        def ssh() -> Transport:
+            from fleetcheck.transports.ssh import SshTransport
+
+            return SshTransport(known_hosts=options.ssh_known_hosts)
+
+        factories = {"psrp": psrp, "psrp:native": psrp_native, "winrm": winrm, "ssh": ssh}
+        return _LazyTransports(factories, cache, dict(options.transports or {}))
 
     def transport_name(self, host: Any) -> str:
         """`psrp` hosts may ask for the native client (inventory `psrp_client`, or the run's override)."""

@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import logging
 import ssl
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -100,7 +102,8 @@ class HttpConnection:
         self.reusable = False  # until a full response was read
         self.writer.write("".join(lines).encode("latin-1") + body)
         try:
-            return await asyncio.wait_for(self._read_response(), max(0.05, timeout))
+            async with asyncio.timeout(max(0.05, timeout)):
+                return await self._read_response()
         except TimeoutError as exc:
             raise DeadlineExceeded("no HTTP answer in time") from exc
 
@@ -225,7 +228,9 @@ class WSManSession:
         provider = _pick_provider(offered)
         if provider is None:
             raise AuthenticationError(f"Failed to authenticate the user {self.auth.username} with {self.auth.method}")
-        protocol = self.auth.method if provider.lower() == "negotiate" else provider.lower()
+        # Raw NTLMSSP under the Negotiate header (as pypsrp's auth="ntlm"): Windows accepts it and it
+        # skips the SPNEGO wrapping; without gssapi, pyspnego's negotiate would pick NTLM anyway.
+        protocol = "ntlm"
         cbt = None
         der = conn.peer_cert()
         if der is not None:
@@ -402,7 +407,7 @@ class NativePsrpTransport(Transport):
 
     name: ClassVar[str] = "psrp"
 
-    def __init__(self, fallback: Transport | None = None) -> None:
+    def __init__(self, fallback: Transport | Callable[[], Transport] | None = None) -> None:
         self._fallback = fallback
         self._hashes: dict[str, str] = {}
         self._ssl: dict[tuple[bool, str | None], ssl.SSLContext] = {}
@@ -435,7 +440,7 @@ class NativePsrpTransport(Transport):
 
     def _auth(self, host: Any) -> _Auth | None:
         method = host.auth if host.auth in NATIVE_AUTHS else None
-        if method is None:
+        if method is None or (method == "negotiate" and _kerberos_available()):
             return None
         password = secret_value(host)
         username = host.username
@@ -453,11 +458,13 @@ class NativePsrpTransport(Transport):
 
     async def run(self, host: Any, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
         auth = self._auth(host)
-        if auth is None:
+        if auth is None:  # Kerberos, CredSSP, certificate: pypsrp speaks them
             if self._fallback is None:
                 from fleetcheck.transports.psrp import PsrpTransport
 
                 self._fallback = PsrpTransport()
+            elif not isinstance(self._fallback, Transport):
+                self._fallback = self._fallback()
             return await self._fallback.run(host, script, args_json, timeout=timeout)
         budget = Budget(timeout)
         session = WSManSession(host, auth, self._ssl_context(host), budget)
@@ -471,6 +478,14 @@ class NativePsrpTransport(Transport):
             raise
         finally:
             session.close()
+
+
+@functools.lru_cache(maxsize=1)
+def _kerberos_available() -> bool:
+    """With gssapi installed, Negotiate may mean Kerberos: leave that to pypsrp."""
+    import importlib.util
+
+    return importlib.util.find_spec("gssapi") is not None
 
 
 def _default_verify_context() -> ssl.SSLContext:

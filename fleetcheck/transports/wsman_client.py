@@ -91,6 +91,15 @@ class Envelope:
 _MUST_COMPLY = ' MustComply="true"'
 
 
+@functools.lru_cache(maxsize=32)
+def _option_set(options: tuple[tuple[str, str, bool], ...]) -> str:
+    opts = "".join(
+        f"<wsman:Option Name={quoteattr(n)}{_MUST_COMPLY if mc else ''}>{escape(v)}</wsman:Option>"
+        for n, v, mc in options
+    )
+    return f'<wsman:OptionSet s:mustUnderstand="true">{opts}</wsman:OptionSet>' if opts else ""
+
+
 def new_message_id() -> str:
     return f"uuid:{str(uuid.uuid4()).upper()}"
 
@@ -108,12 +117,7 @@ def build_envelope(
     resource_uri: str = PS_RESOURCE_URI,
 ) -> Envelope:
     """A WSMan request envelope; `options` are (name, value, must_comply)."""
-    opts = "".join(
-        f"<wsman:Option Name={quoteattr(n)}{_MUST_COMPLY if mc else ''}>{escape(v)}</wsman:Option>"
-        for n, v, mc in options
-    )
-    if opts:
-        opts = f'<wsman:OptionSet s:mustUnderstand="true">{opts}</wsman:OptionSet>'
+    opts = _option_set(tuple(options))
     sel = f'<wsman:SelectorSet><wsman:Selector Name="ShellId">{escape(shell_id)}</wsman:Selector></wsman:SelectorSet>' if shell_id else ""
     message_id = new_message_id()
     text = _ENVELOPE % {
@@ -200,10 +204,26 @@ def parse_fault(text: bytes | str) -> WSManFaultError:
     return WSManFaultError(code, machine, reason, provider, provider_path, provider_fault)
 
 
+def _child(parent: ET.Element | None, tag: str) -> ET.Element | None:
+    """First direct child with this `{ns}name` tag (cheaper than ElementPath for one level)."""
+    if parent is None:
+        return None
+    for el in parent:
+        if el.tag == tag:
+            return el
+    return None
+
+
+_S = "{" + NS["s"] + "}"
+_WSA = "{" + NS["wsa"] + "}"
+_WSMAN = "{" + NS["wsman"] + "}"
+_RSP = "{" + NS["rsp"] + "}"
+
+
 def parse_reply(data: bytes, message_id: str) -> ET.Element:
     """The reply's root after checking RelatesTo string-exact (as pypsrp does)."""
     root = ET.fromstring(data)
-    rel = root.find("s:Header/wsa:RelatesTo", NS)
+    rel = _child(_child(root, _S + "Header"), _WSA + "RelatesTo")
     relates_to = rel.text if rel is not None else ""
     if relates_to != message_id:
         raise WinRMError(
@@ -222,11 +242,11 @@ def created_shell_id(root: ET.Element) -> str:
 
 def received_stdout(root: ET.Element) -> tuple[bytes, bool]:
     """The concatenated stdout of a Receive reply and whether the command said Done."""
-    resp = root.find("s:Body/rsp:ReceiveResponse", NS)
+    resp = _child(_child(root, _S + "Body"), _RSP + "ReceiveResponse")
     if resp is None:
         raise WinRMError("Receive response has no ReceiveResponse")
-    chunks = [base64.b64decode(s.text) for s in resp.findall("rsp:Stream", NS) if s.text]
-    state = resp.find("rsp:CommandState", NS)
+    chunks = [base64.b64decode(s.text) for s in resp if s.tag == _RSP + "Stream" and s.text]
+    state = _child(resp, _RSP + "CommandState")
     done = state is not None and state.attrib.get("State", "").endswith("/Done")
     return b"".join(chunks), done
 
