@@ -238,9 +238,10 @@ class Bench:
         return self.lab.env()
 
     # -- tools ---------------------------------------------------------------------------------
-    def fleetcheck(self, hosts: int, forks: int) -> RunRecord:
+    def fleetcheck(self, hosts: int, forks: int, client: str = "") -> RunRecord:
         inv = self.subset(hosts)
-        label = f"{self.profile.name}-fleetcheck-{hosts}-{forks}"
+        tool = f"fleetcheck {client}" if client else "fleetcheck"
+        label = f"{self.profile.name}-{tool.replace(' ', '-')}-{hosts}-{forks}"
         report = self.work / f"{label}.json"
         report.unlink(missing_ok=True)
         argv = [
@@ -254,13 +255,15 @@ class Bench:
             "--report",
             f"json:{report}",
         ]
+        if client:
+            argv += ["--psrp-client", client]
         before = self.before_run()
         m = run_measured(argv, env=self._env(), cwd=self.work, out_dir=self.work, label=label, timeout=600)
         after = self.lab.snapshot()
         ok, failed, errors = _fleetcheck_statuses(report, hosts)
         if not report.exists():
             errors.append(f"no JSON report (exit {m.returncode}): {m.stderr_tail[-300:]}")
-        return self._finish("fleetcheck", hosts, forks, m, before, after, ok, failed, errors=errors)
+        return self._finish(tool, hosts, forks, m, before, after, ok, failed, errors=errors)
 
     def pypsrp(self, mode: str, hosts: int, forks: int, *, extrapolate_to: int = 0) -> RunRecord:
         targets = write_targets(self.work / f"targets-{hosts}.json", targets_from_inventory(self.lab.inventory, hosts))
@@ -370,6 +373,16 @@ def write_bundle_files(work: Path) -> bool:
     return True
 
 
+def psrp_clients() -> list[str]:
+    """fleetcheck's PSRP clients to measure: the default, plus `native` where the CLI has it."""
+    cli = (REPO / "fleetcheck" / "cli.py").read_text(encoding="utf-8")
+    return ["", "native"] if "--psrp-client" in cli else [""]
+
+
+def is_ours(tool: str) -> bool:
+    return tool == "fleetcheck" or tool.startswith("fleetcheck ")
+
+
 # -- one profile ------------------------------------------------------------------------------------
 def run_profile(profile: Profile, opts: argparse.Namespace, log: Any = print) -> tuple[list[RunRecord], dict[str, Any]]:
     sizes = set(opts.sizes)
@@ -388,8 +401,9 @@ def run_profile(profile: Profile, opts: argparse.Namespace, log: Any = print) ->
         # warm-up: the first connection of each kind pays imports and TLS/NTLM set-up once
         bench.pypsrp("pool", 5, 5)
         bench.records.clear()
-        for hosts, forks in fc_runs:
-            bench.fleetcheck(hosts, forks)
+        for client in psrp_clients():
+            for hosts, forks in fc_runs:
+                bench.fleetcheck(hosts, forks, client)
         if not opts.no_peers:
             has_bundle = write_bundle_files(work)
             for hosts, forks in profile.pool:
@@ -413,36 +427,46 @@ def run_profile(profile: Profile, opts: argparse.Namespace, log: Any = print) ->
 
 # -- verdicts and tables --------------------------------------------------------------------------
 def comparisons(records: list[RunRecord]) -> list[dict[str, Any]]:
-    """Each peer run against fleetcheck on the same hosts (same forks when measured, else the best)."""
-    ours = [r for r in records if r.tool == "fleetcheck" and r.failed == 0]
+    """Each peer run against each fleetcheck client on the same hosts (same forks when
+    measured, else its best run)."""
     rows: list[dict[str, Any]] = []
-    for peer in records:
-        if peer.tool == "fleetcheck":
-            continue
-        same = [r for r in ours if r.hosts == peer.hosts]
-        if not same:
-            continue
-        match = next((r for r in same if r.forks == peer.forks), None) or min(same, key=lambda r: r.wall_s)
-        rows.append(
-            {
-                "peer": peer.tool,
-                "hosts": peer.hosts,
-                "peer_forks": peer.forks,
-                "peer_wall_s": peer.wall_s,
-                "fleetcheck_forks": match.forks,
-                "fleetcheck_wall_s": match.wall_s,
-                "speedup": ideal.speedup(peer.wall_s, match.wall_s),
-                "cpu_ratio": (peer.cpu_ms_per_host / match.cpu_ms_per_host) if match.cpu_s else 0.0,
-                "peer_ok": f"{peer.ok}/{peer.hosts}",
-            }
-        )
+    for variant in dict.fromkeys(r.tool for r in records if is_ours(r.tool)):
+        ours = [r for r in records if r.tool == variant and r.failed == 0]
+        for peer in records:
+            if is_ours(peer.tool):
+                continue
+            same = [r for r in ours if r.hosts == peer.hosts]
+            if not same:
+                continue
+            match = next((r for r in same if r.forks == peer.forks), None) or min(same, key=lambda r: r.wall_s)
+            rows.append(
+                {
+                    "ours": variant,
+                    "peer": peer.tool,
+                    "hosts": peer.hosts,
+                    "peer_forks": peer.forks,
+                    "peer_wall_s": peer.wall_s,
+                    "fleetcheck_forks": match.forks,
+                    "fleetcheck_wall_s": match.wall_s,
+                    "speedup": ideal.speedup(peer.wall_s, match.wall_s),
+                    "cpu_ratio": (peer.cpu_ms_per_host / match.cpu_ms_per_host) if match.cpu_s else 0.0,
+                    "peer_ok": f"{peer.ok}/{peer.hosts}",
+                }
+            )
     return rows
 
 
 def targets(profile: str, records: list[RunRecord]) -> list[tuple[str, bool | None, str]]:
-    """The issue's targets for one profile: (what, met?, measured). None = not measured."""
+    """The issue's targets for one profile and each fleetcheck client: (what, met?, measured)."""
     out: list[tuple[str, bool | None, str]] = []
-    fc = [r for r in records if r.tool == "fleetcheck"]
+    for variant in dict.fromkeys(r.tool for r in records if is_ours(r.tool)):
+        out += [(f"{variant}: {what}", met, measured) for what, met, measured in _targets(profile, variant, records)]
+    return out
+
+
+def _targets(profile: str, variant: str, records: list[RunRecord]) -> list[tuple[str, bool | None, str]]:
+    out: list[tuple[str, bool | None, str]] = []
+    fc = [r for r in records if r.tool == variant]
     if profile == "realistic":
         r = next((r for r in fc if r.hosts == 1000 and r.forks == 100), None)
         out.append(("efficiency >= 0.9 at 1,000 hosts, forks 100", None if r is None else r.efficiency >= 0.9,
@@ -512,10 +536,10 @@ def render(profile: Profile, records: list[RunRecord]) -> str:
                     f"scaled to {loop.hosts}.")
     comp = comparisons(records)
     if comp:
-        crow = [[c["peer"], c["hosts"], c["peer_forks"], f"{c['peer_wall_s']:.2f}", c["fleetcheck_forks"],
+        crow = [[c["ours"], c["peer"], c["hosts"], c["peer_forks"], f"{c['peer_wall_s']:.2f}", c["fleetcheck_forks"],
                  f"{c['fleetcheck_wall_s']:.2f}", f"{c['speedup']:.1f}x", f"{c['cpu_ratio']:.1f}x", c["peer_ok"]]
                 for c in comp]
-        text += ["", tabulate(crow, headers=["peer", "hosts", "peer forks", "peer wall s", "fleetcheck forks",
+        text += ["", tabulate(crow, headers=["ours", "peer", "hosts", "peer forks", "peer wall s", "fleetcheck forks",
                                              "fleetcheck wall s", "fleetcheck faster", "peer CPU/host ÷ ours",
                                              "peer ok"], tablefmt="github")]
     trows = [[what, "-" if met is None else ("MET" if met else "MISSED"), measured]
