@@ -38,10 +38,17 @@ def _wrong_password(hosts: list, name: str) -> list:
     return [h.model_copy(update={"password": SecretStr("not-the-password")}) if h.name == name else h for h in hosts]
 
 
-@pytest.mark.parametrize("transport", ["psrp", "winrm"])
+def _hosts_for(fleet_hosts: Callable[..., list[Host]], fleet: LabFleet, tmp_path: Path, transport: str, **kw: Any) -> list[Host]:
+    """`psrp-native` = the psrp transport with `psrp_client: native`."""
+    if transport != "psrp-native":
+        return fleet_hosts(fleet, tmp_path, transport, **kw)
+    return [h.model_copy(update={"psrp_client": "native"}) for h in fleet_hosts(fleet, tmp_path, "psrp", **kw)]
+
+
+@pytest.mark.parametrize("transport", ["psrp", "psrp-native", "winrm"])
 async def test_winrm_faults_classified_within_deadline(transport: str, tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]) -> None:
     async with LabFleet(hosts=9, faults=WINRM_FAULTS, seed=3) as fleet:
-        hosts = _wrong_password(fleet_hosts(fleet, tmp_path, transport), "LAB-0003")
+        hosts = _wrong_password(_hosts_for(fleet_hosts, fleet, tmp_path, transport), "LAB-0003")
         t0 = time.monotonic()
         run = await run_fleet(hosts, playbooks, RunOptions(forks=10, timeout=DEADLINE, retries=2, backoff=0.05))
         wall = time.monotonic() - t0
@@ -97,13 +104,13 @@ async def _sleep(s: float) -> None:
     await asyncio.sleep(s)
 
 
-@pytest.mark.parametrize("transport", ["psrp", "winrm"])
+@pytest.mark.parametrize("transport", ["psrp", "psrp-native", "winrm"])
 async def test_https_trust_faults(
     transport: str, tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]
 ) -> None:
     faults = "LAB-0001:tls_bad_cert=untrusted,LAB-0002:tls_bad_cert=wrong_name,LAB-0003:cbt_mismatch"
     async with LabFleet(hosts=4, https=True, faults=faults, seed=4) as fleet:
-        hosts = fleet_hosts(fleet, tmp_path, transport, scheme="https")
+        hosts = _hosts_for(fleet_hosts, fleet, tmp_path, transport, scheme="https")
         run = await run_fleet(hosts, playbooks, RunOptions(forks=4, timeout=DEADLINE))
     r = _by_name(run.hosts)
     assert (r["LAB-0001"].status, r["LAB-0001"].error_type) == (HostStatus.PROTOCOL_ERROR, "tls_untrusted")

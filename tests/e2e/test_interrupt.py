@@ -49,12 +49,15 @@ async def test_cancel_keeps_finished_hosts_and_closes_shells(tmp_path: Path, pla
         assert fleet.counters.open_shells == 0
 
 
-@pytest.mark.parametrize("transport", ["psrp", "winrm"])
+@pytest.mark.parametrize("transport", ["psrp", "psrp-native", "winrm"])
 async def test_cancel_aborts_hung_hosts_at_once_and_deletes_their_shells(
     transport: str, tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]
 ) -> None:
     async with LabFleet(hosts=3, faults="*:hang@Receive", seed=6) as fleet:
-        hosts = fleet_hosts(fleet, tmp_path, transport)
+        if transport == "psrp-native":
+            hosts = [h.model_copy(update={"psrp_client": "native"}) for h in fleet_hosts(fleet, tmp_path, "psrp")]
+        else:
+            hosts = fleet_hosts(fleet, tmp_path, transport)
         task = asyncio.create_task(run_fleet(hosts, playbooks, RunOptions(forks=3, timeout=60)))
         deadline = time.monotonic() + 10
         while fleet.counters.open_shells < 3 and time.monotonic() < deadline:
