@@ -210,3 +210,18 @@ def test_run_option_and_inventory_select_the_client() -> None:
     assert forced.transport_name(_host(transport="winrm")) == "winrm"
     fleet.close()
     forced.close()
+
+
+def test_inventory_psrp_client_key(tmp_path: Any) -> None:
+    from fleetcheck.inventory.errors import InventoryError
+    from fleetcheck.inventory.loader import load_inventory
+
+    good = tmp_path / "inv.yml"
+    good.write_text("vars:\n  psrp_client: native\nhosts:\n  a: {}\n  b: {psrp_client: pypsrp}\n")
+    hosts = {h.name: h.psrp_client for h in load_inventory(good).hosts}
+    assert hosts == {"a": "native", "b": "pypsrp"}
+    bad = tmp_path / "bad.yml"
+    bad.write_text("hosts:\n  a:\n    psrp_client: fast\n")
+    with pytest.raises(InventoryError) as exc:
+        load_inventory(bad)
+    assert str(exc.value).endswith("line 3: 'hosts.a.psrp_client': got 'fast'; expected 'pypsrp' or 'native'")
