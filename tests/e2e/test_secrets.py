@@ -18,7 +18,7 @@ from fleetcheck.runner import RunOptions, run_fleet
 SECRET = "Xq7-unique-lab-secret"
 
 
-@pytest.mark.parametrize("transport", ["psrp", "winrm", "ssh"])
+@pytest.mark.parametrize("transport", ["psrp", "psrp-native", "winrm", "ssh"])
 async def test_debug_logs_hold_no_secret(
     transport: str,
     tmp_path: Path,
@@ -28,7 +28,10 @@ async def test_debug_logs_hold_no_secret(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     async with LabFleet(hosts=2, ssh=transport == "ssh", password=SECRET, seed=9) as fleet:
-        hosts = fleet_hosts(fleet, tmp_path, transport)
+        if transport == "psrp-native":
+            hosts = [h.model_copy(update={"psrp_client": "native"}) for h in fleet_hosts(fleet, tmp_path, "psrp")]
+        else:
+            hosts = fleet_hosts(fleet, tmp_path, transport)
         wrong = hosts[1].model_copy(update={"password": SecretStr(SECRET + "-wrong")})
         journal = tmp_path / "j.jsonl"
         run = await run_fleet([hosts[0], wrong], playbooks, RunOptions(timeout=10, journal=journal))
@@ -38,3 +41,6 @@ async def test_debug_logs_hold_no_secret(
     assert caplog.records  # the libraries did log at DEBUG
     assert SECRET not in text
     assert "TlRMTVNT" not in text  # base64 of "NTLMSSP": no NTLM message in any log line
+    from spnego._ntlm_raw.crypto import ntowfv1
+
+    assert ntowfv1(SECRET).hex() not in text.lower()  # nor the NT hash the native client keeps in memory
