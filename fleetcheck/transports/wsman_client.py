@@ -233,11 +233,15 @@ def parse_reply(data: bytes, message_id: str) -> ET.Element:
 
 
 def created_shell_id(root: ET.Element) -> str:
-    sel = root.find("s:Body/{http://schemas.xmlsoap.org/ws/2004/09/transfer}ResourceCreated"
-                    "/wsa:ReferenceParameters/wsman:SelectorSet/wsman:Selector[@Name='ShellId']", NS)
-    if sel is None or not sel.text:
-        raise WinRMError("Create response carries no ShellId selector")
-    return sel.text
+    """The ShellId selector of ResourceCreated: the only place pypsrp takes it from, so ours too."""
+    node = _child(root, _S + "Body")
+    for tag in ("{http://schemas.xmlsoap.org/ws/2004/09/transfer}ResourceCreated", _WSA + "ReferenceParameters",
+                _WSMAN + "SelectorSet"):
+        node = _child(node, tag)
+    for sel in node if node is not None else ():
+        if sel.tag == _WSMAN + "Selector" and sel.attrib.get("Name") == "ShellId" and sel.text:
+            return sel.text
+    raise WinRMError("Create response carries no ShellId selector")
 
 
 def received_stdout(root: ET.Element) -> tuple[bytes, bool]:
