@@ -225,3 +225,39 @@ def test_inventory_psrp_client_key(tmp_path: Any) -> None:
     with pytest.raises(InventoryError) as exc:
         load_inventory(bad)
     assert str(exc.value).endswith("line 3: 'hosts.a.psrp_client': got 'fast'; expected 'pypsrp' or 'native'")
+
+
+async def test_connection_close_means_a_new_connection(serve: Callable[[Handler], Any]) -> None:
+    """After `Connection: close` the next request goes over a fresh connection (and authenticates again)."""
+    from fleetcheck.transports.base import Budget
+    from fleetcheck.transports.psrp_native import WSManSession
+    from fleetcheck.transports.wsman_client import ACTION_DELETE
+
+    connections: list[list[bytes]] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        mine: list[bytes] = []
+        connections.append(mine)
+        req = await _read_request(reader)
+        mine.append(req)
+        message_id = req.split(b"<wsa:MessageID>")[1].split(b"<")[0]
+        body = (
+            b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+            b'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing"><s:Header><a:RelatesTo>'
+            + message_id
+            + b"</a:RelatesTo></s:Header><s:Body/></s:Envelope>"
+        )
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+        writer.close()
+
+    port = await serve(handler)
+    host = _host(scheme="https", auth="basic", port=port)
+    auth = NativePsrpTransport()._auth(host)
+    assert auth is not None
+    session = WSManSession(host.model_copy(update={"scheme": "http"}), auth, None, Budget(5))
+    for _ in range(2):
+        await session.post(session.envelope(ACTION_DELETE, shell_id="S"))
+    session.close()
+    assert len(connections) == 2
+    assert all(b"Authorization: Basic " in c[0] for c in connections)
