@@ -87,7 +87,7 @@ def default_profiles() -> dict[str, Profile]:
             remote_s=2.0,
             faults="*:slow_output=2.0@script",
             description="20 ms added per request, 2 s of remote run time (slow output)",
-            fleetcheck=[(50, 100), (200, 100), (1000, 100)],
+            fleetcheck=[(50, 100), (200, 100), (200, 200), (1000, 100)],
             pool=[(200, 100), (1000, 100)],
             pool_bundle=[(200, 100)],
             loop=(3, 200),
