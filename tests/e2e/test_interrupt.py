@@ -18,9 +18,10 @@ from fleetcheck.runner import RunEvent, RunOptions, exit_code, run_fleet
 SLOW = ",".join(f"LAB-{i:04d}:latency=0.4" for i in range(5, 9))
 
 
-async def test_cancel_keeps_finished_hosts_and_closes_shells(tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]) -> None:
+@pytest.mark.parametrize("client", ["pypsrp", "native"])
+async def test_cancel_keeps_finished_hosts_and_closes_shells(client: str, tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]) -> None:
     async with LabFleet(hosts=8, faults=SLOW, seed=5) as fleet:
-        hosts = fleet_hosts(fleet, tmp_path)
+        hosts = [h.model_copy(update={"psrp_client": client}) for h in fleet_hosts(fleet, tmp_path)]
         journal = tmp_path / "journal.jsonl"
         events: list[RunEvent] = []
         opts = RunOptions(forks=8, timeout=60, journal=journal, on_event=events.append)
