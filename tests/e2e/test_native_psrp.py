@@ -160,3 +160,35 @@ async def test_hang_times_out_within_deadline_and_deletes_shell(
             await NativePsrpTransport().run(host, "hostname", "{}", timeout=2.0)
         assert time.monotonic() - t0 < 2.0 + 0.5
         assert fleet.counters.open_shells == 0  # deleted in the close reserve, over a fresh connection
+
+
+async def test_cli_psrp_client_option(tmp_path: Path) -> None:
+    """`fleetcheck run --psrp-client native` as a user runs it; a bad value is a usage error, no traceback."""
+    import asyncio
+    import json
+    import os
+    import sys
+
+    from fleetcheck.lab.fleet import PASSWORD_ENV
+
+    async def cli(*args: str, password: str) -> tuple[int, str]:
+        env = os.environ | {PASSWORD_ENV: password, "COLUMNS": "200"}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "fleetcheck", *args, cwd=tmp_path, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        return await proc.wait(), out.decode()
+
+    async with LabFleet(hosts=2, mix={"healthy-2019": 1, "wsb-missing": 1}, seed=2) as fleet:
+        inv = fleet.write_inventory(tmp_path / "lab.yml")
+        report = tmp_path / "r.json"
+        code, out = await cli(
+            "run", str(inv), "--psrp-client", "native", "--no-history", "--quiet", "--journal",
+            str(tmp_path / "j.jsonl"), "--report", f"json:{report}", password=fleet.password,
+        )
+        bad, bad_out = await cli("run", str(inv), "--psrp-client", "fast", "--no-history", password=fleet.password)
+    assert code == 1, out  # one noncompliant host
+    statuses = sorted(h["status"] for h in json.loads(report.read_text())["hosts"])
+    assert statuses == ["compliant", "noncompliant"]
+    assert bad == 2 and "--psrp-client 'fast': expected pypsrp or native" in bad_out and "Traceback" not in bad_out
