@@ -35,8 +35,10 @@ def package_of(path: str) -> str:
         return rest.split("/", 1)[0].removesuffix(".py")
     if "/fleetcheck/" in path:
         return "fleetcheck"
-    if path.startswith("<frozen"):
+    if path.startswith("<frozen importlib"):
         return "import system"
+    if path.startswith("<frozen "):
+        return path.removeprefix("<frozen ").rstrip(">").split(".")[0]
     if not path.startswith("/"):  # py-spy's short file names: `pypsrp/wsman.py`, `json/decoder.py`
         return path.split("/", 1)[0].removesuffix(".py")
     parts = path.split("/")
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--rate", type=int, default=250)
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--psrp-client", default="", help="pypsrp or native (fleetcheck's own default when empty)")
     parser.add_argument("--raw", default="", help="summarise an existing py-spy raw file instead of running")
     opts = parser.parse_args(argv)
 
@@ -102,11 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         ensure_peers_venv()
         WORK.mkdir(parents=True, exist_ok=True)
-        out = WORK / f"pyspy-{opts.hosts}-{opts.forks}.txt"
+        out = WORK / f"pyspy-{opts.hosts}-{opts.forks}{'-' + opts.psrp_client if opts.psrp_client else ''}.txt"
         with LabProcess(opts.hosts, WORK, latency_ms=opts.latency_ms) as lab:
             inv = write_subset(WORK / "inv.yml", lab.inventory, opts.hosts)
             argv_run = [sys.executable, "-m", "fleetcheck", "run", str(inv), "--forks", str(opts.forks),
                         "--no-history", "--quiet"]
+            if opts.psrp_client:
+                argv_run += ["--psrp-client", opts.psrp_client]
             plain = run_measured(argv_run, env=lab.env(), cwd=WORK, out_dir=WORK, label="plain")
             spy = [str(PEERS_VENV / "bin" / "py-spy"), "record", "--subprocesses", "--gil", "--full-filenames", "--nonblocking",
                    "-r", str(opts.rate), "--format", "raw", "-o", str(out), "--", *argv_run]
