@@ -523,7 +523,8 @@ class _Shell:
         result = ScriptOutput()
         try:
             await self._open()
-            result = await self._invoke(script, args_json)
+            cid = await self._invoke(script, args_json)
+            result = await self._collect(cid)  # the request's 100+ KB are no longer referenced here
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -560,7 +561,8 @@ class _Shell:
         if self.protocol >= (2, 2):
             self.s.max_envelope = wc.MODERN_MAX_ENVELOPE
 
-    async def _invoke(self, script: str, args_json: str) -> ScriptOutput:
+    async def _invoke(self, script: str, args_json: str) -> str:
+        """Start the pipeline (Command, then Send for the rest); return its CommandId."""
         assert self.shell_id is not None
         pid = uuid.uuid4()
         cid = str(pid).upper()
@@ -578,7 +580,7 @@ class _Shell:
         for extra in payloads[1:]:
             env = self.s.envelope(wc.ACTION_SEND, shell_id=self.shell_id, body=wc.send_body(cid, base64.b64encode(extra).decode()))
             await self.s.post(env)
-        return await self._collect(cid)
+        return cid
 
     async def _collect(self, cid: str) -> ScriptOutput:
         defrag = wc.Defragmenter(limit=MAX_OUTPUT_BYTES)
