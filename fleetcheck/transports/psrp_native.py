@@ -94,13 +94,21 @@ class HttpConnection:
         return sslobj.getpeercert(True) if sslobj is not None else None
 
     async def request(self, body: bytes, headers: dict[str, str], timeout: float) -> HttpResponse:
-        assert self.reader is not None and self.writer is not None
+        self.send(body, headers)
+        return await self.response(timeout)
+
+    def send(self, body: bytes, headers: dict[str, str]) -> None:
+        """Queue one POST; the caller may drop `body` at once (the transport keeps what is unsent)."""
+        assert self.writer is not None
         lines = [f"POST /wsman HTTP/1.1\r\nHost: {self.host_header}\r\nContent-Length: {len(body)}\r\n"]
         lines.append("User-Agent: fleetcheck\r\nAccept-Encoding: identity\r\nConnection: keep-alive\r\n")
         lines.extend(f"{k}: {v}\r\n" for k, v in headers.items())
         lines.append("\r\n")
         self.reusable = False  # until a full response was read
-        self.writer.write("".join(lines).encode("latin-1") + body)
+        self.writer.write("".join(lines).encode("latin-1"))
+        self.writer.write(body)
+
+    async def response(self, timeout: float) -> HttpResponse:
         try:
             async with asyncio.timeout(max(0.05, timeout)):
                 return await self._read_response()
@@ -276,13 +284,14 @@ class WSManSession:
                 raw = f"{self.auth.username}:{self.auth.password}".encode()
                 headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
             if self.auth.encrypt:
-                body = wc.wrap(env.data, self.ctx.wrap_winrm)
                 headers["Content-Type"] = wc.ENC_CONTENT_TYPE
             else:
-                body = env.data
                 headers["Content-Type"] = "application/soap+xml;charset=UTF-8"
+            message_id = env.message_id
             self.in_flight = True
-            resp = await conn.request(body, headers, min(self._left(), left))
+            conn.send(wc.wrap(env.data, self.ctx.wrap_winrm) if self.auth.encrypt else env.data, headers)
+            del env  # a big request is not kept alive while we wait for its answer
+            resp = await conn.response(min(self._left(), left))
             self.in_flight = False
             ctype = resp.headers.get("content-type", "")
             data = resp.body
@@ -299,7 +308,7 @@ class WSManSession:
                 except Exception:
                     raise WinRMTransportError("http", resp.status, text) from None
                 raise fault
-            return wc.parse_reply(data, env.message_id)
+            return wc.parse_reply(data, message_id)
         except BaseException:
             if self.conn is not None and self.in_flight:
                 self.conn.close()  # a half-read answer: the connection is unusable
@@ -570,16 +579,19 @@ class _Shell:
         room = wc.max_fragment_payload(self.s.max_envelope)
         framed = wc.frame_message(wc.CREATE_PIPELINE, clixml, self.rpid, pid)
         payloads = wc.pack_payloads(wc.fragment(self._next_object_id(), framed, room), room)
-        env = self.s.envelope(
-            wc.ACTION_COMMAND,
-            shell_id=self.shell_id,
-            options=wc.COMMAND_OPTIONS,
-            body=wc.command_body(cid, base64.b64encode(payloads[0]).decode()),
+        del framed
+        # Each payload is popped into its request, so no copy of the bundle waits with us for an answer.
+        await self.s.post(
+            self.s.envelope(
+                wc.ACTION_COMMAND,
+                shell_id=self.shell_id,
+                options=wc.COMMAND_OPTIONS,
+                body=wc.command_body(cid, base64.b64encode(payloads.pop(0)).decode()),
+            )
         )
-        await self.s.post(env)
-        for extra in payloads[1:]:
-            env = self.s.envelope(wc.ACTION_SEND, shell_id=self.shell_id, body=wc.send_body(cid, base64.b64encode(extra).decode()))
-            await self.s.post(env)
+        while payloads:
+            body = wc.send_body(cid, base64.b64encode(payloads.pop(0)).decode())
+            await self.s.post(self.s.envelope(wc.ACTION_SEND, shell_id=self.shell_id, body=body))
         return cid
 
     async def _collect(self, cid: str) -> ScriptOutput:
