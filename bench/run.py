@@ -561,6 +561,16 @@ def _git_commit() -> str:
         return ""
 
 
+def _free_results_path(now: dt.datetime) -> Path:
+    """`bench/results/<date>.json`, or `<date>-2.json`, ... for later runs of the same day."""
+    path = RESULTS / f"{now:%Y-%m-%d}.json"
+    n = 2
+    while path.exists():
+        path = RESULTS / f"{now:%Y-%m-%d}-{n}.json"
+        n += 1
+    return path
+
+
 def run_from_commit(rev: str, argv: list[str], out: str) -> int:
     """Re-run this bench inside `git archive REV` so edits in the shared tree cannot leak in."""
     import shutil
@@ -588,7 +598,7 @@ def run_from_commit(rev: str, argv: list[str], out: str) -> int:
                 skip = arg == "--out"
                 continue
             rest.append(arg)
-        dest = Path(out) if out else RESULTS / f"{dt.datetime.now(dt.UTC):%Y-%m-%d}.json"
+        dest = Path(out) if out else _free_results_path(dt.datetime.now(dt.UTC))
         print(f"bench: measuring commit {commit[:12]} from a snapshot in {snap}")
         env = dict(os.environ, FLEETCHECK_BENCH_COMMIT=commit)
         return subprocess.run([sys.executable, "-m", "bench.run", *rest, "--out", str(dest.resolve())],
@@ -653,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.smoke and not opts.out:
         return 0
     now = dt.datetime.now(dt.UTC)
-    out = Path(opts.out) if opts.out else RESULTS / f"{now:%Y-%m-%d}.json"
+    out = Path(opts.out) if opts.out else _free_results_path(now)
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "schema": "fleetcheck/bench/v1",
