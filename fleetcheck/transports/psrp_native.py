@@ -483,7 +483,7 @@ class NativePsrpTransport(Transport):
         except asyncio.CancelledError:
             budget.cancel()
             with contextlib.suppress(BaseException):
-                await asyncio.wait_for(shell.close(clean=not session.in_flight), CANCEL_GRACE)
+                await asyncio.wait_for(shell.close_after_cancel(), CANCEL_GRACE)
             raise
         finally:
             session.close()
@@ -520,6 +520,7 @@ class _Shell:
         self.messages = messages
         self.rpid = uuid.uuid4()
         self.shell_id: str | None = None
+        self._create: asyncio.Future[Any] | None = None
         self.protocol: tuple[int, ...] = (2, 1)
         self._object_id = 0
 
@@ -552,7 +553,10 @@ class _Shell:
         payload = wc.pack_payloads(frags, wc.max_fragment_payload(wc.DEFAULT_MAX_ENVELOPE))[0]
         body = wc.create_body(str(self.rpid).upper(), base64.b64encode(payload).decode())
         env = self.s.envelope(wc.ACTION_CREATE, options=wc.CREATE_OPTIONS, body=body)
-        root = await self.s.post(env, abortable=False)
+        # Shielded: a Create cut short by Ctrl-C could leave a shell whose id we never learn, so a
+        # cancelled run still waits (within the grace) for its answer and then deletes the shell.
+        self._create = asyncio.ensure_future(self.s.post(env, abortable=False))
+        root = await asyncio.shield(self._create)
         self.shell_id = wc.created_shell_id(root)
         defrag = wc.Defragmenter(limit=MAX_OUTPUT_BYTES)
         opened = False
@@ -632,11 +636,23 @@ class _Shell:
         """Delete the shell (best effort); over a fresh connection if the current one is suspect."""
         if self.shell_id is None:
             return
-        shell_id, self.shell_id = self.shell_id, None
         self.s.budget.start_closing()
         if not clean:
             self.s.close()
         try:
-            await self.s.post(self.s.envelope(wc.ACTION_DELETE, shell_id=shell_id))
+            await self.s.post(self.s.envelope(wc.ACTION_DELETE, shell_id=self.shell_id))
+        except asyncio.CancelledError:
+            raise  # the shell id stays: the cancel handler tries once more on a fresh connection
         except BaseException as exc:  # closing is best effort by design
             log.debug("closing the shell on %s failed: %s", self.s.host.address, type(exc).__name__)
+        self.shell_id = None
+
+    async def close_after_cancel(self) -> None:
+        """After Ctrl-C: learn the shell id of a Create still in flight, then delete the shell."""
+        self.s.budget.start_closing()
+        if self.shell_id is None and self._create is not None:
+            try:
+                self.shell_id = wc.created_shell_id(await self._create)
+            except BaseException:
+                return  # no shell was created (or we cannot know its id)
+        await self.close(clean=self.s.conn is not None and self.s.conn.reusable and not self.s.in_flight)

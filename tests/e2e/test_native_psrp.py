@@ -192,3 +192,23 @@ async def test_cli_psrp_client_option(tmp_path: Path) -> None:
     statuses = sorted(h["status"] for h in json.loads(report.read_text())["hosts"])
     assert statuses == ["compliant", "noncompliant"]
     assert bad == 2 and "--psrp-client 'fast': expected pypsrp or native" in bad_out and "Traceback" not in bad_out
+
+
+async def test_cancel_during_create_still_deletes_the_shell(
+    tmp_path: Path, fleet_hosts: Callable[..., list[Host]]
+) -> None:
+    """Ctrl-C while the Create is on its way: the shell the host creates anyway is deleted."""
+    import asyncio
+
+    async with LabFleet(hosts=1, faults="*:latency=0.4@Create", seed=7) as fleet:
+        (host,) = fleet_hosts(fleet, tmp_path, "psrp")
+        task = asyncio.create_task(NativePsrpTransport().run(host, "hostname", "{}", timeout=30))
+        await asyncio.sleep(0.2)  # the Create is sent; the host answers it 0.4 s later
+        assert fleet.counters.open_shells == 0
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        lab = fleet.hosts[host.name].lab
+        assert lab is not None
+        assert lab.requests_by_action.get("Create") == 1 and lab.requests_by_action.get("Delete") == 1
+        assert fleet.counters.open_shells == 0
