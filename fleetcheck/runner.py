@@ -454,7 +454,7 @@ async def _cancel_all(tasks: Sequence[asyncio.Task[Any]]) -> None:
     for t in tasks:
         t.cancel()
     t0 = time.monotonic()
-    from fleetcheck.transports.psrp import CANCEL_GRACE
+    from fleetcheck.transports.base import CANCEL_GRACE
 
     with contextlib.suppress(Exception):
         await asyncio.wait(tasks, timeout=CANCEL_GRACE + 2.0)

@@ -8,6 +8,9 @@ bootstrap (winrm, ssh). Classification of failures lives in `transports.errors`.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -191,3 +194,38 @@ def quiet_token_loggers() -> None:
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET or logger.level < logging.INFO:
             logger.setLevel(logging.INFO)
+
+
+#: How long a cancelled host's worker thread gets to close its remote shell before we stop waiting.
+CANCEL_GRACE = 10.0
+
+
+class ThreadedTransport(Transport):
+    """A transport over a synchronous client library, one worker thread per host.
+
+    The runner owns the executor (bounded by --forks); subclasses only say how one host runs.
+    """
+
+    def __init__(self, executor: concurrent.futures.Executor | None = None) -> None:
+        self._executor = executor
+
+    @abstractmethod
+    def run_sync(self, host: Any, script: str, args_json: str, budget: Budget) -> ScriptOutput:
+        """Connect, run and close in the calling thread; raise the FIRST failure."""
+
+    async def run(self, host: Any, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
+        budget = Budget(timeout)
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._executor, self.run_sync, host, script, args_json, budget)
+        return await await_worker(fut, budget)
+
+
+async def await_worker(fut: asyncio.Future[ScriptOutput], budget: Budget) -> ScriptOutput:
+    """Await a worker thread; on cancellation let it close its shell briefly, then give up."""
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        budget.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.shield(fut), CANCEL_GRACE)
+        raise

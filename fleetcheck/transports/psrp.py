@@ -13,8 +13,6 @@ runner owns. Three pypsrp habits are tamed here:
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import logging
 from typing import Any, ClassVar
@@ -26,7 +24,7 @@ from fleetcheck.transports.base import (
     MAX_OUTPUT_BYTES,
     Budget,
     ScriptOutput,
-    Transport,
+    ThreadedTransport,
     quiet_token_loggers,
     secret_value,
     track_connections,
@@ -38,8 +36,6 @@ quiet_token_loggers()
 
 #: Seconds a Receive may long-poll on the host before WSMan answers "no output yet".
 DEFAULT_OPERATION_TIMEOUT = 10
-#: How long a cancelled host gets to close its remote shell before we stop waiting.
-CANCEL_GRACE = 10.0
 
 
 class _BoundedWSMan(WSMan):
@@ -143,30 +139,13 @@ def _error_texts(ps: PowerShell) -> list[str]:
     return [record_text(rec) for rec in ps.streams.error[:50]]
 
 
-class PsrpTransport(Transport):
+class PsrpTransport(ThreadedTransport):
     """Runs the bundle as `add_script(script).add_parameter("ArgsJson", args_json)`."""
 
     name: ClassVar[str] = "psrp"
 
-    def __init__(self, executor: concurrent.futures.Executor | None = None) -> None:
-        self._executor = executor
-
-    async def run(self, host: Any, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
-        budget = Budget(timeout)
-        loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._executor, run_sync, host, script, args_json, budget)
-        return await await_worker(fut, budget)
-
-
-async def await_worker(fut: asyncio.Future[ScriptOutput], budget: Budget) -> ScriptOutput:
-    """Await a worker thread; on cancellation let it close its shell briefly, then give up."""
-    try:
-        return await asyncio.shield(fut)
-    except asyncio.CancelledError:
-        budget.cancel()
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(asyncio.shield(fut), CANCEL_GRACE)
-        raise
+    def run_sync(self, host: Any, script: str, args_json: str, budget: Budget) -> ScriptOutput:
+        return run_sync(host, script, args_json, budget)
 
 
 def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOutput:

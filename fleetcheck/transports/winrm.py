@@ -9,8 +9,6 @@ request checks the attempt's budget and socket timeouts shrink to the time left.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import re
@@ -23,14 +21,13 @@ from fleetcheck.transports.base import (
     MAX_OUTPUT_BYTES,
     Budget,
     ScriptOutput,
-    Transport,
+    ThreadedTransport,
     quiet_token_loggers,
     secret_value,
     track_connections,
 )
 from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
 from fleetcheck.transports.errors import OutputTooLarge, RunCancelled
-from fleetcheck.transports.psrp import await_worker
 
 log = logging.getLogger(__name__)
 quiet_token_loggers()
@@ -125,19 +122,13 @@ def protocol_settings(host: Any) -> dict[str, Any]:
     }
 
 
-class WinrmTransport(Transport):
+class WinrmTransport(ThreadedTransport):
     """pywinrm WinRS: `powershell.exe ... -EncodedCommand <bootstrap>` + stdin."""
 
     name: ClassVar[str] = "winrm"
 
-    def __init__(self, executor: concurrent.futures.Executor | None = None) -> None:
-        self._executor = executor
-
-    async def run(self, host: Any, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
-        budget = Budget(timeout)
-        loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._executor, run_sync, host, script, args_json, budget)
-        return await await_worker(fut, budget)
+    def run_sync(self, host: Any, script: str, args_json: str, budget: Budget) -> ScriptOutput:
+        return run_sync(host, script, args_json, budget)
 
 
 def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOutput:
