@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import getpass
 import inspect
 import os
@@ -405,6 +406,30 @@ class Progress:
 # --------------------------------------------------------------------------- run
 
 
+#: Young-generation threshold during a run (CPython's default is 700): a 1,000-host run
+#: allocates millions of short-lived objects; collecting every 700 of them, and promoting
+#: what survives into ever larger full collections of the growing results, cost ~0.6 s of
+#: event-loop time per 1,000 hosts. Cyclic garbage waits a little longer, bounded by this count.
+RUN_GC_THRESHOLD0 = 20_000
+
+
+@contextlib.contextmanager
+def _run_gc() -> Iterator[None]:
+    """Fewer garbage collections during a run, the process's state restored afterwards.
+
+    What start-up loaded (modules, schemas, playbooks) is never garbage: `gc.freeze()` keeps
+    collections from walking it again and again; the young generation is collected less often.
+    """
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(old[0], RUN_GC_THRESHOLD0), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+
+
 def _run_fleet(hosts: list[Any], playbooks: list[Any], settings: dict[str, Any], progress: Progress) -> RunResult:
     """Drive the runner in an event loop; SIGTERM stops like Ctrl-C (partial results, exit 4)."""
     from fleetcheck import runner
@@ -413,18 +438,24 @@ def _run_fleet(hosts: list[Any], playbooks: list[Any], settings: dict[str, Any],
         if event.kind == "host_finished" and event.result is not None:
             progress.host_done(event.result)
 
-    async def main() -> RunResult:
+    # The result leaves through a holder, not as the main task's result: on its way out,
+    # asyncio.run (3.11) formats repr() of the finished task, i.e. of the whole RunResult
+    # (~0.3 s per 1,000 hosts).
+    holder: list[RunResult] = []
+
+    async def main() -> None:
         stop = asyncio.Event()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         options = runner.RunOptions(**settings, on_event=on_event, stop=stop)
         try:
-            return await runner.run_fleet(hosts, playbooks, options)
+            holder.append(await runner.run_fleet(hosts, playbooks, options))
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
 
-    return asyncio.run(main())
+    asyncio.run(main())
+    return holder[0]
 
 
 def run_scope(inventory: Path, limit: str | None) -> str:
@@ -533,7 +564,8 @@ def run_cmd(
     started = datetime.now(UTC)
     with _user_errors(), nightly.run_guard(opts), Progress(total=len(hosts), mode=mode) as progress:
         try:
-            result = _run_fleet(hosts, playbooks, settings, progress)
+            with _run_gc():
+                result = _run_fleet(hosts, playbooks, settings, progress)
         except KeyboardInterrupt:  # a second Ctrl-C while hosts were closing
             result = _partial_result(run_scope(inv.path, limit), names, progress.done, started)
         if result.interrupted:
@@ -745,6 +777,11 @@ def main(argv: list[str] | None = None) -> int:
         rv = EXIT_INTERNAL
     code = rv if isinstance(rv, int) else EXIT_OK
     _exit_if_remote_calls_hang(code)
+    if argv is None:  # the process's own entry (console script, `python -m`): it exits next
+        # Reports, journal and history are closed by now; without this the interpreter's
+        # last full collection walks and frees every object of the run (~0.4 s per 1,000
+        # hosts) just before the OS reclaims the memory anyway.
+        gc.freeze()
     return code
 
 

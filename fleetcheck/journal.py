@@ -1,7 +1,14 @@
-"""The run journal: one JSON line per record, flushed and fsynced as each host finishes.
+"""The run journal: one JSON line per record, written to the OS as each host finishes.
 
-An interrupted run (Ctrl-C, SIGTERM, crash, power loss) keeps every host that finished
-before it. Records:
+Durability, honestly: every line is flushed to the operating system before `write_*`
+returns, so a run that ends early in any way the OS survives (Ctrl-C, SIGTERM, SIGKILL, a
+crash of fleetcheck itself) keeps every host that finished before it. Against a crash of the
+OS or a power loss the run record and the end record are fsynced at once, host lines at
+most `fsync_interval` seconds apart (0.5 s by default) and on close: such a crash may lose
+the hosts of the last half second, never more, and never tear an earlier line. One fsync
+per host cost ~8 % of a large run's CPU on the event loop. Call `sync_if_due()` after a
+write to keep the interval (the runner does, on a timer), or pass `fsync_interval=0` for
+one fsync per line. Records:
 
     {"record": "run",  "run_id": ..., "started_at": ..., "inventory": ..., "playbooks": [...]}
     {"record": "host", "run_id": ..., "result": <HostResult as in fleetcheck/report/v1>}
@@ -15,27 +22,53 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 from fleetcheck.results import HostResult, RunResult
 
+#: Longest time a host line may stay written but not fsynced (see the module docstring).
+FSYNC_INTERVAL = 0.5
+
 
 class Journal:
-    """Append-only JSON-lines writer; every line is on disk before `write_*` returns."""
+    """Append-only JSON-lines writer; every line reaches the OS before `write_*` returns."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fsync_interval: float = FSYNC_INTERVAL) -> None:
         self.path = path
+        self.fsync_interval = max(0.0, float(fsync_interval))
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh: IO[str] | None = path.open("a", encoding="utf-8")
+        self._synced_at = time.monotonic()
+        #: True while a line was flushed to the OS but not yet fsynced.
+        self.dirty = False
 
-    def _write(self, record: dict[str, Any]) -> None:
+    def _write(self, record: dict[str, Any], *, sync: bool = False) -> None:
         if self._fh is None:
             raise ValueError("journal is closed")
         self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         self._fh.flush()
-        os.fsync(self._fh.fileno())
+        self.dirty = True
+        if sync:
+            self.sync()
+        else:
+            self.sync_if_due()
+
+    def sync(self) -> None:
+        """fsync what was written (cheap no-op when nothing is pending)."""
+        if self._fh is not None and self.dirty:
+            os.fsync(self._fh.fileno())
+            self.dirty = False
+        self._synced_at = time.monotonic()
+
+    def sync_if_due(self) -> bool:
+        """fsync when the oldest pending line has waited `fsync_interval`; True if it did."""
+        if self.dirty and time.monotonic() - self._synced_at >= self.fsync_interval:
+            self.sync()
+            return True
+        return False
 
     def write_start(self, run: RunResult) -> None:
         self._write(
@@ -46,7 +79,8 @@ class Journal:
                 "inventory": run.inventory,
                 "playbooks": run.playbooks,
                 "fleetcheck_version": run.fleetcheck_version,
-            }
+            },
+            sync=True,
         )
 
     def write_host(self, run_id: str, result: HostResult) -> None:
@@ -55,12 +89,16 @@ class Journal:
     def write_end(self, run: RunResult) -> None:
         finished = run.finished_at.isoformat() if run.finished_at else None
         self._write(
-            {"record": "end", "run_id": run.run_id, "finished_at": finished, "interrupted": run.interrupted}
+            {"record": "end", "run_id": run.run_id, "finished_at": finished, "interrupted": run.interrupted},
+            sync=True,
         )
 
     def close(self) -> None:
         if self._fh is not None:
-            self._fh.close()
+            try:
+                self.sync()
+            finally:
+                self._fh.close()
             self._fh = None
 
     def __enter__(self) -> Journal:

@@ -4,7 +4,8 @@ Flow per run: merge the playbooks' probe requests into ONE static bundle; for ea
 (semaphore of `forks`, a thread pool of the same size for the synchronous clients) run the
 bundle over the host's transport within the host's deadline, retrying only transient
 failures with exponential backoff while the deadline allows; parse the facts, judge them,
-journal the HostResult (fsynced) and emit progress events.
+journal the HostResult (flushed at once, fsynced within `journal.FSYNC_INTERVAL`: see
+fleetcheck/journal.py) and emit progress events.
 
 Host status from the checks (a documented decision):
 - any check `fail`, `error` (probe failed) or `unknown` (fact unreadable) -> `noncompliant`:
@@ -254,6 +255,7 @@ class _Fleet:
             fleetcheck_version=__version__,
         )
         self.journal = Journal(options.journal) if options.journal else None
+        self._sync_timer: asyncio.TimerHandle | None = None
 
     def _transports(self) -> _LazyTransports:
         """Transports by name, each built (and its library imported) only when a host needs it."""
@@ -311,7 +313,24 @@ class _Fleet:
                 self.run.check_ids.append(c.check_id)
         if self.journal:
             self.journal.write_host(self.run.run_id, result)
+            self._schedule_sync()
         self.emit("host_finished", result.host, result)
+
+    def _schedule_sync(self) -> None:
+        """Bound how long a journalled host waits for its fsync, even when no host follows."""
+        journal = self.journal
+        if journal is None or not journal.dirty or self._sync_timer is not None:
+            return
+        self._sync_timer = asyncio.get_running_loop().call_later(journal.fsync_interval, self._sync_journal)
+
+    def _sync_journal(self) -> None:
+        self._sync_timer = None
+        if self.journal is None:
+            return
+        try:
+            self.journal.sync()
+        except (OSError, ValueError) as exc:  # the next write or the close reports a lasting failure
+            log.warning("journal fsync failed: %s", exc)
 
     async def host_task(self, host: Any) -> None:
         # The slot covers the network part only; judging happens after the shell is closed.
@@ -387,8 +406,11 @@ class _Fleet:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self._sync_timer is not None:
+            self._sync_timer.cancel()
+            self._sync_timer = None
         if self.journal:
-            self.journal.close()
+            self.journal.close()  # fsyncs what is pending
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")

@@ -291,3 +291,17 @@ def test_run_scope_names_the_inventory_and_the_limit(tmp_path: Path) -> None:
     inv = tmp_path / "prod.yml"
     assert run_scope(inv, None) == str(inv.resolve())
     assert run_scope(inv, "web*") == f"{inv.resolve()} --limit web*"
+
+
+def test_run_gc_tuning_is_undone_after_the_run() -> None:
+    import gc
+
+    from fleetcheck.cli import RUN_GC_THRESHOLD0, _run_gc
+
+    before = gc.get_threshold()
+    frozen = gc.get_freeze_count()
+    with _run_gc():
+        assert gc.get_threshold()[0] == max(before[0], RUN_GC_THRESHOLD0)
+        assert gc.get_freeze_count() > frozen
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

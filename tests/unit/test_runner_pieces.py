@@ -116,3 +116,33 @@ def test_save_facts_roundtrip_and_safe_names(tmp_path: Path) -> None:
     assert path.parent == tmp_path / "facts" and path.name == "SRV_01.json"
     assert FactsDocument.model_validate_json(path.read_text()).host.computer_name == "SRV/01"
     assert json.loads(path.read_text())["schema"] == "fleetcheck/facts/v1"
+
+
+def test_journal_flushes_every_line_and_fsyncs_at_most_every_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fleetcheck.journal as journal_mod
+
+    clock = [100.0]
+    synced: list[int] = []
+    monkeypatch.setattr(journal_mod.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(journal_mod.os, "fsync", lambda fd: synced.append(fd))
+    path = tmp_path / "j.jsonl"
+    j = Journal(path, fsync_interval=0.5)
+    j.write_start(_run())
+    assert len(synced) == 1 and not j.dirty  # the run record is fsynced at once
+    for i in range(5):
+        j.write_host("abc", HostResult(host=f"H{i}", status=HostStatus.COMPLIANT))
+        clock[0] += 0.1
+    # every line is already with the OS (a killed process keeps it), fsynced within the interval
+    assert [h.host for h in read_journal(path).hosts] == [f"H{i}" for i in range(5)]
+    assert len(synced) == 1 and j.dirty
+    clock[0] += 0.1
+    assert j.sync_if_due() and len(synced) == 2 and not j.dirty
+    assert not j.sync_if_due()  # nothing pending: no fsync
+    j.write_host("abc", HostResult(host="H5", status=HostStatus.COMPLIANT))
+    j.close()  # the close fsyncs what is pending
+    assert len(synced) == 3
+    with Journal(path, fsync_interval=0) as every:
+        every.write_host("abc", HostResult(host="H6", status=HostStatus.COMPLIANT))
+        assert len(synced) == 4 and not every.dirty
