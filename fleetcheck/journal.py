@@ -46,9 +46,12 @@ class Journal:
         self.dirty = False
 
     def _write(self, record: dict[str, Any], *, sync: bool = False) -> None:
+        self._write_line(json.dumps(record, ensure_ascii=False, default=str), sync=sync)
+
+    def _write_line(self, line: str, *, sync: bool = False) -> None:
         if self._fh is None:
             raise ValueError("journal is closed")
-        self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self._fh.write(line + "\n")
         self._fh.flush()
         self.dirty = True
         if sync:
@@ -84,7 +87,10 @@ class Journal:
         )
 
     def write_host(self, run_id: str, result: HostResult) -> None:
-        self._write({"record": "host", "run_id": run_id, "result": result.model_dump(mode="json")})
+        # pydantic's own JSON encoder: the same document as model_dump(mode="json") through
+        # json.dumps, at a fraction of the CPU (one line per host on the event loop).
+        head = json.dumps({"record": "host", "run_id": run_id}, ensure_ascii=False)
+        self._write_line(f'{head[:-1]}, "result": {result.model_dump_json()}}}')
 
     def write_end(self, run: RunResult) -> None:
         finished = run.finished_at.isoformat() if run.finished_at else None

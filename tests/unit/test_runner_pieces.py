@@ -146,3 +146,20 @@ def test_journal_flushes_every_line_and_fsyncs_at_most_every_interval(
     with Journal(path, fsync_interval=0) as every:
         every.write_host("abc", HostResult(host="H6", status=HostStatus.COMPLIANT))
         assert len(synced) == 4 and not every.dirty
+
+
+def test_journal_host_line_is_the_result_as_report_json(tmp_path: Path) -> None:
+    from report_samples import sample_result
+
+    run = sample_result()
+    path = tmp_path / "j.jsonl"
+    with Journal(path) as j:
+        j.write_start(run)
+        for h in run.hosts:
+            j.write_host(run.run_id, h.model_copy(update={"message": "déjà vu ✓"}))
+    lines = path.read_text(encoding="utf-8").splitlines()[1:]
+    assert len(lines) == len(run.hosts) >= 2
+    for line, h in zip(lines, run.hosts, strict=True):
+        want = h.model_copy(update={"message": "déjà vu ✓"}).model_dump(mode="json")
+        assert json.loads(line) == {"record": "host", "run_id": run.run_id, "result": want}
+    assert [h.message for h in read_journal(path).hosts] == ["déjà vu ✓"] * len(run.hosts)
