@@ -8,28 +8,11 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+from fleetcheck.checks.registry import CHECK_ORDER
 from fleetcheck.results import CheckResult, CheckStatus, HostResult, HostStatus, RunResult
 
-CHECK_IDS = [
-    "mars-agent-installed",
-    "mars-agent-version",
-    "mars-service-running",
-    "dotnet-version",
-    "wsb-feature",
-    "wsb-cmdlets",
-    "wsb-last-job",
-    "svi-permission",
-    "service-rpcss",
-    "service-eventsystem",
-    "service-sens",
-    "service-vss",
-    "service-swprv",
-    "scratch-free-space",
-    "time-zone",
-    "vss-writers",
-    "shadow-storage",
-    "not-azure-vm",
-]
+#: The real check ids, so the synthetic page looks like a real run's.
+CHECK_IDS = list(CHECK_ORDER)
 
 #: Per check: probability of failing on a host, and a realistic observed value on failure.
 FAIL_RATE = {
