@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import re
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetcheck.lab.cmdline import CMD_LINE_LIMIT, is_powershell, parse_powershell_args, split_command_line
 from fleetcheck.lab.engine import LabErrorRecord, ScriptRequest, answer_generic, run_script
 from fleetcheck.lab.host import LabHost
 from fleetcheck.lab.render import clixml_errors, console_text, error_text
@@ -23,57 +23,7 @@ from fleetcheck.lab.shellbase import LabShell
 from fleetcheck.lab.wsman import NS_RSP, StreamChunk, WSManFault, WsmanRequest, receive_response
 from fleetcheck.transports.bootstrap import BOOTSTRAP_MARKER, parse_bootstrap_stdin
 
-CMD_LINE_LIMIT = 8191
 STDIN_LIMIT = 32 * 1024 * 1024
-_PS_EXES = {"powershell", "powershell.exe", "pwsh", "pwsh.exe"}
-_FLAGS_WITH_VALUE = ("-executionpolicy", "-ep", "-outputformat", "-of", "-inputformat", "-if", "-windowstyle", "-configurationname", "-workingdirectory", "-psconsolefile", "-version")
-
-
-def split_command_line(line: str) -> list[str]:
-    """Windows-style argument splitting (double quotes group; enough for our callers)."""
-    return [m.group(1) if m.group(1) is not None else m.group(2) for m in re.finditer(r'"([^"]*)"|(\S+)', line)]
-
-
-@dataclass
-class PowerShellInvocation:
-    """What a powershell.exe command line asks for."""
-
-    script: str | None = None  # None: read the script from stdin (`-Command -`)
-    problem: str | None = None
-
-
-def _is_flag(token: str, name: str, shortest: int) -> bool:
-    low = token.lower()
-    return low.startswith("-") and len(low) > shortest and name.startswith(low)
-
-
-def parse_powershell(tokens: list[str]) -> PowerShellInvocation:
-    index = 1
-    while index < len(tokens):
-        token = tokens[index]
-        low = token.lower()
-        if _is_flag(token, "-encodedcommand", 1) or low in ("-e", "-ec", "-enc"):
-            if index + 1 >= len(tokens):
-                return PowerShellInvocation(problem="Missing the argument to -EncodedCommand.")
-            try:
-                return PowerShellInvocation(script=base64.b64decode(tokens[index + 1], validate=True).decode("utf-16-le"))
-            except (binascii.Error, UnicodeDecodeError):
-                return PowerShellInvocation(problem="Cannot process the command because the value specified with -EncodedCommand is not properly encoded. The value must be Base64 encoded.")
-        if _is_flag(token, "-command", 1):
-            rest = tokens[index + 1 :]
-            if rest == ["-"] or not rest:
-                return PowerShellInvocation(script=None)
-            return PowerShellInvocation(script=" ".join(rest))
-        if _is_flag(token, "-file", 1):
-            return PowerShellInvocation(problem="The lab cannot run script files (-File).")
-        if low in _FLAGS_WITH_VALUE:
-            index += 2
-            continue
-        if low.startswith("-"):
-            index += 1
-            continue
-        return PowerShellInvocation(script=" ".join(tokens[index:]))
-    return PowerShellInvocation(script=None)
 
 
 @dataclass
@@ -193,8 +143,7 @@ class WinrsShell(LabShell):
             self._finish(cmd, 1)
             return
         tokens = split_command_line(cmd.line)
-        exe = tokens[0].lower().rsplit("\\", 1)[-1] if tokens else ""
-        if exe in _PS_EXES:
+        if tokens and is_powershell(tokens[0]):
             await self._run_powershell(cmd, tokens)
         else:
             self._run_cmd_builtin(cmd, tokens)
@@ -221,15 +170,15 @@ class WinrsShell(LabShell):
         return bytes(cmd.stdin)
 
     async def _run_powershell(self, cmd: WinrsCommand, tokens: list[str]) -> None:
-        invocation = parse_powershell(tokens)
-        if invocation.problem:
-            cmd.stderr.append(invocation.problem.encode("cp437", errors="replace") + b"\r\n")
+        invocation = parse_powershell_args(tokens[1:])
+        if invocation.error:
+            cmd.stderr.append(invocation.error.encode("cp437", errors="replace") + b"\r\n")
             self._finish(cmd, 1)
             return
         script = invocation.script
         params: dict[str, Any] = {}
         utf8 = False
-        if script is None:
+        if invocation.from_stdin or script is None:
             script = (await self._read_stdin(cmd)).decode("utf-8", errors="replace")
         elif BOOTSTRAP_MARKER in script:
             utf8 = True  # the bootstrap switches the console to UTF-8

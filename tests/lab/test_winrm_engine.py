@@ -15,6 +15,7 @@ from winrm_helpers import PASSWORD, USER, make_host
 
 from fleetcheck.lab import encryption
 from fleetcheck.lab.auth import CREDENTIAL_FILES, ConnectionAuth, find_user
+from fleetcheck.lab.cmdline import parse_powershell_args, split_command_line
 from fleetcheck.lab.engine import (
     RECEIVED_SCRIPTS_KEPT,
     LabErrorRecord,
@@ -27,7 +28,6 @@ from fleetcheck.lab.host import FaultSpec, LabHost
 from fleetcheck.lab.http import HttpError, read_request
 from fleetcheck.lab.machine import LabUser
 from fleetcheck.lab.render import clixml_errors, console_text
-from fleetcheck.lab.winrs_shell import parse_powershell, split_command_line
 from fleetcheck.lab.wsman import WSManFault, parse_duration, parse_request
 
 
@@ -237,9 +237,9 @@ def test_command_line_parsing() -> None:
     import base64
 
     enc = base64.b64encode("hostname".encode("utf-16-le")).decode()
-    assert parse_powershell(["powershell", "-NoProfile", "-ExecutionPolicy", "Bypass", "-enc", enc]).script == "hostname"
-    assert parse_powershell(["powershell", "-Command", "-"]).script is None
-    assert parse_powershell(["powershell", "-EncodedCommand", "***"]).problem
+    assert parse_powershell_args(["-NoProfile", "-ExecutionPolicy", "Bypass", "-enc", enc]).script == "hostname"
+    assert parse_powershell_args(["-Command", "-"]).from_stdin
+    assert parse_powershell_args(["-EncodedCommand", "***"]).error
 
 
 def test_clixml_error_format() -> None:
