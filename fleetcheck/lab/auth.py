@@ -1,6 +1,12 @@
-"""Authentication as a Windows WinRM listener does it: Negotiate/NTLM per TCP connection, Basic
-only where allowed, channel binding on HTTPS, then a check that the principal is a user of
-this host.
+"""Authentication as a Windows WinRM listener does it: Negotiate (Kerberos or NTLM) and
+Kerberos per TCP connection, Basic only where allowed, channel binding on HTTPS, then a check
+that the principal is a user of this host.
+
+Kerberos: a domain-joined host has a keytab with its `HTTP/<fqdn>` and `WSMAN/<fqdn>` keys
+(`LabHost.kerberos_keytab`). MIT's acceptor reads the keytab named by `KRB5_KTNAME` when a
+context is created, so that variable is switched the same way as `NTLM_USER_FILE`; a ticket
+for another host's SPN then fails to decrypt, as it would against another computer account.
+Only domain accounts (a user whose `domain` is the ticket's realm) log on with Kerberos.
 
 pyspnego's NTLM acceptor reads credentials only from the file named by `NTLM_USER_FILE`.
 `CredentialFiles` writes smbpasswd-format files (hashes, so no per-handshake DES), one per
@@ -34,6 +40,7 @@ _T = TypeVar("_T")
 #: What a Windows listener offers on a 401 (Basic only when it is enabled for that listener).
 NEGOTIATE_OFFER = ("WWW-Authenticate", "Negotiate")
 BASIC_OFFER = ("WWW-Authenticate", 'Basic realm="WSMAN"')
+KERBEROS_OFFER = ("WWW-Authenticate", "Kerberos")
 
 
 @functools.lru_cache(maxsize=256)
@@ -82,21 +89,36 @@ class CredentialFiles:
 CREDENTIAL_FILES = CredentialFiles()
 
 
-def _with_user_file(path: str, action: Callable[[], _T]) -> _T:
-    previous = os.environ.get("NTLM_USER_FILE")
-    os.environ["NTLM_USER_FILE"] = path
+#: The acceptor keytab of a host that is not in a domain: none, so Negotiate settles on NTLM.
+NO_KEYTAB = "FILE:/nonexistent/fleetcheck-lab-no-keytab"
+
+
+def _with_user_file(path: str, action: Callable[[], _T], keytab: str | None = None) -> _T:
+    settings = {"NTLM_USER_FILE": path, "KRB5_KTNAME": keytab or NO_KEYTAB}
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         return action()
     finally:
-        if previous is None:
-            os.environ.pop("NTLM_USER_FILE", None)
-        else:
-            os.environ["NTLM_USER_FILE"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def channel_bindings(cert_der: bytes) -> GssChannelBindings:
     """RFC 5929 tls-server-end-point binding for a SHA-256-signed certificate."""
     return GssChannelBindings(application_data=b"tls-server-end-point:" + hashlib.sha256(cert_der).digest())
+
+
+def find_domain_user(machine: MachineState, principal: str) -> LabUser | None:
+    """The domain account behind a Kerberos `user@REALM` (local accounts cannot use Kerberos)."""
+    name, _, realm = principal.rpartition("@")
+    for user in machine.users:
+        if user.domain and user.name.lower() == name.lower() and user.domain.lower() in (realm.lower(), realm.split(".")[0].lower()):
+            return user
+    return None
 
 
 def find_user(machine: MachineState, principal: str) -> LabUser | None:
@@ -123,40 +145,52 @@ class AuthStep:
     token: str | None = None  # base64 for the WWW-Authenticate header
     scheme: str = "Negotiate"
     principal: str | None = None
+    mechanism: str | None = None  # kerberos, ntlm or basic once authenticated
 
 
 class ConnectionAuth:
     """Auth state of one TCP connection (NTLM contexts belong to the connection, not the host)."""
 
-    def __init__(self, machine: MachineState, bindings: GssChannelBindings | None, basic_allowed: bool) -> None:
+    def __init__(
+        self,
+        machine: MachineState,
+        bindings: GssChannelBindings | None,
+        basic_allowed: bool,
+        keytab: str | None = None,
+        schemes: tuple[str, ...] = ("negotiate", "ntlm", "kerberos"),
+    ) -> None:
         self.machine = machine
         self.bindings = bindings
         self.basic_allowed = basic_allowed
+        self.keytab = keytab
+        self.schemes = schemes
         self.context: Any = None
         self.principal: str | None = None
         self.scheme: str | None = None
+        self.mechanism: str | None = None
 
     @property
     def encrypted_session(self) -> bool:
-        """True once an NTLM context exists that can seal messages."""
-        return self.context is not None and self.principal is not None and self.scheme == "Negotiate"
+        """True once a Negotiate or Kerberos context exists that can seal messages."""
+        return self.context is not None and self.principal is not None and self.scheme in ("Negotiate", "Kerberos")
 
     def reset(self) -> None:
         self.context = None
         self.principal = None
         self.scheme = None
+        self.mechanism = None
 
     def step(self, authorization: str | None) -> AuthStep:
         """Process one request's Authorization header (None = rely on the connection's state)."""
         if not authorization:
-            if self.principal is not None and self.scheme == "Negotiate":
-                return AuthStep("ok", principal=self.principal)
+            if self.principal is not None and self.scheme in ("Negotiate", "Kerberos"):
+                return AuthStep("ok", principal=self.principal, scheme=self.scheme, mechanism=self.mechanism)
             return AuthStep("reject")
         scheme, _, payload = authorization.strip().partition(" ")
         scheme_l = scheme.lower()
         if scheme_l == "basic":
             return self._basic(payload.strip())
-        if scheme_l in ("negotiate", "ntlm"):
+        if scheme_l in ("negotiate", "ntlm", "kerberos") and scheme_l in self.schemes:
             return self._negotiate(scheme, payload.strip())
         return AuthStep("reject")
 
@@ -173,7 +207,8 @@ class ConnectionAuth:
             return AuthStep("reject")
         self.scheme = "Basic"
         self.principal = username
-        return AuthStep("ok", principal=username, scheme="Basic")
+        self.mechanism = "basic"
+        return AuthStep("ok", principal=username, scheme="Basic", mechanism="basic")
 
     def _negotiate(self, scheme: str, payload: str) -> AuthStep:
         try:
@@ -182,18 +217,20 @@ class ConnectionAuth:
             self.reset()
             return AuthStep("reject")
         path = CREDENTIAL_FILES.path_for(self.machine.users)
+        # "Kerberos" carries a raw Kerberos token; "Negotiate" SPNEGO, raw NTLM or raw Kerberos.
+        protocol = "kerberos" if scheme.lower() == "kerberos" else "negotiate"
         if self.context is None or self.principal is not None or token.startswith(b"NTLMSSP\x00\x01"):
             self.principal = None
             try:
                 self.context = _with_user_file(
-                    path, lambda: spnego.server(protocol="negotiate", channel_bindings=self.bindings)
+                    path, lambda: spnego.server(protocol=protocol, channel_bindings=self.bindings), self.keytab
                 )
             except Exception:
                 self.reset()
                 return AuthStep("reject")
         ctx = self.context
         try:
-            out = _with_user_file(path, lambda: ctx.step(token))
+            out = _with_user_file(path, lambda: ctx.step(token), self.keytab)
         except Exception:
             self.reset()
             return AuthStep("reject")
@@ -201,9 +238,14 @@ class ConnectionAuth:
         if not ctx.complete:
             return AuthStep("challenge", token=out_b64, scheme=scheme)
         principal = str(ctx.client_principal or "")
-        if find_user(self.machine, principal) is None:
+        mechanism = str(ctx.negotiated_protocol or "ntlm")
+        found = find_domain_user(self.machine, principal) if mechanism == "kerberos" else find_user(self.machine, principal)
+        if found is None:
             self.reset()
             return AuthStep("reject")
+        if mechanism == "kerberos":  # the logon name Windows gives a domain account: NETBIOS\user
+            principal = f"{principal.rpartition('@')[2].split('.')[0].upper()}\\{found.name}"
         self.principal = principal
-        self.scheme = "Negotiate"
-        return AuthStep("ok", token=out_b64, scheme=scheme, principal=principal)
+        self.scheme = "Kerberos" if protocol == "kerberos" else "Negotiate"
+        self.mechanism = mechanism
+        return AuthStep("ok", token=out_b64, scheme=scheme, principal=principal, mechanism=mechanism)

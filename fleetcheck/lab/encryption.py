@@ -2,6 +2,9 @@
 
 Both clients are strict about the framing (quoted boundary, verbatim protocol string,
 exact trailer, `Length=` equal to the plaintext length), so it is built byte for byte here.
+A session authenticated under the `Kerberos` scheme names its own protocol string
+(`application/HTTP-Kerberos-session-encrypted`, MS-WSMV 2.2.9.1.2) where `Negotiate` uses the
+SPNEGO one; the server answers in the protocol the request used.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ import struct
 from typing import Any
 
 PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
+KERBEROS_PROTOCOL = "application/HTTP-Kerberos-session-encrypted"
+PROTOCOLS = (PROTOCOL, KERBEROS_PROTOCOL)
 CONTENT_TYPE = f'multipart/encrypted;protocol="{PROTOCOL}";boundary="Encrypted Boundary"'
 _BOUNDARY = b"--Encrypted Boundary"
 _TRAILER = _BOUNDARY + b"--\r\n"
@@ -21,7 +26,19 @@ class EncryptionError(Exception):
 
 
 def is_encrypted(content_type: str) -> bool:
-    return content_type.lower().startswith("multipart/encrypted") and PROTOCOL.lower() in content_type.lower()
+    return protocol_of(content_type) is not None
+
+
+def protocol_of(content_type: str) -> str | None:
+    """The session-encryption protocol a `multipart/encrypted` Content-Type names, if any."""
+    lowered = content_type.lower()
+    if not lowered.startswith("multipart/encrypted"):
+        return None
+    return next((p for p in PROTOCOLS if f'protocol="{p.lower()}"' in lowered), None)
+
+
+def content_type(protocol: str = PROTOCOL) -> str:
+    return f'multipart/encrypted;protocol="{protocol}";boundary="Encrypted Boundary"'
 
 
 def unwrap(ctx: Any, body: bytes) -> bytes:
@@ -45,17 +62,17 @@ def unwrap(ctx: Any, body: bytes) -> bytes:
     return plaintext
 
 
-def wrap(ctx: Any, plaintext: bytes) -> bytes:
+def wrap(ctx: Any, plaintext: bytes, protocol: str = PROTOCOL) -> bytes:
     """Encrypt a SOAP response into the exact multipart framing the clients parse."""
     header, data, padding = ctx.wrap_winrm(plaintext)
-    return frame(header, data, len(plaintext) + padding)
+    return frame(header, data, len(plaintext) + padding, protocol)
 
 
-def frame(signature: bytes, data: bytes, length: int) -> bytes:
+def frame(signature: bytes, data: bytes, length: int, protocol: str = PROTOCOL) -> bytes:
     return (
         _BOUNDARY
         + b"\r\n\tContent-Type: "
-        + PROTOCOL.encode()
+        + protocol.encode()
         + b"\r\n\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length="
         + str(length).encode()
         + b"\r\n"

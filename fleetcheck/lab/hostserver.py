@@ -25,7 +25,7 @@ import weakref
 from dataclasses import dataclass, field
 
 from fleetcheck.lab import encryption
-from fleetcheck.lab.auth import BASIC_OFFER, NEGOTIATE_OFFER, ConnectionAuth, channel_bindings
+from fleetcheck.lab.auth import BASIC_OFFER, KERBEROS_OFFER, NEGOTIATE_OFFER, ConnectionAuth, channel_bindings
 from fleetcheck.lab.faults import pick_fault
 from fleetcheck.lab.host import FaultSpec, LabHost
 from fleetcheck.lab.http import HttpError, HttpRequest, format_response, read_request
@@ -88,15 +88,28 @@ class _Listener:
         winrm = self.host.machine.winrm
         return winrm.basic_auth and (self.tls or winrm.allow_unencrypted)
 
+    @property
+    def kerberos_keytab(self) -> str | None:
+        return self.host.kerberos_keytab if self.host.machine.winrm.kerberos_auth else None
+
+    def schemes(self) -> tuple[str, ...]:
+        winrm = self.host.machine.winrm
+        return (("negotiate", "ntlm") if winrm.negotiate_auth else ()) + (("kerberos",) if self.kerberos_keytab else ())
+
     def offers(self) -> list[tuple[str, str]]:
-        return [NEGOTIATE_OFFER, BASIC_OFFER] if self.basic_allowed else [NEGOTIATE_OFFER]
+        """The 401's WWW-Authenticate headers: Negotiate, Kerberos (domain members), Basic."""
+        winrm = self.host.machine.winrm
+        offers = [NEGOTIATE_OFFER] if winrm.negotiate_auth else []
+        if self.kerberos_keytab:
+            offers.append(KERBEROS_OFFER)
+        return [*offers, BASIC_OFFER] if self.basic_allowed else offers
 
     def new_auth(self) -> ConnectionAuth:
         bindings = None
         if self.tls and self.cert_der is not None:
             wrong = pick_fault(self.host, "auth", ("cbt_mismatch",)) is not None
             bindings = channel_bindings(os.urandom(32) if wrong else self.cert_der)
-        return ConnectionAuth(self.host.machine, bindings, self.basic_allowed)
+        return ConnectionAuth(self.host.machine, bindings, self.basic_allowed, self.kerberos_keytab, self.schemes())
 
 
 def _check_loopback(address: str) -> None:
@@ -229,11 +242,13 @@ class _Connection:
             return self._unauthorized()
         if step.outcome == "challenge":
             return _Reply(401, headers=[("WWW-Authenticate", f"{step.scheme} {step.token or ''}".strip())])
+        if authorization and step.mechanism:
+            host.logons[step.mechanism] = host.logons.get(step.mechanism, 0) + 1
         extra = [("WWW-Authenticate", f"{step.scheme} {step.token}")] if step.token else []
         if not request.body:
             return _Reply(200, headers=extra)
-        encrypted = encryption.is_encrypted(request.headers.get("content-type", ""))
-        if encrypted:
+        protocol = encryption.protocol_of(request.headers.get("content-type", ""))
+        if protocol is not None:
             if not self.auth.encrypted_session:
                 return _Reply(400)
             try:
@@ -250,18 +265,18 @@ class _Connection:
             status, body, wsreq = await self._wsman(plaintext)
         except _Unauthorized:
             return self._unauthorized()
-        return self._reply(status, body, encrypted, extra, wsreq)
+        return self._reply(status, body, protocol, extra, wsreq)
 
-    def _reply(self, status: int, body: bytes, encrypted: bool, extra: list[tuple[str, str]], wsreq: WsmanRequest | None) -> _Reply:
+    def _reply(self, status: int, body: bytes, protocol: str | None, extra: list[tuple[str, str]], wsreq: WsmanRequest | None) -> _Reply:
         garbage = wsreq is not None and wsreq.garbage
-        if encrypted:
+        if protocol is not None:
             if garbage:
                 header, data, _ = self.auth.context.wrap_winrm(body)
                 data = os.urandom(len(data))
-                payload = encryption.frame(header, data, len(body))
+                payload = encryption.frame(header, data, len(body), protocol)
             else:
-                payload = encryption.wrap(self.auth.context, body)
-            return _Reply(status, payload, [("Content-Type", encryption.CONTENT_TYPE), *extra])
+                payload = encryption.wrap(self.auth.context, body, protocol)
+            return _Reply(status, payload, [("Content-Type", encryption.content_type(protocol)), *extra])
         if garbage:
             body = os.urandom(len(body))
         return _Reply(status, body, [("Content-Type", SOAP_CONTENT_TYPE), *extra])

@@ -36,6 +36,9 @@ class WinRMSettings(_Model):
     idle_timeout_s: float = 7200.0
     allow_unencrypted: bool = False
     basic_auth: bool = True
+    # winrm/config/service/auth: Negotiate and Kerberos on by default, as on Windows.
+    negotiate_auth: bool = True
+    kerberos_auth: bool = True
     protocol_version: str = "2.3"  # "2.1" = PowerShell 2.0 host (150 KiB envelopes)
 
 
