@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test lint typecheck bench venv clean
 
 # System packages for the Kerberos tests (a real MIT KDC) and for building gssapi/pykerberos.
-KRB_PACKAGES := krb5-kdc krb5-admin-server krb5-user libkrb5-dev
+KRB_PACKAGES := krb5-kdc krb5-admin-server krb5-user libkrb5-dev faketime
 
 $(STAMP): pyproject.toml
-	@if ! [ -x /usr/sbin/krb5kdc ] || ! command -v krb5-config >/dev/null; then \
+	@if ! [ -x /usr/sbin/krb5kdc ] || ! command -v krb5-config >/dev/null || ! command -v faketime >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(KRB_PACKAGES) >/dev/null \
 	      || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(KRB_PACKAGES) >/dev/null) \

@@ -37,6 +37,8 @@ DOMAIN = "fleetcheck.test"
 SERVICES = ("host", "HTTP", "WSMAN")
 #: Debian packages the realm needs (and `libkrb5-dev` to build the `gssapi` wheel).
 SYSTEM_PACKAGES = ("krb5-kdc", "krb5-admin-server", "krb5-user", "libkrb5-dev")
+#: libfaketime (Debian `faketime`) runs the KDC with a skewed clock for the clock-skew test.
+FAKETIME_LIBS = ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1")
 _TOOLS = ("/usr/sbin/krb5kdc", "/usr/sbin/kdb5_util", "/usr/sbin/kadmin.local", "/usr/bin/kinit")
 
 
@@ -53,6 +55,13 @@ def missing_requirements() -> list[str]:
         except ImportError:
             missing.append(f"python module {module} (pip install 'fleetcheck[kerberos]' k5test)")
     return missing
+
+
+def _faketime_lib() -> str:
+    lib = next((p for p in FAKETIME_LIBS if os.path.exists(p)), None)
+    if lib is None:
+        raise RealmUnavailable("libfaketime is not installed (Debian package faketime)")
+    return lib
 
 
 def _free_port() -> int:
@@ -80,6 +89,7 @@ def _krb5_conf() -> dict[str, Any]:
             "rdns": "false",
             "forwardable": "true",
             "udp_preference_limit": "1",  # TCP, as Windows clients use for large tickets
+            "kdc_timesync": "0",  # no silent correction from the KDC's clock: skew shows as skew
         },
         "realms": {"$realm": {"kdc": "127.0.0.1:$port0", "admin_server": "127.0.0.1:$port1", "kpasswd_server": "127.0.0.1:$port2"}},
         "domain_realm": {f".{DOMAIN}": "$realm", DOMAIN: "$realm"},
@@ -161,8 +171,9 @@ class LabRealm:
         return out.decode(errors="replace") if isinstance(out, bytes) else str(out)
 
     def add_user(self, name: str, password: str, *options: str) -> str:
+        """A user principal that, as in Active Directory, must pre-authenticate."""
         principal = self.principal(name)
-        self.kadmin("addprinc", *options, "-pw", password, principal)
+        self.kadmin("addprinc", "+requires_preauth", *options, "-pw", password, principal)
         return principal
 
     def delete_principal(self, name: str) -> None:
@@ -185,9 +196,12 @@ class LabRealm:
         self.k5.extract_keytab(self.principal(name), str(path))
         return str(path)
 
-    def kinit(self, name: str, password: str, ccache: str | Path, *flags: str) -> Path:
-        """A ticket cache for `name` at `ccache` (FILE:), as `kinit` would leave it."""
+    def kinit(self, name: str, password: str, ccache: str | Path, *flags: str, clock_offset: int = 0) -> Path:
+        """A ticket cache for `name` at `ccache` (FILE:), as `kinit` would leave it; `clock_offset`
+        runs kinit with a shifted clock (inside `kdc_clock_offset` of the same amount)."""
         env = dict(self.k5.env, KRB5CCNAME=f"FILE:{ccache}")
+        if clock_offset:
+            env.update(LD_PRELOAD=_faketime_lib(), FAKETIME=f"{clock_offset:+d}s")
         done = subprocess.run(
             [shutil.which("kinit") or "/usr/bin/kinit", *flags, self.principal(name)],
             input=(password + "\n").encode(),
@@ -217,6 +231,19 @@ class LabRealm:
         try:
             yield
         finally:
+            self.start_kdc()
+
+    @contextlib.contextmanager
+    def kdc_clock_offset(self, seconds: int) -> Iterator[None]:
+        """The KDC restarted with its clock `seconds` ahead (libfaketime) for the block."""
+        lib = _faketime_lib()
+        self.stop_kdc()
+        self.k5.start_kdc(env=dict(self.k5.env, LD_PRELOAD=lib, FAKETIME=f"{seconds:+d}s"))
+        self.kdc_running = True
+        try:
+            yield
+        finally:
+            self.stop_kdc()
             self.start_kdc()
 
     def stop(self) -> None:

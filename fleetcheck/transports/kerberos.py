@@ -1,0 +1,271 @@
+"""Kerberos for the WinRM transports: credentials, the SPN, a client context, and what went wrong.
+
+One small provider that every transport calls, so the clients stay about HTTP and PSRP:
+
+- `KerberosOptions` holds a host's settings: principal, password (in memory, from
+  `password_env`), client keytab or ticket cache, the SPN host override and service.
+- `credentials()` turns them into pyspnego credentials: a ticket is acquired in memory from a
+  password or keytab (never written to a cache file); without either, the ticket cache (`kinit`).
+- `client_context()` is the initiator the native client steps through its 401s; pypsrp gets
+  the same credentials through its own `auth="kerberos"|"negotiate"`.
+- `explain()` names the cause of a failure: KDC unreachable, principal unknown, wrong password,
+  ticket expired, SPN missing, clock skew, no credentials. Each is final: a rejected password is
+  never tried again (accounts lock out).
+- `preflight()` says, before any connection, what this machine lacks for Kerberos hosts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SERVICE = "WSMAN"
+SERVICES = ("WSMAN", "HTTP")
+INSTALL_HINT = (
+    "pip install 'fleetcheck[kerberos]' and the system packages for MIT Kerberos "
+    "(Debian/Ubuntu: apt-get install krb5-user libkrb5-dev; RHEL: dnf install krb5-workstation krb5-devel)"
+)
+
+
+@dataclass(frozen=True)
+class KerberosOptions:
+    """One host's Kerberos settings. `password` is the secret itself, held only in memory."""
+
+    principal: str | None = None
+    password: str | None = None
+    keytab: str | None = None
+    ccache: str | None = None
+    hostname_override: str | None = None
+    service: str = DEFAULT_SERVICE
+    delegate: bool = False
+
+    def __repr__(self) -> str:  # never print the password
+        hidden = "***" if self.password else None
+        return (
+            f"KerberosOptions(principal={self.principal!r}, password={hidden!r}, keytab={self.keytab!r}, "
+            f"ccache={self.ccache!r}, hostname_override={self.hostname_override!r}, service={self.service!r})"
+        )
+
+    @property
+    def source(self) -> str:
+        """Where the ticket comes from: keytab, password or ccache."""
+        if self.keytab:
+            return "keytab"
+        if self.password:
+            return "password"
+        return "ccache"
+
+
+def spn_host(address: str, options: KerberosOptions) -> str:
+    """The host part of the SPN: the override (connecting by IP or via a load balancer), else the address."""
+    return options.hostname_override or address
+
+
+def spn(address: str, options: KerberosOptions) -> str:
+    return f"{options.service}/{spn_host(address, options)}"
+
+
+def is_ip_address(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def credentials(options: KerberosOptions) -> list[Any]:
+    """pyspnego credentials for the options, most explicit first.
+
+    A keytab or a password gives a ticket acquired in memory (pyspnego's kinit into a MEMORY
+    cache); with neither, the default or named ticket cache is used as `kinit` left it.
+    """
+    import spnego
+
+    if options.keytab:
+        return [spnego.KerberosKeytab(keytab=options.keytab, principal=options.principal)]
+    if options.password:
+        if not options.principal:
+            raise ValueError("a Kerberos password needs the user's principal (username: user@REALM)")
+        return [spnego.Password(username=options.principal, password=options.password)]
+    if options.ccache:
+        return [spnego.KerberosCCache(ccache=options.ccache, principal=options.principal)]
+    return [spnego.CredentialCache(username=options.principal)]
+
+
+def client_context(
+    address: str,
+    options: KerberosOptions,
+    *,
+    protocol: str = "kerberos",
+    channel_bindings: Any = None,
+    ntlm_fallback: tuple[str, str] | None = None,
+) -> Any:
+    """An initiator context for `service/host`; Negotiate may fall back to NTLM with `ntlm_fallback`
+    (user, password). Message encryption (wrap_winrm) is required, as WinRM over HTTP needs it."""
+    import spnego
+
+    creds = credentials(options)
+    if protocol == "negotiate" and ntlm_fallback is not None:
+        creds.append(spnego.Password(username=ntlm_fallback[0], password=ntlm_fallback[1]))
+    context_req = spnego.ContextReq.default
+    if options.delegate:
+        context_req |= spnego.ContextReq.delegate
+    return spnego.client(
+        creds,
+        hostname=spn_host(address, options),
+        service=options.service,
+        protocol=protocol,
+        channel_bindings=channel_bindings,
+        context_req=context_req,
+        options=spnego.NegotiateOptions.wrapping_winrm,
+    )
+
+
+# -- failures -------------------------------------------------------------------------------------
+#: MIT krb5 error codes (com_err table krb5, base -1765328384), as GSSAPI minor statuses.
+_KRB5_BASE = -1765328384
+_CODES = {
+    _KRB5_BASE + 6: "principal_unknown",  # KDC_ERR_C_PRINCIPAL_UNKNOWN
+    _KRB5_BASE + 7: "spn_unknown",  # KDC_ERR_S_PRINCIPAL_UNKNOWN
+    _KRB5_BASE + 18: "account_revoked",  # KDC_ERR_CLIENT_REVOKED (disabled or locked out)
+    _KRB5_BASE + 23: "password_expired",  # KDC_ERR_KEY_EXP
+    _KRB5_BASE + 24: "wrong_password",  # KDC_ERR_PREAUTH_FAILED
+    _KRB5_BASE + 31: "wrong_password",  # KRB_AP_ERR_BAD_INTEGRITY (no pre-authentication)
+    _KRB5_BASE + 32: "ticket_expired",  # KRB_AP_ERR_TKT_EXPIRED
+    _KRB5_BASE + 37: "clock_skew",  # KRB_AP_ERR_SKEW
+    -1765328228: "kdc_unreachable",  # KRB5_KDC_UNREACH
+    -1765328189: "no_credentials",  # KRB5_FCC_NOFILE
+    -1765328243: "no_credentials",  # KRB5_CC_NOTFOUND
+}
+#: The same causes by the words MIT and Heimdal print (pykerberos passes only text).
+_PATTERNS = (
+    ("kdc_unreachable", r"cannot contact any kdc|cannot find kdc|unable to reach any kdc"),
+    ("principal_unknown", r"client .* not found in kerberos database|client not found"),
+    ("spn_unknown", r"server .* not found in kerberos database|server not found in kerberos database"),
+    ("wrong_password", r"preauthentication failed|password incorrect|decrypt integrity check failed"),
+    ("password_expired", r"password has expired"),
+    ("account_revoked", r"clients credentials have been revoked|client's credentials have been revoked"),
+    ("ticket_expired", r"ticket expired|credentials? (have|has) expired|credential has expired"),
+    ("clock_skew", r"clock skew too great"),
+    (
+        "no_credentials",
+        r"no kerberos credentials available|no credentials cache found|no credentials were supplied"
+        r"|matching credential not found|can't find client principal .* in cache collection",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class KerberosProblem:
+    """A named Kerberos failure: `cause` is a stable code, `message` the admin's sentence."""
+
+    cause: str
+    message: str
+
+    @property
+    def error_type(self) -> str:
+        return f"kerberos_{self.cause}"
+
+
+def _messages(address: str, options: KerberosOptions, realm: str | None) -> dict[str, str]:
+    who = options.principal or "the ticket cache's principal"
+    target = spn(address, options)
+    by_ip = is_ip_address(spn_host(address, options))
+    spn_hint = (
+        "connecting by IP address: Kerberos needs the host's name - set negotiate_hostname_override to its FQDN"
+        if by_ip
+        else f"register it (setspn -S {target} <computer>) or set negotiate_hostname_override / negotiate_service"
+    )
+    where = f" for realm {realm}" if realm else ""
+    return {
+        "kdc_unreachable": f"Kerberos: cannot reach a KDC{where} - check krb5.conf [realms] / DNS SRV records and that port 88 is open",
+        "principal_unknown": f"Kerberos: the user {who} does not exist in the domain - check the username (user@REALM)",
+        "wrong_password": f"Kerberos: wrong password for {who} - not retried, so the account is not locked out",
+        "password_expired": f"Kerberos: the password of {who} has expired - change it, then run again",
+        "account_revoked": f"Kerberos: the account {who} is disabled or locked out",
+        "ticket_expired": "Kerberos: the ticket has expired - run kinit again (or set password_env or a keytab)",
+        "spn_unknown": f"Kerberos: server not found in Kerberos database: no SPN {target} - {spn_hint}",
+        "clock_skew": "Kerberos: clock skew too great between this machine, the KDC and the host - fix time sync (NTP)",
+        "no_credentials": "Kerberos: no credentials - run kinit, or set password_env (or a client keytab) for this host",
+    }
+
+
+def _minor_code(exc: BaseException) -> int | None:
+    base = getattr(exc, "base_error", None)  # pyspnego's SpnegoError carries the GSSError here
+    for candidate in (exc, base):
+        code = getattr(candidate, "min_code", None)
+        if isinstance(code, int) and code:
+            return code - 2**32 if code >= 2**31 else code
+    return None
+
+
+def _cause(exc: BaseException) -> str | None:
+    code = _minor_code(exc)
+    if code in _CODES:
+        return _CODES[code]
+    text = " ".join(str(exc).split()).lower()
+    base = getattr(exc, "base_error", None)
+    if base is not None:
+        text += " " + " ".join(str(base).split()).lower()
+    for cause, pattern in _PATTERNS:
+        if re.search(pattern, text):
+            return cause
+    return None
+
+
+def _chain(exc: BaseException, limit: int = 12) -> list[BaseException]:
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo and len(seen) < limit:
+        cur = todo.pop(0)
+        if any(cur is s for s in seen):
+            continue
+        seen.append(cur)
+        nested = [cur.__cause__, cur.__context__, getattr(cur, "base_error", None), *cur.args]
+        todo.extend(n for n in nested if isinstance(n, BaseException))
+    return seen
+
+
+def explain(exc: BaseException, address: str = "", options: KerberosOptions | None = None, realm: str | None = None) -> KerberosProblem | None:
+    """The Kerberos cause of `exc` (anywhere in its chain), or None when it is not a Kerberos failure."""
+    options = options or KerberosOptions()
+    for item in _chain(exc):
+        cause = _cause(item)
+        if cause is not None:
+            return KerberosProblem(cause, _messages(address, options, realm)[cause])
+    return None
+
+
+# -- preflight ------------------------------------------------------------------------------------
+def krb5_conf_path() -> Path:
+    return Path(os.environ.get("KRB5_CONFIG", "/etc/krb5.conf").split(":")[0])
+
+
+def preflight(transports: set[str]) -> list[str]:
+    """What this machine lacks for Kerberos hosts on `transports` (psrp, winrm); empty when ready."""
+    missing: list[str] = []
+    modules = {"gssapi": "gssapi", "krb5": "krb5"}
+    if "winrm" in transports:
+        modules["kerberos"] = "pykerberos"
+    for module, package in modules.items():
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(f"the Python package {package}")
+    conf = krb5_conf_path()
+    if not conf.is_file():
+        missing.append(f"a krb5.conf ({conf} does not exist; set KRB5_CONFIG or create it with your realm's KDCs)")
+    return missing
+
+
+def preflight_message(transports: set[str]) -> str | None:
+    """One sentence naming what to install, or None when Kerberos is usable here."""
+    missing = preflight(transports)
+    if not missing:
+        return None
+    return "Kerberos hosts in the inventory, but this machine lacks " + "; ".join(missing) + f". Install: {INSTALL_HINT}"
