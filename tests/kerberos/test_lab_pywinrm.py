@@ -49,6 +49,6 @@ async def test_winrs_kerberos_https(krb_env: LabRealm, tmp_path: Path) -> None:
 async def test_winrs_kerberos_without_ticket_is_rejected(krb_env: LabRealm) -> None:
     host = domain_host(krb_env, "kdc-winrs03")
     async with serve(host) as ep:
-        with pytest.raises(Exception, match="(?i)credentials|kerberos|gss"):
+        with pytest.raises(Exception, match=r"(?i)credentials|kerberos|gss"):
             await in_thread(_run, ep)
     assert host.logons == {}
