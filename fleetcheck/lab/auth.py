@@ -41,6 +41,9 @@ _T = TypeVar("_T")
 NEGOTIATE_OFFER = ("WWW-Authenticate", "Negotiate")
 BASIC_OFFER = ("WWW-Authenticate", 'Basic realm="WSMAN"')
 KERBEROS_OFFER = ("WWW-Authenticate", "Kerberos")
+CREDSSP_OFFER = ("WWW-Authenticate", "CredSSP")
+#: The Authorization scheme -> the pyspnego protocol of the acceptor, and the scheme's canonical name.
+_SCHEMES = {"negotiate": ("negotiate", "Negotiate"), "ntlm": ("negotiate", "Negotiate"), "kerberos": ("kerberos", "Kerberos"), "credssp": ("credssp", "CredSSP")}
 
 
 @functools.lru_cache(maxsize=256)
@@ -158,12 +161,14 @@ class ConnectionAuth:
         basic_allowed: bool,
         keytab: str | None = None,
         schemes: tuple[str, ...] = ("negotiate", "ntlm", "kerberos"),
+        on_delegation: Callable[[], None] | None = None,
     ) -> None:
         self.machine = machine
         self.bindings = bindings
         self.basic_allowed = basic_allowed
         self.keytab = keytab
         self.schemes = schemes
+        self.on_delegation = on_delegation
         self.context: Any = None
         self.principal: str | None = None
         self.scheme: str | None = None
@@ -172,7 +177,7 @@ class ConnectionAuth:
     @property
     def encrypted_session(self) -> bool:
         """True once a Negotiate or Kerberos context exists that can seal messages."""
-        return self.context is not None and self.principal is not None and self.scheme in ("Negotiate", "Kerberos")
+        return self.context is not None and self.principal is not None and self.scheme in ("Negotiate", "Kerberos", "CredSSP")
 
     def reset(self) -> None:
         self.context = None
@@ -183,14 +188,14 @@ class ConnectionAuth:
     def step(self, authorization: str | None) -> AuthStep:
         """Process one request's Authorization header (None = rely on the connection's state)."""
         if not authorization:
-            if self.principal is not None and self.scheme in ("Negotiate", "Kerberos"):
+            if self.principal is not None and self.scheme in ("Negotiate", "Kerberos", "CredSSP"):
                 return AuthStep("ok", principal=self.principal, scheme=self.scheme, mechanism=self.mechanism)
             return AuthStep("reject")
         scheme, _, payload = authorization.strip().partition(" ")
         scheme_l = scheme.lower()
         if scheme_l == "basic":
             return self._basic(payload.strip())
-        if scheme_l in ("negotiate", "ntlm", "kerberos") and scheme_l in self.schemes:
+        if scheme_l in _SCHEMES and scheme_l in self.schemes:
             return self._negotiate(scheme, payload.strip())
         return AuthStep("reject")
 
@@ -217,13 +222,15 @@ class ConnectionAuth:
             self.reset()
             return AuthStep("reject")
         path = CREDENTIAL_FILES.path_for(self.machine.users)
-        # "Kerberos" carries a raw Kerberos token; "Negotiate" SPNEGO, raw NTLM or raw Kerberos.
-        protocol = "kerberos" if scheme.lower() == "kerberos" else "negotiate"
+        # "Kerberos" carries a raw Kerberos token; "Negotiate" SPNEGO, raw NTLM or raw Kerberos;
+        # "CredSSP" TLS records around NTLM or Kerberos, then the delegated credential.
+        protocol, canonical = _SCHEMES[scheme.lower()]
         if self.context is None or self.principal is not None or token.startswith(b"NTLMSSP\x00\x01"):
             self.principal = None
             try:
                 self.context = _with_user_file(
-                    path, lambda: spnego.server(protocol=protocol, channel_bindings=self.bindings), self.keytab
+                    path, lambda: spnego.server(protocol=protocol, channel_bindings=None if protocol == "credssp" else self.bindings),
+                    self.keytab,
                 )
             except Exception:
                 self.reset()
@@ -238,14 +245,18 @@ class ConnectionAuth:
         if not ctx.complete:
             return AuthStep("challenge", token=out_b64, scheme=scheme)
         principal = str(ctx.client_principal or "")
-        mechanism = str(ctx.negotiated_protocol or "ntlm")
-        found = find_domain_user(self.machine, principal) if mechanism == "kerberos" else find_user(self.machine, principal)
+        inner = str(ctx.negotiated_protocol or "ntlm")
+        mechanism = "credssp" if protocol == "credssp" else inner
+        kerberos = inner == "kerberos" or ("@" in principal and "\\" not in principal and protocol == "credssp")
+        found = find_domain_user(self.machine, principal) if kerberos else find_user(self.machine, principal)
         if found is None:
             self.reset()
             return AuthStep("reject")
-        if mechanism == "kerberos":  # the logon name Windows gives a domain account: NETBIOS\user
+        if kerberos:  # the logon name Windows gives a domain account: NETBIOS\user
             principal = f"{principal.rpartition('@')[2].split('.')[0].upper()}\\{found.name}"
+        if protocol == "credssp" and ctx.get_extra_info("client_credential") is not None and self.on_delegation:
+            self.on_delegation()  # counted only: the delegated password is never kept
         self.principal = principal
-        self.scheme = "Kerberos" if protocol == "kerberos" else "Negotiate"
+        self.scheme = canonical
         self.mechanism = mechanism
         return AuthStep("ok", token=out_b64, scheme=scheme, principal=principal, mechanism=mechanism)

@@ -69,3 +69,5 @@ class LabHost:
     kerberos_keytab: str | None = None
     #: Successful logons by mechanism (kerberos, ntlm, basic, certificate, credssp).
     logons: dict[str, int] = field(default_factory=dict)
+    #: CredSSP logons that delivered the user's credential to this host (counted, never kept).
+    delegations: int = 0

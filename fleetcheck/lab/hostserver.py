@@ -25,7 +25,14 @@ import weakref
 from dataclasses import dataclass, field
 
 from fleetcheck.lab import encryption
-from fleetcheck.lab.auth import BASIC_OFFER, KERBEROS_OFFER, NEGOTIATE_OFFER, ConnectionAuth, channel_bindings
+from fleetcheck.lab.auth import (
+    BASIC_OFFER,
+    CREDSSP_OFFER,
+    KERBEROS_OFFER,
+    NEGOTIATE_OFFER,
+    ConnectionAuth,
+    channel_bindings,
+)
 from fleetcheck.lab.faults import pick_fault
 from fleetcheck.lab.host import FaultSpec, LabHost
 from fleetcheck.lab.http import HttpError, HttpRequest, format_response, read_request
@@ -94,7 +101,8 @@ class _Listener:
 
     def schemes(self) -> tuple[str, ...]:
         winrm = self.host.machine.winrm
-        return (("negotiate", "ntlm") if winrm.negotiate_auth else ()) + (("kerberos",) if self.kerberos_keytab else ())
+        schemes = (("negotiate", "ntlm") if winrm.negotiate_auth else ()) + (("kerberos",) if self.kerberos_keytab else ())
+        return schemes + (("credssp",) if winrm.credssp_auth else ())
 
     def offers(self) -> list[tuple[str, str]]:
         """The 401's WWW-Authenticate headers: Negotiate, Kerberos (domain members), Basic."""
@@ -102,6 +110,8 @@ class _Listener:
         offers = [NEGOTIATE_OFFER] if winrm.negotiate_auth else []
         if self.kerberos_keytab:
             offers.append(KERBEROS_OFFER)
+        if winrm.credssp_auth:
+            offers.append(CREDSSP_OFFER)
         return [*offers, BASIC_OFFER] if self.basic_allowed else offers
 
     def new_auth(self) -> ConnectionAuth:
@@ -109,7 +119,12 @@ class _Listener:
         if self.tls and self.cert_der is not None:
             wrong = pick_fault(self.host, "auth", ("cbt_mismatch",)) is not None
             bindings = channel_bindings(os.urandom(32) if wrong else self.cert_der)
-        return ConnectionAuth(self.host.machine, bindings, self.basic_allowed, self.kerberos_keytab, self.schemes())
+        return ConnectionAuth(
+            self.host.machine, bindings, self.basic_allowed, self.kerberos_keytab, self.schemes(), self._delegated
+        )
+
+    def _delegated(self) -> None:
+        self.host.delegations += 1
 
 
 def _check_loopback(address: str) -> None:
@@ -276,7 +291,7 @@ class _Connection:
                 payload = encryption.frame(header, data, len(body), protocol)
             else:
                 payload = encryption.wrap(self.auth.context, body, protocol)
-            return _Reply(status, payload, [("Content-Type", encryption.content_type(protocol)), *extra])
+            return _Reply(status, payload, [("Content-Type", encryption.content_type(protocol, len(body))), *extra])
         if garbage:
             body = os.urandom(len(body))
         return _Reply(status, body, [("Content-Type", SOAP_CONTENT_TYPE), *extra])

@@ -39,6 +39,7 @@ class WinRMSettings(_Model):
     # winrm/config/service/auth: Negotiate and Kerberos on by default, as on Windows.
     negotiate_auth: bool = True
     kerberos_auth: bool = True
+    credssp_auth: bool = False  # off by default on Windows: it hands the user's password to the host
     protocol_version: str = "2.3"  # "2.1" = PowerShell 2.0 host (150 KiB envelopes)
 
 
