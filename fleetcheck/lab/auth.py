@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import spnego
 from spnego.channel_bindings import GssChannelBindings
 
+from fleetcheck.lab.certauth import is_certificate_auth, map_certificate
 from fleetcheck.lab.machine import LabUser, MachineState
 
 _T = TypeVar("_T")
@@ -162,6 +163,7 @@ class ConnectionAuth:
         keytab: str | None = None,
         schemes: tuple[str, ...] = ("negotiate", "ntlm", "kerberos"),
         on_delegation: Callable[[], None] | None = None,
+        client_cert_der: bytes | None = None,
     ) -> None:
         self.machine = machine
         self.bindings = bindings
@@ -169,6 +171,7 @@ class ConnectionAuth:
         self.keytab = keytab
         self.schemes = schemes
         self.on_delegation = on_delegation
+        self.client_cert_der = client_cert_der
         self.context: Any = None
         self.principal: str | None = None
         self.scheme: str | None = None
@@ -191,6 +194,8 @@ class ConnectionAuth:
             if self.principal is not None and self.scheme in ("Negotiate", "Kerberos", "CredSSP"):
                 return AuthStep("ok", principal=self.principal, scheme=self.scheme, mechanism=self.mechanism)
             return AuthStep("reject")
+        if is_certificate_auth(authorization):
+            return self._certificate()
         scheme, _, payload = authorization.strip().partition(" ")
         scheme_l = scheme.lower()
         if scheme_l == "basic":
@@ -214,6 +219,17 @@ class ConnectionAuth:
         self.principal = username
         self.mechanism = "basic"
         return AuthStep("ok", principal=username, scheme="Basic", mechanism="basic")
+
+    def _certificate(self) -> AuthStep:
+        """A TLS client certificate mapped to a local account (certmapping); checked on every request."""
+        self.reset()
+        user = map_certificate(self.machine, self.client_cert_der)
+        if user is None:
+            return AuthStep("reject")
+        self.scheme = "Certificate"
+        self.principal = user.name
+        self.mechanism = "certificate"
+        return AuthStep("ok", principal=user.name, scheme="Certificate", mechanism="certificate")
 
     def _negotiate(self, scheme: str, payload: str) -> AuthStep:
         try:

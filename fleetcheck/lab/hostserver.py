@@ -114,13 +114,19 @@ class _Listener:
             offers.append(CREDSSP_OFFER)
         return [*offers, BASIC_OFFER] if self.basic_allowed else offers
 
-    def new_auth(self) -> ConnectionAuth:
+    def new_auth(self, client_cert_der: bytes | None = None) -> ConnectionAuth:
         bindings = None
         if self.tls and self.cert_der is not None:
             wrong = pick_fault(self.host, "auth", ("cbt_mismatch",)) is not None
             bindings = channel_bindings(os.urandom(32) if wrong else self.cert_der)
         return ConnectionAuth(
-            self.host.machine, bindings, self.basic_allowed, self.kerberos_keytab, self.schemes(), self._delegated
+            self.host.machine,
+            bindings,
+            self.basic_allowed,
+            self.kerberos_keytab,
+            self.schemes(),
+            self._delegated,
+            client_cert_der if self.tls else None,
         )
 
     def _delegated(self) -> None:
@@ -188,7 +194,9 @@ async def _serve_connection(listener: _Listener, reader: asyncio.StreamReader, w
         _abort_with_rst(writer)
         return
     peer = writer.get_extra_info("peername")
-    conn = _Connection(listener, listener.new_auth(), peer[0] if peer else "127.0.0.1")
+    tls_object = writer.get_extra_info("ssl_object")
+    client_cert = tls_object.getpeercert(binary_form=True) if tls_object is not None else None
+    conn = _Connection(listener, listener.new_auth(client_cert), peer[0] if peer else "127.0.0.1")
     try:
         while True:
             try:
