@@ -115,7 +115,7 @@ async def test_unmapped_certificate_gets_401(client_ca: trustme.CA, tmp_path: Pa
     cert, key = issue(client_ca, tmp_path, "someone-else@lab.test")
     host = mapped_host("cert-web02", client_ca)
     async with _serve(host, client_ca, tmp_path) as ep:
-        with pytest.raises(Exception, match="401|rejected|[Aa]uthenticat"):
+        with pytest.raises(Exception, match=r"401|rejected|[Aa]uthenticat"):
             await in_thread(_pywinrm, ep, cert, key)
     assert host.logons == {}
 
@@ -124,7 +124,7 @@ async def test_expired_certificate_fails_the_handshake(client_ca: trustme.CA, tm
     cert, key = issue(client_ca, tmp_path, expired=True)
     host = mapped_host("cert-web03", client_ca)
     async with _serve(host, client_ca, tmp_path) as ep:
-        with pytest.raises(Exception, match="(?i)ssl|certificate|connection"):
+        with pytest.raises(Exception, match=r"(?i)ssl|certificate|connection"):
             await in_thread(_pywinrm, ep, cert, key)
     assert host.logons == {} and host.counters.requests == 0
 
