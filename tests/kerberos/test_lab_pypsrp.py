@@ -93,3 +93,16 @@ async def test_ticket_for_another_hosts_spn_is_rejected(krb_env: LabRealm, tmp_p
         with pytest.raises(Exception) as caught:
             await in_thread(functools.partial(_whoami, ep, "kerberos", negotiate_hostname_override="kdc-other.fleetcheck.test"))
     assert "401" in str(caught.value) or "auth" in str(caught.value).lower()
+
+
+async def test_client_keytab_through_fleetchecks_credentials(krb_env: LabRealm) -> None:
+    """A client keytab becomes an in-memory ticket (no cache file); pypsrp takes the credential list."""
+    from fleetcheck.transports.kerberos import KerberosOptions, credentials
+
+    keytab = krb_env.client_keytab(USER)
+    host = domain_host(krb_env, "kdc-web07")
+    creds = credentials(KerberosOptions(principal=f"{USER}@{krb_env.realm}", keytab=keytab))
+    async with serve(host) as ep:
+        out = await in_thread(functools.partial(_whoami, ep, "kerberos", username=creds))
+    assert out == "fleetcheck\\alice"
+    assert host.logons == {"kerberos": 1}
