@@ -126,6 +126,72 @@ def client_context(
     )
 
 
+class KerberosAuth:
+    """The native client's Kerberos/Negotiate provider: one initiator per connection, the header
+    scheme to answer with, and the admin's sentence when it fails.
+
+        auth = KerberosAuth(options, protocol="kerberos")
+        ctx = auth.context(address, channel_bindings=cbt)   # step it through the 401s
+        scheme = auth.scheme(www_authenticate_of_first_401)  # "Negotiate" or "Kerberos"
+        ...
+        except Exception as exc: raise auth.error(exc, address) from exc
+    """
+
+    def __init__(self, options: KerberosOptions, protocol: str = "kerberos", ntlm_fallback: tuple[str, str] | None = None) -> None:
+        self.options = options
+        self.protocol = protocol
+        self.ntlm_fallback = ntlm_fallback
+
+    def context(self, address: str, channel_bindings: Any = None) -> Any:
+        return client_context(
+            address, self.options, protocol=self.protocol, channel_bindings=channel_bindings, ntlm_fallback=self.ntlm_fallback
+        )
+
+    @staticmethod
+    def scheme(offered: str) -> str | None:
+        """The scheme to authenticate with from a 401's WWW-Authenticate: Negotiate when offered
+        (Windows' default), else Kerberos (a listener with Negotiate switched off)."""
+        low = offered.lower()
+        return next((name for name in ("Negotiate", "Kerberos") if name.lower() in low), None)
+
+    def problem(self, exc: BaseException, address: str) -> KerberosProblem | None:
+        return explain(exc, address, self.options)
+
+    @staticmethod
+    def mechanism(ctx: Any) -> str:
+        """What authenticated: kerberos or ntlm (Negotiate may have fallen back)."""
+        return str(getattr(ctx, "negotiated_protocol", None) or "ntlm")
+
+
+def memory_ccache(options: KerberosOptions) -> str | None:
+    """For clients that only read a ticket cache (pywinrm's pykerberos): a ticket acquired in a
+    MEMORY: cache from the password or keytab, or None when the default cache is to be used.
+    Select it in the calling thread with `use_ccache` (MIT keeps the choice per thread)."""
+    if not (options.password or options.keytab):
+        return options.ccache
+    import uuid
+
+    import gssapi
+
+    name = f"MEMORY:fleetcheck-{uuid.uuid4().hex}"
+    principal = gssapi.Name(options.principal, gssapi.NameType.user) if options.principal else None
+    if options.keytab:
+        gssapi.Credentials(name=principal, usage="initiate", store={"client_keytab": options.keytab, "ccache": name})
+        return name
+    if principal is None:
+        raise ValueError("a Kerberos password needs the user's principal (username: user@REALM)")
+    acquired = gssapi.raw.acquire_cred_with_password(principal, (options.password or "").encode(), usage="initiate")
+    gssapi.raw.store_cred_into({"ccache": name}, acquired.creds, usage="initiate", overwrite=True)
+    return name
+
+
+def use_ccache(name: str | None) -> None:
+    """Point this thread's GSSAPI calls at ticket cache `name` (None: back to KRB5CCNAME)."""
+    import gssapi.raw
+
+    gssapi.raw.krb5_ccache_name(name.encode() if name else None)
+
+
 # -- failures -------------------------------------------------------------------------------------
 #: MIT krb5 error codes (com_err table krb5, base -1765328384), as GSSAPI minor statuses.
 _KRB5_BASE = -1765328384

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,53 @@ async def test_winrs_kerberos_https(krb_env: LabRealm, tmp_path: Path) -> None:
 
 
 async def test_winrs_kerberos_without_ticket_is_rejected(krb_env: LabRealm) -> None:
+    from fleetcheck.transports.kerberos import explain
+
     host = domain_host(krb_env, "kdc-winrs03")
     async with serve(host) as ep:
-        with pytest.raises(Exception, match=r"(?i)credentials|kerberos|gss"):
+        with pytest.raises(Exception) as caught:
             await in_thread(_run, ep)
+        problem = explain(caught.value, ep.address)
     assert host.logons == {}
+    assert problem is not None and problem.cause == "no_credentials", repr(caught.value)
+
+
+async def test_winrs_by_ip_names_the_missing_spn(krb_env: LabRealm, tmp_path: Path) -> None:
+    from fleetcheck.transports.kerberos import KerberosOptions, explain
+
+    krb_env.kinit(USER, PASSWORD, tmp_path / "ccache")
+    host = domain_host(krb_env, "kdc-winrs04")
+    async with serve(host) as ep:
+        with pytest.raises(Exception) as caught:
+            await in_thread(functools.partial(_run, ep, kerberos_hostname_override=None))
+        problem = explain(caught.value, ep.address, KerberosOptions(service="HTTP"))
+    assert problem is not None and problem.cause == "spn_unknown", repr(caught.value)
+    assert "connecting by IP address" in problem.message
+
+
+@pytest.mark.parametrize("source", ["password", "keytab"])
+async def test_winrs_ticket_in_memory_from_password_or_keytab(krb_env: LabRealm, tmp_path: Path, source: str) -> None:
+    """pykerberos reads only a ticket cache: fleetcheck acquires one in MEMORY: and selects it for
+    the calling thread, so no cache file is written and KRB5CCNAME is left alone."""
+    from fleetcheck.transports.kerberos import KerberosOptions, memory_ccache, use_ccache
+
+    principal = f"{USER}@{krb_env.realm}"
+    options = (
+        KerberosOptions(principal=principal, password=PASSWORD)
+        if source == "password"
+        else KerberosOptions(principal=principal, keytab=krb_env.client_keytab(USER))
+    )
+    host = domain_host(krb_env, f"kdc-winrs-{source}")
+
+    def run(ep: Endpoint) -> tuple[str, int]:
+        use_ccache(memory_ccache(options))
+        try:
+            return _run(ep)
+        finally:
+            use_ccache(None)
+
+    async with serve(host) as ep:
+        out, code = await in_thread(run, ep)
+    assert (out, code) == ("fleetcheck\\alice", 0)
+    assert host.logons == {"kerberos": 1}
+    assert not (tmp_path / "ccache").exists()
