@@ -59,6 +59,32 @@ class KerberosOptions:
         return "ccache"
 
 
+def options_for(settings: Any, password: str | None) -> KerberosOptions:
+    """A host's Kerberos options from its transport settings (fields read by name, all optional)."""
+    keytab = getattr(settings, "kerberos_keytab", None)
+    ccache = getattr(settings, "kerberos_ccache", None)
+    return KerberosOptions(
+        principal=getattr(settings, "username", None) or None,
+        password=password,
+        keytab=str(keytab) if keytab else None,
+        ccache=str(ccache) if ccache else None,
+        hostname_override=getattr(settings, "negotiate_hostname_override", None) or None,
+        service=getattr(settings, "negotiate_service", None) or DEFAULT_SERVICE,
+    )
+
+
+def wants_kerberos(auth: str, username: str | None, password: str | None, settings: Any = None) -> bool:
+    """Whether a host's Negotiate should try Kerberos: no password (a ticket cache or keytab), a UPN
+    username (user@REALM), or Kerberos settings. `DOMAIN\\user` or `.\\user` with a password is NTLM,
+    as pyspnego would fall back to anyway, without a KDC round trip."""
+    if auth == "kerberos":
+        return True
+    if auth != "negotiate":
+        return False
+    has_settings = any(getattr(settings, k, None) for k in ("kerberos_keytab", "kerberos_ccache", "negotiate_hostname_override"))
+    return password is None or has_settings or (bool(username) and "@" in (username or "") and "\\" not in (username or ""))
+
+
 def spn_host(address: str, options: KerberosOptions) -> str:
     """The host part of the SPN: the override (connecting by IP or via a load balancer), else the address."""
     return options.hostname_override or address

@@ -1,11 +1,11 @@
 """PSRP over WinRM on asyncio streams: no threads, no requests, CLIXML serialized once per run.
 
 The sans-IO parts (envelopes, replies, framing, encryption) live in `wsman_client`; this module
-is the thin I/O shell: one keep-alive HTTP/1.1 connection per host, the NTLM/Negotiate 401
-dance with pyspnego (or Basic over HTTPS), and the PSRP exchange of one runspace pool and one
-pipeline. Failures are pypsrp's exception types (or the OS's / ssl's), so they classify like
-the pypsrp transport's. Auth methods this client does not speak (Kerberos, CredSSP,
-certificate) are handed to the pypsrp transport.
+is the thin I/O shell: one keep-alive HTTP/1.1 connection per host, the 401 dance with
+pyspnego (NTLM, or Kerberos and Negotiate through `transports.kerberos`; Basic over HTTPS),
+and the PSRP exchange of one runspace pool and one pipeline. Failures are pypsrp's exception
+types (or the OS's / ssl's), so they classify like the pypsrp transport's. CredSSP and
+certificate authentication are handed to the pypsrp transport.
 
 Per-run caches (on the transport object, memory only): the NT hash of each distinct password
 (so pyspnego skips its pure-Python DES and MD4 per host) and the CLIXML of the pool-open and
@@ -22,7 +22,7 @@ import logging
 import ssl
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pypsrp.exceptions import AuthenticationError, InvalidRunspacePoolStateError, WinRMTransportError
@@ -37,6 +37,7 @@ from fleetcheck.transports.base import (
     secret_value,
 )
 from fleetcheck.transports.errors import WSMAN_TIMED_OUT, DeadlineExceeded, OutputTooLarge, RunCancelled
+from fleetcheck.transports.kerberos import KerberosAuth, options_for, wants_kerberos
 
 log = logging.getLogger(__name__)
 quiet_token_loggers()
@@ -47,7 +48,7 @@ CANCEL_GRACE = 10.0
 #: Largest HTTP response accepted (a 512000-byte envelope, encrypted, plus headers).
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024
-NATIVE_AUTHS = frozenset({"negotiate", "ntlm", "basic"})
+NATIVE_AUTHS = frozenset({"negotiate", "ntlm", "basic", "kerberos"})
 
 
 class ConnectTimeoutError(TimeoutError):
@@ -185,10 +186,11 @@ class HttpConnection:
 class _Auth:
     """How one host authenticates (derived once per run)."""
 
-    method: str  # negotiate | ntlm | basic
+    method: str  # negotiate | ntlm | basic | kerberos
     username: str
-    password: str  # plain for basic; "LM:NT" hex for NTLM
-    encrypt: bool
+    password: str = field(repr=False)  # plain for basic; "LM:NT" hex for NTLM; "" for Kerberos
+    encrypt: bool = True
+    kerberos: KerberosAuth | None = None  # Kerberos, or Negotiate that may use it
 
 
 class WSManSession:
@@ -201,6 +203,8 @@ class WSManSession:
         self.ssl_ctx = ssl_ctx
         self.conn: HttpConnection | None = None
         self.ctx: Any = None  # spnego context bound to the current connection
+        self.protocol = wc.ENC_PROTOCOL  # the encryption protocol of the scheme that authenticated
+        self.mechanism: str | None = None  # kerberos | ntlm | basic, once authenticated
         self.endpoint = f"{host.scheme}://{_bracket(host.address)}:{host.effective_port}/wsman"
         self.session_id = f"uuid:{str(uuid.uuid4()).upper()}"
         self.max_envelope = wc.DEFAULT_MAX_ENVELOPE
@@ -233,28 +237,32 @@ class WSManSession:
         if first.status != 401:
             _raise_status(first, self.auth)
         offered = first.headers.get("www-authenticate", "")
-        provider = _pick_provider(offered)
+        kerberos = self.auth.kerberos
+        provider = KerberosAuth.scheme(offered) if kerberos is not None else _pick_provider(offered)
         if provider is None:
             raise AuthenticationError(f"Failed to authenticate the user {self.auth.username} with {self.auth.method}")
-        # Raw NTLMSSP under the Negotiate header (as pypsrp's auth="ntlm"): Windows accepts it and it
-        # skips the SPNEGO wrapping; without gssapi, pyspnego's negotiate would pick NTLM anyway.
-        protocol = "ntlm"
         cbt = None
         der = conn.peer_cert()
         if der is not None:
             from pypsrp.negotiate import HTTPNegotiateAuth
 
             cbt = GssChannelBindings(application_data=b"tls-server-end-point:" + HTTPNegotiateAuth._get_certificate_hash(der))
-        options = spnego.NegotiateOptions.wrapping_winrm if self.auth.encrypt else spnego.NegotiateOptions.none
-        ctx = spnego.client(
-            self.auth.username,
-            self.auth.password,
-            hostname=self.host.address,
-            service="HTTP",
-            channel_bindings=cbt,
-            protocol=protocol,
-            options=options,
-        )
+        if kerberos is not None:
+            # Kerberos (or Negotiate that may fall back to NTLM) through the shared provider.
+            ctx = kerberos.context(self.host.address, channel_bindings=cbt)
+        else:
+            # Raw NTLMSSP under the Negotiate header (as pypsrp's auth="ntlm"): Windows accepts it and it
+            # skips the SPNEGO wrapping and any KDC round trip.
+            options = spnego.NegotiateOptions.wrapping_winrm if self.auth.encrypt else spnego.NegotiateOptions.none
+            ctx = spnego.client(
+                self.auth.username,
+                self.auth.password,
+                hostname=self.host.address,
+                service="HTTP",
+                channel_bindings=cbt,
+                protocol="ntlm",
+                options=options,
+            )
         token = ctx.step()
         resp = first
         while token is not None:
@@ -273,6 +281,8 @@ class WSManSession:
         if not ctx.complete:
             raise AuthenticationError(f"Failed to authenticate the user {self.auth.username} with {self.auth.method}")
         self.ctx = ctx
+        self.protocol = wc.KERBEROS_PROTOCOL if provider == "Kerberos" else wc.ENC_PROTOCOL
+        self.mechanism = KerberosAuth.mechanism(ctx) if kerberos is not None else "ntlm"
 
     async def post(self, env: wc.Envelope, *, abortable: bool = True) -> Any:
         """Send one envelope, return the parsed reply root (or raise the fault/HTTP error)."""
@@ -284,12 +294,12 @@ class WSManSession:
                 raw = f"{self.auth.username}:{self.auth.password}".encode()
                 headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
             if self.auth.encrypt:
-                headers["Content-Type"] = wc.ENC_CONTENT_TYPE
+                headers["Content-Type"] = wc.enc_content_type(self.protocol)
             else:
                 headers["Content-Type"] = "application/soap+xml;charset=UTF-8"
             message_id = env.message_id
             self.in_flight = True
-            conn.send(wc.wrap(env.data, self.ctx.wrap_winrm) if self.auth.encrypt else env.data, headers)
+            conn.send(wc.wrap(env.data, self.ctx.wrap_winrm, self.protocol) if self.auth.encrypt else env.data, headers)
             del env  # a big request is not kept alive while we wait for its answer
             resp = await conn.response(min(self._left(), left))
             self.in_flight = False
@@ -449,13 +459,17 @@ class NativePsrpTransport(Transport):
 
     def _auth(self, host: Any) -> _Auth | None:
         method = host.auth if host.auth in NATIVE_AUTHS else None
-        if method is None or (method == "negotiate" and _kerberos_available()):
+        if method is None:
             return None
         password = secret_value(host)
         username = host.username
+        https = host.scheme == "https"
+        if wants_kerberos(method, username, password, host) and (method == "kerberos" or _kerberos_available()):
+            fallback = (username, password) if method == "negotiate" and username and password else None
+            provider = KerberosAuth(options_for(host, password), protocol=method, ntlm_fallback=fallback)
+            return _Auth(method, username or "", "", encrypt=not https, kerberos=provider)
         if not username or password is None:
             raise ValueError("no username or password given for the host")
-        https = host.scheme == "https"
         if method == "basic":
             if not https:
                 raise ValueError(
@@ -491,7 +505,7 @@ class NativePsrpTransport(Transport):
 
 @functools.lru_cache(maxsize=1)
 def _kerberos_available() -> bool:
-    """With gssapi installed, Negotiate may mean Kerberos: leave that to pypsrp."""
+    """Whether pyspnego can do Kerberos here (python-gssapi); without it Negotiate is NTLM."""
     import importlib.util
 
     return importlib.util.find_spec("gssapi") is not None

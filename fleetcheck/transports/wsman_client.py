@@ -473,13 +473,21 @@ ENC_CONTENT_TYPE = f'multipart/encrypted;protocol="{ENC_PROTOCOL}";boundary="Enc
 _BOUNDARY = b"--Encrypted Boundary"
 
 
-def wrap(message: bytes, wrap_winrm: Callable[[bytes], tuple[bytes, bytes, int]]) -> bytes:
+KERBEROS_PROTOCOL = "application/HTTP-Kerberos-session-encrypted"
+
+
+def enc_content_type(protocol: str = ENC_PROTOCOL) -> str:
+    return f'multipart/encrypted;protocol="{protocol}";boundary="Encrypted Boundary"'
+
+
+def wrap(message: bytes, wrap_winrm: Callable[[bytes], tuple[bytes, bytes, int]], protocol: str = ENC_PROTOCOL) -> bytes:
+    """Encrypt one message; `protocol` is SPNEGO's, or Kerberos' under the Kerberos scheme."""
     header, data, padding = wrap_winrm(message)
     return b"".join(
         [
             _BOUNDARY,
             b"\r\n\tContent-Type: ",
-            ENC_PROTOCOL.encode(),
+            protocol.encode(),
             b"\r\n\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=",
             str(len(message) + padding).encode(),
             b"\r\n",

@@ -172,9 +172,16 @@ def test_basic_over_http_refused_like_pypsrp() -> None:
     assert classify(exc.value, FailureContext(auth="basic")).error_type == "auth_config"
 
 
-def test_kerberos_and_friends_go_to_pypsrp() -> None:
-    assert NativePsrpTransport()._auth(_host(auth="kerberos")) is None
+def test_kerberos_is_native_and_credssp_goes_to_pypsrp() -> None:
+    kerberos = NativePsrpTransport()._auth(_host(auth="kerberos"))
+    assert kerberos is not None and kerberos.kerberos is not None and kerberos.kerberos.protocol == "kerberos"
     assert NativePsrpTransport()._auth(_host(auth="credssp")) is None
+
+
+def test_negotiate_with_a_domain_or_local_name_and_password_stays_ntlm() -> None:
+    """No KDC round trip for DOMAIN\\user or .\\user with a password (pyspnego would fall back anyway)."""
+    auth = NativePsrpTransport()._auth(_host(auth="negotiate"))
+    assert auth is not None and auth.kerberos is None
 
 
 def test_messages_serialized_once_and_decodable() -> None:
