@@ -211,6 +211,43 @@ def memory_ccache(options: KerberosOptions) -> str | None:
     return name
 
 
+class TicketCache:
+    """One ticket-granting ticket per principal and password (or keytab) for the whole run, in a
+    MEMORY: cache, so 1,000 hosts cost one AS exchange (and one password hash), not 1,000.
+    Holds no password: entries are keyed by a digest of it."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._caches: dict[tuple[str, str, str], str] = {}
+
+    def resolve(self, options: KerberosOptions) -> KerberosOptions:
+        """The same options with the password or keytab replaced by a shared MEMORY: ticket cache."""
+        if not (options.password or options.keytab):
+            return options
+        import dataclasses
+        import hashlib
+
+        digest = hashlib.sha256((options.password or "").encode()).hexdigest()
+        key = (options.principal or "", digest, options.keytab or "")
+        with self._lock:
+            name = self._caches.get(key)
+            if name is None:
+                name = memory_ccache(options)
+                assert name is not None
+                self._caches[key] = name
+        return dataclasses.replace(options, password=None, keytab=None, ccache=name)
+
+    def forget(self, options: KerberosOptions) -> None:
+        """Drop a cached ticket (after it expired mid-run); the next host acquires a new one."""
+        import hashlib
+
+        digest = hashlib.sha256((options.password or "").encode()).hexdigest()
+        with self._lock:
+            self._caches.pop((options.principal or "", digest, options.keytab or ""), None)
+
+
 def use_ccache(name: str | None) -> None:
     """Point this thread's GSSAPI calls at ticket cache `name` (None: back to KRB5CCNAME)."""
     import gssapi.raw

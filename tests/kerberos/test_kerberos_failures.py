@@ -103,3 +103,20 @@ def test_clock_skew(krb_env: LabRealm, web: str) -> None:
         problem = _attempt(web, options)
     assert problem.cause == "clock_skew"
     assert "NTP" in problem.message
+
+
+def test_ticket_cache_gets_one_tgt_per_run(krb_env: LabRealm, web: str) -> None:
+    """A password costs one AS exchange per run: every host after the first reuses the TGT."""
+    from fleetcheck.transports.kerberos import TicketCache
+
+    tickets = TicketCache()
+    options = KerberosOptions(principal=f"{USER}@FLEETCHECK.TEST", password=PASSWORD)
+    first = tickets.resolve(options)
+    assert first.password is None and (first.ccache or "").startswith("MEMORY:")
+    assert tickets.resolve(options) == first
+    log = krb_env.tmpdir / "kdc.log"
+    as_requests = log.read_text().count("AS_REQ")
+    for _ in range(3):
+        assert client_context(web, tickets.resolve(options)).step()
+    assert log.read_text().count("AS_REQ") == as_requests  # only TGS exchanges since
+    assert PASSWORD not in repr(vars(tickets))  # keyed by a digest, the password is not kept
