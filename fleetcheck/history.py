@@ -22,21 +22,14 @@ from typing import Any
 
 import platformdirs
 
-from fleetcheck.changes import FAILING_CHECK_STATUSES
-from fleetcheck.results import (
-    UNCHECKED_STATUSES,
-    CheckResult,
-    CheckStatus,
-    HostResult,
-    HostStatus,
-    RunResult,
-)
+from fleetcheck.errors import UserError
+from fleetcheck.results import FAILING, CheckResult, CheckStatus, HostResult, HostStatus, RunResult
 
 SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_S = 10.0
 
 
-class HistoryError(Exception):
+class HistoryError(UserError):
     """The history database cannot be used (unreadable, newer schema, unknown run)."""
 
 
@@ -204,24 +197,6 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def run_counts(run: RunResult) -> dict[str, int]:
-    """Host and check counts of a run (the numbers stored with it and shown in reports)."""
-    hosts = len(run.hosts)
-    compliant = sum(1 for h in run.hosts if h.status == HostStatus.COMPLIANT)
-    noncompliant = sum(1 for h in run.hosts if h.status == HostStatus.NONCOMPLIANT)
-    unchecked = sum(1 for h in run.hosts if h.status in UNCHECKED_STATUSES)
-    failing = sum(1 for h in run.hosts for c in h.checks if c.status in FAILING_CHECK_STATUSES)
-    waived = sum(1 for h in run.hosts for c in h.checks if c.status == CheckStatus.WAIVED)
-    return {
-        "hosts": hosts,
-        "compliant": compliant,
-        "noncompliant": noncompliant,
-        "unchecked": unchecked,
-        "failing_checks": failing,
-        "waived_checks": waived,
-    }
-
-
 def _intern(conn: sqlite3.Connection, texts: set[str]) -> dict[str, int]:
     """Ids of `texts` in the texts table, adding the new ones.
 
@@ -263,7 +238,7 @@ class History:
 
     def record(self, run: RunResult) -> None:
         """Store `run` atomically; recording the same run_id again replaces it."""
-        counts = run_counts(run)
+        counts = run.counts()
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -542,9 +517,9 @@ class History:
         else:
             seq = self._seq_of(run_id)
         params: dict[str, Any] = {"seq": seq}
-        for i, status in enumerate(sorted(FAILING_CHECK_STATUSES)):
+        for i, status in enumerate(sorted(FAILING)):
             params[f"f{i}"] = status.value
-        failing = ",".join(f":f{i}" for i in range(len(FAILING_CHECK_STATUSES)))
+        failing = ",".join(f":f{i}" for i in range(len(FAILING)))
         # Ordered by run start time (not insertion order): a re-recorded run keeps its place.
         sql = f"""
             WITH now_at AS (SELECT started_at AS t FROM runs WHERE seq = :seq),

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fleetcheck.changes import ChangeSet, compute_changes, diff_runs, format_change_summary
+from fleetcheck.errors import UserError
 from fleetcheck.history import (
     History,
     HistoryError,
@@ -86,7 +87,7 @@ __all__ = [
 ]
 
 
-class NightlyConfigError(ValueError):
+class NightlyConfigError(UserError, ValueError):
     """A nightly option or file is unusable; the message says which and how to fix it."""
 
 
