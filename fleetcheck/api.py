@@ -432,6 +432,20 @@ def _collected_at(facts: FactsDocument) -> datetime | None:
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
+def load_results(path: Path) -> RunResult:
+    """A json report, or a journal (JSON lines) from an interrupted or crashed run."""
+    from fleetcheck.reports import json as json_report
+
+    if path.suffix in (".jsonl", ".journal"):
+        from fleetcheck.journal import read_journal
+
+        try:
+            return read_journal(path)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{path}: not a readable fleetcheck journal ({exc})") from None
+    return json_report.load(path)
+
+
 # --------------------------------------------------------------------------- process exit
 
 

@@ -8,26 +8,41 @@ can type produces a traceback. Sub-commands of other packages (the lab) are moun
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import getpass
 import os
 import sys
 import traceback
-from collections.abc import Iterator
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, NoReturn, cast
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from fleetcheck import __version__
+from fleetcheck.cli_lookup import (
+    HistoryPath,
+    Playbooks,
+    Reports,
+    ViewOpt,
+    WaiversPath,
+    Wide,
+    check_view,
+    checks_cmd,
+    diff_cmd,
+    err,
+    explain_cmd,
+    inventory_cmd,
+    load_inventory,
+    render_table,
+    report_cmd,
+    user_errors,
+)
 from fleetcheck.errors import UserError
-from fleetcheck.results import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RunResult
+from fleetcheck.results import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from fleetcheck import api
-    from fleetcheck.inventory import Inventory
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -65,24 +80,6 @@ app = typer.Typer(
 )
 
 
-def _err(message: str) -> None:
-    typer.echo(message, err=True)
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    _err(f"fleetcheck: {message}")
-    raise typer.Exit(code)
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Errors written for the user -> one paragraph and exit 2, never a traceback."""
-    try:
-        yield
-    except UserError as exc:
-        _fail(str(exc))
-
-
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"fleetcheck {__version__}")
@@ -98,150 +95,10 @@ def _main(
     """Fleet-wide compliance checks for Windows servers over PowerShell Remoting."""
 
 
-# --------------------------------------------------------------------------- inventory
-
-
-def _load_inventory(name: str) -> Inventory:
-    from fleetcheck import api
-
-    inv = api.load_inventory(name)
-    for warning in inv.warnings:
-        _err(f"warning: {warning}")
-    return inv
-
-
-@app.command("inventory")
-def inventory_cmd(
-    inventory: Annotated[str, typer.Argument(metavar="INVENTORY", help="Inventory file (native or Ansible YAML).")],
-    limit: Annotated[str | None, typer.Option("--limit", "-l", metavar="PATTERN", help="Host pattern, as for `run`.")] = None,
-) -> None:
-    """Show the hosts, groups and effective settings an inventory resolves to (passwords redacted).
-
-    \b
-    Examples:
-      fleetcheck inventory inventories/lab.yml
-      fleetcheck inventory prod.yml --limit 'datacenter-a:&web'
-    """
-    from fleetcheck.inventory import apply_limit
-    from fleetcheck.inventory.show import render_inventory
-
-    with _user_errors():
-        inv = _load_inventory(inventory)
-        hosts = apply_limit(inv.hosts, inv.groups, limit)
-        typer.echo(render_inventory(inv, hosts), nl=False)
-
-
-# --------------------------------------------------------------------------- playbooks and checks
-
-
-@app.command("checks")
-def checks_cmd(
-    playbook: Annotated[
-        list[str] | None, typer.Option("--playbook", "-p", metavar="NAME|PATH", help="Playbook name or path (repeatable).")
-    ] = None,
-    all_checks: Annotated[bool, typer.Option("--all", help="Every built-in check, not only a playbook's.")] = False,
-) -> None:
-    """List the checks of a playbook (default: the System State Backup playbook).
-
-    \b
-    Examples:
-      fleetcheck checks
-      fleetcheck checks -p my-playbook.yml
-      fleetcheck checks --all
-    """
-    with _user_errors():
-        from fleetcheck import api
-        from fleetcheck.checks import render_checks_table
-
-        playbooks = [] if all_checks else api.load_playbooks(playbook or [api.DEFAULT_PLAYBOOK])
-        typer.echo(render_checks_table(playbooks))
-
-
-@app.command("explain")
-def explain_cmd(
-    check_id: Annotated[str, typer.Argument(metavar="CHECK_ID", help="A check id, as `fleetcheck checks` lists them.")],
-) -> None:
-    """Explain one check: what it verifies, why it matters, how to fix a failure, its parameters.
-
-    \b
-    Example:
-      fleetcheck explain vss-writers
-    """
-    with _user_errors():
-        from fleetcheck.checks import render_explain
-
-        try:
-            typer.echo(render_explain(check_id), nl=False)
-        except KeyError as exc:
-            raise UserError(str(exc.args[0]) if exc.args else f"unknown check id {check_id!r}") from None
-
-
-# --------------------------------------------------------------------------- reports
-
-
-@app.command("report")
-def report_cmd(
-    results: Annotated[
-        Path,
-        typer.Argument(metavar="RESULTS", help="A json report (`run --report json:PATH`) or a run journal (`--journal`)."),
-    ],
-    fmt: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="table, json, csv, junit, markdown, html, prometheus.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="PATH", help="Write here (default: stdout).")] = None,
-    view: Annotated[str, typer.Option("--view", metavar="VIEW", help="table only: full, hosts, checks or summary.")] = "full",
-    wide: Annotated[bool, typer.Option("--wide", help="table only: no truncation.")] = False,
-) -> None:
-    """Render saved results again in another format, without touching the network.
-
-    \b
-    Examples:
-      fleetcheck report out/run.json --format table --view checks
-      fleetcheck report out/run.json --format junit -o out/junit.xml
-    """
-    from fleetcheck.reports.base import WRITERS, ReportContext, get_renderer, get_writer, write_atomic
-
-    with _user_errors():
-        result = _load_results(results)
-        fmt = fmt.lower()
-        if fmt != "table" and fmt not in WRITERS:
-            raise UserError(f"unknown format '{fmt}'; known: table, {', '.join(sorted(WRITERS))}")
-        if fmt != "table" and output is not None:
-            get_writer(fmt)(result, output, ReportContext())
-            return
-        text = _render_table(result, view, wide) if fmt == "table" else get_renderer(fmt)(result, ReportContext())
-        if output is not None:
-            write_atomic(output, text)
-        else:
-            typer.echo(text, nl=False)
-
-
-def _load_results(path: Path) -> RunResult:
-    """A json report, or a journal (JSON lines) from an interrupted or crashed run."""
-    from fleetcheck.reports import json as json_report
-
-    if path.suffix in (".jsonl", ".journal"):
-        from fleetcheck.journal import read_journal
-
-        try:
-            return read_journal(path)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{path}: not a readable fleetcheck journal ({exc})") from None
-    return json_report.load(path)
-
-
-View = Literal["full", "hosts", "checks", "summary"]
-
-
-def _view(view: str) -> View:
-    if view not in ("full", "hosts", "checks", "summary"):
-        raise UserError(f"--view '{view}': expected full, hosts, checks or summary")
-    return cast(View, view)
-
-
-def _render_table(result: RunResult, view: str, wide: bool) -> str:
-    from fleetcheck.reports.table import TableOptions, render_table
-
-    ascii_only = (sys.stdout.encoding or "").lower().replace("-", "") not in ("utf8", "utf16", "utf32")
-    return render_table(result, TableOptions(view=_view(view), wide=wide, ascii=ascii_only))
+app.command("inventory")(inventory_cmd)
+app.command("checks")(checks_cmd)
+app.command("explain")(explain_cmd)
+app.command("report")(report_cmd)
 
 
 # --------------------------------------------------------------------------- run
@@ -260,12 +117,9 @@ def run_cmd(
     timeout: Annotated[
         float | None, typer.Option("--timeout", metavar="SECONDS", min=1, max=3600, help="Per-host deadline in seconds [default: 120].")
     ] = None,
-    report: Annotated[
-        list[str] | None,
-        typer.Option("--report", "-r", metavar="FORMAT:PATH", help="FORMAT:PATH, repeatable; json, csv, junit, markdown, html, prometheus."),
-    ] = None,
-    view: Annotated[str, typer.Option("--view", metavar="VIEW", help="Terminal output: full, hosts, checks or summary.")] = "full",
-    wide: Annotated[bool, typer.Option("--wide", help="Show every host and full messages.")] = False,
+    report: Reports = None,
+    view: ViewOpt = "full",
+    wide: Wide = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table: the change-count line (with history) and the summary line only.")] = False,
     save_facts: Annotated[Path | None, typer.Option("--save-facts", metavar="DIR", help="Store each host's facts here.")] = None,
     journal: Annotated[
@@ -283,10 +137,10 @@ def run_cmd(
                                  help="PSRP client for psrp hosts, overriding their psrp_client setting: pypsrp "
                                       "(threads, the default) or native (asyncio, less CPU per host).")
     ] = None,
-    history: Annotated[Path | None, typer.Option("--history", metavar="PATH", help="SQLite history file.")] = None,
+    history: HistoryPath = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Do not record this run.")] = False,
     since: Annotated[str | None, typer.Option("--since", metavar="last", help="Compare with a previous run: 'last'.")] = None,
-    waivers: Annotated[Path | None, typer.Option("--waivers", metavar="FILE", help="Waivers YAML file.")] = None,
+    waivers: WaiversPath = None,
     mail_to: Annotated[str | None, typer.Option("--mail-to", metavar="ADDR", help="ADDR[,ADDR]: mail the change summary.")] = None,
     smtp: Annotated[str | None, typer.Option("--smtp", metavar="HOST[:PORT]", help="HOST[:PORT] of the mail relay.")] = None,
     mail_always: Annotated[bool, typer.Option("--mail-always", help="Mail even when nothing changed.")] = False,
@@ -304,8 +158,8 @@ def run_cmd(
     from fleetcheck import api, nightly
     from fleetcheck.progress import Mode, Progress
 
-    with _user_errors():
-        inv = _load_inventory(inventory)
+    with user_errors():
+        inv = load_inventory(inventory)
         options = api.RunOptions(
             limit=limit,
             forks=forks,
@@ -322,7 +176,7 @@ def run_cmd(
             prompt=getpass.getpass if ask_pass else None,
             console=None if quiet else Console(highlight=False, soft_wrap=True),
         )
-        _view(view)
+        check_view(view)
         if no_history and since:
             raise UserError("--since compares with recorded runs; it cannot be used with --no-history")
         mode: Mode = "quiet" if quiet else ("bar" if sys.stderr.isatty() else "lines")
@@ -335,15 +189,15 @@ def _print_outcome(outcome: api.RunOutcome, *, view: str, wide: bool, quiet: boo
     """The change summary's first line (quiet) or a blank line after it, the table, report problems."""
     if quiet:
         for error in outcome.errors:
-            _err(f"warning: {error}")
+            err(f"warning: {error}")
         if outcome.changes is not None and outcome.summary:
             # cron logs keep the one line that matters most: what changed since last night
             typer.echo(outcome.summary.splitlines()[0])
     elif outcome.summary:
         typer.echo("")
-    typer.echo(_render_table(outcome.run, view, wide), nl=False)
+    typer.echo(render_table(outcome.run, view, wide), nl=False)
     for problem in outcome.report_errors:
-        _err(f"fleetcheck: could not write {problem}")
+        err(f"fleetcheck: could not write {problem}")
     raise typer.Exit(outcome.exit_code)
 
 
@@ -353,13 +207,11 @@ def _print_outcome(outcome: api.RunOutcome, *, view: str, wide: bool, quiet: boo
 @app.command("evaluate")
 def evaluate_cmd(
     facts_dir: Annotated[Path, typer.Argument(metavar="DIR", help="A folder written by `run --save-facts DIR`.")],
-    playbook: Annotated[
-        list[str] | None, typer.Option("--playbook", "-p", metavar="NAME|PATH", help="Playbook name or path (repeatable).")
-    ] = None,
-    report: Annotated[list[str] | None, typer.Option("--report", "-r", metavar="FORMAT:PATH", help="FORMAT:PATH, repeatable.")] = None,
-    view: Annotated[str, typer.Option("--view", metavar="VIEW", help="full, hosts, checks or summary.")] = "full",
-    wide: Annotated[bool, typer.Option("--wide", help="Show every host and full messages.")] = False,
-    waivers: Annotated[Path | None, typer.Option("--waivers", metavar="FILE", help="Waivers YAML file.")] = None,
+    playbook: Playbooks = None,
+    report: Reports = None,
+    view: ViewOpt = "full",
+    wide: Wide = False,
+    waivers: WaiversPath = None,
 ) -> None:
     """Evaluate saved facts against a playbook again (with waivers), without touching the network.
 
@@ -371,8 +223,8 @@ def evaluate_cmd(
 
     from fleetcheck import api
 
-    with _user_errors():
-        _view(view)
+    with user_errors():
+        check_view(view)
         options = api.EvaluateOptions(
             reports=api.parse_report_specs(report or []), waivers=waivers,
             console=Console(highlight=False, soft_wrap=True),
@@ -384,26 +236,7 @@ def evaluate_cmd(
 # --------------------------------------------------------------------------- diff and plug-in commands
 
 
-@app.command("diff")
-def diff_cmd(
-    run_a: Annotated[str | None, typer.Argument(metavar="RUN_A", help="Older run (id, prefix, last, last~N).")] = None,
-    run_b: Annotated[str | None, typer.Argument(metavar="RUN_B", help="Newer run (default: the latest).")] = None,
-    history: Annotated[Path | None, typer.Option("--history", metavar="PATH", help="SQLite history file.")] = None,
-    list_runs: Annotated[bool, typer.Option("--list", help="List the recorded runs instead.")] = False,
-) -> None:
-    """What changed between two recorded runs: new failures, fixed, still failing, hosts gone or new.
-
-    \b
-    Examples:
-      fleetcheck diff                  # the latest run against the one before
-      fleetcheck diff last~7 last      # this week
-      fleetcheck diff --list
-    """
-    with _user_errors():
-        from fleetcheck import nightly
-
-        text = nightly.list_runs_text(history) if list_runs else nightly.diff_text(history, run_a, run_b)
-        typer.echo(text)
+app.command("diff")(diff_cmd)
 
 
 def _mount(entry: EntryPoint) -> None:
@@ -440,15 +273,15 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return EXIT_USAGE
     except (typer.Abort, KeyboardInterrupt, EOFError):
-        _err("fleetcheck: interrupted")
+        err("fleetcheck: interrupted")
         return EXIT_INTERRUPTED
     except Exception as exc:  # the last line of defence: one paragraph, exit 4
         if os.environ.get("FLEETCHECK_DEBUG"):
             traceback.print_exc()
-        _err(f"fleetcheck: internal error ({type(exc).__name__}); set FLEETCHECK_DEBUG=1 for details")
+        err(f"fleetcheck: internal error ({type(exc).__name__}); set FLEETCHECK_DEBUG=1 for details")
         return EXIT_INTERRUPTED
     if rv == 130:  # typer's code for Ctrl-C
-        _err("fleetcheck: interrupted")
+        err("fleetcheck: interrupted")
         rv = EXIT_INTERRUPTED
     code = rv if isinstance(rv, int) else EXIT_OK
     _exit_when_workers_hang(code)
