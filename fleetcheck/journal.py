@@ -29,15 +29,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from fleetcheck.results import HostResult, RunResult
+from fleetcheck.results import HostResult, RunResult, clean_text
 
 #: Longest time a host line may stay written but not fsynced (see the module docstring).
 FSYNC_INTERVAL = 0.5
-
-
-def clean_text(text: str) -> str:
-    """Pair surrogate halves into the character they encode; a lone half becomes U+FFFD."""
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _clean(value: Any) -> Any:

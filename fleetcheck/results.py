@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 REPORT_SCHEMA = "fleetcheck/report/v1"
 
@@ -64,6 +64,15 @@ EXIT_UNCHECKED = 3
 EXIT_INTERRUPTED = 4
 
 
+def clean_text(text: str) -> str:
+    """Pair UTF-16 surrogate halves into the character they encode; a lone half becomes U+FFFD.
+
+    A non-BMP character (an emoji) split by a careless decoder arrives as two halves that
+    UTF-8 cannot encode: every writer (journal, reports, history) would refuse the text.
+    """
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 class CheckResult(BaseModel):
     """One check evaluated on one host's facts."""
 
@@ -92,6 +101,18 @@ class HostResult(BaseModel):
     started_at: datetime | None = None
     duration_s: float = 0.0
     attempts: int = 1
+
+    @field_validator("message")
+    @classmethod
+    def _encodable(cls, value: str) -> str:
+        """The host's own text (error output) must reach every writer, whatever it holds."""
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return clean_text(value)
+        return value
 
 
 class RunResult(BaseModel):

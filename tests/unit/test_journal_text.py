@@ -39,3 +39,14 @@ def test_clean_text_leaves_valid_text_alone() -> None:
 
     assert clean_text("Zürich \U0001f600 ok") == "Zürich \U0001f600 ok"
     assert clean_text(LONE + "x") == "\ufffdx"
+
+
+def test_a_hosts_error_text_reaches_every_report(tmp_path: Path) -> None:
+    from fleetcheck.reports.base import WRITERS, ReportContext, get_writer
+
+    host = HostResult(host="H1", status=HostStatus.PROTOCOL_ERROR, message=f"ssh said {LONE}{SPLIT_EMOJI}")
+    assert host.message == "ssh said \ufffd\U0001f600"
+    run = RunResult(run_id="r1", started_at=datetime.now(UTC), hosts=[host])
+    for fmt in WRITERS:
+        get_writer(fmt)(run, tmp_path / f"r.{fmt}", ReportContext())
+        assert "ssh said" in (tmp_path / f"r.{fmt}").read_text(encoding="utf-8") or fmt == "prometheus"
