@@ -139,6 +139,8 @@ class RunOutcome:
     #: Problems that did not stop the run (history, mail, a report that could not be written).
     errors: list[str] = field(default_factory=list)
     report_errors: list[str] = field(default_factory=list)
+    #: The inventory's warnings (unknown keys, deprecated settings...).
+    warnings: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -243,7 +245,9 @@ def run(
         result = _run_fleet(hosts, loaded, names, scope, options)
         if options.progress is not None:
             options.progress.run_finished(result, len(hosts))
-        return _finish(result, len(hosts), opts, options.reports, options.console)
+        outcome = _finish(result, len(hosts), opts, options.reports, options.console)
+    outcome.warnings = list(inv.warnings)
+    return outcome
 
 
 def _run_fleet(
