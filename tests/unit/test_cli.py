@@ -305,3 +305,29 @@ def test_run_gc_tuning_is_undone_after_the_run() -> None:
         assert gc.get_freeze_count() > frozen
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_every_error_written_for_the_user_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetcheck.errors import UserError
+    from fleetcheck.history import HistoryError, RunLockedError
+    from fleetcheck.inventory import InventoryError, LimitError
+    from fleetcheck.nightly import NightlyConfigError
+    from fleetcheck.playbook import PlaybookError
+    from fleetcheck.probes.bundle import BundleError
+    from fleetcheck.reports.base import ReportSpecError
+    from fleetcheck.reports.json import ResultsFileError
+    from fleetcheck.waivers import WaiverFileError
+
+    for cls in (HistoryError, RunLockedError, InventoryError, LimitError, NightlyConfigError, PlaybookError,
+                BundleError, ReportSpecError, ResultsFileError, WaiverFileError):  # fmt: skip
+        assert issubclass(cls, UserError), cls
+
+    class Brand(UserError):
+        """A user error the CLI has never heard of."""
+
+    def refuse(name: str) -> None:
+        raise Brand(f"{name}: line 3: what is wrong; what to do")
+
+    monkeypatch.setattr("fleetcheck.api.load_inventory", refuse)
+    code, out = invoke("inventory", "x.yml")
+    assert code == 2 and "fleetcheck: x.yml: line 3: what is wrong; what to do" in out
