@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fleetcheck.checks.base import CheckParams, Severity
 from fleetcheck.checks.custom import Expectation
 from fleetcheck.checks.registry import CHECK_ORDER, CHECKS
+from fleetcheck.errors import UserError
 from fleetcheck.probes.schema import MAX_SCRIPT
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "playbooks"
@@ -24,7 +25,7 @@ MAX_PLAYBOOK_BYTES = 1_000_000
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
 
-class PlaybookError(Exception):
+class PlaybookError(UserError):
     """A playbook that cannot be used; the message names file, line, key, problem and fix."""
 
     def __init__(self, path: str, line: int | None, key: str | None, problem: str, hint: str = "") -> None:

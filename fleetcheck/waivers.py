@@ -24,8 +24,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fleetcheck.changes import FAILING_CHECK_STATUSES
-from fleetcheck.results import CheckResult, CheckStatus, HostResult, HostStatus, RunResult
+from fleetcheck.errors import UserError
+from fleetcheck.results import CheckResult, CheckStatus, HostResult, HostStatus, RunResult, host_status
 
 #: Statuses a waiver turns into `waived`. Pass and skip have nothing to waive.
 WAIVABLE = frozenset({CheckStatus.FAIL, CheckStatus.ERROR, CheckStatus.WARN, CheckStatus.UNKNOWN})
@@ -33,7 +33,7 @@ WAIVABLE = frozenset({CheckStatus.FAIL, CheckStatus.ERROR, CheckStatus.WARN, Che
 EXPIRY_WARNING_DAYS = 14
 
 
-class WaiverFileError(ValueError):
+class WaiverFileError(UserError, ValueError):
     """A waivers file that cannot be used; the message names file, line and the fix."""
 
 
@@ -182,10 +182,10 @@ def _waive(check: CheckResult, waiver: Waiver) -> CheckResult:
 def _host_update(host: HostResult, checks: list[CheckResult]) -> dict[str, object]:
     """New checks, and status/message when waivers leave nothing failing on a noncompliant host."""
     update: dict[str, object] = {"checks": checks}
-    if host.status == HostStatus.NONCOMPLIANT and not any(c.status in FAILING_CHECK_STATUSES for c in checks):
-        waived = sum(1 for c in checks if c.status == CheckStatus.WAIVED)
-        update["status"] = HostStatus.COMPLIANT
-        update["message"] = f"{len(checks) - waived} checks passed, {waived} waived"
+    if host.status == HostStatus.NONCOMPLIANT:
+        status, message = host_status(checks)
+        if status is HostStatus.COMPLIANT:
+            update["status"], update["message"] = status, message
     return update
 
 

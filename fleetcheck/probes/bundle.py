@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from fleetcheck.errors import UserError
 from fleetcheck.facts import FACTS_SCHEMA, FactsDocument, ProbeError, ProbeOutcome
 from fleetcheck.probes.schema import PROBES
 
@@ -26,7 +27,7 @@ DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class BundleError(ValueError):
+class BundleError(UserError, ValueError):
     """A probe request that cannot be composed (unknown probe id, invalid parameters)."""
 
 
