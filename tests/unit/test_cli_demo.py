@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fleetcheck.lab.demo import build_inventory, demo_faults, demo_mix
 from fleetcheck.inventory import load_inventory
+from fleetcheck.lab.demo import build_inventory, demo_faults, demo_mix
 
 
 @dataclass
