@@ -185,7 +185,7 @@ def _first_word(script: str) -> str:
 
 def _answer_bundle(host: LabHost, script: str, args_json: str) -> str | LabErrorRecord:
     try:
-        simprobes = importlib.import_module("fleetcheck.lab.simprobes")  # the probes work's module
+        simprobes = importlib.import_module("fleetcheck.lab.simprobes")
     except ImportError:
         return LabErrorRecord(
             message="The lab cannot answer fleetcheck bundles yet (fleetcheck.lab.simprobes is missing).",
