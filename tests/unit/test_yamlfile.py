@@ -136,3 +136,15 @@ def test_waivers_accept_merge_keys() -> None:
     first, second = parse_waivers(text, "<w>")
     assert (first.check, second.check) == ("a", "b")
     assert second.justification == "patch window" and second.hosts == first.hosts
+
+
+def test_inventory_merge_key_with_an_override(tmp_path: Path) -> None:
+    from fleetcheck.inventory import load_inventory
+
+    path = tmp_path / "inv.yml"
+    path.write_text(
+        "hosts:\n  A: &base {transport: psrp, port: 5985}\n  B:\n    <<: *base\n    port: 5986\n",
+        encoding="utf-8",
+    )
+    inv = load_inventory(path)
+    assert inv.host("A").port == 5985 and inv.host("B").port == 5986
