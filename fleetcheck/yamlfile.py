@@ -87,7 +87,7 @@ class _Loader(yaml.SafeLoader):
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
+                mark = self.get_mark()  # where the reader is: at or just past the offending line
                 raise _Refused(mark.line + 1, f"the document nests deeper than {MAX_DEPTH} levels")
             return super().compose_node(parent, index)
         finally:
