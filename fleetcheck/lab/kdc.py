@@ -53,7 +53,7 @@ def missing_requirements() -> list[str]:
         try:
             __import__(module)
         except ImportError:
-            missing.append(f"python module {module} (pip install 'fleetcheck[kerberos]' k5test)")
+            missing.append(f"python module {module} (pip install 'fleetcheck[lab-kerberos]')")
     return missing
 
 
