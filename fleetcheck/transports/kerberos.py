@@ -255,6 +255,53 @@ def use_ccache(name: str | None) -> None:
     gssapi.raw.krb5_ccache_name(name.encode() if name else None)
 
 
+# -- the library transports -----------------------------------------------------------------------
+def pypsrp_auth_kwargs(auth: str, settings: Any, password: str | None, tickets: TicketCache | None = None) -> dict[str, Any]:
+    """pypsrp WSMan keyword arguments for Kerberos/Negotiate-with-Kerberos and certificate hosts
+    (empty for the rest). The credential list replaces username and password: a shared in-memory
+    ticket, a keytab, or the ticket cache, then the password again for Negotiate's NTLM fall-back."""
+    out: dict[str, Any] = {}
+    if auth == "certificate":
+        cert, key = getattr(settings, "cert_path", None), getattr(settings, "key_path", None)
+        return {"certificate_pem": str(cert) if cert else None, "certificate_key_pem": str(key) if key else None}
+    username = getattr(settings, "username", None)
+    if auth not in ("kerberos", "negotiate") or not wants_kerberos(auth, username, password, settings):
+        return out
+    import spnego
+
+    options = options_for(settings, password)
+    if tickets is not None:
+        options = tickets.resolve(options)
+    creds = credentials(options)
+    if auth == "negotiate" and username and password:
+        creds.append(spnego.Password(username=username, password=password))
+    out.update(username=creds, password=None, negotiate_service=options.service)
+    if options.hostname_override:
+        out["negotiate_hostname_override"] = options.hostname_override
+    return out
+
+
+def pywinrm_auth_kwargs(auth: str, settings: Any) -> dict[str, Any]:
+    """pywinrm Protocol keyword arguments for Kerberos (SPN host and service) and certificate hosts."""
+    if auth == "certificate":
+        cert, key = getattr(settings, "cert_path", None), getattr(settings, "key_path", None)
+        return {"cert_pem": str(cert) if cert else None, "cert_key_pem": str(key) if key else None}
+    if auth != "kerberos":
+        return {}
+    options = options_for(settings, None)
+    return {"kerberos_hostname_override": options.hostname_override, "service": options.service}
+
+
+def pypsrp_mechanism(wsman: Any, auth: str) -> str:
+    """What authenticated a pypsrp session: kerberos or ntlm under Negotiate, else the method."""
+    contexts = getattr(getattr(getattr(wsman, "transport", None), "session", None), "auth", None)
+    for ctx in (getattr(contexts, "contexts", None) or {}).values():
+        protocol = getattr(ctx, "negotiated_protocol", None)
+        if protocol:
+            return "credssp" if auth == "credssp" else str(protocol)
+    return {"negotiate": "ntlm"}.get(auth, auth)
+
+
 # -- failures -------------------------------------------------------------------------------------
 #: MIT krb5 error codes (com_err table krb5, base -1765328384), as GSSAPI minor statuses.
 _KRB5_BASE = -1765328384
