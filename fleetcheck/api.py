@@ -259,7 +259,7 @@ def _kerberos_preflight(hosts: Sequence[Host]) -> None:
     """Before any connection: Kerberos hosts need gssapi (pykerberos for winrm) and a krb5.conf."""
     from fleetcheck.transports.kerberos import preflight_message
 
-    transports = {h.transport for h in hosts if h.auth == "kerberos"}
+    transports: set[str] = {h.transport for h in hosts if h.auth == "kerberos"}
     message = preflight_message(transports) if transports else None
     if message:
         names = [h.name for h in hosts if h.auth == "kerberos"]
