@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fleetcheck import __version__
+from fleetcheck.checks.authmech import ntlm_fallback
 from fleetcheck.journal import Journal
 from fleetcheck.results import CheckResult, HostResult, HostStatus, RunResult, host_status
 from fleetcheck.results import exit_code as exit_code
@@ -370,6 +371,10 @@ class _Fleet:
             status, message, checks, facts, error_type = judge_output(
                 host, got.output, self.playbooks, scan_time
             )
+            base["auth_mechanism"] = got.output.auth_mechanism
+            warning = ntlm_fallback(host.auth, got.output.auth_mechanism, self.playbooks)
+            if warning is not None:
+                checks.append(warning)
             if facts is not None and self.options.save_facts is not None:
                 facts = facts.model_copy(update={"scanned_at": scan_time.isoformat()})
                 save_facts(self.options.save_facts, host.name, facts)

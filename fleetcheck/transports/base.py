@@ -25,6 +25,7 @@ class ScriptOutput:
     errors: list[str] = field(default_factory=list)
     failed: bool = False  # terminating error / non-zero exit
     exit_code: int | None = None
+    auth_mechanism: str | None = None  # what authenticated: kerberos, ntlm, basic, credssp, certificate
 
 
 class Transport(ABC):

@@ -211,6 +211,24 @@ def memory_ccache(options: KerberosOptions) -> str | None:
     return name
 
 
+#: A cached ticket with less time than this left is replaced before it is handed to a host.
+TICKET_MIN_LIFETIME_S = 300
+
+
+def _lifetime(ccache: str) -> int:
+    """Seconds the ticket-granting ticket in `ccache` is still valid (0 when gone or expired)."""
+    import gssapi
+
+    try:
+        return int(gssapi.Credentials(usage="initiate", store={"ccache": ccache}).lifetime or 0)
+    except gssapi.exceptions.GSSError:
+        return 0
+
+
+#: The process's tickets from passwords and keytabs (memory only; see `TicketCache`).
+TICKETS: TicketCache
+
+
 class TicketCache:
     """One ticket-granting ticket per principal and password (or keytab) for the whole run, in a
     MEMORY: cache, so 1,000 hosts cost one AS exchange (and one password hash), not 1,000.
@@ -233,7 +251,7 @@ class TicketCache:
         key = (options.principal or "", digest, options.keytab or "")
         with self._lock:
             name = self._caches.get(key)
-            if name is None:
+            if name is None or _lifetime(name) < TICKET_MIN_LIFETIME_S:
                 name = memory_ccache(options)
                 assert name is not None
                 self._caches[key] = name
@@ -246,6 +264,9 @@ class TicketCache:
         digest = hashlib.sha256((options.password or "").encode()).hexdigest()
         with self._lock:
             self._caches.pop((options.principal or "", digest, options.keytab or ""), None)
+
+
+TICKETS = TicketCache()
 
 
 def use_ccache(name: str | None) -> None:

@@ -30,6 +30,7 @@ from fleetcheck.transports.base import (
     track_connections,
 )
 from fleetcheck.transports.errors import OutputTooLarge, RunCancelled
+from fleetcheck.transports.kerberos import TICKETS, pypsrp_auth_kwargs, pypsrp_mechanism
 
 log = logging.getLogger(__name__)
 quiet_token_loggers()
@@ -151,7 +152,10 @@ class PsrpTransport(ThreadedTransport):
 def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOutput:
     """Open a pool, run one pipeline, close; raise the FIRST failure."""
     settings = wsman_settings(host)
-    wsman = _BoundedWSMan(password=secret_value(host), budget=budget, **settings)
+    password = secret_value(host)
+    settings["password"] = password
+    settings.update(pypsrp_auth_kwargs(settings["auth"], host, password, TICKETS))
+    wsman = _BoundedWSMan(budget=budget, **settings)
     pool = RunspacePool(wsman)
     first: BaseException | None = None
     original: BaseException | None = None
@@ -172,6 +176,7 @@ def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOu
             stdout=_output_text(ps),
             errors=_error_texts(ps),
             failed=bool(ps.had_errors) or ps.state == PSInvocationState.FAILED,
+            auth_mechanism=pypsrp_mechanism(wsman, settings["auth"]),
         )
     except BaseException as exc:
         original = exc
@@ -195,7 +200,7 @@ def _close_quietly(
             return
         if not clean:
             # The failed connection's encryption state is stale: talk over a fresh one.
-            shell.wsman = _BoundedWSMan(password=secret_value(host), budget=budget, **settings)
+            shell.wsman = _BoundedWSMan(budget=budget, **settings)
         shell.close()
     except BaseException as exc:  # closing is best effort by design
         log.debug("closing the shell on %s failed: %s", host.address, type(exc).__name__)

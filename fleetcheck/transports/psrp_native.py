@@ -37,7 +37,7 @@ from fleetcheck.transports.base import (
     secret_value,
 )
 from fleetcheck.transports.errors import WSMAN_TIMED_OUT, DeadlineExceeded, OutputTooLarge, RunCancelled
-from fleetcheck.transports.kerberos import KerberosAuth, options_for, wants_kerberos
+from fleetcheck.transports.kerberos import TICKETS, KerberosAuth, options_for, wants_kerberos
 
 log = logging.getLogger(__name__)
 quiet_token_loggers()
@@ -466,7 +466,7 @@ class NativePsrpTransport(Transport):
         https = host.scheme == "https"
         if wants_kerberos(method, username, password, host) and (method == "kerberos" or _kerberos_available()):
             fallback = (username, password) if method == "negotiate" and username and password else None
-            provider = KerberosAuth(options_for(host, password), protocol=method, ntlm_fallback=fallback)
+            provider = KerberosAuth(TICKETS.resolve(options_for(host, password)), protocol=method, ntlm_fallback=fallback)
             return _Auth(method, username or "", "", encrypt=not https, kerberos=provider)
         if not username or password is None:
             raise ValueError("no username or password given for the host")
@@ -644,7 +644,8 @@ class _Shell:
                     err = wc.pipeline_state_error(msg.data)
                     if err is not None and len(errors) < 50:
                         errors.append(err)
-        return ScriptOutput(stdout="\n".join(out), errors=errors, failed=state == wc.PIPE_FAILED)
+        mechanism = "basic" if self.s.auth.method == "basic" else self.s.mechanism
+        return ScriptOutput(stdout="\n".join(out), errors=errors, failed=state == wc.PIPE_FAILED, auth_mechanism=mechanism)
 
     async def close(self, *, clean: bool) -> None:
         """Delete the shell (best effort); over a fresh connection if the current one is suspect."""

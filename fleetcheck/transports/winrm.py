@@ -28,6 +28,7 @@ from fleetcheck.transports.base import (
 )
 from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
 from fleetcheck.transports.errors import OutputTooLarge, RunCancelled
+from fleetcheck.transports.kerberos import TICKETS, options_for, pywinrm_auth_kwargs, use_ccache
 
 log = logging.getLogger(__name__)
 quiet_token_loggers()
@@ -119,6 +120,7 @@ def protocol_settings(host: Any) -> dict[str, Any]:
         "proxy": None,
         "read_timeout_sec": DEFAULT_OPERATION_TIMEOUT + 5,
         "operation_timeout_sec": DEFAULT_OPERATION_TIMEOUT,
+        **pywinrm_auth_kwargs(host.auth, host),
     }
 
 
@@ -134,6 +136,16 @@ class WinrmTransport(ThreadedTransport):
 def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOutput:
     """Open a cmd shell, run the bootstrap, feed stdin, collect; raise the FIRST failure."""
     settings = protocol_settings(host)
+    if host.auth == "kerberos":  # pykerberos reads a ticket cache only: this thread's, in memory
+        use_ccache(TICKETS.resolve(options_for(host, secret_value(host))).ccache)
+    try:
+        return _run_sync(host, settings, script, args_json, budget)
+    finally:
+        if host.auth == "kerberos":
+            use_ccache(None)
+
+
+def _run_sync(host: Any, settings: dict[str, Any], script: str, args_json: str, budget: Budget) -> ScriptOutput:
     proto = _BoundedProtocol(password=secret_value(host), budget=budget, **settings)
     shell_id: str | None = None
     command_id: str | None = None
@@ -155,6 +167,7 @@ def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOu
             errors=decode_clixml_errors(stderr.decode("utf-8", errors="replace")),
             failed=code != 0,
             exit_code=code,
+            auth_mechanism={"negotiate": "ntlm"}.get(host.auth, host.auth),
         )
     except BaseException as exc:
         original = exc
