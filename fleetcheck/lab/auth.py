@@ -59,11 +59,12 @@ def _usable(user: LabUser) -> bool:
 
 
 def credential_lines(users: list[LabUser]) -> list[str]:
-    """smbpasswd lines: bare name, `.\\name`, and `DOMAIN\\name` for domain accounts."""
+    """smbpasswd lines: bare name, `.\\name`, and `DOMAIN\\name` and `name@DOMAIN` for domain accounts."""
     lines: list[str] = []
     for uid, user in enumerate(u for u in users if _usable(u)):
         lm, nt = _hashes(user.password)
-        names = [user.name, f".\\{user.name}"] + ([f"{user.domain}\\{user.name}"] if user.domain else [])
+        # A domain account also by its UPN (user@domain), which NTLM carries as the user name.
+        names = [user.name, f".\\{user.name}"] + ([f"{user.domain}\\{user.name}", f"{user.name}@{user.domain}"] if user.domain else [])
         lines.extend(f"{name}:{1000 + uid}:{lm}:{nt}:[U          ]:LCT-00000000" for name in names)
     return lines
 

@@ -79,3 +79,70 @@ async def serve(host: LabHost, *, https: bool = False, tmp_path: Path | None = N
 async def in_thread(func: Callable[..., _T], *args: Any) -> _T:
     """Run a blocking client call while the lab keeps serving on this loop."""
     return await asyncio.to_thread(func, *args)
+
+
+def join_fleet(fleet: Any, realm: LabRealm) -> None:
+    """Join every host of an in-process LabFleet to the realm: its SPNs and keytab, and the domain
+    user alice (as a domain's member servers accept domain accounts)."""
+    for host in fleet.hosts.values():
+        lab = host.lab
+        assert lab is not None, "Kerberos fleets run in-process (workers=1)"
+        name = fqdn(host.name)
+        lab.kerberos_keytab = realm.keytabs.get(name) or realm.add_host(name)
+        if not any(u.domain == REALM for u in lab.machine.users):
+            lab.machine.users.append(LabUser(name=USER, password=PASSWORD, domain=REALM))
+
+
+def kerberos_inventory(
+    fleet: Any,
+    path: Path,
+    *,
+    transport: str = "psrp",
+    scheme: str = "http",
+    source: str = "ccache",
+    psrp_client: str = "pypsrp",
+    realm: LabRealm | None = None,
+    auth: str = "kerberos",
+    by_name: bool = True,
+) -> Path:
+    """An inventory reaching the fleet with Kerberos: by address, the SPN host named by
+    negotiate_hostname_override (`by_name=False` leaves it out: connecting by IP)."""
+    import yaml
+
+    top: dict[str, Any] = {"transport": transport, "scheme": scheme, "auth": auth, "timeout": 30}
+    if transport == "psrp":
+        top["psrp_client"] = psrp_client
+    if source in ("password", "keytab"):
+        top["username"] = f"{USER}@{REALM}"
+    if source == "password":
+        top["password_env"] = "FC_KRB_PASSWORD"
+    if source == "keytab":
+        assert realm is not None
+        top["kerberos_keytab"] = realm.client_keytab(USER)
+    if scheme == "https":
+        assert fleet.ca_pem is not None
+        ca = path.with_name(path.stem + "-ca.pem")
+        ca.write_bytes(fleet.ca_pem)
+        top["ca_path"] = str(ca)
+    hosts = {}
+    for h in fleet.hosts.values():
+        entry: dict[str, Any] = {"address": h.address, "port": h.https_port if scheme == "https" else h.http_port}
+        if by_name:
+            entry["negotiate_hostname_override"] = fqdn(h.name)
+        hosts[h.name] = entry
+    path.write_text(yaml.safe_dump({"vars": top, "hosts": hosts}, sort_keys=False))
+    return path
+
+
+async def fleetcheck_cli(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """`fleetcheck ...` as a subprocess, without blocking the lab's event loop."""
+    import os
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fleetcheck", *args,
+        cwd=cwd, env={**os.environ, "COLUMNS": "200", **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    return await proc.wait(), out.decode()
