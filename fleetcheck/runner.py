@@ -43,6 +43,7 @@ from fleetcheck.results import CheckResult, HostResult, HostStatus, RunResult, h
 from fleetcheck.results import exit_code as exit_code
 from fleetcheck.transports.base import ScriptOutput, Transport, secret_value
 from fleetcheck.transports.errors import Failure, FailureContext, classify, redact
+from fleetcheck.transports.kerberos import options_for
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ def failure_context(host: Any, timeout: float) -> FailureContext:
         auth=host.auth,
         timeout=timeout,
         secrets=_secrets(host),
+        kerberos=options_for(host, None) if host.auth in ("kerberos", "negotiate") else None,
     )
 
 

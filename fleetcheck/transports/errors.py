@@ -22,6 +22,7 @@ import ssl
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from fleetcheck.results import HostStatus
 
@@ -58,6 +59,7 @@ class FailureContext:
     auth: str = "negotiate"
     timeout: float | None = None
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    kerberos: Any = None  # the host's KerberosOptions (SPN host and service), for the messages
 
     @property
     def endpoint(self) -> str:
@@ -377,8 +379,22 @@ def _connection_generic(chain: list[BaseException], ctx: FailureContext) -> Fail
     return None
 
 
+def _kerberos(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
+    """Kerberos failures by cause (KDC, principal, password, ticket, SPN, clock, credentials)."""
+    if ctx.auth not in ("kerberos", "negotiate", "credssp"):
+        return None
+    from fleetcheck.transports.kerberos import explain
+
+    for exc in chain:
+        problem = explain(exc, ctx.address, ctx.kerberos)
+        if problem is not None:
+            return Failure(HostStatus.AUTH_FAILED, redact(problem.message, ctx.secrets), problem.error_type)
+    return None
+
+
 RULES: tuple[Rule, ...] = (
     _ours,
+    _kerberos,
     _auth_setup,
     _auth,
     _tls,
