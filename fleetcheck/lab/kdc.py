@@ -32,6 +32,9 @@ from typing import Any
 
 REALM = "FLEETCHECK.TEST"
 DOMAIN = "fleetcheck.test"
+#: The domain user every lab realm starts with (tests and benchmarks log on as this account).
+LAB_USER = "alice"
+LAB_USER_PASSWORD = "Alice-Passw0rd!"
 #: A computer account's SPNs: `host/` on every one (pypsrp's default service), `HTTP/` (pywinrm's)
 #: and `WSMAN/` as WinRM registers. MIT is case-sensitive where AD is not, so each in the case clients send.
 SERVICES = ("host", "HTTP", "WSMAN")

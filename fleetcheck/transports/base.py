@@ -186,7 +186,9 @@ def _tracking_factory(factory: Any, budget: Budget) -> Any:
 
 
 #: Loggers whose DEBUG output carries authentication tokens (NTLM/SPNEGO messages).
-TOKEN_LOGGERS = ("spnego", "requests_ntlm", "requests_kerberos", "requests_credssp")
+#: Loggers that print auth tokens at DEBUG (pywinrm's vendored requests_kerberos logs the whole
+#: `Authorization: Negotiate <AP-REQ>` header, a replayable Kerberos ticket and authenticator).
+TOKEN_LOGGERS = ("spnego", "requests_ntlm", "requests_kerberos", "requests_credssp", "winrm.vendor.requests_kerberos")
 
 
 def quiet_token_loggers() -> None:

@@ -11,12 +11,12 @@ from typing import Any, TypeVar
 
 from fleetcheck.lab.host import LabHost
 from fleetcheck.lab.hostserver import close_shells, start_winrm_listener, stop_listener
-from fleetcheck.lab.kdc import DOMAIN, REALM, LabRealm
+from fleetcheck.lab.kdc import DOMAIN, LAB_USER, LAB_USER_PASSWORD, REALM, LabRealm
 from fleetcheck.lab.machine import LabUser, MachineState, WinRMSettings
 from fleetcheck.lab.tls import LabTLS
 
-USER = "alice"
-PASSWORD = "Alice-Passw0rd!"
+USER = LAB_USER
+PASSWORD = LAB_USER_PASSWORD
 LOCAL_USER = "fleetcheck"
 LOCAL_PASSWORD = "Lab-Passw0rd!"
 _T = TypeVar("_T")

@@ -1,4 +1,5 @@
-"""A real MIT KDC for the Kerberos tests: one throw-away realm per test process (k5test).
+"""Fixtures for every test folder: a real MIT KDC for the Kerberos tests (one throw-away realm
+per test process, k5test, started only when a test asks for it).
 
 The realm, its database, keytabs and ticket caches live in one temporary folder; the KDC
 listens on 127.0.0.1 at a free port. Lab hosts are reached by loopback address with their FQDN
@@ -13,9 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from krb_helpers import PASSWORD, USER
 
-from fleetcheck.lab.kdc import LabRealm, RealmUnavailable, missing_requirements
+from fleetcheck.lab.kdc import LAB_USER, LAB_USER_PASSWORD, LabRealm, RealmUnavailable, missing_requirements
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +27,7 @@ def lab_realm() -> Iterator[LabRealm]:
         realm = LabRealm.start()
     except RealmUnavailable as exc:
         pytest.skip(str(exc))
-    realm.add_user(USER, PASSWORD)
+    realm.add_user(LAB_USER, LAB_USER_PASSWORD)
     try:
         yield realm
     finally:
