@@ -131,6 +131,8 @@ _AUTH_HINTS = {
     "ntlm": "check username format DOMAIN\\user (or .\\user for a local account) and the password",
     "basic": "Basic needs a local account, AllowBasic on the host, and HTTPS",
     "kerberos": "check the ticket (klist) and that the host name resolves to its SPN",
+    "certificate": "the host has no certmapping for this certificate's UPN and issuer, or the certificate is not valid",
+    "credssp": "check the user name and password, and that CredSSP is enabled on the host (Auth/CredSSP)",
     "password": "check the user name and password",
     "key": "check that the public key is in the account's authorized_keys (administrators_authorized_keys for admins)",
 }
@@ -166,10 +168,10 @@ def _auth_setup(chain: list[BaseException], ctx: FailureContext) -> Failure | No
         low = str(exc).lower()
         missing = isinstance(exc, ImportError) or (_module(exc) == "winrm" and "not installed" in low)
         if missing and ("gssapi" in low or "kerberos" in low):
-            msg = "Kerberos is not available on this machine - install gssapi and krb5 (pip install 'pypsrp[kerberos]') or use auth: negotiate"
+            msg = "Kerberos is not available on this machine - pip install 'fleetcheck[kerberos]' (needs libkrb5-dev), or use auth: negotiate"
             return Failure(HostStatus.AUTH_FAILED, msg, "auth_unavailable")
         if missing and "credssp" in low:
-            msg = "CredSSP is not available on this machine - pip install requests-credssp, or use auth: negotiate"
+            msg = "CredSSP is not available on this machine - pip install 'fleetcheck[credssp]', or use auth: negotiate"
             return Failure(HostStatus.AUTH_FAILED, msg, "auth_unavailable")
         if isinstance(exc, ValueError) and "cannot use message encryption with auth" in low:
             msg = f"{label} over HTTP would send credentials unencrypted - use scheme: https (port 5986) or auth: negotiate"
@@ -178,7 +180,7 @@ def _auth_setup(chain: list[BaseException], ctx: FailureContext) -> Failure | No
             msg = "no credentials for this host - set username and password_env (or use --ask-pass)"
             return Failure(HostStatus.AUTH_FAILED, msg, "auth_config")
         if _module(exc) == "winrm" and "cert_pem" in low:
-            msg = "certificate auth needs a client certificate and key, which the inventory cannot name yet - use negotiate"
+            msg = "certificate auth needs the client certificate and its key - set cert_path and key_path (PEM)"
             return Failure(HostStatus.AUTH_FAILED, msg, "auth_config")
     return None
 

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from fleetcheck.lab.certauth import UPN_OID
 from fleetcheck.lab.host import LabHost
 from fleetcheck.lab.hostserver import close_shells, start_winrm_listener, stop_listener
 from fleetcheck.lab.kdc import DOMAIN, LAB_USER, LAB_USER_PASSWORD, REALM, LabRealm
-from fleetcheck.lab.machine import LabUser, MachineState, WinRMSettings
+from fleetcheck.lab.machine import CertMapping, LabUser, MachineState, WinRMSettings
 from fleetcheck.lab.tls import LabTLS
 
 USER = LAB_USER
@@ -146,3 +154,39 @@ async def fleetcheck_cli(*args: str, env: dict[str, str], cwd: Path) -> tuple[in
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 120)
     return await proc.wait(), out.decode()
+
+
+UPN = "fleetcheck@lab.test"
+
+
+def issue_client_cert(ca: trustme.CA, tmp_path: Path, upn: str = UPN, *, expired: bool = False, name: str = "client") -> tuple[str, str]:
+    """(cert PEM path, key PEM path) for a client certificate signed by `ca`."""
+    ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    start, end = (now - dt.timedelta(days=30), now - dt.timedelta(days=1)) if expired else (now - dt.timedelta(hours=1), now + dt.timedelta(days=1))
+    upn_der = b"\x0c" + bytes([len(upn)]) + upn.encode()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, upn.split("@")[0])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.SubjectAlternativeName([x509.OtherName(UPN_OID, upn_der)]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    cert_path, key_path = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def mapped_host(name: str, client_ca: trustme.CA, subject: str = UPN) -> LabHost:
+    host = domain_host(None, name, certificate_auth=True)
+    issuer = x509.load_pem_x509_certificate(client_ca.cert_pem.bytes()).subject.rfc4514_string()
+    host.machine.winrm.cert_mappings.append(CertMapping(subject=subject, issuer=issuer, user=LOCAL_USER))
+    return host
