@@ -125,6 +125,7 @@ async def test_fleetcheck_run_with_certificate_auth(client_ca: trustme.CA, tmp_p
         code, out = await fleetcheck_cli("run", str(inv), "--no-history", "--report", f"json:{tmp_path / 'r.json'}", env={}, cwd=tmp_path)
     rows = {h["host"]: h for h in json.loads((tmp_path / "r.json").read_text())["hosts"]}
     assert rows["cert-run02"]["status"] == "auth_failed", out
+    assert code == 3  # a host that could not be checked
     assert "certmapping" in rows["cert-run02"]["message"]
     assert rows["cert-run01"]["status"] in ("compliant", "noncompliant"), out
     assert rows["cert-run01"]["auth_mechanism"] == "certificate"
