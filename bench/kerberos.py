@@ -13,7 +13,10 @@ session per host in turn, as fleetcheck's psrp transport does with pypsrp:
 - `kerberos-password-per-host`: the password handed to pypsrp per host, as a hand-written loop
   does (an AS exchange, with its password hashing, for every host);
 - `baseline`: the same process importing everything and connecting nowhere, subtracted from the
-  others so the figure is the cost per host, not the interpreter's start.
+  others so the figure is the cost per host, not the interpreter's start;
+- then `fleetcheck run` itself (the whole probe bundle, judging, reports) with NTLM and with
+  Kerberos from a ticket cache, on pypsrp and on the native client; there the figure is the
+  run's CPU divided by the hosts, start-up included.
 
 The lab's CPU per host (the acceptor's side) is read from its process between runs.
 """
@@ -36,6 +39,13 @@ WORK = REPO / "bench" / "work" / "kerberos"
 USER, PASSWORD = "alice", "Alice-Passw0rd!"
 LOCAL_USER, LOCAL_PASSWORD = "fleetcheck", "Lab-Passw0rd!"
 MODES = ("baseline", "ntlm", "kerberos-ccache", "kerberos-password", "kerberos-password-per-host")
+#: `fleetcheck run` itself over the same hosts: (label, psrp client, auth).
+RUNS = (
+    ("fleetcheck pypsrp ntlm", "pypsrp", "ntlm"),
+    ("fleetcheck pypsrp kerberos", "pypsrp", "kerberos"),
+    ("fleetcheck native ntlm", "native", "ntlm"),
+    ("fleetcheck native kerberos", "native", "kerberos"),
+)
 
 
 # -- the lab process ------------------------------------------------------------------------------
@@ -85,6 +95,24 @@ def _client(targets: list[dict[str, Any]], mode: str) -> None:
         except Exception as exc:  # counted and reported, the bench goes on
             errors.append(f"{type(exc).__name__}: {str(exc)[:120]}")
     print(json.dumps({"ok": ok, "errors": errors[:3]}))
+
+
+def _inventory(path: Path, targets: list[dict[str, Any]], client: str, auth: str) -> Path:
+    import yaml
+
+    top: dict[str, Any] = {"transport": "psrp", "scheme": "http", "psrp_client": client, "timeout": 60}
+    if auth == "ntlm":
+        top.update(auth="negotiate", username=LOCAL_USER, password_env="FC_BENCH_PW")
+    else:
+        top.update(auth="kerberos")
+    hosts = {}
+    for t in targets:
+        entry: dict[str, Any] = {"address": "127.0.0.1", "port": t["port"]}
+        if auth == "kerberos":
+            entry["negotiate_hostname_override"] = t["fqdn"]
+        hosts[t["name"]] = entry
+    path.write_text(yaml.safe_dump({"vars": top, "hosts": hosts}, sort_keys=False))
+    return path
 
 
 # -- the driver -----------------------------------------------------------------------------------
@@ -147,6 +175,19 @@ def main(argv: list[str] | None = None) -> int:
             result = json.loads(Path(measured.stdout_path).read_text() or "{}")
             rows[mode] = {"wall_s": measured.wall_s, "cpu_s": measured.cpu_s, "lab_cpu_s": _lab_cpu(lab.pid) - before,
                            "kdc_cpu_s": _kdc_cpu() - kdc_before, **result}
+        for label, client, auth in RUNS:
+            inv = _inventory(WORK / f"{client}-{auth}.yml", targets, client, auth)
+            run_env = dict(env, KRB5CCNAME=f"FILE:{cache}", FC_BENCH_PW=LOCAL_PASSWORD)
+            before, kdc_before = _lab_cpu(lab.pid), _kdc_cpu()
+            measured = run_measured(
+                [sys.executable, "-m", "fleetcheck", "run", str(inv), "--no-history", "--report", f"json:{WORK / (client + auth)}.json"],
+                env=run_env, cwd=REPO, out_dir=WORK, label=f"run-{client}-{auth}",
+            )
+            doc = json.loads((WORK / f"{client}{auth}.json").read_text())
+            ok = sum(1 for h in doc["hosts"] if h["status"] in ("compliant", "noncompliant"))
+            mechanisms = sorted({str(h.get("auth_mechanism")) for h in doc["hosts"]})
+            rows[label] = {"wall_s": measured.wall_s, "cpu_s": measured.cpu_s, "lab_cpu_s": _lab_cpu(lab.pid) - before,
+                           "kdc_cpu_s": _kdc_cpu() - kdc_before, "ok": ok, "mechanisms": mechanisms}
         lab.stdin.close()
         lab.wait(timeout=30)
     finally:
@@ -167,12 +208,23 @@ def main(argv: list[str] | None = None) -> int:
                       f"{per_host / ntlm_per_host:.2f}", f"{row['lab_cpu_ms_per_host']:.1f}", f"{row['kdc_cpu_ms_per_host']:.1f}"])
     headers = ["mode", "ok", "wall s", "client CPU ms/host", "vs NTLM", "lab CPU ms/host", "KDC CPU ms/host"]
     print(tabulate(table, headers=headers))
+    print()
+    runs = []
+    for label, _, _auth in RUNS:
+        row = rows[label]
+        row.update(cpu_ms_per_host=row["cpu_s"] / args.hosts * 1000)
+        base_label = label.replace("kerberos", "ntlm")
+        ratio = row["cpu_s"] / rows[base_label]["cpu_s"]
+        runs.append([label, f"{row['ok']}/{args.hosts}", ",".join(row["mechanisms"]), f"{row['wall_s']:.2f}",
+                     f"{row['cpu_ms_per_host']:.1f}", f"{ratio:.2f}", f"{row['lab_cpu_s'] / args.hosts * 1000:.1f}"])
+    print(tabulate(runs, headers=["fleetcheck run", "checked", "auth", "wall s", "CPU ms/host", "vs NTLM", "lab CPU ms/host"]))
     print(f"(baseline process start and imports: {base * 1000:.0f} ms CPU, subtracted)")
     out = args.out or RESULTS / f"kerberos-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"hosts": args.hosts, "cores": os.cpu_count(), "time": time.time(), "runs": rows}, indent=2))
     print(f"results: {out.relative_to(REPO) if out.is_relative_to(REPO) else out}")
-    return 0 if all(rows[m]["ok"] == args.hosts for m in MODES[1:]) else 1
+    done = all(rows[m]["ok"] == args.hosts for m in MODES[1:]) and all(rows[r[0]]["ok"] == args.hosts for r in RUNS)
+    return 0 if done else 1
 
 
 if __name__ == "__main__":
