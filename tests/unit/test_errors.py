@@ -88,10 +88,23 @@ def test_requests_ntlm_without_challenge_is_auth_failed() -> None:
 
 @pytest.mark.parametrize(("auth", "words"), [("kerberos", "Kerberos is not"), ("credssp", "CredSSP is not")])
 def test_auth_methods_missing_here(auth: str, words: str) -> None:
-    # pywinrm checks before connecting; pypsrp raises ImportError from pyspnego at the first 401
-    real = _caught(lambda: winrm.run_sync(_host(_free_port(), auth=auth), "x", "{}", Budget(2)))
-    made = ImportError("GSSAPIProxy requires the Python gssapi library: No module named 'gssapi'")
-    for exc in (real, made) if auth == "kerberos" else (real,):
+    # pywinrm checks before connecting; pypsrp raises ImportError from pyspnego at the first 401.
+    # Where the extras are installed (fleetcheck[kerberos,credssp]) only the libraries' own errors are classified.
+    import importlib.util
+
+    from winrm.exceptions import WinRMError
+
+    made: dict[str, list[BaseException]] = {
+        "kerberos": [
+            ImportError("GSSAPIProxy requires the Python gssapi library: No module named 'gssapi'"),
+            WinRMError("requested auth method is kerberos, but pykerberos is not installed"),
+        ],
+        "credssp": [WinRMError("requests auth method is credssp, but requests-credssp is not installed")],
+    }
+    cases = made[auth]
+    if importlib.util.find_spec({"kerberos": "kerberos", "credssp": "requests_credssp"}[auth]) is None:
+        cases.append(_caught(lambda: winrm.run_sync(_host(_free_port(), auth=auth), "x", "{}", Budget(2))))
+    for exc in cases:
         f = classify(exc, FailureContext(auth=auth))
         assert (f.status, f.error_type) == (HostStatus.AUTH_FAILED, "auth_unavailable")
         assert f.message.startswith(words)
