@@ -22,7 +22,7 @@ import asyncssh
 from fleetcheck.transports.base import MAX_OUTPUT_BYTES, ScriptOutput, Transport, secret_value
 from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
 from fleetcheck.transports.errors import DeadlineExceeded, OutputTooLarge
-from fleetcheck.transports.winrm import decode_clixml_errors
+from fleetcheck.transports.clixml import decode_clixml_errors
 
 _DEFAULT = "default"
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
-import xml.etree.ElementTree as ET
 from typing import Any, ClassVar
 
 from winrm.protocol import Protocol
@@ -27,6 +25,7 @@ from fleetcheck.transports.base import (
     track_connections,
 )
 from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
+from fleetcheck.transports.clixml import decode_clixml_errors
 from fleetcheck.transports.errors import OutputTooLarge, RunCancelled
 
 log = logging.getLogger(__name__)
@@ -44,37 +43,6 @@ _PYWINRM_AUTH = {
     "credssp": "credssp",
     "certificate": "certificate",
 }
-
-_CLIXML_PREFIX = "#< CLIXML"
-_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
-
-
-def decode_clixml_errors(stderr: str) -> list[str]:
-    """PowerShell's `#< CLIXML` stderr -> error lines (plain stderr passes through as lines)."""
-    text = stderr.strip()
-    if not text:
-        return []
-    if not text.startswith(_CLIXML_PREFIX):
-        return [line for line in text.splitlines() if line.strip()]
-    body = text[len(_CLIXML_PREFIX) :].strip()
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError:
-        return [body[:2000]]
-    lines: list[str] = []
-    current = ""
-    for el in root.iter():
-        if el.tag.rsplit("}", 1)[-1] != "S" or el.get("S") != "Error" or el.text is None:
-            continue
-        current += _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), el.text)
-        while "\n" in current:
-            line, current = current.split("\n", 1)
-            if line.strip():
-                lines.append(line.rstrip("\r"))
-    if current.strip():
-        lines.append(current.strip())
-    return lines
-
 
 class _BoundedProtocol(Protocol):
     """pywinrm Protocol whose every request respects the attempt's budget."""

@@ -18,7 +18,8 @@ from fleetcheck.transports.base import Budget
 from fleetcheck.transports.errors import DeadlineExceeded, RunCancelled
 from fleetcheck.transports.psrp import wsman_settings
 from fleetcheck.transports.ssh import SshTransport, known_hosts_setting
-from fleetcheck.transports.winrm import decode_clixml_errors, protocol_settings
+from fleetcheck.transports.clixml import decode_clixml_errors
+from fleetcheck.transports.winrm import protocol_settings
 
 
 def _host(**kw: object) -> Host:
@@ -163,3 +164,13 @@ def test_journal_host_line_is_the_result_as_report_json(tmp_path: Path) -> None:
         want = h.model_copy(update={"message": "déjà vu ✓"}).model_dump(mode="json")
         assert json.loads(line) == {"record": "host", "run_id": run.run_id, "result": want}
     assert [h.message for h in read_journal(path).hosts] == ["déjà vu ✓"] * len(run.hosts)
+
+
+def test_clixml_non_bmp_character_is_one_character_not_surrogates() -> None:
+    stderr = (
+        '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+        '<S S="Error">Disk _xD83D__xDCBE_ full_x000D__x000A_</S></Objs>'
+    )
+    lines = decode_clixml_errors(stderr)
+    assert lines == ["Disk \U0001f4be full"]
+    assert lines[0].encode("utf-8")  # lone surrogates would raise UnicodeEncodeError here
