@@ -430,11 +430,13 @@ async def run_fleet(
     tasks = [asyncio.create_task(fleet.host_task(t), name=f"host:{t.name}") for t in fleet.targets]
     stopper = asyncio.create_task(options.stop.wait()) if options.stop is not None else None
     try:
-        pending: set[asyncio.Future[object]] = set(tasks)
+        pending: set[asyncio.Task[None]] = set(tasks)
         while pending:
-            waiters = pending | ({stopper} if stopper is not None else set())
+            waiters: set[asyncio.Task[None] | asyncio.Task[Literal[True]]] = set(pending)
+            if stopper is not None:
+                waiters.add(stopper)
             finished, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            pending -= finished
+            pending.difference_update(finished)
             if stopper is not None and stopper in finished:
                 raise asyncio.CancelledError("stop requested")
             for t in finished:

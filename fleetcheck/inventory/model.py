@@ -60,11 +60,13 @@ class Host(BaseModel):
         )
 
     def _transport_settings(self) -> TransportSettings:
-        common = {"port": self.port, "username": self.username, "password": self.password}
+        common: dict[str, Any] = {"port": self.port, "username": self.username, "password": self.password}
         if self.transport == "ssh":
             auth = self.auth if self.auth in ("password", "key") else "password"
-            return SshSettings(auth=auth, key_path=self.key_path, known_hosts=self.ssh_known_hosts, **common)
-        wsman = {
+            return SshSettings.model_validate(
+                {"auth": auth, "key_path": self.key_path, "known_hosts": self.ssh_known_hosts, **common}
+            )
+        wsman: dict[str, Any] = {
             "scheme": self.scheme,
             "auth": self.auth if self.auth not in ("password", "key") else "negotiate",
             "cert_validation": self.cert_validation,

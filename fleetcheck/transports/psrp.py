@@ -17,7 +17,8 @@ import contextlib
 import logging
 from typing import Any
 
-from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
+from pypsrp.complex_objects import PSInvocationState
+from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
 from fleetcheck.transports.base import (

@@ -253,9 +253,7 @@ class WSManSession:
         cbt = None
         der = conn.peer_cert()
         if der is not None:
-            from pypsrp.negotiate import HTTPNegotiateAuth
-
-            cbt = GssChannelBindings(application_data=b"tls-server-end-point:" + HTTPNegotiateAuth._get_certificate_hash(der))
+            cbt = GssChannelBindings(application_data=b"tls-server-end-point:" + tls_server_end_point(der))
         options = spnego.NegotiateOptions.wrapping_winrm if self.auth.encrypt else spnego.NegotiateOptions.none
         ctx = spnego.client(
             self.auth.username,
@@ -492,6 +490,19 @@ class NativePsrpTransport(Transport):
                 raise
             finally:
                 session.close()
+
+
+def tls_server_end_point(der: bytes) -> bytes:
+    """RFC 5929 channel binding: the certificate's hash by its signature hash (SHA-256 for MD5/SHA-1)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    algorithm = x509.load_der_x509_certificate(der).signature_hash_algorithm
+    if algorithm is None or isinstance(algorithm, hashes.MD5 | hashes.SHA1):
+        algorithm = hashes.SHA256()
+    digest = hashes.Hash(algorithm)
+    digest.update(der)
+    return digest.finalize()
 
 
 @functools.lru_cache(maxsize=1)
