@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from fleetcheck import __version__
-from fleetcheck.errors import HostError, ProtocolError
+from fleetcheck.errors import HostError, ProtocolError, TimedOut
 from fleetcheck.inventory.model import Host
 from fleetcheck.journal import Journal
 from fleetcheck.results import UNCHECKED_STATUSES, CheckResult, CheckStatus, HostResult, HostStatus, RunResult
@@ -209,6 +209,13 @@ class _Collected:
     failure: HostError | None = None
 
 
+def _per_host_deadline(exc: HostError, timeout: float) -> HostError:
+    """A transport reports the time it was given for its attempt; the admin reads the host's deadline."""
+    if isinstance(exc, TimedOut) and exc.error_type == "timeout":
+        return TimedOut(f"no answer within {timeout:g} s", transient=exc.transient)
+    return exc
+
+
 def as_target(host: Host | Target) -> Target:
     """The typed target for an inventory host (a `Target` passes through)."""
     return host if isinstance(host, Target) else host.to_target()
@@ -331,7 +338,8 @@ class _Fleet:
                         left + DEADLINE_GRACE,
                     )
                 return got
-            except HostError as failure:
+            except HostError as exc:
+                failure = _per_host_deadline(exc, timeout)
                 delay = self.options.backoff * (2 ** (got.attempts - 1)) * (0.8 + 0.4 * random.random())
                 if (
                     failure.transient
