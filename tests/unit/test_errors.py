@@ -100,8 +100,15 @@ def test_requests_ntlm_without_challenge_is_auth_failed() -> None:
 
 @pytest.mark.parametrize(("auth", "words"), [("kerberos", "Kerberos is not"), ("credssp", "CredSSP is not")])
 def test_auth_methods_missing_here(auth: str, words: str) -> None:
+    import importlib.util
+
     # pywinrm checks before connecting; pypsrp raises ImportError from pyspnego at the first 401
-    real = _caught(lambda: winrm.run_sync(_target(winrm, _host(_free_port(), auth=auth)), "x", "{}", Budget(2)))
+    libraries = ("gssapi", "kerberos") if auth == "kerberos" else ("requests_credssp",)
+    if all(importlib.util.find_spec(name) is None for name in libraries):  # the real refusal
+        real = _caught(lambda: winrm.run_sync(_target(winrm, _host(_free_port(), auth=auth)), "x", "{}", Budget(2)))
+    else:  # installed here: pywinrm's own exception, as it raises it where the library is missing
+        pykerberos = "kerberos, but pykerberos" if auth == "kerberos" else "credssp, but requests-credssp"
+        real = winrm_exc.WinRMError(f"requested auth method is {pykerberos} is not installed")
     made = ImportError("GSSAPIProxy requires the Python gssapi library: No module named 'gssapi'")
     for exc in (real, made) if auth == "kerberos" else (real,):
         f = classify(exc, FailureContext(auth=auth))

@@ -169,8 +169,8 @@ async def test_http_500_with_fault_and_without(serve: Callable[[Handler], Any]) 
 
 def test_nt_hash_computed_once_per_password() -> None:
     t = NativePsrpTransport()
-    a = t._auth(_settings())
-    b = t._auth(_settings(name="other"))
+    a = t._auth(_settings(auth="ntlm"))  # negotiate goes to pypsrp where gssapi is installed
+    b = t._auth(_settings(auth="ntlm", name="other"))
     assert a is not None and b is not None
     # MS-NLMP's test vector: NTOWFv1("Password") = a4f49c406510bdcab6824ee7c30fd852
     assert t._ntlm_secret("Password").endswith(":a4f49c406510bdcab6824ee7c30fd852")
