@@ -9,7 +9,6 @@ surrogates (those cannot be encoded as UTF-8 and would break every writer downst
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import cast
 
 from psrpcore.types import ClixmlStream, PSCryptoProvider, deserialize_clixml
 
@@ -27,8 +26,8 @@ def decode_clixml_errors(stderr: str) -> list[str]:
         return [line for line in text.splitlines() if line.strip()]
     body = text[len(CLIXML_PREFIX) :].strip()
     try:
-        # no cipher: stderr never carries a SecureString
-        records = deserialize_clixml(body, cast(PSCryptoProvider, None), preserve_streams=True)
+        # psrpcore's base provider, no session key: stderr never carries a SecureString
+        records = deserialize_clixml(body, PSCryptoProvider(), preserve_streams=True)
     except (ET.ParseError, ValueError, KeyError, TypeError):
         return [body[:MAX_RAW_ERROR]]
     joined = "".join(str(value) for value, stream in records if stream is ClixmlStream.ERROR)
