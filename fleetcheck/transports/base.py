@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetcheck.transports.errors import (
+    WSMAN_RULES,
     DeadlineExceeded,
     FailureContext,
     RunCancelled,
@@ -256,7 +257,7 @@ class ThreadedTransport(Transport):
     async def run(self, target: Target, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
         budget = Budget(timeout)
         loop = asyncio.get_running_loop()
-        with map_exceptions(failure_context(target, timeout)):
+        with map_exceptions(failure_context(target, timeout), WSMAN_RULES):
             fut = loop.run_in_executor(self._executor, self.run_sync, target, script, args_json, budget)
             return await await_worker(fut, budget)
 

@@ -440,13 +440,19 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def classify(exc: BaseException, ctx: FailureContext | None = None) -> HostError:
+#: The WinRM transports (pypsrp, pywinrm, the native client): every rule but asyncssh's.
+WSMAN_RULES: tuple[Rule, ...] = tuple(rule for rule in RULES if rule is not _ssh_specific)
+#: The SSH transport: asyncssh's rules and the shared ones, no WSMan faults or HTTP codes.
+SSH_RULES: tuple[Rule, ...] = tuple(rule for rule in RULES if rule not in (_wsman_fault, _http_status))
+
+
+def classify(exc: BaseException, ctx: FailureContext | None = None, rules: tuple[Rule, ...] = RULES) -> HostError:
     """Classify the FIRST exception of an attempt (never one raised while closing)."""
     if isinstance(exc, HostError):
         return exc
     ctx = ctx or FailureContext()
     chain = list(exception_chain(exc))
-    for rule in RULES:
+    for rule in rules:
         failure = rule(chain, ctx)
         if failure is not None:
             return failure
@@ -455,11 +461,11 @@ def classify(exc: BaseException, ctx: FailureContext | None = None) -> HostError
 
 
 @contextlib.contextmanager
-def map_exceptions(ctx: FailureContext) -> Iterator[None]:
+def map_exceptions(ctx: FailureContext, rules: tuple[Rule, ...] = RULES) -> Iterator[None]:
     """Let only `HostError` leave the block: a library's exception becomes its classified subclass."""
     try:
         yield
     except HostError:
         raise
     except Exception as exc:
-        raise classify(exc, ctx) from exc
+        raise classify(exc, ctx, rules) from exc

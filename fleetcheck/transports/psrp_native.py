@@ -38,6 +38,7 @@ from fleetcheck.transports.base import (
     quiet_token_loggers,
 )
 from fleetcheck.transports.errors import (
+    WSMAN_RULES,
     DeadlineExceeded,
     OutputTooLarge,
     RunCancelled,
@@ -477,7 +478,7 @@ class NativePsrpTransport(Transport):
         auth = self._auth(psrp)
         if auth is None:  # Kerberos, CredSSP, certificate: pypsrp speaks them
             return await self._fallback_transport().run(target, script, args_json, timeout=timeout)
-        with map_exceptions(failure_context(target, timeout)):
+        with map_exceptions(failure_context(target, timeout), WSMAN_RULES):
             budget = Budget(timeout)
             session = WSManSession(target, auth, self._ssl_context(psrp), budget)
             shell = _Shell(session, self.messages)

@@ -22,7 +22,7 @@ import asyncssh
 from fleetcheck.transports.base import MAX_OUTPUT_BYTES, ScriptOutput, Transport, failure_context
 from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
 from fleetcheck.transports.clixml import decode_clixml_errors
-from fleetcheck.transports.errors import DeadlineExceeded, OutputTooLarge, map_exceptions
+from fleetcheck.transports.errors import SSH_RULES, DeadlineExceeded, OutputTooLarge, map_exceptions
 from fleetcheck.transports.target import SshSettings, Target, settings_as
 
 _DEFAULT = "default"
@@ -82,7 +82,7 @@ class SshTransport(Transport):
         return opts
 
     async def run(self, target: Target, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
-        with map_exceptions(failure_context(target, timeout)):
+        with map_exceptions(failure_context(target, timeout), SSH_RULES):
             try:
                 async with asyncio.timeout(timeout):
                     return await self._run(target, script, args_json, timeout)

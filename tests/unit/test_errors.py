@@ -384,3 +384,21 @@ def test_real_503_is_transient(mod: object, http_503: int) -> None:
     exc = _caught(lambda: mod.run_sync(_target(mod, _host(http_503)), "x", "{}", Budget(5)))  # type: ignore[attr-defined]
     f = classify(exc, FailureContext(address="127.0.0.1", port=http_503))
     assert (f.status, f.error_type, f.transient) == (HostStatus.UNREACHABLE, "http_503", True)
+
+
+def test_each_transport_maps_its_own_libraries() -> None:
+    from fleetcheck.errors import HostError, Unreachable
+    from fleetcheck.transports.errors import SSH_RULES, WSMAN_RULES, map_exceptions
+
+    fault = psrp_exc.WSManFaultError(2150859173, "", "quota", "", "", "")
+    assert classify(fault, CTX, WSMAN_RULES).error_type == "quota"
+    assert classify(fault, CTX, SSH_RULES).error_type == "internal"  # the SSH mapper knows no WSMan faults
+    lost = asyncssh.ConnectionLost("Connection lost")
+    assert classify(lost, CTX, SSH_RULES).error_type == "reset"
+    with pytest.raises(Unreachable) as info, map_exceptions(CTX, WSMAN_RULES):
+        raise ConnectionRefusedError(111, "Connection refused")
+    assert isinstance(info.value.__cause__, ConnectionRefusedError)
+    mine = Unreachable("already ours")
+    with pytest.raises(HostError) as passed, map_exceptions(CTX):
+        raise mine
+    assert passed.value is mine
