@@ -146,8 +146,6 @@ def resolve_host(
             path, line, f"{name}.auth", "auth 'certificate' needs a client certificate and its key",
             "set cert_path and key_path (PEM files)",
         )
-    if "ssh_known_hosts" in merged:  # the ssh transport reads it from host.vars
-        merged["vars"] = {**merged.get("vars", {}), "ssh_known_hosts": merged.pop("ssh_known_hosts")}
     merged["groups"] = groups
     try:
         return Host(name=name, **merged)

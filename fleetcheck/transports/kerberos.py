@@ -211,6 +211,14 @@ def memory_ccache(options: KerberosOptions) -> str | None:
     return name
 
 
+#: Causes that mean the KDC judged the credentials themselves: never asked again in the same run.
+_CREDENTIAL_REJECTED = frozenset({"wrong_password", "principal_unknown", "account_revoked", "password_expired"})
+
+
+class TicketUnavailable(RuntimeError):
+    """Getting the ticket failed earlier in this run; the cause is the first failure."""
+
+
 #: A cached ticket with less time than this left is replaced before it is handed to a host.
 TICKET_MIN_LIFETIME_S = 300
 
@@ -232,13 +240,15 @@ TICKETS: TicketCache
 class TicketCache:
     """One ticket-granting ticket per principal and password (or keytab) for the whole run, in a
     MEMORY: cache, so 1,000 hosts cost one AS exchange (and one password hash), not 1,000.
-    Holds no password: entries are keyed by a digest of it."""
+    A failure is remembered too: 1,000 hosts with a wrong password make one failed logon, not
+    1,000 (which would lock the account). Holds no password: entries are keyed by a digest."""
 
     def __init__(self) -> None:
         import threading
 
         self._lock = threading.Lock()
         self._caches: dict[tuple[str, str, str], str] = {}
+        self._failures: dict[tuple[str, str, str], BaseException] = {}
 
     def resolve(self, options: KerberosOptions) -> KerberosOptions:
         """The same options with the password or keytab replaced by a shared MEMORY: ticket cache."""
@@ -250,20 +260,31 @@ class TicketCache:
         digest = hashlib.sha256((options.password or "").encode()).hexdigest()
         key = (options.principal or "", digest, options.keytab or "")
         with self._lock:
+            failed = self._failures.get(key)
+            if failed is not None:  # a rejected password is not tried again (account lockout)
+                raise TicketUnavailable(str(failed)) from failed
             name = self._caches.get(key)
             if name is None or _lifetime(name) < TICKET_MIN_LIFETIME_S:
-                name = memory_ccache(options)
+                try:
+                    name = memory_ccache(options)
+                except Exception as exc:
+                    problem = explain(exc)
+                    if problem is not None and problem.cause in _CREDENTIAL_REJECTED:
+                        self._failures[key] = exc  # a KDC that was down may be up for the next host
+                    raise
                 assert name is not None
                 self._caches[key] = name
         return dataclasses.replace(options, password=None, keytab=None, ccache=name)
 
     def forget(self, options: KerberosOptions) -> None:
-        """Drop a cached ticket (after it expired mid-run); the next host acquires a new one."""
+        """Drop a cached ticket or failure; the next host acquires a new one."""
         import hashlib
 
         digest = hashlib.sha256((options.password or "").encode()).hexdigest()
+        key = (options.principal or "", digest, options.keytab or "")
         with self._lock:
-            self._caches.pop((options.principal or "", digest, options.keytab or ""), None)
+            self._caches.pop(key, None)
+            self._failures.pop(key, None)
 
 
 TICKETS = TicketCache()
@@ -292,7 +313,12 @@ def pypsrp_auth_kwargs(auth: str, settings: Any, password: str | None, tickets: 
 
     options = options_for(settings, password)
     if tickets is not None:
-        options = tickets.resolve(options)
+        try:
+            options = tickets.resolve(options)
+        except Exception:
+            if auth == "kerberos" or not (username and password):
+                raise
+            return {"auth": "ntlm"}  # Negotiate without a ticket: NTLM, as Windows falls back
     creds = credentials(options)
     if auth == "negotiate" and username and password:
         creds.append(spnego.Password(username=username, password=password))

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
-import xml.etree.ElementTree as ET
-from typing import Any, ClassVar
+from typing import Any
 
 from winrm.protocol import Protocol
 
@@ -23,12 +21,13 @@ from fleetcheck.transports.base import (
     ScriptOutput,
     ThreadedTransport,
     quiet_token_loggers,
-    secret_value,
     track_connections,
 )
 from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
+from fleetcheck.transports.clixml import decode_clixml_errors
 from fleetcheck.transports.errors import OutputTooLarge, RunCancelled
 from fleetcheck.transports.kerberos import TICKETS, options_for, pywinrm_auth_kwargs, use_ccache
+from fleetcheck.transports.target import Target, WinrmSettings, endpoint_address, settings_as
 
 log = logging.getLogger(__name__)
 quiet_token_loggers()
@@ -45,37 +44,6 @@ _PYWINRM_AUTH = {
     "credssp": "credssp",
     "certificate": "certificate",
 }
-
-_CLIXML_PREFIX = "#< CLIXML"
-_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
-
-
-def decode_clixml_errors(stderr: str) -> list[str]:
-    """PowerShell's `#< CLIXML` stderr -> error lines (plain stderr passes through as lines)."""
-    text = stderr.strip()
-    if not text:
-        return []
-    if not text.startswith(_CLIXML_PREFIX):
-        return [line for line in text.splitlines() if line.strip()]
-    body = text[len(_CLIXML_PREFIX) :].strip()
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError:
-        return [body[:2000]]
-    lines: list[str] = []
-    current = ""
-    for el in root.iter():
-        if el.tag.rsplit("}", 1)[-1] != "S" or el.get("S") != "Error" or el.text is None:
-            continue
-        current += _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), el.text)
-        while "\n" in current:
-            line, current = current.split("\n", 1)
-            if line.strip():
-                lines.append(line.rstrip("\r"))
-    if current.strip():
-        lines.append(current.strip())
-    return lines
-
 
 class _BoundedProtocol(Protocol):
     """pywinrm Protocol whose every request respects the attempt's budget."""
@@ -105,48 +73,47 @@ class _BoundedProtocol(Protocol):
             self._budget.end_request()
 
 
-def protocol_settings(host: Any) -> dict[str, Any]:
+def protocol_settings(target: Target) -> dict[str, Any]:
     """pywinrm Protocol keyword arguments for a host (password added at the call)."""
-    port = host.effective_port
-    validation = "validate" if host.cert_validation else "ignore"
-    address = f"[{host.address}]" if ":" in host.address and not host.address.startswith("[") else host.address
+    winrm = settings_as(target, WinrmSettings)
     return {
-        "endpoint": f"{host.scheme}://{address}:{port}/wsman",
-        "transport": _PYWINRM_AUTH.get(host.auth, "ntlm"),
-        "username": host.username,
-        "server_cert_validation": validation,
-        "ca_trust_path": str(host.ca_path) if host.ca_path else None,
+        "endpoint": f"{winrm.scheme}://{endpoint_address(target.address)}:{winrm.effective_port}/wsman",
+        "transport": _PYWINRM_AUTH.get(winrm.auth, "ntlm"),
+        "username": winrm.username,
+        "server_cert_validation": "validate" if winrm.cert_validation else "ignore",
+        "ca_trust_path": str(winrm.ca_path) if winrm.ca_path else None,
         "message_encryption": "auto",
         "proxy": None,
         "read_timeout_sec": DEFAULT_OPERATION_TIMEOUT + 5,
         "operation_timeout_sec": DEFAULT_OPERATION_TIMEOUT,
-        **pywinrm_auth_kwargs(host.auth, host),
+        **pywinrm_auth_kwargs(winrm.auth, winrm),
     }
 
 
 class WinrmTransport(ThreadedTransport):
     """pywinrm WinRS: `powershell.exe ... -EncodedCommand <bootstrap>` + stdin."""
 
-    name: ClassVar[str] = "winrm"
+    name = "winrm"
 
-    def run_sync(self, host: Any, script: str, args_json: str, budget: Budget) -> ScriptOutput:
-        return run_sync(host, script, args_json, budget)
+    def run_sync(self, target: Target, script: str, args_json: str, budget: Budget) -> ScriptOutput:
+        return run_sync(target, script, args_json, budget)
 
 
-def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOutput:
+def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> ScriptOutput:
     """Open a cmd shell, run the bootstrap, feed stdin, collect; raise the FIRST failure."""
-    settings = protocol_settings(host)
-    if host.auth == "kerberos":  # pykerberos reads a ticket cache only: this thread's, in memory
-        use_ccache(TICKETS.resolve(options_for(host, secret_value(host))).ccache)
+    settings = protocol_settings(target)
+    winrm = settings_as(target, WinrmSettings)
+    if winrm.auth == "kerberos":  # pykerberos reads a ticket cache only: this thread's, in memory
+        use_ccache(TICKETS.resolve(options_for(winrm, winrm.secret())).ccache)
     try:
-        return _run_sync(host, settings, script, args_json, budget)
+        return _run_sync(target, settings, script, args_json, budget)
     finally:
-        if host.auth == "kerberos":
+        if winrm.auth == "kerberos":
             use_ccache(None)
 
 
-def _run_sync(host: Any, settings: dict[str, Any], script: str, args_json: str, budget: Budget) -> ScriptOutput:
-    proto = _BoundedProtocol(password=secret_value(host), budget=budget, **settings)
+def _run_sync(target: Target, settings: dict[str, Any], script: str, args_json: str, budget: Budget) -> ScriptOutput:
+    proto = _BoundedProtocol(password=target.settings.secret(), budget=budget, **settings)
     shell_id: str | None = None
     command_id: str | None = None
     first: BaseException | None = None
@@ -167,7 +134,7 @@ def _run_sync(host: Any, settings: dict[str, Any], script: str, args_json: str, 
             errors=decode_clixml_errors(stderr.decode("utf-8", errors="replace")),
             failed=code != 0,
             exit_code=code,
-            auth_mechanism={"negotiate": "ntlm"}.get(host.auth, host.auth),
+            auth_mechanism={"negotiate": "ntlm"}.get(target.auth, target.auth),
         )
     except BaseException as exc:
         original = exc
@@ -175,7 +142,7 @@ def _run_sync(host: Any, settings: dict[str, Any], script: str, args_json: str, 
     # Same connection only if it is known good: no error, or a cancel seen between requests.
     clean = not budget.aborted and (original is None or isinstance(original, RunCancelled))
     finished = command_id if first is None else None  # a cancelled command dies with its shell
-    _close_quietly(proto, settings, host, budget, shell_id, finished, clean=clean)
+    _close_quietly(proto, settings, target, budget, shell_id, finished, clean=clean)
     if first is not None:
         raise first
     return result
@@ -184,7 +151,7 @@ def _run_sync(host: Any, settings: dict[str, Any], script: str, args_json: str, 
 def _close_quietly(
     proto: Protocol,
     settings: dict[str, Any],
-    host: Any,
+    target: Target,
     budget: Budget,
     shell_id: str | None,
     command_id: str | None,
@@ -198,12 +165,12 @@ def _close_quietly(
             return
         closer = proto
         if not clean:
-            closer = _BoundedProtocol(password=secret_value(host), budget=budget, **settings)
+            closer = _BoundedProtocol(password=target.settings.secret(), budget=budget, **settings)
         if command_id is not None and clean:
             closer.cleanup_command(shell_id, command_id)
         closer.close_shell(shell_id)
     except BaseException as exc:  # closing is best effort by design
-        log.debug("closing the shell on %s failed: %s", host.address, type(exc).__name__)
+        log.debug("closing the shell on %s failed: %s", target.address, type(exc).__name__)
     finally:
         with contextlib.suppress(Exception):
             proto.transport.close_session()
