@@ -307,8 +307,12 @@ def pypsrp_auth_kwargs(auth: str, settings: Any, password: str | None, tickets: 
         cert, key = getattr(settings, "cert_path", None), getattr(settings, "key_path", None)
         return {"certificate_pem": str(cert) if cert else None, "certificate_key_pem": str(key) if key else None}
     username = getattr(settings, "username", None)
-    if auth not in ("kerberos", "negotiate") or not wants_kerberos(auth, username, password, settings):
+    if auth not in ("kerberos", "negotiate"):
         return out
+    if not wants_kerberos(auth, username, password, settings):
+        # DOMAIN\\user or .\\user with a password: NTLM straight away. pyspnego's Negotiate would
+        # first try a ticket for that name from the default realm's KDC (a DNS lookup, a timeout).
+        return {"auth": "ntlm"}
     import spnego
 
     options = options_for(settings, password)
