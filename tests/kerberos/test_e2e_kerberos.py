@@ -70,14 +70,17 @@ async def test_kerberos_run_matches_the_ntlm_run(
     assert not (tmp_path / "ccache").exists() or source == "ccache"  # passwords and keytabs stay in memory
 
 
-async def test_negotiate_fallback_to_ntlm_is_shown_and_can_warn(krb_env: LabRealm, tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", ["pypsrp", "native"])
+async def test_negotiate_fallback_to_ntlm_is_shown_and_can_warn(krb_env: LabRealm, tmp_path: Path, client: str) -> None:
     """By IP without the SPN override, Negotiate cannot get a ticket and falls back to NTLM: the
     result says ntlm, and a playbook with `ntlm_fallback: warn` warns on the host."""
     playbook = tmp_path / "pb.yml"
     playbook.write_text("name: domain\nntlm_fallback: warn\nchecks:\n  wsb-feature: {}\n")
     async with LabFleet(hosts=1, mix={"healthy-2019": 1}, seed=4, workers=1) as fleet:
         join_fleet(fleet, krb_env)
-        inv = kerberos_inventory(fleet, tmp_path / "nego.yml", source="password", auth="negotiate", by_name=False)
+        inv = kerberos_inventory(
+            fleet, tmp_path / "nego.yml", source="password", auth="negotiate", by_name=False, psrp_client=client
+        )
         code, out = await fleetcheck_cli(
             "run", str(inv), "--playbook", str(playbook), "--no-history", "--report", f"json:{tmp_path / 'r.json'}",
             env={**krb_env.env, "FC_KRB_PASSWORD": PASSWORD, "KRB5CCNAME": f"FILE:{tmp_path / 'none'}"}, cwd=tmp_path,

@@ -120,3 +120,34 @@ def test_ticket_cache_gets_one_tgt_per_run(krb_env: LabRealm, web: str) -> None:
         assert client_context(web, tickets.resolve(options)).step()
     assert log.read_text().count("AS_REQ") == as_requests  # only TGS exchanges since
     assert PASSWORD not in repr(vars(tickets))  # keyed by a digest, the password is not kept
+
+
+def test_a_rejected_password_is_asked_once_per_run(krb_env: LabRealm, web: str) -> None:
+    """100 hosts sharing a wrong password make one failed logon at the KDC, not 100 (lockout)."""
+    from fleetcheck.transports.kerberos import TicketCache, TicketUnavailable
+
+    tickets = TicketCache()
+    options = KerberosOptions(principal=f"{USER}@FLEETCHECK.TEST", password="wrong-" + PASSWORD)
+    log = krb_env.tmpdir / "kdc.log"
+    before = log.read_text().count("PREAUTH_FAILED")
+    with pytest.raises(Exception) as first:
+        tickets.resolve(options)
+    for _ in range(5):
+        with pytest.raises(TicketUnavailable) as again:
+            tickets.resolve(options)
+        problem = explain(again.value)
+        assert problem is not None and problem.cause == "wrong_password"
+    assert explain(first.value) is not None
+    assert log.read_text().count("PREAUTH_FAILED") == before + 1
+
+
+def test_an_unreachable_kdc_is_tried_again_by_the_next_host(krb_env: LabRealm, web: str) -> None:
+    from fleetcheck.transports.kerberos import TicketCache
+
+    tickets = TicketCache()
+    options = KerberosOptions(principal=f"{USER}@FLEETCHECK.TEST", password=PASSWORD)
+    with krb_env.kdc_stopped(), pytest.raises(Exception) as caught:
+        tickets.resolve(options)
+    problem = explain(caught.value)
+    assert problem is not None and problem.cause == "kdc_unreachable"
+    assert tickets.resolve(options).ccache  # the KDC is back: a ticket now
