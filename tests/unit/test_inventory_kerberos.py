@@ -59,3 +59,18 @@ def test_ansible_variables(tmp_path: Path) -> None:
     assert (psrp1.auth, psrp1.negotiate_hostname_override, psrp1.negotiate_service) == ("kerberos", "psrp1.corp.example", "HTTP")
     assert (winrm1.auth, winrm1.negotiate_hostname_override) == ("kerberos", "winrm1.corp.example")
     assert (cert1.auth, cert1.cert_path, cert1.key_path) == ("certificate", Path("/c.pem"), Path("/c.key"))
+
+
+def test_inventory_command_names_the_credential_source(tmp_path: Path) -> None:
+    from fleetcheck.inventory.show import password_source
+
+    inv = load_inventory(
+        _write(
+            tmp_path,
+            "vars: {auth: kerberos}\nhosts:\n  a: {kerberos_keytab: /k.keytab}\n  b: {kerberos_ccache: 'FILE:/c'}\n  c: {}\n"
+            "  d: {auth: certificate, cert_path: /c.pem, key_path: /c.key}\n",
+        )
+    )
+    assert [password_source(inv.host(n)) for n in "abcd"] == [
+        "keytab:/k.keytab", "ticket cache:FILE:/c", "ticket cache / none", "cert:/c.pem",
+    ]
