@@ -94,3 +94,50 @@ async def test_negotiate_fallback_to_ntlm_is_shown_and_can_warn(krb_env: LabReal
 
 def test_environment_is_not_leaked_to_other_tests() -> None:
     assert "FC_KRB_PASSWORD" not in os.environ
+
+
+async def test_one_mixed_domain_fleet(krb_env: LabRealm, tmp_path: Path) -> None:
+    """One inventory, one run: Kerberos over pypsrp, native and WinRS, HTTP and HTTPS, from a
+    ticket cache, a password and a keytab; CredSSP; and an NTLM host. Same table as all-NTLM."""
+    import yaml
+
+    from fleetcheck.lab.kdc import REALM
+
+    krb_env.kinit(USER, PASSWORD, tmp_path / "ccache")
+    env = {**krb_env.env, "KRB5CCNAME": f"FILE:{tmp_path / 'ccache'}", "FC_KRB_PASSWORD": PASSWORD}
+    mix = {"healthy-2019": 4, "wsb-missing": 2}
+    async with LabFleet(hosts=6, mix=mix, seed=7, https=True, workers=1) as fleet:
+        join_fleet(fleet, krb_env)
+        names = sorted(fleet.hosts)
+        (tmp_path / "ca.pem").write_bytes(fleet.ca_pem or b"")
+        upn = {"username": f"{USER}@{REALM}"}
+        plans: list[dict[str, object]] = [
+            {"transport": "psrp", "scheme": "http", "auth": "kerberos"},
+            {"transport": "psrp", "scheme": "https", "auth": "kerberos", "psrp_client": "native", **upn, "password_env": "FC_KRB_PASSWORD"},
+            {"transport": "winrm", "scheme": "http", "auth": "kerberos", **upn, "kerberos_keytab": krb_env.client_keytab(USER)},
+            {"transport": "psrp", "scheme": "http", "auth": "negotiate", "psrp_client": "native"},
+            {"transport": "psrp", "scheme": "https", "auth": "credssp", "username": fleet.username, "password_env": PASSWORD_ENV},
+            {"transport": "winrm", "scheme": "http", "auth": "ntlm", "username": fleet.username, "password_env": PASSWORD_ENV},
+        ]
+        hosts = {}
+        for name, plan in zip(names, plans, strict=True):
+            h = fleet.hosts[name]
+            assert h.lab is not None
+            h.lab.machine.winrm.credssp_auth = True
+            port = h.https_port if plan["scheme"] == "https" else h.http_port
+            hosts[name] = {"address": h.address, "port": port, "negotiate_hostname_override": f"{name.lower()}.fleetcheck.test", **plan}
+        inv = tmp_path / "mixed.yml"
+        inv.write_text(yaml.safe_dump({"vars": {"ca_path": str(tmp_path / "ca.pem"), "timeout": 30}, "hosts": hosts}))
+        code, out = await fleetcheck_cli(
+            "run", str(inv), "--no-history", "--report", f"json:{tmp_path / 'mixed.json'}",
+            env={**env, PASSWORD_ENV: fleet.password}, cwd=tmp_path,
+        )
+        ntlm_inv = fleet.write_inventory(tmp_path / "ntlm.yml")
+        await fleetcheck_cli(
+            "run", str(ntlm_inv), "--no-history", "--report", f"json:{tmp_path / 'ntlm.json'}",
+            env={**env, PASSWORD_ENV: fleet.password}, cwd=tmp_path,
+        )
+    statuses, checks, mechanisms = _statuses(tmp_path / "mixed.json")
+    assert (statuses, checks) == _statuses(tmp_path / "ntlm.json")[:2], out
+    assert [mechanisms[n] for n in names] == ["kerberos", "kerberos", "kerberos", "kerberos", "credssp", "ntlm"]
+    assert code == 1 and PASSWORD not in out and fleet.password not in out
