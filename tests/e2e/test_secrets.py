@@ -76,7 +76,7 @@ async def test_kerberos_and_credssp_runs_hold_no_secret(
     krb_env.add_user(user, SECRET)  # set-up (k5test logs its kadmin commands): before the capture
     keys = _keytab_keys(krb_env.client_keytab(user))
     caplog.set_level(logging.DEBUG)
-    async with LabFleet(hosts=2, https=auth == "credssp", password=SECRET, seed=9, workers=1) as fleet:
+    async with LabFleet(hosts=2, https=auth == "credssp", password=SECRET, seed=9, workers=1, addressing="ports") as fleet:
         hosts_cfg = {}
         for h in fleet.hosts.values():
             assert h.lab is not None

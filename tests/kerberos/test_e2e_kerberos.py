@@ -44,7 +44,7 @@ async def test_kerberos_run_matches_the_ntlm_run(
     if source == "ccache":
         krb_env.kinit(USER, PASSWORD, tmp_path / "ccache")
     env = {**krb_env.env, "KRB5CCNAME": f"FILE:{tmp_path / 'ccache'}", "FC_KRB_PASSWORD": PASSWORD}
-    async with LabFleet(hosts=2, mix=MIX, seed=3, https=scheme == "https", workers=1) as fleet:
+    async with LabFleet(hosts=2, mix=MIX, seed=3, https=scheme == "https", workers=1, addressing="ports") as fleet:
         join_fleet(fleet, krb_env)
         ntlm_inv = fleet.write_inventory(tmp_path / "ntlm.yml", transport=transport, scheme=scheme)  # type: ignore[arg-type]
         code_ntlm, out_ntlm = await fleetcheck_cli(
@@ -76,7 +76,7 @@ async def test_negotiate_fallback_to_ntlm_is_shown_and_can_warn(krb_env: LabReal
     result says ntlm, and a playbook with `ntlm_fallback: warn` warns on the host."""
     playbook = tmp_path / "pb.yml"
     playbook.write_text("name: domain\nntlm_fallback: warn\nchecks:\n  wsb-feature: {}\n")
-    async with LabFleet(hosts=1, mix={"healthy-2019": 1}, seed=4, workers=1) as fleet:
+    async with LabFleet(hosts=1, mix={"healthy-2019": 1}, seed=4, workers=1, addressing="ports") as fleet:
         join_fleet(fleet, krb_env)
         inv = kerberos_inventory(
             fleet, tmp_path / "nego.yml", source="password", auth="negotiate", by_name=False, psrp_client=client
@@ -106,7 +106,7 @@ async def test_one_mixed_domain_fleet(krb_env: LabRealm, tmp_path: Path) -> None
     krb_env.kinit(USER, PASSWORD, tmp_path / "ccache")
     env = {**krb_env.env, "KRB5CCNAME": f"FILE:{tmp_path / 'ccache'}", "FC_KRB_PASSWORD": PASSWORD}
     mix = {"healthy-2019": 4, "wsb-missing": 2}
-    async with LabFleet(hosts=6, mix=mix, seed=7, https=True, workers=1) as fleet:
+    async with LabFleet(hosts=6, mix=mix, seed=7, https=True, workers=1, addressing="ports") as fleet:
         join_fleet(fleet, krb_env)
         names = sorted(fleet.hosts)
         (tmp_path / "ca.pem").write_bytes(fleet.ca_pem or b"")

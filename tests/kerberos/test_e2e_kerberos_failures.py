@@ -40,7 +40,7 @@ async def test_each_cause_is_its_own_row(krb_env: LabRealm, tmp_path: Path) -> N
     with krb_env.kdc_clock_offset(-86400):  # a ticket from yesterday: expired
         old = krb_env.kinit(USER, PASSWORD, tmp_path / "old.ccache", "-l", "1h", clock_offset=-86400)
     env = {**krb_env.env, "KRB5CCNAME": f"FILE:{tmp_path / 'empty.ccache'}", "GOOD_PW": PASSWORD, "BAD_PW": "not-" + PASSWORD}
-    async with LabFleet(hosts=6, mix={"healthy-2019": 6}, seed=5, workers=1) as fleet:
+    async with LabFleet(hosts=6, mix={"healthy-2019": 6}, seed=5, workers=1, addressing="ports") as fleet:
         join_fleet(fleet, krb_env)
         names = sorted(fleet.hosts)
         cases = {
@@ -80,7 +80,7 @@ async def test_each_cause_is_its_own_row(krb_env: LabRealm, tmp_path: Path) -> N
 @pytest.mark.skipif(not any(Path(p).exists() for p in FAKETIME_LIBS), reason="libfaketime missing (Debian package faketime)")
 async def test_clock_skew(krb_env: LabRealm, tmp_path: Path) -> None:
     env = {**krb_env.env, "KRB5CCNAME": f"FILE:{tmp_path / 'empty.ccache'}", "GOOD_PW": PASSWORD}
-    async with LabFleet(hosts=1, mix={"healthy-2019": 1}, seed=6, workers=1) as fleet:
+    async with LabFleet(hosts=1, mix={"healthy-2019": 1}, seed=6, workers=1, addressing="ports") as fleet:
         join_fleet(fleet, krb_env)
         name = next(iter(fleet.hosts))
         inv = _inventory(fleet, tmp_path / "inv.yml", {name: {"username": f"{USER}@{REALM}", "password_env": "GOOD_PW"}})
