@@ -6,8 +6,11 @@ One small provider that every transport calls, so the clients stay about HTTP an
   `password_env`), client keytab or ticket cache, the SPN host override and service.
 - `credentials()` turns them into pyspnego credentials: a ticket is acquired in memory from a
   password or keytab (never written to a cache file); without either, the ticket cache (`kinit`).
-- `client_context()` is the initiator the native client steps through its 401s; pypsrp gets
-  the same credentials through its own `auth="kerberos"|"negotiate"`.
+- `TicketCache` gets one ticket-granting ticket per principal and password (or keytab) per run,
+  in a MEMORY: cache, and remembers a rejected password so it is asked once, not once per host.
+- `KerberosAuth` / `client_context()` is the initiator the native client steps through its 401s;
+  pypsrp gets the same credentials as a pyspnego credential list (`pypsrp_auth_kwargs`), and
+  pywinrm, which reads only a ticket cache, the MEMORY: cache selected for its thread.
 - `explain()` names the cause of a failure: KDC unreachable, principal unknown, wrong password,
   ticket expired, SPN missing, clock skew, no credentials. Each is final: a rejected password is
   never tried again (accounts lock out).
@@ -23,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_SERVICE = "WSMAN"
-SERVICES = ("WSMAN", "HTTP")
 INSTALL_HINT = (
     "pip install 'fleetcheck[kerberos]' and the system packages for MIT Kerberos "
     "(Debian/Ubuntu: apt-get install krb5-user libkrb5-dev; RHEL: dnf install krb5-workstation krb5-devel)"
@@ -48,15 +50,6 @@ class KerberosOptions:
             f"KerberosOptions(principal={self.principal!r}, password={hidden!r}, keytab={self.keytab!r}, "
             f"ccache={self.ccache!r}, hostname_override={self.hostname_override!r}, service={self.service!r})"
         )
-
-    @property
-    def source(self) -> str:
-        """Where the ticket comes from: keytab, password or ccache."""
-        if self.keytab:
-            return "keytab"
-        if self.password:
-            return "password"
-        return "ccache"
 
 
 def options_for(settings: Any, password: str | None) -> KerberosOptions:
@@ -179,9 +172,6 @@ class KerberosAuth:
         (Windows' default), else Kerberos (a listener with Negotiate switched off)."""
         low = offered.lower()
         return next((name for name in ("Negotiate", "Kerberos") if name.lower() in low), None)
-
-    def problem(self, exc: BaseException, address: str) -> KerberosProblem | None:
-        return explain(exc, address, self.options)
 
     @staticmethod
     def mechanism(ctx: Any) -> str:
