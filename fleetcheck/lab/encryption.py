@@ -39,6 +39,11 @@ def protocol_of(content_type: str) -> str | None:
     return next((p for p in PROTOCOLS if f'protocol="{p.lower()}"' in lowered), None)
 
 
+def protocol_for(scheme: str) -> str:
+    """The encryption protocol string that goes with the scheme that authenticated the session."""
+    return {"Kerberos": KERBEROS_PROTOCOL, "CredSSP": CREDSSP_PROTOCOL}.get(scheme, PROTOCOL)
+
+
 def content_type(protocol: str = PROTOCOL, length: int = 0) -> str:
     kind = "multipart/x-multi-encrypted" if protocol == CREDSSP_PROTOCOL and length > CREDSSP_CHUNK else "multipart/encrypted"
     return f'{kind};protocol="{protocol}";boundary="Encrypted Boundary"'

@@ -272,7 +272,9 @@ class _Connection:
             return _Reply(200, headers=extra)
         protocol = encryption.protocol_of(request.headers.get("content-type", ""))
         if protocol is not None:
-            if not self.auth.encrypted_session:
+            # The framing names the scheme that authenticated (as pypsrp notes, Windows wants the
+            # Kerberos protocol string after the Kerberos scheme, SPNEGO's after Negotiate).
+            if not self.auth.encrypted_session or protocol != encryption.protocol_for(self.auth.scheme or ""):
                 return _Reply(400)
             try:
                 plaintext = encryption.unwrap(self.auth.context, request.body)
