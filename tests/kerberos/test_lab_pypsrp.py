@@ -106,3 +106,17 @@ async def test_client_keytab_through_fleetchecks_credentials(krb_env: LabRealm) 
         out = await in_thread(functools.partial(_whoami, ep, "kerberos", username=creds))
     assert out == "fleetcheck\\alice"
     assert host.logons == {"kerberos": 1}
+
+
+async def test_https_kerberos_channel_binding_mismatch_is_refused(krb_env: LabRealm, tmp_path: Path) -> None:
+    """A TLS-terminating middlebox (the cbt_mismatch fault) breaks the Kerberos channel binding too."""
+    from fleetcheck.lab.host import FaultSpec
+
+    krb_env.kinit(USER, PASSWORD, tmp_path / "ccache")
+    host = domain_host(krb_env, "kdc-web08")
+    host.faults.append(FaultSpec(kind="cbt_mismatch", on="auth"))
+    async with serve(host, https=True, tmp_path=tmp_path) as ep:
+        with pytest.raises(Exception) as caught:
+            await in_thread(_whoami, ep, "kerberos")
+    assert "401" in str(caught.value) or "authenticat" in str(caught.value).lower()
+    assert host.logons == {}
