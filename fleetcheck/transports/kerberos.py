@@ -356,6 +356,7 @@ _CODES = {
     _KRB5_BASE + 32: "ticket_expired",  # KRB_AP_ERR_TKT_EXPIRED
     _KRB5_BASE + 37: "clock_skew",  # KRB_AP_ERR_SKEW
     -1765328228: "kdc_unreachable",  # KRB5_KDC_UNREACH
+    -1765328230: "kdc_unreachable",  # KRB5_REALM_UNKNOWN (no KDC configured for the realm)
     -1765328189: "no_credentials",  # KRB5_FCC_NOFILE
     -1765328243: "no_credentials",  # KRB5_CC_NOTFOUND
 }
@@ -409,6 +410,7 @@ def _messages(address: str, options: KerberosOptions, realm: str | None) -> dict
         "spn_unknown": f"Kerberos: server not found in Kerberos database: no SPN {target} - {spn_hint}",
         "clock_skew": "Kerberos: clock skew too great between this machine, the KDC and the host - fix time sync (NTP)",
         "no_credentials": "Kerberos: no credentials - run kinit, or set password_env (or a client keytab) for this host",
+        "other": "Kerberos failed: {detail}",
     }
 
 
@@ -421,18 +423,30 @@ def _minor_code(exc: BaseException) -> int | None:
     return None
 
 
-def _cause(exc: BaseException) -> str | None:
-    code = _minor_code(exc)
-    if code in _CODES:
-        return _CODES[code]
+_MINOR = re.compile(r"minor \(\d+\): (.*?)(?:, context:|$)")
+
+
+def _detail(exc: BaseException) -> str:
+    """The mechanism's own words (GSSAPI's minor status) when there are some, else the whole text.
+    The major status of a failed credential acquisition always reads "No credentials were
+    supplied", whatever went wrong, so it must not decide the cause."""
     text = " ".join(str(exc).split()).lower()
     base = getattr(exc, "base_error", None)
     if base is not None:
         text += " " + " ".join(str(base).split()).lower()
+    minor = _MINOR.search(text)
+    return minor.group(1) if minor else text
+
+
+def _cause(exc: BaseException) -> str | None:
+    code = _minor_code(exc)
+    if code in _CODES:
+        return _CODES[code]
+    detail = _detail(exc)
     for cause, pattern in _PATTERNS:
-        if re.search(pattern, text):
+        if re.search(pattern, detail):
             return cause
-    return None
+    return "other" if code is not None else None
 
 
 def _chain(exc: BaseException, limit: int = 12) -> list[BaseException]:
@@ -454,7 +468,8 @@ def explain(exc: BaseException, address: str = "", options: KerberosOptions | No
     for item in _chain(exc):
         cause = _cause(item)
         if cause is not None:
-            return KerberosProblem(cause, _messages(address, options, realm)[cause])
+            message = _messages(address, options, realm)[cause].replace("{detail}", _detail(item)[:200])
+            return KerberosProblem(cause, message)
     return None
 
 
