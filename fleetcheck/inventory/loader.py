@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
-from fleetcheck.inventory.ansible import looks_like_ansible, parse_ansible
+from fleetcheck.inventory.ansible import looks_like_ansible
 from fleetcheck.inventory.errors import InventoryError
 from fleetcheck.inventory.model import Host
 from fleetcheck.inventory.native import parse_native
 from fleetcheck.inventory.settings import PASSWORD_AUTHS, resolve_host
+from fleetcheck.inventory.sources import read_sources
+from fleetcheck.inventory.sources.resolve import resolve
+from fleetcheck.inventory.sources.vars_files import VarsFiles
+from fleetcheck.inventory.vault import VaultSecrets
 from fleetcheck.inventory.yamlmarks import load_marked
 
 SEARCH_DIRS = (Path("."), Path("inventories"))
@@ -31,6 +36,10 @@ class Inventory:
     playbooks: list[str] = field(default_factory=list)
     waivers: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    #: Ansible sources only: hosts left out with the reason, where each setting came from, group children.
+    skipped: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, dict[str, str]] = field(default_factory=dict)
+    children: dict[str, list[str]] = field(default_factory=dict)
 
     def host(self, name: str) -> Host:
         return next(h for h in self.hosts if h.name == name)
@@ -48,29 +57,52 @@ def find_inventory(name: str | Path, cwd: Path | None = None) -> Path:
         if not target.suffix:
             candidates += [target.with_suffix(".yml"), target.with_suffix(".yaml")]
     for candidate in candidates:
-        if candidate.is_file():
+        if candidate.is_file() or candidate.is_dir():
             return candidate
     tried = ", ".join(str(c) for c in dict.fromkeys(candidates))
     raise InventoryError(given, None, None, "inventory file not found", f"looked for {tried}")
 
 
-def load_inventory(path: Path) -> Inventory:
-    """Parse either format; raises `InventoryError` (with line numbers) for anything wrong."""
+def load_inventory(
+    path: Path | Sequence[Path], *, secrets: VaultSecrets | None = None, vault_files: Sequence[str] = ()
+) -> Inventory:
+    """Parse any supported source; raises `InventoryError` (with file and line) for anything wrong.
+
+    One YAML file in fleetcheck's native format is read by the native reader; everything else
+    (Ansible YAML, INI, directories, several sources, dynamic sources) by the Ansible readers.
+    """
+    paths = [path] if isinstance(path, Path) else list(path)
+    first = paths[0]
+    if len(paths) == 1 and first.is_file() and first.suffix in (".yml", ".yaml"):
+        data = load_marked(first)
+        if data is None:
+            raise InventoryError(first, None, None, "the inventory is empty", "see docs/inventory-format.md")
+        if isinstance(data, dict) and not looks_like_ansible(data) and "plugin" not in data:
+            return _load_native(first, data)
+    return load_ansible_sources(paths, secrets or VaultSecrets(), list(vault_files))
+
+
+def load_ansible_sources(paths: list[Path], secrets: VaultSecrets, vault_files: list[str]) -> Inventory:
+    """Ansible's reading: every source, group_vars/host_vars, precedence, vault, templates, skips."""
     try:
-        data = load_marked(path)
-    except InventoryError:
-        if _looks_like_ini(path):
-            raise InventoryError(path, None, None, "this looks like an INI inventory; fleetcheck reads YAML",
-                                 "convert it: ansible-inventory -i FILE --list --yaml > hosts.yml") from None
-        raise
-    if data is None:
-        raise InventoryError(path, None, None, "the inventory is empty", "see docs/inventory-format.md")
-    if not isinstance(data, dict):
-        if _looks_like_ini(path):
-            raise InventoryError(path, None, None, "this looks like an INI inventory; fleetcheck reads YAML",
-                                 "convert it: ansible-inventory -i FILE --list --yaml > hosts.yml")
-        raise InventoryError(path, getattr(data, "line", 1), None, "expected a mapping at the top level")
-    parsed = parse_ansible(data, path) if looks_like_ansible(data) else parse_native(data, path)
+        found = read_sources(paths, secrets, vault_files)
+    except RecursionError:
+        raise InventoryError(paths[0], None, None, "the inventory nests too deeply to read") from None
+    if not found.inv.hosts:
+        raise InventoryError(paths[0], None, None, "the inventory defines no host", "add hosts to a group")
+    files = VarsFiles(found.bases, secrets)
+    resolved = resolve(found.inv, files, secrets)
+    kinds = sorted(set(found.kinds))
+    fmt = "ansible" if kinds in ([], ["yaml"]) else "ansible (" + ", ".join(kinds) + ")"
+    warnings = [*(f"{kind}: {detail}" for kind, detail in found.inv.warnings), *resolved.warnings]
+    return Inventory(
+        paths[0], fmt, resolved.hosts, resolved.groups, [], None, warnings,
+        skipped=resolved.skipped, provenance=resolved.provenance, children=resolved.children,
+    )
+
+
+def _load_native(path: Path, data: Any) -> Inventory:
+    parsed = parse_native(data, path)
     if not parsed.drafts:
         raise InventoryError(path, None, None, "the inventory defines no host", "add entries under 'hosts'")
     if len(parsed.drafts) > MAX_HOSTS:

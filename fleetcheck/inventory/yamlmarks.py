@@ -19,7 +19,10 @@ MAX_INVENTORY_BYTES = 20 * 1024 * 1024
 
 
 class VaultValue:
-    """An Ansible `!vault` value: we cannot decrypt it and never show it."""
+    """An Ansible `!vault` value: ciphertext until a vault password decrypts it; never shown."""
+
+    def __init__(self, ciphertext: str = "") -> None:
+        self.ciphertext = ciphertext
 
     def __repr__(self) -> str:
         return "<vaulted>"
@@ -29,7 +32,7 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that tolerates Ansible's `!vault` and `!unsafe` tags."""
 
 
-_Loader.add_constructor("!vault", lambda loader, node: VaultValue())
+_Loader.add_constructor("!vault", lambda loader, node: VaultValue(str(loader.construct_scalar(node))))  # type: ignore[arg-type]
 _Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))  # type: ignore[arg-type]
 
 
@@ -106,6 +109,11 @@ def load_marked(path: Path) -> Any:
         raise InventoryError(path, None, None, "file is not UTF-8 text", "save it as UTF-8") from None
     except OSError as exc:
         raise InventoryError(path, None, None, f"cannot read the file ({exc.strerror})") from None
+    return parse_marked(text, path)
+
+
+def parse_marked(text: str, path: Path) -> Any:
+    """`load_marked` for text already in memory (a decrypted vault file, for one)."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()

@@ -1,0 +1,121 @@
+"""Inventory sources Ansible reads, one reader per kind: INI, YAML, a directory, dynamic.
+
+`read_sources` fills one `RawInventory` from every `-i` source in order, the way Ansible's
+InventoryManager does: a directory is read entry by entry in sorted order (hidden files,
+group_vars/host_vars and backup/doc extensions skipped); a file is an executable script or a
+`plugin:` config (both resolved by ansible-inventory), else YAML when it parses as a mapping,
+else INI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fleetcheck.inventory.errors import InventoryError
+from fleetcheck.inventory.sources.base import RawInventory
+from fleetcheck.inventory.sources.ini import read_ini
+from fleetcheck.inventory.sources.script import read_listing, run_ansible_inventory
+from fleetcheck.inventory.sources.vars_files import read_text
+from fleetcheck.inventory.sources.yaml import read_yaml
+from fleetcheck.inventory.vault import VaultSecrets
+from fleetcheck.inventory.yamlmarks import parse_marked
+
+#: Ansible's INVENTORY_IGNORE_EXTS default (REJECT_EXTS + .orig, .cfg, .retry) and always-ignored names.
+IGNORED = re.compile(
+    r"^\.|^host_vars$|^group_vars$|^vars_plugins$|"
+    + "|".join(re.escape(ext) + "$" for ext in
+               (".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry"))
+)
+YAML_SUFFIXES = ("", ".yml", ".yaml", ".json")
+MAX_SOURCES = 10_000
+
+
+@dataclass
+class SourceSet:
+    """What was read: the data, the folders whose group_vars/host_vars apply, the kinds seen."""
+
+    inv: RawInventory = field(default_factory=RawInventory)
+    bases: list[Path] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+def read_sources(paths: list[Path], secrets: VaultSecrets, vault_files: list[str] | None = None) -> SourceSet:
+    out = SourceSet()
+    for path in paths:
+        dynamic_before = out.kinds.count("dynamic")
+        if path.is_dir():
+            _read_dir(path, out, secrets, vault_files, 0)
+        else:
+            _read_file(path, out, secrets, vault_files, inside_dir=False)
+        if out.kinds.count("dynamic") == dynamic_before:  # ansible-inventory already applied group_vars
+            out.bases.append(path if path.is_dir() else path.parent)
+    out.inv.reconcile()
+    return out
+
+
+def _read_dir(folder: Path, out: SourceSet, secrets: VaultSecrets, vault_files: list[str] | None, depth: int) -> None:
+    if depth > 16:
+        raise InventoryError(folder, None, None, "inventory directories nest more than 16 levels deep")
+    for entry in sorted(os.listdir(folder)):
+        if IGNORED.search(entry):
+            continue
+        full = folder / entry
+        if full.is_dir():
+            _read_dir(full, out, secrets, vault_files, depth + 1)
+        elif full.is_file():
+            _read_file(full, out, secrets, vault_files, inside_dir=True)
+
+
+def _is_script(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            shebang = handle.read(2) == b"#!"
+    except OSError:
+        return False
+    return shebang and os.access(path, os.X_OK)
+
+
+def _read_file(path: Path, out: SourceSet, secrets: VaultSecrets, vault_files: list[str] | None, inside_dir: bool) -> None:
+    out.files.append(path)
+    if len(out.files) > MAX_SOURCES:
+        raise InventoryError(path, None, None, f"more than {MAX_SOURCES} inventory files")
+    if _is_script(path):
+        out.kinds.append("dynamic")
+        read_listing(run_ansible_inventory(path, "an executable inventory script", vault_files), path, out.inv)
+        return
+    text = read_text(path, secrets)
+    data = _yaml_mapping(text, path) if path.suffix in YAML_SUFFIXES else None
+    if isinstance(data, dict) and "plugin" in data and not isinstance(data.get("plugin"), dict):
+        out.kinds.append("dynamic")
+        what = f"the inventory plugin config (plugin: {data['plugin']})"
+        read_listing(run_ansible_inventory(path, what, vault_files), path, out.inv)
+        return
+    if isinstance(data, dict):
+        out.kinds.append("yaml")
+        read_yaml(data, path, out.inv)
+        return
+    if path.suffix in (".yml", ".yaml", ".json") and data is not None:
+        raise InventoryError(path, getattr(data, "line", 1), None, "expected a mapping of groups at the top level")
+    out.kinds.append("ini")
+    read_ini(text, path, out.inv)
+
+
+def _yaml_mapping(text: str, path: Path) -> Any:
+    """The YAML document when it is one, else None (so an INI file without extension falls through)."""
+    stripped = text.lstrip()
+    if path.suffix == "" and stripped.startswith("["):
+        return None
+    try:
+        data = parse_marked(text, path)
+    except InventoryError:
+        if path.suffix in (".yml", ".yaml", ".json"):
+            raise
+        return None
+    if path.suffix == "" and isinstance(data, dict) and not all(v is None or isinstance(v, dict) for v in data.values()):
+        return None
+    return data

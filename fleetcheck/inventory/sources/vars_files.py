@@ -1,0 +1,125 @@
+"""`group_vars/` and `host_vars/` beside an inventory source, found the way Ansible finds them.
+
+For an entity NAME under BASE/group_vars (or host_vars): the first of NAME, NAME.yml,
+NAME.yaml, NAME.json that exists; a directory is read whole, recursively, in sorted order,
+skipping hidden files, `~` backups and other extensions. BASE is the inventory file's folder,
+or the inventory directory itself. A file may be vault-encrypted as a whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from fleetcheck.inventory.errors import InventoryError
+from fleetcheck.inventory.sources.base import Origin, Var
+from fleetcheck.inventory.vault import VaultError, VaultSecrets, is_vault
+from fleetcheck.inventory.yamlmarks import MAX_INVENTORY_BYTES, parse_marked
+
+EXTENSIONS = ("", ".yml", ".yaml", ".json")
+MAX_VARS_FILES = 100_000
+
+
+class VarsFiles:
+    """Variables from the group_vars/host_vars folders of one or more inventory bases, cached."""
+
+    def __init__(self, bases: list[Path], secrets: VaultSecrets) -> None:
+        self.secrets = secrets
+        self.bases = list(dict.fromkeys(b.resolve() for b in bases))
+        self._listing: dict[Path, set[str]] = {}
+        self._loaded: dict[Path, dict[str, Var]] = {}
+        self._cache: dict[tuple[str, str], dict[str, Var]] = {}
+        self.files_read: list[Path] = []
+
+    def group(self, name: str) -> dict[str, Var]:
+        return self._entity("group_vars", name)
+
+    def host(self, name: str) -> dict[str, Var]:
+        return self._entity("host_vars", name)
+
+    def _entity(self, subdir: str, name: str) -> dict[str, Var]:
+        key = (subdir, name)
+        if key not in self._cache:
+            out: dict[str, Var] = {}
+            if name and not name.startswith(os.sep):
+                for base in self.bases:
+                    for found in self._find(base / subdir, name):
+                        out.update(self._load(found))
+            self._cache[key] = out
+        return self._cache[key]
+
+    def _names(self, folder: Path) -> set[str]:
+        if folder not in self._listing:
+            try:
+                self._listing[folder] = set(os.listdir(folder)) if folder.is_dir() else set()
+            except OSError:
+                self._listing[folder] = set()
+        return self._listing[folder]
+
+    def _find(self, folder: Path, name: str) -> list[Path]:
+        names = self._names(folder)
+        for ext in EXTENSIONS:
+            if name + ext in names:
+                full = folder / (name + ext)
+                return _dir_files(full) if full.is_dir() else [full]
+        return []
+
+    def _load(self, path: Path) -> dict[str, Var]:
+        if path not in self._loaded:
+            self.files_read.append(path)
+            if len(self.files_read) > MAX_VARS_FILES:
+                raise InventoryError(path, None, None, f"more than {MAX_VARS_FILES} vars files")
+            self._loaded[path] = load_vars_file(path, self.secrets)
+        return self._loaded[path]
+
+
+def _dir_files(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for entry in sorted(os.listdir(folder)):
+        if entry.startswith(".") or entry.endswith("~"):
+            continue
+        full = folder / entry
+        ext = os.path.splitext(entry)[1]
+        if full.is_dir() and not ext:
+            found += _dir_files(full)
+        elif full.is_file() and ext in EXTENSIONS:
+            found.append(full)
+    return found
+
+
+def read_text(path: Path, secrets: VaultSecrets) -> str:
+    """A file's text, decrypted when it is a vault; size-limited and UTF-8 checked."""
+    try:
+        if path.stat().st_size > MAX_INVENTORY_BYTES:
+            raise InventoryError(path, None, None, f"file is larger than {MAX_INVENTORY_BYTES} bytes")
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InventoryError(path, None, None, "file is not UTF-8 text", "save it as UTF-8") from None
+    except OSError as exc:
+        raise InventoryError(path, None, None, f"cannot read the file ({exc.strerror})") from None
+    if is_vault(text):
+        try:
+            return secrets.decrypt(text)
+        except VaultError as exc:
+            raise InventoryError(path, 1, None, f"cannot decrypt: {exc}") from None
+    return text
+
+
+def load_vars_file(path: Path, secrets: VaultSecrets) -> dict[str, Var]:
+    """One vars file as variables with their lines; the top level must be a mapping (or empty)."""
+    text = read_text(path, secrets)
+    if path.suffix == ".json":
+        try:
+            data: Any = json.loads(text) if text.strip() else None
+        except json.JSONDecodeError as exc:
+            raise InventoryError(path, exc.lineno, None, f"JSON syntax error: {exc.msg}") from None
+    else:
+        data = parse_marked(text, path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InventoryError(path, getattr(data, "line", 1), None, "a vars file must hold a mapping of variables")
+    lines = getattr(data, "key_lines", {})
+    return {str(k): Var(v, Origin(path, lines.get(k))) for k, v in data.items()}
