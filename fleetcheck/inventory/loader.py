@@ -40,6 +40,8 @@ class Inventory:
     skipped: dict[str, str] = field(default_factory=dict)
     provenance: dict[str, dict[str, str]] = field(default_factory=dict)
     children: dict[str, list[str]] = field(default_factory=dict)
+    direct: dict[str, list[str]] = field(default_factory=dict)
+    connection_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def host(self, name: str) -> Host:
         return next(h for h in self.hosts if h.name == name)
@@ -98,6 +100,7 @@ def load_ansible_sources(paths: list[Path], secrets: VaultSecrets, vault_files: 
     return Inventory(
         paths[0], fmt, resolved.hosts, resolved.groups, [], None, warnings,
         skipped=resolved.skipped, provenance=resolved.provenance, children=resolved.children,
+        direct=resolved.direct, connection_vars=resolved.connection_vars,
     )
 
 

@@ -65,6 +65,10 @@ class Resolved:
     children: dict[str, list[str]]
     provenance: dict[str, dict[str, str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: group -> hosts named directly in it (as `ansible-inventory --list` shows them).
+    direct: dict[str, list[str]] = field(default_factory=dict)
+    #: host -> the Ansible connection variables that decided its settings (rendered; secrets as SecretStr).
+    connection_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def connection_of(values: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -92,6 +96,7 @@ class Resolver:
         self.warn = Warnings()
         self.clear_passwords: dict[str, int] = {}
         self.ignored: set[str] = set()
+        self.connection_vars: dict[str, dict[str, Any]] = {}
 
     def run(self) -> Resolved:
         hosts: list[Host] = []
@@ -113,9 +118,12 @@ class Resolver:
                          "prefer fleetcheck_password_env, --ask-pass or ansible-vault")
         if self.ignored:
             lines.append("ignored Ansible variables (fleetcheck does not use them): " + ", ".join(sorted(self.ignored)))
-        groups = {g: m for g, m in self.members.items() if g != "all"}
-        children = {g.name: list(g.children) for g in self.inv.groups.values()}
-        return Resolved(hosts, skipped, groups, children, provenance, [*lines, *self.warn.lines()])
+        empty: set[str] = set()
+        groups = {g: m for g, m in self.members.items() if g != "all" and g not in empty}
+        children = {g.name: [c for c in g.children if c not in empty] for g in self.inv.groups.values() if g.name not in empty}
+        direct = {g.name: list(g.hosts) for g in self.inv.groups.values() if g.name not in empty}
+        return Resolved(hosts, skipped, groups, children, provenance, [*lines, *self.warn.lines()], direct,
+                        self.connection_vars)
 
     def value(self, name: str, key: str, var: Var, values: dict[str, Any]) -> tuple[bool, Any, bool]:
         """(usable, value, secret) for one variable: decrypted, rendered, or left out with a warning."""
@@ -146,7 +154,9 @@ class Resolver:
         custom: dict[str, Any] = {}
         for key in [*(k for k in MAPPED if k in merged), *(k for k in merged if k not in MAPPED)]:
             var = merged[key]
-            if key in MAPPED:
+            if key == "ansible_connection":
+                target, convert = "transport", _transport_name
+            elif key in MAPPED:
                 target, convert = MAPPED[key]
             elif key.startswith(FLEETCHECK_PREFIX):
                 target, convert = key.removeprefix(FLEETCHECK_PREFIX), _same
@@ -155,6 +165,9 @@ class Resolver:
                     close = difflib.get_close_matches(target, sorted(allowed), n=1)
                     hint = f"did you mean '{FLEETCHECK_PREFIX}{close[0]}'?" if close else "fleetcheck_<key> takes a key of the native format"
                     raise InventoryError(var.origin.path, var.origin.line, key, "unknown fleetcheck setting", hint)
+            elif key in ("ansible_connection", "ansible_shell_type"):
+                self.connection_vars.setdefault(name, {})[key] = var.value
+                continue
             elif key.startswith("ansible_"):
                 self.ignored.add(key)
                 continue
@@ -166,6 +179,7 @@ class Resolver:
             ok, value, secret = self.value(name, key, var, values)
             if not ok:
                 continue
+            self.connection_vars.setdefault(name, {})[key] = SecretStr(str(value)) if secret or target == "password" else value
             if target == "password" and not secret and key in PASSWORD_KEYS:
                 file = str(var.origin.path)
                 self.clear_passwords[file] = self.clear_passwords.get(file, 0) + 1
@@ -200,6 +214,11 @@ class Resolver:
             problem = err["msg"] if "password" in field_name else f"{err['msg']} (got {err.get('input')!r})"
             raise InventoryError(origin.path, origin.line, key, problem[:300]) from None
         return plain
+
+
+def _transport_name(value: Any) -> str:
+    """ansible.builtin.psrp -> psrp, paramiko -> ssh (skipped hosts never get here)."""
+    return connection_of({"ansible_connection": value, "ansible_shell_type": "powershell"})[0] or str(value)
 
 
 def _same(value: Any) -> Any:
