@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from pydantic import SecretStr
 from fleetcheck.inventory.ansible import looks_like_ansible
 from fleetcheck.inventory.errors import InventoryError
 from fleetcheck.inventory.model import Host
-from fleetcheck.inventory.native import parse_native
+from fleetcheck.inventory.native import TOP_KEYS, parse_native
 from fleetcheck.inventory.settings import PASSWORD_AUTHS, resolve_host
 from fleetcheck.inventory.sources import read_sources
 from fleetcheck.inventory.sources.resolve import resolve
@@ -79,9 +80,18 @@ def load_inventory(
         data = load_marked(first)
         if data is None:
             raise InventoryError(first, None, None, "the inventory is empty", "see docs/inventory-format.md")
-        if isinstance(data, dict) and not looks_like_ansible(data) and "plugin" not in data:
+        if isinstance(data, dict) and _is_native(data):
             return _load_native(first, data)
     return load_ansible_sources(paths, secrets or VaultSecrets(), list(vault_files))
+
+
+def _is_native(data: dict[Any, Any]) -> bool:
+    """fleetcheck's own format: its top-level keys, or one of the keys only it has."""
+    if looks_like_ansible(data) or "plugin" in data:
+        return False
+    if set(data) <= set(TOP_KEYS) or set(data) & {"playbooks", "groups", "waivers"}:
+        return True
+    return any(difflib.get_close_matches(str(key), TOP_KEYS, n=1, cutoff=0.8) for key in data)
 
 
 def load_ansible_sources(paths: list[Path], secrets: VaultSecrets, vault_files: list[str]) -> Inventory:

@@ -34,16 +34,15 @@ class Precedence:
             top = stack[-1]
             parents = [p for p in self.inv.groups[top].parents if p not in self.depth]
             if parents:
-                if len(stack) > MAX_GROUP_DEPTH:
-                    group = self.inv.groups[top]
-                    where = group.origin
-                    raise InventoryError(where.path if where else None, where.line if where else None, top,
-                                         f"groups nest more than {MAX_GROUP_DEPTH} levels deep")
                 stack.extend(parents)
                 continue
             stack.pop()
             known = [self.depth[p] + 1 for p in self.inv.groups[top].parents]
             self.depth[top] = max(known, default=0)
+            if self.depth[top] > MAX_GROUP_DEPTH:
+                where = self.inv.groups[top].origin
+                raise InventoryError(where.path if where else None, where.line if where else None, top,
+                                     f"groups nest more than {MAX_GROUP_DEPTH} levels deep")
         return self.depth[name]
 
     def ancestry(self, group: str) -> frozenset[str]:

@@ -9,7 +9,7 @@ skipped with a reason, never guessed at. Warnings are counted per kind, not prin
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,6 +154,7 @@ class Resolver:
         custom: dict[str, Any] = {}
         for key in [*(k for k in MAPPED if k in merged), *(k for k in merged if k not in MAPPED)]:
             var = merged[key]
+            convert: Callable[[Any], Any]
             if key == "ansible_connection":
                 target, convert = "transport", _transport_name
             elif key in MAPPED:
