@@ -26,10 +26,18 @@ _GROUP_NAME = re.compile(r"^([^:\]\s]+)\s*(?:#.*)?$")
 MAX_LINE = 64 * 1024
 
 
+_PLAIN_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*|[0-9]+(?:\.[0-9]+){2,}")
+_SHELL_SPECIAL = re.compile(r"[\"'\\#]")
+
+
 def parse_value(text: str) -> Any:
     """Ansible's INI typing: a Python literal when it is one, else the text itself."""
     if len(text) > MAX_LINE:
         return text
+    if _PLAIN_WORD.fullmatch(text) and text not in ("True", "False", "None"):
+        return text  # a name, a dotted host name or an IPv4 address: literal_eval would refuse it anyway
+    if text.isdigit() and (text == "0" or not text.startswith("0")):
+        return int(text)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)
@@ -121,7 +129,8 @@ def _settle(inv: RawInventory, group: str, pending: dict[str, tuple[int, str, li
 
 def _host_line(line: str, origin: Origin, group: str, inv: RawInventory) -> None:
     try:
-        tokens = shlex.split(line, comments=True)
+        # shlex is slow; a line without quotes, backslashes or '#' splits the same on whitespace
+        tokens = shlex.split(line, comments=True) if _SHELL_SPECIAL.search(line) else line.split()
     except ValueError as exc:
         raise InventoryError(origin.path, origin.line, None, f"cannot split the host line: {exc}",
                              "check the quotes") from None

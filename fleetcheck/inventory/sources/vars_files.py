@@ -32,6 +32,7 @@ class VarsFiles:
         self._loaded: dict[Path, dict[str, Var]] = {}
         self._cache: dict[tuple[str, str], dict[str, Var]] = {}
         self.files_read: list[Path] = []
+        self._folders = {sub: [base / sub for base in self.bases] for sub in ("group_vars", "host_vars")}
 
     def group(self, name: str) -> dict[str, Var]:
         return self._entity("group_vars", name)
@@ -44,8 +45,8 @@ class VarsFiles:
         if key not in self._cache:
             out: dict[str, Var] = {}
             if name and not name.startswith(os.sep):
-                for base in self.bases:
-                    for found in self._find(base / subdir, name):
+                for folder in self._folders[subdir]:
+                    for found in self._find(folder, name):
                         out.update(self._load(found))
             self._cache[key] = out
         return self._cache[key]
