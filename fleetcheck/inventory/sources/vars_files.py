@@ -27,7 +27,10 @@ class VarsFiles:
 
     def __init__(self, bases: list[Path], secrets: VaultSecrets) -> None:
         self.secrets = secrets
-        self.bases = list(dict.fromkeys(b.resolve() for b in bases))
+        unique: dict[Path, Path] = {}
+        for base in bases:
+            unique.setdefault(base.resolve(), base)  # shown as given, compared resolved
+        self.bases = list(unique.values())
         self._listing: dict[Path, set[str]] = {}
         self._loaded: dict[Path, dict[str, Var]] = {}
         self._cache: dict[tuple[str, str], dict[str, Var]] = {}
