@@ -76,13 +76,14 @@ def load_inventory(
     """
     paths = [path] if isinstance(path, Path) else list(path)
     first = paths[0]
+    data: Any = None
     if len(paths) == 1 and first.is_file() and first.suffix in (".yml", ".yaml"):
         data = load_marked(first)
         if data is None:
             raise InventoryError(first, None, None, "the inventory is empty", "see docs/inventory-format.md")
         if isinstance(data, dict) and _is_native(data):
             return _load_native(first, data)
-    return load_ansible_sources(paths, secrets or VaultSecrets(), list(vault_files))
+    return load_ansible_sources(paths, secrets or VaultSecrets(), list(vault_files), data)
 
 
 def _is_native(data: dict[Any, Any]) -> bool:
@@ -94,10 +95,12 @@ def _is_native(data: dict[Any, Any]) -> bool:
     return any(difflib.get_close_matches(str(key), TOP_KEYS, n=1, cutoff=0.8) for key in data)
 
 
-def load_ansible_sources(paths: list[Path], secrets: VaultSecrets, vault_files: list[str]) -> Inventory:
+def load_ansible_sources(
+    paths: list[Path], secrets: VaultSecrets, vault_files: list[str], preloaded: Any = None
+) -> Inventory:
     """Ansible's reading: every source, group_vars/host_vars, precedence, vault, templates, skips."""
     try:
-        found = read_sources(paths, secrets, vault_files)
+        found = read_sources(paths, secrets, vault_files, preloaded)
     except RecursionError:
         raise InventoryError(paths[0], None, None, "the inventory nests too deeply to read") from None
     if not found.inv.hosts:

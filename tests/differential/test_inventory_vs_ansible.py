@@ -122,7 +122,10 @@ def compare(inv: Inventory, listing: dict[str, Any], oracle: dict[str, dict[str,
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_fleetcheck_resolves_like_ansible(case: str, ansible_bin: Path, tmp_path: Path) -> None:
+def test_fleetcheck_resolves_like_ansible(
+    case: str, ansible_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLEETCHECK_ANSIBLE_INVENTORY", str(ansible_bin / "ansible-inventory"))  # dynamic sources
     folder = CORPUS / case
     source = source_of(folder)
     password = folder / "vault-pass.txt" if (folder / "vault-pass.txt").exists() else None

@@ -168,3 +168,15 @@ def test_native_misspelled_key_suggests_the_right_one(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="did you mean 'password_env'") as info:
         load_inventory(tmp_path / "inv.yml")
     assert info.value.line == 2 and "allowed keys" not in str(info.value)
+
+
+def test_readme_ini_example_resolves_as_described(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("```ini\n") + 7 :]
+    files(tmp_path, **{"hosts.ini": block[: block.index("```")]})
+    inv = load_inventory(tmp_path / "hosts.ini")
+    assert len(inv.hosts) == 21 and inv.skipped == {"localhost": "local"}
+    web = inv.host("web07.corp.example.com")
+    assert (web.transport, web.auth, web.scheme, web.port, web.password_env) == ("winrm", "ntlm", "http", 5985, "FLEETCHECK_PASSWORD")
+    sql = inv.host("sql-01.corp.example.com")
+    assert (sql.scheme, sql.port, sql.username) == ("https", 5986, "CORP\\svc-fleetcheck")

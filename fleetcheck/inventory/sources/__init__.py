@@ -44,8 +44,18 @@ class SourceSet:
     files: list[Path] = field(default_factory=list)
 
 
-def read_sources(paths: list[Path], secrets: VaultSecrets, vault_files: list[str] | None = None) -> SourceSet:
+def read_sources(
+    paths: list[Path], secrets: VaultSecrets, vault_files: list[str] | None = None, preloaded: Any = None
+) -> SourceSet:
+    """All sources into one inventory; `preloaded` is the first file's YAML when the caller parsed it already."""
     out = SourceSet()
+    if isinstance(preloaded, dict) and "plugin" not in preloaded and len(paths) == 1 and paths[0].is_file():
+        out.files.append(paths[0])
+        out.kinds.append("yaml")
+        read_yaml(preloaded, paths[0], out.inv)
+        out.bases.append(paths[0].parent)
+        out.inv.reconcile()
+        return out
     for path in paths:
         dynamic_before = out.kinds.count("dynamic")
         if path.is_dir():
