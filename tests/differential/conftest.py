@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -26,12 +27,20 @@ def ansible_bin() -> Path:
     """The venv's bin/ with ansible-inventory; the tests skip, saying why, when it cannot be made."""
     venv = _venv_dir()
     binary = venv / "bin"
-    if (binary / "ansible-inventory").exists():
-        return binary
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
-        subprocess.run([str(binary / "pip"), "install", "-q", ANSIBLE_CORE], check=True, capture_output=True, timeout=600)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
-        detail = getattr(exc, "stderr", b"") or b""
-        pytest.skip(f"cannot install {ANSIBLE_CORE} into {venv}: {exc} {detail.decode(errors='replace')[-300:]}")
+    if os.environ.get("FLEETCHECK_ANSIBLE_VENV") and (binary / "ansible-inventory").exists():
+        return binary  # one the developer made: used as it is, never rebuilt
+    stamp = venv / ".installed"
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with (venv.parent / f"{venv.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # xdist workers: one creates the venv, the others wait for it
+        if stamp.exists() and (binary / "ansible-inventory").exists():
+            return binary
+        try:
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, capture_output=True, timeout=120)
+            subprocess.run([str(binary / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", ANSIBLE_CORE],
+                           check=True, capture_output=True, timeout=600)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+            detail = getattr(exc, "stderr", b"") or b""
+            pytest.skip(f"cannot install {ANSIBLE_CORE} into {venv}: {exc} {detail.decode(errors='replace')[-300:]}")
+        stamp.write_text(ANSIBLE_CORE)
     return binary

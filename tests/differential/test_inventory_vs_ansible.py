@@ -49,10 +49,21 @@ def ansible_view(binary: Path, source: Path, password: Path | None, tmp: Path) -
         args += ["--vault-password-file", str(password)]
     listing = subprocess.run(args, capture_output=True, text=True, cwd=tmp, env=env, timeout=120, check=False)
     assert listing.returncode == 0, listing.stderr
+    data = json.loads(listing.stdout)
+    if not needs_templar(source.parent):  # --list hostvars are already final
+        hostvars = data["_meta"]["hostvars"]
+        hosts = {h for body in data.values() if isinstance(body, dict) for h in body.get("hosts", [])}
+        return data, {h: {k: v for k, v in hostvars.get(h, {}).items() if k in KEYS} for h in hosts}
     oracle = subprocess.run([str(binary / "python"), str(ORACLE), str(source), str(password or ""), ",".join(KEYS)],
                             capture_output=True, text=True, cwd=tmp, env=env, timeout=120, check=False)
     assert oracle.returncode == 0, oracle.stderr
-    return json.loads(listing.stdout), json.loads(oracle.stdout)
+    return data, json.loads(oracle.stdout)
+
+
+def needs_templar(case: Path) -> bool:
+    """Templates and vault values print unrendered in --list; only Ansible's templar gives their value."""
+    texts = (p.read_text(errors="replace") for p in case.rglob("*") if p.is_file())
+    return any("{{" in text or "$ANSIBLE_VAULT" in text for text in texts)
 
 
 def ansible_groups(listing: dict[str, Any]) -> tuple[dict[str, set[str]], dict[str, set[str]], dict[str, set[str]]]:
