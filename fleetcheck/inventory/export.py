@@ -48,7 +48,7 @@ def inventory_json(inv: Inventory) -> dict[str, Any]:
     if inv.children or inv.direct:
         for group in dict.fromkeys([*inv.children, *inv.direct]):
             body: dict[str, Any] = {}
-            if inv.direct.get(group):
+            if inv.direct.get(group) and group != "all":  # as Ansible: hosts of `all` alone are in ungrouped
                 body["hosts"] = list(inv.direct[group])
             if inv.children.get(group):
                 body["children"] = list(inv.children[group])

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, Undefined, UndefinedError
+from jinja2.exceptions import SecurityError
 from jinja2.nativetypes import NativeCodeGenerator, NativeTemplate, native_concat
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -31,11 +32,25 @@ class NeedsAnsible(Exception):
 
 
 class _NativeSandbox(SandboxedEnvironment):
-    """SandboxedEnvironment that keeps native Python types, as Ansible's templating does."""
+    """SandboxedEnvironment that keeps native Python types, as Ansible's templating does.
+
+    `*` and `**` are checked so `{{ 'x' * 10**10 }}` is refused instead of filling memory.
+    """
 
     code_generator_class = NativeCodeGenerator
     concat = staticmethod(native_concat)  # type: ignore[assignment]
     template_class = NativeTemplate
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > 256:
+            raise SecurityError("exponent too large")
+        if operator == "*":
+            sizes = [len(x) for x in (left, right) if isinstance(x, str | list | tuple)]
+            counts = [x for x in (left, right) if isinstance(x, int)]
+            if sizes and counts and sizes[0] * max(counts[0], 0) > MAX_RESULT:
+                raise SecurityError(f"repetition longer than {MAX_RESULT}")
+        return super().call_binop(context, operator, left, right)
 
 
 def _bool(value: Any) -> bool:
@@ -95,6 +110,10 @@ def render(text: str, values: Mapping[str, Any], magic: Mapping[str, Any], depth
     """Render one value; raises NeedsAnsible, or ValueError with a short reason."""
     if depth > MAX_DEPTH:
         raise ValueError(f"templates refer to each other more than {MAX_DEPTH} levels deep (a loop?)")
+    if "{%" in text:
+        raise ValueError("template statements ({% ... %}) are not run in inventory values; use an expression")
+    if len(text) > MAX_RESULT:
+        raise ValueError(f"template longer than {MAX_RESULT} characters")
     try:
         template = ENV.from_string(text)
     except TemplateError as exc:

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from fleetcheck.inventory import load_inventory
 from fleetcheck.inventory.ansible import MAPPED
+from fleetcheck.inventory.export import inventory_json
 from fleetcheck.inventory.loader import Inventory
 from fleetcheck.inventory.vault import vault_secrets
 
@@ -86,21 +87,23 @@ def _value(value: Any) -> Any:
 
 
 def compare(inv: Inventory, listing: dict[str, Any], oracle: dict[str, dict[str, Any]]) -> list[str]:
+    """Structure from `fleetcheck inventory --json` (the export), values from the resolved hosts."""
     problems: list[str] = []
     direct, children, members = ansible_groups(listing)
-    ours = {h.name for h in inv.hosts} | set(inv.skipped)
-    if ours != members["all"]:
+    exported = json.loads(json.dumps(inventory_json(inv)))
+    ours_direct, ours_children, ours_members = ansible_groups(exported)
+    ours = set(exported["_meta"]["hostvars"]) | set(exported["_meta"]["skipped"])
+    if ours != members["all"] or ours_members["all"] != ours:
         problems.append(f"hosts differ: only fleetcheck {sorted(ours - members['all'])}, only Ansible {sorted(members['all'] - ours)}")
-    theirs_groups = {g for g in direct if g != "all"}
-    if set(inv.groups) != theirs_groups:
-        problems.append(f"groups differ: fleetcheck {sorted(inv.groups)}, Ansible {sorted(theirs_groups)}")
-    for group in theirs_groups & set(inv.groups):
-        if set(inv.groups[group]) != members[group]:
-            problems.append(f"members of {group}: fleetcheck {sorted(inv.groups[group])}, Ansible {sorted(members[group])}")
-        if set(inv.direct.get(group, [])) != direct[group]:
-            problems.append(f"hosts named in {group}: fleetcheck {sorted(inv.direct.get(group, []))}, Ansible {sorted(direct[group])}")
-        if set(inv.children.get(group, [])) != children[group]:
-            problems.append(f"children of {group}: fleetcheck {sorted(inv.children.get(group, []))}, Ansible {sorted(children[group])}")
+    if set(ours_direct) != set(direct):
+        problems.append(f"groups differ: fleetcheck {sorted(ours_direct)}, Ansible {sorted(direct)}")
+    for group in set(direct) & set(ours_direct):
+        for what, mine, theirs in (("members", ours_members, members), ("hosts named", ours_direct, direct),
+                                   ("children", ours_children, children)):
+            if mine[group] != theirs[group]:
+                problems.append(f"{what} of {group}: fleetcheck {sorted(mine[group])}, Ansible {sorted(theirs[group])}")
+        if group != "all" and set(inv.groups[group]) != members[group]:
+            problems.append(f"Inventory.groups[{group}] {sorted(inv.groups[group])} != Ansible {sorted(members[group])}")
     raw = listing["_meta"]["hostvars"]
     for host in inv.hosts:
         final = oracle[host.name]

@@ -180,3 +180,33 @@ def test_readme_ini_example_resolves_as_described(tmp_path: Path) -> None:
     assert (web.transport, web.auth, web.scheme, web.port, web.password_env) == ("winrm", "ntlm", "http", 5985, "FLEETCHECK_PASSWORD")
     sql = inv.host("sql-01.corp.example.com")
     assert (sql.scheme, sql.port, sql.username) == ("https", 5986, "CORP\\svc-fleetcheck")
+
+
+@pytest.mark.parametrize("template", [
+    "{{ 'x' * 10**10 }}", "{{ 2 ** 100000000 }}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+    "{{ ''.__class__.__mro__ }}", "{{ ansible_user }}",
+])
+def test_hostile_templates_are_left_out_quickly(tmp_path: Path, template: str) -> None:
+    files(tmp_path, **{"hosts.yml": f"w:\n  hosts:\n    h1:\n      ansible_connection: psrp\n"
+                                    f"      ansible_user: \"{{{{ ansible_user }}}}\"\n      ansible_host: \"{template}\"\n"})
+    started = time.perf_counter()
+    inv = load_inventory(tmp_path / "hosts.yml")
+    assert inv.host("h1").address == "h1" and inv.host("h1").username is None
+    assert time.perf_counter() - started < 2 and any("templated 'ansible_host' left out" in w for w in inv.warnings)
+
+
+def test_vault_password_from_an_executable_script(tmp_path: Path) -> None:
+    script = files(tmp_path, **{"pw.sh": "#!/bin/sh\necho fleetcheck-test-vault-pw\n"}) / "pw.sh"
+    script.chmod(0o700)
+    inv = load_inventory(CORPUS / "vault-inline" / "hosts.yml", secrets=vault_secrets([script], environ={}))
+    assert inv.host("vi2").username == "CORP\\vaulted-user"
+
+
+def test_json_export_is_shaped_like_ansible_inventory_list() -> None:
+    inv = load_inventory(CORPUS / "all-and-ungrouped" / "hosts.yml")
+    data = inventory_json(inv)
+    assert data["all"] == {"children": ["ungrouped", "g"]} and set(data["ungrouped"]["hosts"]) == {"u1", "u3"}
+    assert data["g"] == {"hosts": ["u2"]}
+    assert data["_meta"]["hostvars"]["u1"]["fleetcheck"]["transport"] == "psrp"
+    assert data["_meta"]["hostvars"]["u1"]["provenance"]["transport"].startswith("ansible_connection @ ")
