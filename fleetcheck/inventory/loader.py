@@ -20,7 +20,7 @@ from fleetcheck.inventory.sources import read_sources
 from fleetcheck.inventory.sources.resolve import resolve
 from fleetcheck.inventory.sources.vars_files import VarsFiles
 from fleetcheck.inventory.vault import VaultSecrets
-from fleetcheck.inventory.yamlmarks import load_marked
+from fleetcheck.yamlfile import YamlFileError, load_yaml
 
 SEARCH_DIRS = (Path("."), Path("inventories"))
 MAX_HOSTS = 100_000
@@ -78,7 +78,10 @@ def load_inventory(
     first = paths[0]
     data: Any = None
     if len(paths) == 1 and first.is_file() and first.suffix in (".yml", ".yaml"):
-        data = load_marked(first)
+        try:
+            data = load_yaml(first)
+        except YamlFileError as exc:
+            raise InventoryError(first, exc.line, exc.key, exc.problem, exc.hint) from None
         if data is None:
             raise InventoryError(first, None, None, "the inventory is empty", "see docs/inventory-format.md")
         if isinstance(data, dict) and _is_native(data):

@@ -19,10 +19,9 @@ from fleetcheck.inventory.errors import InventoryError
 from fleetcheck.inventory.sources.base import RawInventory
 from fleetcheck.inventory.sources.ini import read_ini
 from fleetcheck.inventory.sources.script import read_listing, run_ansible_inventory
-from fleetcheck.inventory.sources.vars_files import read_text
+from fleetcheck.inventory.sources.vars_files import parse_marked, read_text
 from fleetcheck.inventory.sources.yaml import read_yaml
 from fleetcheck.inventory.vault import VaultSecrets
-from fleetcheck.inventory.yamlmarks import parse_marked
 
 #: Ansible's INVENTORY_IGNORE_EXTS default (REJECT_EXTS + .orig, .cfg, .retry) and always-ignored names.
 IGNORED = re.compile(

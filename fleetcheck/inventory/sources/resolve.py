@@ -25,7 +25,7 @@ from fleetcheck.inventory.sources.precedence import Precedence
 from fleetcheck.inventory.sources.vars_files import VarsFiles
 from fleetcheck.inventory.templating import NeedsAnsible, is_template, render
 from fleetcheck.inventory.vault import VaultError, VaultSecrets
-from fleetcheck.inventory.yamlmarks import VaultValue
+from fleetcheck.yamlfile import VaultValue
 
 WINDOWS_CONNECTIONS = {"winrm": "winrm", "psrp": "psrp", "ssh": "ssh", "paramiko": "ssh", "paramiko_ssh": "ssh"}
 WINDOWS_SHELLS = ("powershell", "cmd")

@@ -16,7 +16,8 @@ from typing import Any
 from fleetcheck.inventory.errors import InventoryError
 from fleetcheck.inventory.sources.base import Origin, Var
 from fleetcheck.inventory.vault import VaultError, VaultSecrets, is_vault
-from fleetcheck.inventory.yamlmarks import MAX_INVENTORY_BYTES, parse_marked
+from fleetcheck.yamlfile import MAX_BYTES, YamlFileError, parse_yaml
+from fleetcheck.yamlfile import read_text as read_utf8
 
 EXTENSIONS = ("", ".yml", ".yaml", ".json")
 MAX_VARS_FILES = 100_000
@@ -96,19 +97,23 @@ def _dir_files(folder: Path) -> list[Path]:
 def read_text(path: Path, secrets: VaultSecrets) -> str:
     """A file's text, decrypted when it is a vault; size-limited and UTF-8 checked."""
     try:
-        if path.stat().st_size > MAX_INVENTORY_BYTES:
-            raise InventoryError(path, None, None, f"file is larger than {MAX_INVENTORY_BYTES} bytes")
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise InventoryError(path, None, None, "file is not UTF-8 text", "save it as UTF-8") from None
-    except OSError as exc:
-        raise InventoryError(path, None, None, f"cannot read the file ({exc.strerror})") from None
+        text = read_utf8(path, max_bytes=MAX_BYTES)
+    except YamlFileError as exc:
+        raise InventoryError(path, exc.line, None, exc.problem, exc.hint) from None
     if is_vault(text):
         try:
             return secrets.decrypt(text)
         except VaultError as exc:
             raise InventoryError(path, 1, None, f"cannot decrypt: {exc}") from None
     return text
+
+
+def parse_marked(text: str, path: Path) -> Any:
+    """YAML with lines, errors as InventoryError."""
+    try:
+        return parse_yaml(text, str(path))
+    except YamlFileError as exc:
+        raise InventoryError(path, exc.line, exc.key, exc.problem, exc.hint) from None
 
 
 def load_vars_file(path: Path, secrets: VaultSecrets) -> dict[str, Var]:
