@@ -119,7 +119,7 @@ def read_password_file(path: Path) -> SecretStr:
 
 
 def vault_secrets(
-    files: Sequence[Path] = (), *, ask: bool = False, prompt: Callable[[str], str] | None = None,
+    files: Sequence[str | Path] = (), *, ask: bool = False, prompt: Callable[[str], str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> VaultSecrets:
     """Passwords from --vault-password-file (repeatable, `id@file` allowed), the environment, a prompt."""

@@ -210,3 +210,10 @@ def test_json_export_is_shaped_like_ansible_inventory_list() -> None:
     assert data["g"] == {"hosts": ["u2"]}
     assert data["_meta"]["hostvars"]["u1"]["fleetcheck"]["transport"] == "psrp"
     assert data["_meta"]["hostvars"]["u1"]["provenance"]["transport"].startswith("ansible_connection @ ")
+
+
+def test_values_from_a_vaulted_file_are_secrets_not_clear_passwords() -> None:
+    case = CORPUS / "vault-file"
+    inv = load_inventory(case / "hosts.ini", secrets=vault_secrets([case / "vault-pass.txt"], environ={}))
+    assert not any("in clear" in w for w in inv.warnings)
+    assert "V4ult-File-Pass" not in str(inventory_json(inv))

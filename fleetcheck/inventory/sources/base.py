@@ -41,6 +41,7 @@ class Var:
 
     value: Any
     origin: Origin
+    secret: bool = False  # read from a vault-encrypted file: redacted like a password
 
 
 @dataclass

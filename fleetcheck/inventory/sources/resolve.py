@@ -127,7 +127,7 @@ class Resolver:
 
     def value(self, name: str, key: str, var: Var, values: dict[str, Any]) -> tuple[bool, Any, bool]:
         """(usable, value, secret) for one variable: decrypted, rendered, or left out with a warning."""
-        value, secret = var.value, False
+        value, secret = var.value, var.secret
         if isinstance(value, VaultValue):
             try:
                 value, secret = self.secrets.decrypt(value.ciphertext), True

@@ -96,16 +96,21 @@ def _dir_files(folder: Path) -> list[Path]:
 
 def read_text(path: Path, secrets: VaultSecrets) -> str:
     """A file's text, decrypted when it is a vault; size-limited and UTF-8 checked."""
+    return read_vault_aware(path, secrets)[0]
+
+
+def read_vault_aware(path: Path, secrets: VaultSecrets) -> tuple[str, bool]:
+    """(text, whether it was vault-encrypted)."""
     try:
         text = read_utf8(path, max_bytes=MAX_BYTES)
     except YamlFileError as exc:
         raise InventoryError(path, exc.line, None, exc.problem, exc.hint) from None
     if is_vault(text):
         try:
-            return secrets.decrypt(text)
+            return secrets.decrypt(text), True
         except VaultError as exc:
             raise InventoryError(path, 1, None, f"cannot decrypt: {exc}") from None
-    return text
+    return text, False
 
 
 def parse_marked(text: str, path: Path) -> Any:
@@ -118,7 +123,7 @@ def parse_marked(text: str, path: Path) -> Any:
 
 def load_vars_file(path: Path, secrets: VaultSecrets) -> dict[str, Var]:
     """One vars file as variables with their lines; the top level must be a mapping (or empty)."""
-    text = read_text(path, secrets)
+    text, encrypted = read_vault_aware(path, secrets)
     if path.suffix == ".json":
         try:
             data: Any = json.loads(text) if text.strip() else None
@@ -131,4 +136,4 @@ def load_vars_file(path: Path, secrets: VaultSecrets) -> dict[str, Var]:
     if not isinstance(data, dict):
         raise InventoryError(path, getattr(data, "line", 1), None, "a vars file must hold a mapping of variables")
     lines = getattr(data, "key_lines", {})
-    return {str(k): Var(v, Origin(path, lines.get(k))) for k, v in data.items()}
+    return {str(k): Var(v, Origin(path, lines.get(k)), encrypted) for k, v in data.items()}
