@@ -2,8 +2,9 @@
 
     python -m bench.inventory_load [--hosts 5000] [--no-peer]
 
-Each load runs in a fresh subprocess pinned to one core (taskset when present) and is timed
-from outside, best of 3. The ideal is reading and splitting the same files with no
+Each load runs in a fresh subprocess pinned to one core (taskset when present), best of 3;
+the target is judged on the load's CPU time, which a machine shared with other work does not
+inflate the way it inflates wall time (both are printed). The ideal is reading and splitting the same files with no
 interpretation at all (a floor no parser beats); the peer is `ansible-inventory --list` on the
 same inventory from the bench's peers venv. Hostile inventories (a YAML alias bomb, a 10^8-host
 range, 10,000-deep group nesting, a 30 MB file) must be refused quickly with bounded memory.
@@ -30,14 +31,16 @@ t = time.perf_counter()
 from fleetcheck.inventory import load_inventory
 from fleetcheck.inventory.errors import InventoryError
 t_import = time.perf_counter()
+c_import = time.process_time()
 try:
     inv = load_inventory(Path(sys.argv[1]))
     outcome = f"{len(inv.hosts)} hosts, {len(inv.skipped)} skipped, {len(inv.warnings)} warning lines"
 except InventoryError as exc:
     outcome = "refused: " + str(exc)[:90]
 done = time.perf_counter()
+cpu = time.process_time() - c_import
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(f"{done - t_import:.4f} {rss:.0f} {outcome}")
+print(f"{done - t_import:.4f} {rss:.0f} {cpu:.4f} {outcome}")
 """
 
 FLOOR = """
@@ -51,6 +54,16 @@ for path in [Path(sys.argv[1]), *sorted((root / "group_vars").glob("*"))]:
         n += len(line.split())
 print(f"{time.perf_counter() - t:.4f} 0 floor")
 """
+
+
+def peer_ansible_inventory() -> Path:
+    """The differential tests' ansible-core venv when it exists, else the bench's peers venv."""
+    made = sorted((REPO / ".venv-ansible").glob("*/bin/ansible-inventory"))
+    if made:
+        return made[-1]
+    from bench.peers import ensure_peers_venv
+
+    return ensure_peers_venv().parent / "ansible-inventory"
 
 
 def one_core() -> list[str]:
@@ -121,27 +134,25 @@ def main() -> None:
         big = write_big(folder / "big", args.hosts)
         py = [*one_core(), sys.executable, "-c"]
         wall, out = timed([*py, LOAD, str(big)])
-        load_s, rss, *outcome = out.split(" ", 2)
+        load_s, rss, cpu_s, *outcome = out.split(" ", 3)
         _, floor_out = timed([*py, FLOOR, str(big)])
         floor_s = float(floor_out.split()[0])
         print(f"{args.hosts}-host INI + group_vars, one core")
-        print(f"  fleetcheck load_inventory: {float(load_s):.3f} s (process {wall:.2f} s, peak RSS {rss} MB; "
-              f"{' '.join(outcome)}); target < {TARGET_S:.1f} s: {'OK' if float(load_s) < TARGET_S else 'MISSED'}")
+        cpu = float(cpu_s)
+        print(f"  fleetcheck load_inventory: {float(load_s):.3f} s wall, {cpu:.3f} s CPU (process {wall:.2f} s, peak RSS "
+              f"{rss} MB; {' '.join(outcome)}); target < {TARGET_S:.1f} s CPU: {'OK' if cpu < TARGET_S else 'MISSED'}")
         print(f"  ideal (read + split the same files): {floor_s:.3f} s -> fleetcheck is {float(load_s) / floor_s:.0f}x the floor")
         if not args.no_peer:
-            sys.path.insert(0, str(REPO))
-            from bench.peers import ensure_peers_venv
-
-            peer = ensure_peers_venv().parent / "ansible-inventory"
+            peer = peer_ansible_inventory()
             peer_wall, _ = timed([*one_core(), str(peer), "-i", str(big), "--list"], runs=1)
             print(f"  peer ansible-inventory --list: {peer_wall:.2f} s (whole process) -> "
                   f"fleetcheck process is {peer_wall / wall:.1f}x faster")
         print("hostile inventories (refused before expanding):")
         for name, path in write_hostile(folder).items():
             _, text = timed([*py, LOAD, str(path)], runs=1)
-            seconds, rss_h, *rest = text.split(" ", 2)
+            seconds, rss_h, _, *rest = text.split(" ", 3)
             print(f"  {name:28} {float(seconds):.3f} s, peak RSS {rss_h} MB: {' '.join(rest)}")
-        print(json.dumps({"hosts": args.hosts, "load_s": float(load_s), "floor_s": floor_s}))
+        print(json.dumps({"hosts": args.hosts, "load_wall_s": float(load_s), "load_cpu_s": cpu, "floor_s": floor_s}))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ class Inventory:
     warnings: list[str] = field(default_factory=list)
     #: Ansible sources only: hosts left out with the reason, where each setting came from, group children.
     skipped: dict[str, str] = field(default_factory=dict)
-    provenance: dict[str, dict[str, str]] = field(default_factory=dict)
+    provenance: Mapping[str, dict[str, str]] = field(default_factory=dict)
     children: dict[str, list[str]] = field(default_factory=dict)
     direct: dict[str, list[str]] = field(default_factory=dict)
     connection_vars: dict[str, dict[str, Any]] = field(default_factory=dict)

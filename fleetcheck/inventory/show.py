@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from tabulate import tabulate
 
 from fleetcheck.inventory.loader import Inventory
@@ -30,7 +32,7 @@ def render_skipped(skipped: dict[str, str]) -> str:
     return tabulate(rows, headers=["Skipped host", "Why (Ansible would connect by)"], tablefmt="simple") + "\n"
 
 
-def render_provenance(provenance: dict[str, dict[str, str]], hosts: list[Host]) -> list[str]:
+def render_provenance(provenance: Mapping[str, dict[str, str]], hosts: list[Host]) -> list[str]:
     """Per host, the Ansible variable and file:line each effective setting came from."""
     lines = []
     shown = [h for h in hosts if provenance.get(h.name)]

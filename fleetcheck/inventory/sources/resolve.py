@@ -9,7 +9,7 @@ skipped with a reason, never guessed at. Warnings are counted per kind, not prin
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,27 @@ class Warnings:
         return out
 
 
+class Provenance(Mapping[str, dict[str, str]]):
+    """Host -> {setting: "ansible_key @ file:line"}, formatted only for the hosts someone looks at."""
+
+    def __init__(self) -> None:
+        self.raw: dict[str, tuple[str, dict[str, tuple[str, Origin]]]] = {}
+
+    def add(self, host: Host, source: dict[str, tuple[str, Origin]]) -> None:
+        self.raw[host.name] = (host.transport, source)
+
+    def __getitem__(self, name: str) -> dict[str, str]:
+        transport, source = self.raw[name]
+        return {target.partition(":")[2] or target: f"{key} @ {origin}" for target, (key, origin) in source.items()
+                if not (":" in target and target.partition(":")[0] != transport)}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+
 @dataclass
 class Resolved:
     """What the loader keeps: hosts to check, hosts skipped (with why), groups, origins, warnings."""
@@ -63,7 +84,7 @@ class Resolved:
     skipped: dict[str, str]
     groups: dict[str, list[str]]
     children: dict[str, list[str]]
-    provenance: dict[str, dict[str, str]] = field(default_factory=dict)
+    provenance: Mapping[str, dict[str, str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     #: group -> hosts named directly in it (as `ansible-inventory --list` shows them).
     direct: dict[str, list[str]] = field(default_factory=dict)
@@ -97,11 +118,12 @@ class Resolver:
         self.clear_passwords: dict[str, int] = {}
         self.ignored: set[str] = set()
         self.connection_vars: dict[str, dict[str, Any]] = {}
+        self.templates: dict[Any, Host] = {}
 
     def run(self) -> Resolved:
         hosts: list[Host] = []
         skipped: dict[str, str] = {}
-        provenance: dict[str, dict[str, str]] = {}
+        provenance = Provenance()
         for name in self.inv.hosts:
             merged = self.precedence.host_vars(name)
             values = {key: var.value for key, var in merged.items()}
@@ -109,9 +131,9 @@ class Resolver:
             if transport is None:
                 skipped[name] = reason or "not Windows remoting"
                 continue
-            host, origins = self.host(name, merged, values)
+            host, source = self.host(name, merged, values)
             hosts.append(host)
-            provenance[name] = origins
+            provenance.add(host, source)
         lines = []
         for path, count in self.clear_passwords.items():
             lines.append(f"{path}: a password is written in clear for {count} host{'s' if count != 1 else ''}; "
@@ -148,7 +170,9 @@ class Resolver:
                 return False, None, secret
         return True, value, secret
 
-    def host(self, name: str, merged: dict[str, Var], values: dict[str, Any]) -> tuple[Host, dict[str, str]]:
+    def host(
+        self, name: str, merged: dict[str, Var], values: dict[str, Any]
+    ) -> tuple[Host, dict[str, tuple[str, Origin]]]:
         mapped: dict[str, Any] = {}
         source: dict[str, tuple[str, Origin]] = {}  # fleetcheck key -> (ansible key, origin)
         custom: dict[str, Any] = {}
@@ -193,12 +217,29 @@ class Resolver:
             source[target] = (key, var.origin)
         if custom:
             mapped["vars"] = {**custom, **(mapped.get("vars") or {})}
-        settings = self.validate(name, mapped, source)
-        first = self.inv.hosts[name].origin
-        host = resolve_host(name, self.precedence.host_groups(name), [settings], path=Path(str(first.path)), line=first.line)
-        origins = {target.partition(":")[2] or target: f"{key} @ {origin}" for target, (key, origin) in source.items()
-                   if not (":" in target and target.partition(":")[0] != host.transport)}
-        return host, origins
+        host = self.build(name, mapped, source)
+        return host, source
+
+    def build(self, name: str, mapped: dict[str, Any], source: dict[str, tuple[str, Origin]]) -> Host:
+        """Validate and fold; hosts that differ only in name and address share one validation.
+
+        A fleet's hosts mostly share their group settings, so a 5,000-host inventory is a few
+        validations plus one cheap copy per host.
+        """
+        address = mapped.pop("address", None)
+        if address is not None and not str(address):
+            key, origin = source["address"]
+            raise InventoryError(origin.path, origin.line, key, "the address is empty")
+        signature = _frozen(mapped)
+        template = self.templates.get(signature) if signature is not None else None
+        if template is None:
+            settings = self.validate(name, dict(mapped), source)
+            first = self.inv.hosts[name].origin
+            template = resolve_host(name, [], [settings], path=Path(str(first.path)), line=first.line)
+            if signature is not None:
+                self.templates[signature] = template
+        return template.model_copy(update={"name": name, "address": str(address) if address is not None else name,
+                                           "groups": self.precedence.host_groups(name)})
 
     def validate(self, name: str, mapped: dict[str, Any], source: dict[str, tuple[str, Origin]]) -> dict[str, Any]:
         scoped = {k: mapped.pop(k) for k in list(mapped) if ":" in k}
@@ -215,6 +256,20 @@ class Resolver:
             problem = err["msg"] if "password" in field_name else f"{err['msg']} (got {err.get('input')!r})"
             raise InventoryError(origin.path, origin.line, key, problem[:300]) from None
         return plain
+
+
+def _frozen(mapped: dict[str, Any]) -> Any:
+    """A hashable key for mapped settings (None when some value cannot be hashed)."""
+    key = tuple(sorted(
+        (k, ("dict", tuple(sorted(v.items(), key=lambda kv: str(kv[0])))) if isinstance(v, dict)
+         else ("list", tuple(v)) if isinstance(v, list) else (type(v).__name__, v))
+        for k, v in mapped.items()
+    ))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def _transport_name(value: Any) -> str:
