@@ -107,9 +107,11 @@ def compare(inv: Inventory, listing: dict[str, Any], oracle: dict[str, dict[str,
     raw = listing["_meta"]["hostvars"]
     for host in inv.hosts:
         final = oracle[host.name]
+        secret = {k for k, v in inv.connection_vars.get(host.name, {}).items() if isinstance(v, SecretStr)}
         mine = {k: _value(v) for k, v in inv.connection_vars.get(host.name, {}).items()}
         for key in set(mine) | {k for k in final if k in MAPPED}:
-            if mine.get(key) != final.get(key):
+            theirs = str(final.get(key)) if key in secret else final.get(key)  # a vaulted value is kept as text
+            if mine.get(key) != theirs:
                 problems.append(f"{host.name}.{key}: fleetcheck {mine.get(key)!r}, Ansible {final.get(key)!r}")
             listed = raw.get(host.name, {}).get(key)
             if isinstance(listed, int | str) and "{{" not in str(listed) and listed != final.get(key):
