@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from fleetcheck.inventory import InventoryError, find_inventory, load_credentials, load_inventory
-from fleetcheck.inventory.ansible import expand_host_pattern
 from fleetcheck.inventory.show import render_inventory
+from fleetcheck.inventory.sources.base import expand_hostpattern as expand_host_pattern
 
 SECRET = "S3cret-Value-9f1"
 
