@@ -217,3 +217,9 @@ def test_values_from_a_vaulted_file_are_secrets_not_clear_passwords() -> None:
     inv = load_inventory(case / "hosts.ini", secrets=vault_secrets([case / "vault-pass.txt"], environ={}))
     assert not any("in clear" in w for w in inv.warnings)
     assert "V4ult-File-Pass" not in str(inventory_json(inv))
+
+
+def test_a_name_used_for_a_group_and_a_host_is_warned_once(tmp_path: Path) -> None:
+    files(tmp_path, **{"hosts.ini": "[web]\nweb ansible_connection=psrp\ndb ansible_connection=psrp\n[db]\n"})
+    inv = load_inventory(tmp_path / "hosts.ini")
+    assert inv.warnings == ["names used for both a group and a host (patterns match both): db, web"]

@@ -136,6 +136,10 @@ class RawInventory:
             if group.name != "all" and not group.parents:
                 self.groups["all"].children[group.name] = None
                 group.parents["all"] = None
+        both = sorted(set(self.groups) & set(self.hosts))
+        if both:
+            shown = ", ".join(both[:3]) + (f" and {len(both) - 3} more" if len(both) > 3 else "")
+            self.warnings.append(("names used for both a group and a host (patterns match both)", shown))
         ungrouped = self.groups["ungrouped"]
         for host in self.hosts.values():
             direct = set(host.groups) - {"all"}
