@@ -56,13 +56,13 @@ def read_sources(
         out.inv.reconcile()
         return out
     for path in paths:
-        dynamic_before = out.kinds.count("dynamic")
         if path.is_dir():
             _read_dir(path, out, secrets, vault_files, 0)
         else:
             _read_file(path, out, secrets, vault_files, inside_dir=False)
-        if out.kinds.count("dynamic") == dynamic_before:  # ansible-inventory already applied group_vars
-            out.bases.append(path if path.is_dir() else path.parent)
+        # A dynamic listing's hostvars already hold these files' values; applying them again
+        # below its host vars changes nothing, and a directory mixing both kinds needs them.
+        out.bases.append(path if path.is_dir() else path.parent)
     out.inv.reconcile()
     return out
 

@@ -1,9 +1,11 @@
 """Dynamic sources (inventory plugin configs, executable scripts) resolved by Ansible itself.
 
-fleetcheck runs `ansible-inventory -i SOURCE --list` as a subprocess, the way AWX imports
-inventories, and reads its JSON: groups with hosts and children, and `_meta.hostvars` already
-merged by Ansible (group_vars included). Without Ansible installed the error names what is
-missing instead of guessing.
+fleetcheck runs `ansible-inventory -i SOURCE --list --export` as a subprocess, the way AWX
+imports inventories, and reads its JSON: groups with their hosts, children and own vars, and
+`_meta.hostvars` with each host's own vars. `--export` keeps group vars on their groups, so a
+directory mixing a dynamic source with static files merges them in Ansible's order (without it,
+Ansible flattens group vars into every host, where they would beat a later file's group vars).
+Without Ansible installed the error names what is missing instead of guessing.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def run_ansible_inventory(source: Path, what: str, vault_files: list[str] | None
             "pip install ansible-core (plus the collection that provides the plugin), "
             "or set FLEETCHECK_ANSIBLE_INVENTORY to its path",
         )
-    args = [command, "-i", str(source), "--list"]
+    args = [command, "-i", str(source), "--list", "--export"]
     for item in vault_files or []:
         args += ["--vault-password-file", item]
     try:
@@ -59,7 +61,7 @@ def run_ansible_inventory(source: Path, what: str, vault_files: list[str] | None
 
 
 def read_listing(data: dict[str, Any], source: Path, inv: RawInventory) -> None:
-    """Add `ansible-inventory --list` output: hostvars are final, so they become host vars."""
+    """Add `ansible-inventory --list --export` output: group vars on groups, host vars on hosts."""
     origin = Origin(f"ansible-inventory -i {source}")
     hostvars = (data.get("_meta") or {}).get("hostvars") or {}
     for name, body in data.items():
