@@ -223,3 +223,17 @@ def test_a_name_used_for_a_group_and_a_host_is_warned_once(tmp_path: Path) -> No
     files(tmp_path, **{"hosts.ini": "[web]\nweb ansible_connection=psrp\ndb ansible_connection=psrp\n[db]\n"})
     inv = load_inventory(tmp_path / "hosts.ini")
     assert inv.warnings == ["names used for both a group and a host (patterns match both): db, web"]
+
+
+def test_ask_vault_pass_prompts_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetcheck import api
+
+    monkeypatch.delenv("ANSIBLE_VAULT_PASSWORD_FILE", raising=False)
+    asked: list[str] = []
+
+    def prompt(text: str) -> str:
+        asked.append(text)
+        return "fleetcheck-test-vault-pw"
+
+    inv = api.load_inventory(CORPUS / "vault-inline" / "hosts.yml", vault_prompt=prompt)
+    assert asked == ["Vault password: "] and inv.host("vi2").username == "CORP\\vaulted-user"
