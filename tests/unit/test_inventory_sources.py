@@ -237,3 +237,11 @@ def test_ask_vault_pass_prompts_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
     inv = api.load_inventory(CORPUS / "vault-inline" / "hosts.yml", vault_prompt=prompt)
     assert asked == ["Vault password: "] and inv.host("vi2").username == "CORP\\vaulted-user"
+
+
+def test_a_templated_connection_decides_the_skip_after_rendering(tmp_path: Path) -> None:
+    files(tmp_path, **{"hosts.yml": "all:\n  vars:\n    kind: psrp\n    ansible_connection: '{{ kind }}'\n"
+                                    "  hosts:\n    w1:\n    l1: {kind: local}\n"})
+    inv = load_inventory(tmp_path / "hosts.yml")
+    assert [h.name for h in inv.hosts] == ["w1"] and inv.host("w1").transport == "psrp"
+    assert inv.skipped == {"l1": "local"}

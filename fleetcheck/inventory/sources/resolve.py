@@ -109,6 +109,8 @@ def connection_of(values: Mapping[str, Any]) -> tuple[str | None, str | None]:
 
 
 class Resolver:
+    """One pass over the hosts: merge, decide checkable or skipped, map and validate; warnings counted."""
+
     def __init__(self, inv: RawInventory, files: VarsFiles, secrets: VaultSecrets) -> None:
         self.inv = inv
         self.secrets = secrets
@@ -127,7 +129,7 @@ class Resolver:
         for name in self.inv.hosts:
             merged = self.precedence.host_vars(name)
             values = {key: var.value for key, var in merged.items()}
-            transport, reason = connection_of(values)
+            transport, reason = connection_of(self.deciding(name, merged, values))
             if transport is None:
                 skipped[name] = reason or "not Windows remoting"
                 continue
@@ -140,12 +142,23 @@ class Resolver:
                          "prefer fleetcheck_password_env, --ask-pass or ansible-vault")
         if self.ignored:
             lines.append("ignored Ansible variables (fleetcheck does not use them): " + ", ".join(sorted(self.ignored)))
-        empty: set[str] = set()
-        groups = {g: m for g, m in self.members.items() if g != "all" and g not in empty}
-        children = {g.name: [c for c in g.children if c not in empty] for g in self.inv.groups.values() if g.name not in empty}
-        direct = {g.name: list(g.hosts) for g in self.inv.groups.values() if g.name not in empty}
+        groups = {g: m for g, m in self.members.items() if g != "all"}
+        children = {g.name: list(g.children) for g in self.inv.groups.values()}
+        direct = {g.name: list(g.hosts) for g in self.inv.groups.values()}
         return Resolved(hosts, skipped, groups, children, provenance, [*lines, *self.warn.lines()], direct,
                         self.connection_vars)
+
+    def deciding(self, name: str, merged: dict[str, Var], values: dict[str, Any]) -> dict[str, Any]:
+        """The variables that decide whether a host is checked, rendered/decrypted when they must be."""
+        out = {}
+        for key in (FLEETCHECK_PREFIX + "transport", "ansible_connection", "ansible_shell_type"):
+            if key in merged:
+                var = merged[key]
+                plain = not (isinstance(var.value, VaultValue) or is_template(var.value))
+                ok, value, _ = (True, var.value, False) if plain else self.value(name, key, var, values)
+                if ok:
+                    out[key] = value
+        return out
 
     def value(self, name: str, key: str, var: Var, values: dict[str, Any]) -> tuple[bool, Any, bool]:
         """(usable, value, secret) for one variable: decrypted, rendered, or left out with a warning."""
