@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from fleetcheck.inventory.ansible import MAPPED
 from fleetcheck.inventory.loader import Inventory
 from fleetcheck.inventory.show import redact_vars
 
@@ -31,12 +32,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def secret_settings(inv: Inventory, name: str) -> set[str]:
+    """Settings of a host that came from a vault (decrypted values stay secret wherever shown)."""
+    out = set()
+    for key, value in inv.connection_vars.get(name, {}).items():
+        if isinstance(value, SecretStr):
+            target = MAPPED[key][0] if key in MAPPED else ("transport" if key == "ansible_connection" else key)
+            out.add(target.partition(":")[2] or target)
+    return out
+
+
 def inventory_json(inv: Inventory) -> dict[str, Any]:
     hostvars: dict[str, Any] = {}
     for host in inv.hosts:
         settings = host.model_dump(exclude={"password", "vars", "groups"})
         settings["password"] = REDACTED if host.password is not None else None
         settings["port"] = host.effective_port
+        for field in secret_settings(inv, host.name) & set(settings):
+            settings[field] = REDACTED
         hostvars[host.name] = {
             "fleetcheck": _plain(settings),
             "ansible_vars": _plain(inv.connection_vars.get(host.name, {})),

@@ -64,20 +64,23 @@ def redact_vars(values: dict[str, object]) -> dict[str, object]:
 
 
 def render_inventory(inv: Inventory, hosts: list[Host], *, show_skipped: bool = True) -> str:
+    from fleetcheck.inventory.export import REDACTED, secret_settings
+
     rows = []
     for h in hosts:
+        vaulted = secret_settings(inv, h.name)
         tls = "-" if h.transport == "ssh" or h.scheme == "http" else ("validate" if h.cert_validation else "IGNORE")
         if h.ca_path and tls == "validate":
             tls = f"ca:{h.ca_path}"
         rows.append(
             [
                 h.name,
-                h.address,
+                REDACTED if "address" in vaulted else h.address,
                 h.transport,
                 h.scheme if h.transport != "ssh" else "-",
                 h.effective_port,
                 h.auth,
-                h.username or "-",
+                REDACTED if "username" in vaulted else (h.username or "-"),
                 password_source(h),
                 tls,
                 f"{h.timeout:g}",

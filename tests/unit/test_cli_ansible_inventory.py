@@ -26,9 +26,11 @@ def test_inventory_json_is_data_and_redacts_vault_secrets() -> None:
     assert code == 0
     data = json.loads(out)
     assert data["windows"]["hosts"] == ["vi1", "vi2"] and data["all"]["children"] == ["ungrouped", "windows"]
-    assert data["_meta"]["hostvars"]["vi2"]["fleetcheck"]["username"] == "CORP\\vaulted-user"
+    assert data["_meta"]["hostvars"]["vi2"]["fleetcheck"]["username"] == "********"  # decrypted: a secret
     assert data["_meta"]["hostvars"]["vi1"]["fleetcheck"]["password"] == "********"
-    assert "S3cret-Inline!" not in out
+    assert "S3cret-Inline!" not in out and "vaulted-user" not in out
+    code, out, _ = invoke("inventory", "-i", str(case / "hosts.yml"), "--vault-password-file", str(case / "vault-pass.txt"))
+    assert code == 0 and "vaulted-user" not in out and "S3cret-Inline!" not in out
 
 
 def test_vault_password_file_from_the_environment() -> None:
