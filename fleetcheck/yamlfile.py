@@ -3,8 +3,8 @@
 Every file a user hands us may be wrong or hostile, so loading is bounded and every mistake
 names the file and line (`YamlFileError`, a `UserError`: the CLI exits 2, never a traceback):
 
-- safe tags only, plus Ansible's `!vault` (kept as an opaque `VaultValue`, never decrypted or
-  shown) and `!unsafe` (a plain string);
+- safe tags only, plus Ansible's `!vault` (a `VaultValue` holding its ciphertext, opened only by
+  `inventory/vault.py` when a vault password is given; never shown) and `!unsafe` (a plain string);
 - mappings load as `MarkedDict` and sequences as `MarkedList`, which remember the line of each
   key and item, so a pydantic error location can be walked back to a line with `line_of`;
 - a size cap on the bytes read (a device like /dev/zero is read only up to the cap);
