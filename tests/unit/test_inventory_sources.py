@@ -245,3 +245,10 @@ def test_a_templated_connection_decides_the_skip_after_rendering(tmp_path: Path)
     inv = load_inventory(tmp_path / "hosts.yml")
     assert [h.name for h in inv.hosts] == ["w1"] and inv.host("w1").transport == "psrp"
     assert inv.skipped == {"l1": "local"}
+
+
+def test_a_symlink_loop_in_group_vars_is_refused(tmp_path: Path) -> None:
+    files(tmp_path, **{"hosts.ini": "[w]\nh1 ansible_connection=psrp\n", "group_vars__w__a.yml": "ansible_user: u\n"})
+    (tmp_path / "group_vars" / "w" / "loop").symlink_to(tmp_path / "group_vars" / "w")
+    with pytest.raises(InventoryError, match="nest more than 16 levels"):
+        load_inventory(tmp_path / "hosts.ini")

@@ -21,6 +21,7 @@ from fleetcheck.yamlfile import read_text as read_utf8
 
 EXTENSIONS = ("", ".yml", ".yaml", ".json")
 MAX_VARS_FILES = 100_000
+MAX_DIR_DEPTH = 16
 
 
 class VarsFiles:
@@ -80,7 +81,9 @@ class VarsFiles:
         return self._loaded[path]
 
 
-def _dir_files(folder: Path) -> list[Path]:
+def _dir_files(folder: Path, depth: int = 0) -> list[Path]:
+    if depth > MAX_DIR_DEPTH:  # a symlink loop, or a tree no one writes by hand
+        raise InventoryError(folder, None, None, f"vars folders nest more than {MAX_DIR_DEPTH} levels deep")
     found: list[Path] = []
     for entry in sorted(os.listdir(folder)):
         if entry.startswith(".") or entry.endswith("~"):
@@ -88,7 +91,7 @@ def _dir_files(folder: Path) -> list[Path]:
         full = folder / entry
         ext = os.path.splitext(entry)[1]
         if full.is_dir() and not ext:
-            found += _dir_files(full)
+            found += _dir_files(full, depth + 1)
         elif full.is_file() and ext in EXTENSIONS:
             found.append(full)
     return found
