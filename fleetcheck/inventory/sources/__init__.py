@@ -3,8 +3,8 @@
 `read_sources` fills one `RawInventory` from every `-i` source in order, the way Ansible's
 InventoryManager does: a directory is read entry by entry in sorted order (hidden files,
 group_vars/host_vars and backup/doc extensions skipped); a file is an executable script or a
-`plugin:` config (both resolved by ansible-inventory), else YAML when it parses as a mapping,
-else INI.
+`plugin:` config or a TOML file (all resolved by ansible-inventory), else YAML when it parses
+as a mapping, else INI.
 """
 
 from __future__ import annotations
@@ -96,6 +96,10 @@ def _read_file(path: Path, out: SourceSet, secrets: VaultSecrets, vault_files: l
     if _is_script(path):
         out.kinds.append("dynamic")
         read_listing(run_ansible_inventory(path, "an executable inventory script", vault_files), path, out.inv)
+        return
+    if path.suffix == ".toml":  # Ansible's toml plugin: left to Ansible
+        out.kinds.append("dynamic")
+        read_listing(run_ansible_inventory(path, "a TOML inventory", vault_files), path, out.inv)
         return
     text = read_text(path, secrets)
     data = _yaml_mapping(text, path) if path.suffix in YAML_SUFFIXES else None
