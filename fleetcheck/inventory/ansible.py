@@ -51,16 +51,25 @@ def _scheme(value: Any) -> str:
 
 #: Ansible variable -> (native key, converter). `winrm:`/`psrp:` keys apply only to that transport.
 MAPPED: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    # Generic first, then each connection plugin's own names, which win for that connection only
+    # (the order of the `vars:` lists in Ansible's ssh, winrm and psrp plugins: later wins).
     "ansible_host": ("address", str),
-    "ansible_ssh_host": ("address", str),
+    "ansible_ssh_host": ("ssh:address", str),
+    "ansible_winrm_host": ("winrm:address", str),
+    "ansible_psrp_host": ("psrp:address", str),
     "ansible_port": ("port", lambda v: v),
-    "ansible_ssh_port": ("port", lambda v: v),
+    "ansible_ssh_port": ("ssh:port", lambda v: v),
+    "ansible_winrm_port": ("winrm:port", lambda v: v),
+    "ansible_psrp_port": ("psrp:port", lambda v: v),
     "ansible_user": ("username", str),
-    "ansible_ssh_user": ("username", str),
+    "ansible_ssh_user": ("ssh:username", str),
+    "ansible_winrm_user": ("winrm:username", str),
+    "ansible_psrp_user": ("psrp:username", str),
     "ansible_password": ("password", str),
-    "ansible_ssh_pass": ("password", str),
-    "ansible_ssh_password": ("password", str),
-    "ansible_winrm_password": ("password", str),
+    "ansible_ssh_pass": ("ssh:password", str),
+    "ansible_ssh_password": ("ssh:password", str),
+    "ansible_winrm_pass": ("winrm|psrp:password", str),  # the psrp plugin reads these two as well
+    "ansible_winrm_password": ("winrm|psrp:password", str),
     "ansible_connection": ("transport", _connection),
     "ansible_winrm_transport": ("winrm:auth", _winrm_transport),
     "ansible_winrm_scheme": ("winrm:scheme", _scheme),
@@ -70,11 +79,17 @@ MAPPED: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "ansible_psrp_protocol": ("psrp:scheme", _scheme),
     "ansible_psrp_cert_validation": ("psrp:cert_validation", _cert_validation),
     "ansible_psrp_ca_path": ("psrp:ca_path", str),
-    "ansible_ssh_private_key_file": ("key_path", str),
+    "ansible_private_key_file": ("key_path", str),
+    "ansible_ssh_private_key_file": ("ssh:key_path", str),
     "ansible_ssh_host_key_checking": ("ssh:ssh_known_hosts", lambda v: "default" if _truthy(v) else "accept"),
     "ansible_host_key_checking": ("ssh:ssh_known_hosts", lambda v: "default" if _truthy(v) else "accept"),
-    "ansible_private_key_file": ("key_path", str),
 }
+
+
+def applies(target: str, transport: str) -> bool:
+    """`winrm|psrp:password` applies to winrm and psrp hosts; an unscoped target to every host."""
+    scope, sep, _ = target.partition(":")
+    return not sep or transport in scope.split("|")
 FLEETCHECK_PREFIX = "fleetcheck_"
 
 

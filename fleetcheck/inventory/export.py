@@ -13,11 +13,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from fleetcheck.inventory.ansible import MAPPED
 from fleetcheck.inventory.loader import Inventory
-from fleetcheck.inventory.show import redact_vars
-
-REDACTED = "********"
+from fleetcheck.inventory.show import REDACTED, redact_vars, secret_settings
 
 
 def _plain(value: Any) -> Any:
@@ -30,16 +27,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
-
-
-def secret_settings(inv: Inventory, name: str) -> set[str]:
-    """Settings of a host that came from a vault (decrypted values stay secret wherever shown)."""
-    out = set()
-    for key, value in inv.connection_vars.get(name, {}).items():
-        if isinstance(value, SecretStr):
-            target = MAPPED[key][0] if key in MAPPED else ("transport" if key == "ansible_connection" else key)
-            out.add(target.partition(":")[2] or target)
-    return out
 
 
 def inventory_json(inv: Inventory) -> dict[str, Any]:

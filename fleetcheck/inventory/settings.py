@@ -117,7 +117,7 @@ def resolve_host(
     for key in [k for k in merged if ":" in k]:  # transport-scoped keys (Ansible's ansible_winrm_*/psrp_*)
         value = merged.pop(key)
         scope, _, real = key.partition(":")
-        if scope == transport:
+        if transport in scope.split("|"):
             merged[real] = value
     merged.setdefault("address", name)
     if "scheme" not in merged and merged.get("port") in (5985, 5986):

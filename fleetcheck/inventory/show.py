@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from pydantic import SecretStr
 from tabulate import tabulate
 
+from fleetcheck.inventory.ansible import MAPPED
 from fleetcheck.inventory.loader import Inventory
 from fleetcheck.inventory.model import Host
 
+REDACTED = "********"
 SECRET_HINTS = ("pass", "secret", "token", "credential", "apikey", "api_key")
 MAX_GROUP_MEMBERS_SHOWN = 8
 MAX_PROVENANCE_HOSTS = 20
-SKIPPED_NAMES_SHOWN = 3
+
+
+def secret_settings(inv: Inventory, name: str) -> set[str]:
+    """Settings of a host that came from a vault (decrypted values stay secret wherever shown)."""
+    out = set()
+    for key, value in inv.connection_vars.get(name, {}).items():
+        if isinstance(value, SecretStr):
+            target = MAPPED[key][0] if key in MAPPED else ("transport" if key == "ansible_connection" else key)
+            out.add(target.partition(":")[2] or target)
+    return out
 
 
 def skipped_summary(skipped: dict[str, str]) -> str | None:
@@ -64,8 +76,6 @@ def redact_vars(values: dict[str, object]) -> dict[str, object]:
 
 
 def render_inventory(inv: Inventory, hosts: list[Host], *, show_skipped: bool = True) -> str:
-    from fleetcheck.inventory.export import REDACTED, secret_settings
-
     rows = []
     for h in hosts:
         vaulted = secret_settings(inv, h.name)

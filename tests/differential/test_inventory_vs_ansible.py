@@ -82,6 +82,25 @@ def ansible_groups(listing: dict[str, Any]) -> tuple[dict[str, set[str]], dict[s
     return direct, children, {g: members(g) for g in direct}
 
 
+#: The `vars:` of each connection plugin's options in ansible-core 2.19, in order (the last set wins).
+PLUGIN_VARS = {
+    "ssh": {"address": ["ansible_host", "ansible_ssh_host"], "user": ["ansible_user", "ansible_ssh_user"],
+            "port": ["ansible_port", "ansible_ssh_port"],
+            "password": ["ansible_password", "ansible_ssh_pass", "ansible_ssh_password"]},
+    "winrm": {"address": ["ansible_host", "ansible_winrm_host"], "user": ["ansible_user", "ansible_winrm_user"],
+              "port": ["ansible_port", "ansible_winrm_port"],
+              "password": ["ansible_password", "ansible_winrm_pass", "ansible_winrm_password"]},
+    "psrp": {"address": ["ansible_host", "ansible_psrp_host"], "user": ["ansible_user", "ansible_psrp_user"],
+             "port": ["ansible_port", "ansible_psrp_port"],
+             "password": ["ansible_password", "ansible_winrm_pass", "ansible_winrm_password"]},
+}
+
+
+def _last(values: dict[str, Any], names: list[str]) -> Any:
+    found = [values[n] for n in names if values.get(n) is not None]
+    return found[-1] if found else None
+
+
 def _value(value: Any) -> Any:
     return value.get_secret_value() if isinstance(value, SecretStr) else value
 
@@ -116,18 +135,18 @@ def compare(inv: Inventory, listing: dict[str, Any], oracle: dict[str, dict[str,
             listed = raw.get(host.name, {}).get(key)
             if isinstance(listed, int | str) and "{{" not in str(listed) and listed != final.get(key):
                 problems.append(f"{host.name}.{key}: ansible-inventory --list {listed!r} vs Ansible templar {final.get(key)!r}")
-        address = final.get("ansible_ssh_host") or final.get("ansible_host") or host.name
-        if host.transport != "ssh":
-            address = final.get("ansible_host") or final.get("ansible_ssh_host") or host.name
+        plugin = PLUGIN_VARS[host.transport]
+        address = _last(final, plugin["address"]) or host.name
         if host.address != str(address):
             problems.append(f"{host.name}: address {host.address!r}, Ansible connects to {address!r}")
-        user = final.get("ansible_ssh_user") or final.get("ansible_user")
+        user = _last(final, plugin["user"])
         if user is not None and host.username != str(user):
             problems.append(f"{host.name}: user {host.username!r}, Ansible {user!r}")
-        port = final.get("ansible_ssh_port") or final.get("ansible_port")
+        port = _last(final, plugin["port"])
         if port is not None and host.effective_port != int(port):
             problems.append(f"{host.name}: port {host.effective_port}, Ansible {port!r}")
-        if "ansible_password" in final and (host.password is None or host.password.get_secret_value() != final["ansible_password"]):
+        password = _last(final, plugin["password"])
+        if password is not None and (host.password is None or host.password.get_secret_value() != str(password)):
             problems.append(f"{host.name}: password differs from Ansible's")
     for name, reason in inv.skipped.items():
         connection = str(oracle[name].get("ansible_connection", "ssh")).rsplit(".", 1)[-1]

@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from fleetcheck.inventory.ansible import FLEETCHECK_PREFIX, MAPPED
+from fleetcheck.inventory.ansible import FLEETCHECK_PREFIX, MAPPED, applies
 from fleetcheck.inventory.errors import InventoryError
 from fleetcheck.inventory.model import Host
-from fleetcheck.inventory.settings import HostSettings, Settings, resolve_host
+from fleetcheck.inventory.settings import HostSettings, resolve_host
 from fleetcheck.inventory.sources.base import Origin, RawInventory, Var
 from fleetcheck.inventory.sources.precedence import Precedence
 from fleetcheck.inventory.sources.vars_files import VarsFiles
@@ -29,7 +29,7 @@ from fleetcheck.yamlfile import VaultValue
 
 WINDOWS_CONNECTIONS = {"winrm": "winrm", "psrp": "psrp", "ssh": "ssh", "paramiko": "ssh", "paramiko_ssh": "ssh"}
 WINDOWS_SHELLS = ("powershell", "cmd")
-PASSWORD_KEYS = frozenset(k for k, (t, _) in MAPPED.items() if t == "password")
+PASSWORD_KEYS = frozenset(k for k, (t, _) in MAPPED.items() if t.rpartition(":")[2] == "password")
 SHOWN_NAMES = 3
 
 
@@ -67,7 +67,7 @@ class Provenance(Mapping[str, dict[str, str]]):
     def __getitem__(self, name: str) -> dict[str, str]:
         transport, source = self.raw[name]
         return {target.partition(":")[2] or target: f"{key} @ {origin}" for target, (key, origin) in source.items()
-                if not (":" in target and target.partition(":")[0] != transport)}
+                if applies(target, transport)}
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.raw)
@@ -217,15 +217,16 @@ class Resolver:
             ok, value, secret = self.value(name, key, var, values)
             if not ok:
                 continue
-            self.connection_vars.setdefault(name, {})[key] = SecretStr(str(value)) if secret or target == "password" else value
-            if target == "password" and not secret and key in PASSWORD_KEYS:
+            hidden = secret or key in PASSWORD_KEYS
+            self.connection_vars.setdefault(name, {})[key] = SecretStr(str(value)) if hidden else value
+            if key in PASSWORD_KEYS and not secret:
                 file = str(var.origin.path)
                 self.clear_passwords[file] = self.clear_passwords.get(file, 0) + 1
             try:
                 mapped[target] = convert(value)
             except (TypeError, ValueError) as exc:
                 where = var.origin
-                shown = "" if target == "password" or secret else f" (got {value!r})"
+                shown = "" if key in PASSWORD_KEYS or secret else f" (got {value!r})"
                 raise InventoryError(where.path, where.line, key, f"{exc}{shown}"[:300]) from None
             source[target] = (key, var.origin)
         if custom:
@@ -239,11 +240,12 @@ class Resolver:
         A fleet's hosts mostly share their group settings, so a 5,000-host inventory is a few
         validations plus one cheap copy per host.
         """
-        address = mapped.pop("address", None)
+        scoped_address = any(k.endswith(":address") for k in mapped)  # resolve_host picks per transport
+        address = None if scoped_address else mapped.pop("address", None)
         if address is not None and not str(address):
             key, origin = source["address"]
             raise InventoryError(origin.path, origin.line, key, "the address is empty")
-        signature = _frozen(mapped)
+        signature = None if scoped_address else _frozen(mapped)
         template = self.templates.get(signature) if signature is not None else None
         if template is None:
             settings = self.validate(name, dict(mapped), source)
@@ -251,16 +253,18 @@ class Resolver:
             template = resolve_host(name, [], [settings], path=Path(str(first.path)), line=first.line)
             if signature is not None:
                 self.templates[signature] = template
-        return template.model_copy(update={"name": name, "address": str(address) if address is not None else name,
-                                           "groups": self.precedence.host_groups(name)})
+        update: dict[str, Any] = {"name": name, "groups": self.precedence.host_groups(name)}
+        if not scoped_address:
+            update["address"] = str(address) if address is not None else name
+        return template.model_copy(update=update)
 
     def validate(self, name: str, mapped: dict[str, Any], source: dict[str, tuple[str, Origin]]) -> dict[str, Any]:
         scoped = {k: mapped.pop(k) for k in list(mapped) if ":" in k}
         try:
             plain = HostSettings.model_validate(mapped).model_dump(exclude_unset=True)
             for key, value in scoped.items():
-                checked = Settings.model_validate({key.partition(":")[2]: value})
-                plain[key] = getattr(checked, key.partition(":")[2])
+                real = key.partition(":")[2]
+                plain[key] = getattr(HostSettings.model_validate({real: value}), real)
         except ValidationError as exc:
             err = exc.errors()[0]
             field_name = str(err["loc"][0]) if err["loc"] else ""
