@@ -252,3 +252,12 @@ def test_a_symlink_loop_in_group_vars_is_refused(tmp_path: Path) -> None:
     (tmp_path / "group_vars" / "w" / "loop").symlink_to(tmp_path / "group_vars" / "w")
     with pytest.raises(InventoryError, match="nest more than 16 levels"):
         load_inventory(tmp_path / "hosts.ini")
+
+
+def test_a_limit_that_selects_only_skipped_hosts_says_so() -> None:
+    from fleetcheck.inventory import LimitError
+
+    inv = load_inventory(CORPUS / "mixed-fleet" / "hosts.ini")
+    with pytest.raises(LimitError, match=r"matches only hosts that are skipped .*: app1, app2"):
+        apply_limit(inv.hosts, inv.groups, "containers")
+    assert [h.name for h in apply_limit(inv.hosts, inv.groups, "containers:windows")] == [h.name for h in inv.hosts]
