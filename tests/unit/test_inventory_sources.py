@@ -261,3 +261,10 @@ def test_a_limit_that_selects_only_skipped_hosts_says_so() -> None:
     with pytest.raises(LimitError, match=r"matches only hosts that are skipped .*: app1, app2"):
         apply_limit(inv.hosts, inv.groups, "containers")
     assert [h.name for h in apply_limit(inv.hosts, inv.groups, "containers:windows")] == [h.name for h in inv.hosts]
+
+
+def test_a_symlink_loop_in_an_inventory_directory_is_refused(tmp_path: Path) -> None:
+    files(tmp_path, **{"inv__a.ini": "[w]\nh1 ansible_connection=psrp\n"})
+    (tmp_path / "inv" / "loop").symlink_to(tmp_path / "inv")
+    with pytest.raises(InventoryError, match="nest more than 16 levels"):
+        load_inventory(tmp_path / "inv")

@@ -10,25 +10,19 @@ as a mapping, else INI.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fleetcheck.inventory.errors import InventoryError
 from fleetcheck.inventory.sources.base import RawInventory
+from fleetcheck.inventory.sources.directory import directory_entries
 from fleetcheck.inventory.sources.ini import read_ini
 from fleetcheck.inventory.sources.script import read_listing, run_ansible_inventory
 from fleetcheck.inventory.sources.vars_files import parse_marked, read_text
 from fleetcheck.inventory.sources.yaml import read_yaml
 from fleetcheck.inventory.vault import VaultSecrets
 
-#: Ansible's INVENTORY_IGNORE_EXTS default (REJECT_EXTS + .orig, .cfg, .retry) and always-ignored names.
-IGNORED = re.compile(
-    r"^\.|^host_vars$|^group_vars$|^vars_plugins$|"
-    + "|".join(re.escape(ext) + "$" for ext in
-               (".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry"))
-)
 YAML_SUFFIXES = ("", ".yml", ".yaml", ".json")
 MAX_SOURCES = 10_000
 
@@ -56,28 +50,13 @@ def read_sources(
         out.inv.reconcile()
         return out
     for path in paths:
-        if path.is_dir():
-            _read_dir(path, out, secrets, vault_files, 0)
-        else:
-            _read_file(path, out, secrets, vault_files, inside_dir=False)
-        # A dynamic listing's hostvars already hold these files' values; applying them again
-        # below its host vars changes nothing, and a directory mixing both kinds needs them.
+        for file in directory_entries(path) if path.is_dir() else [path]:
+            _read_file(file, out, secrets, vault_files)
+        # group_vars/host_vars apply to dynamic sources too: `--export` may have folded them into
+        # its groups' vars already, and applying them again at their own level gives Ansible's result.
         out.bases.append(path if path.is_dir() else path.parent)
     out.inv.reconcile()
     return out
-
-
-def _read_dir(folder: Path, out: SourceSet, secrets: VaultSecrets, vault_files: list[str] | None, depth: int) -> None:
-    if depth > 16:
-        raise InventoryError(folder, None, None, "inventory directories nest more than 16 levels deep")
-    for entry in sorted(os.listdir(folder)):
-        if IGNORED.search(entry):
-            continue
-        full = folder / entry
-        if full.is_dir():
-            _read_dir(full, out, secrets, vault_files, depth + 1)
-        elif full.is_file():
-            _read_file(full, out, secrets, vault_files, inside_dir=True)
 
 
 def _is_script(path: Path) -> bool:
@@ -89,7 +68,7 @@ def _is_script(path: Path) -> bool:
     return shebang and os.access(path, os.X_OK)
 
 
-def _read_file(path: Path, out: SourceSet, secrets: VaultSecrets, vault_files: list[str] | None, inside_dir: bool) -> None:
+def _read_file(path: Path, out: SourceSet, secrets: VaultSecrets, vault_files: list[str] | None) -> None:
     out.files.append(path)
     if len(out.files) > MAX_SOURCES:
         raise InventoryError(path, None, None, f"more than {MAX_SOURCES} inventory files")
