@@ -16,7 +16,7 @@ from fleetcheck.inventory.errors import InventoryError
 from fleetcheck.inventory.model import Host
 from fleetcheck.inventory.native import TOP_KEYS, parse_native
 from fleetcheck.inventory.settings import PASSWORD_AUTHS, resolve_host
-from fleetcheck.inventory.sources import read_sources
+from fleetcheck.inventory.sources import looks_like_ini, read_sources
 from fleetcheck.inventory.sources.resolve import resolve
 from fleetcheck.inventory.sources.vars_files import VarsFiles
 from fleetcheck.inventory.vault import VaultSecrets
@@ -81,7 +81,9 @@ def load_inventory(
         try:
             data = load_yaml(first)
         except YamlFileError as exc:
-            raise InventoryError(first, exc.line, exc.key, exc.problem, exc.hint) from None
+            if not looks_like_ini(first):  # Ansible tries its INI reader on a .yml that is not YAML
+                raise InventoryError(first, exc.line, exc.key, exc.problem, exc.hint) from None
+            return load_ansible_sources(paths, secrets or VaultSecrets(), list(vault_files))
         if data is None:
             raise InventoryError(first, None, None, "the inventory is empty", "see docs/inventory-format.md")
         if isinstance(data, dict) and _is_native(data):
@@ -138,15 +140,6 @@ def _load_native(path: Path, data: Any) -> Inventory:
         hosts.append(host)
     waivers = (path.parent / parsed.waivers) if parsed.waivers else None
     return Inventory(path, parsed.fmt, hosts, parsed.groups, parsed.playbooks, waivers, _dedupe(warnings))
-
-
-def _looks_like_ini(path: Path) -> bool:
-    try:
-        head = path.read_text(encoding="utf-8", errors="replace")[:4096]
-    except OSError:
-        return False
-    lines = [ln.strip() for ln in head.splitlines() if ln.strip() and not ln.lstrip().startswith(("#", ";"))]
-    return bool(lines) and lines[0].startswith("[") and lines[0].endswith("]")
 
 
 def _dedupe(items: list[str]) -> list[str]:

@@ -268,3 +268,12 @@ def test_a_symlink_loop_in_an_inventory_directory_is_refused(tmp_path: Path) -> 
     (tmp_path / "inv" / "loop").symlink_to(tmp_path / "inv")
     with pytest.raises(InventoryError, match="nest more than 16 levels"):
         load_inventory(tmp_path / "inv")
+
+
+def test_an_ini_file_named_yml_is_read_as_ini_like_ansible(tmp_path: Path) -> None:
+    files(tmp_path, **{"hosts.yml": "# INI in a .yml file\n[web]\nweb01 ansible_connection=psrp\n[db]\ndb01\n"})
+    inv = load_inventory(tmp_path / "hosts.yml")
+    assert [h.name for h in inv.hosts] == ["web01"] and "db01" in inv.skipped
+    files(tmp_path, **{"bad.yml": "all:\n  hosts: [unclosed\n"})
+    with pytest.raises(InventoryError, match="not valid YAML"):
+        load_inventory(tmp_path / "bad.yml")

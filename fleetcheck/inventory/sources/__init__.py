@@ -91,7 +91,7 @@ def _read_file(path: Path, out: SourceSet, secrets: VaultSecrets, vault_files: l
         out.kinds.append("yaml")
         read_yaml(data, path, out.inv)
         return
-    if path.suffix in (".yml", ".yaml", ".json") and data is not None:
+    if path.suffix in (".yml", ".yaml", ".json") and data is not None and not _ini_text(text):
         raise InventoryError(path, getattr(data, "line", 1), None, "expected a mapping of groups at the top level")
     out.kinds.append("ini")
     read_ini(text, path, out.inv)
@@ -105,9 +105,27 @@ def _yaml_mapping(text: str, path: Path) -> Any:
     try:
         data = parse_marked(text, path)
     except InventoryError:
-        if path.suffix in (".yml", ".yaml", ".json"):
+        if path.suffix in (".yml", ".yaml", ".json") and not _ini_text(text):
             raise
         return None
     if path.suffix == "" and isinstance(data, dict) and not all(v is None or isinstance(v, dict) for v in data.values()):
         return None
     return data
+
+
+def _ini_text(text: str) -> bool:
+    """The first line that is not blank or a comment is an INI section header."""
+    for line in text[:65536].splitlines():
+        stripped = line.strip()
+        if stripped and stripped[0] not in "#;":
+            return stripped.startswith("[") and stripped.endswith("]")
+    return False
+
+
+def looks_like_ini(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(65536).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return _ini_text(head)
