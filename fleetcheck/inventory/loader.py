@@ -130,14 +130,16 @@ def _load_native(path: Path, data: Any) -> Inventory:
         raise InventoryError(path, None, None, f"more than {MAX_HOSTS} hosts")
     hosts: list[Host] = []
     warnings = list(parsed.warnings)
+    inline: list[str] = []
     for draft in parsed.drafts.values():
         host = resolve_host(draft.name, draft.groups, draft.levels, path=path, line=draft.line)
         if host.password is not None:
-            warnings.append(
-                f"{path}, line {draft.line}: host {host.name} has a password written in the inventory; "
-                "prefer password_env or --ask-pass"
-            )
+            inline.append(host.name)
         hosts.append(host)
+    if inline:  # one line per file, however many hosts
+        shown = ", ".join(inline[:3]) + (f" and {len(inline) - 3} more" if len(inline) > 3 else "")
+        warnings.append(f"{path}: password written in the inventory for {len(inline)} "
+                        f"host{'s' if len(inline) != 1 else ''} ({shown}); prefer password_env or --ask-pass")
     waivers = (path.parent / parsed.waivers) if parsed.waivers else None
     return Inventory(path, parsed.fmt, hosts, parsed.groups, parsed.playbooks, waivers, _dedupe(warnings))
 

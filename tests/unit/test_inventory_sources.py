@@ -277,3 +277,11 @@ def test_an_ini_file_named_yml_is_read_as_ini_like_ansible(tmp_path: Path) -> No
     files(tmp_path, **{"bad.yml": "all:\n  hosts: [unclosed\n"})
     with pytest.raises(InventoryError, match="not valid YAML"):
         load_inventory(tmp_path / "bad.yml")
+
+
+def test_native_inline_passwords_warn_once_per_file(tmp_path: Path) -> None:
+    hosts = "".join(f"  H{i:03d}: {{address: 127.0.0.1, username: u, password: pw, auth: ntlm}}\n" for i in range(400))
+    files(tmp_path, **{"inv.yml": "hosts:\n" + hosts})
+    inv = load_inventory(tmp_path / "inv.yml")
+    assert inv.warnings == [f"{tmp_path / 'inv.yml'}: password written in the inventory for 400 hosts "
+                            "(H000, H001, H002 and 397 more); prefer password_env or --ask-pass"]
