@@ -107,6 +107,9 @@ def write_hostile(folder: Path) -> dict[str, Path]:
     deep = "".join(f"[g{i}:children]\ng{i + 1}\n" for i in range(10_000)) + "[g10000]\nh1\n"
     out["10,000-deep nesting"] = folder / "deep.ini"
     out["10,000-deep nesting"].write_text(deep)
+    upward = "[g10000]\nh1\n" + "".join(f"[g{i}:children]\ng{i + 1}\n" for i in range(9_999, -1, -1))
+    out["10,000-deep, bottom-up"] = folder / "upward.ini"
+    out["10,000-deep, bottom-up"].write_text(upward)
     out["30 MB file"] = folder / "huge.ini"
     out["30 MB file"].write_text("[w]\n" + ("h x=" + "y" * 1000 + "\n") * 30_000)
     return out

@@ -94,9 +94,11 @@ def test_hostile_inventories_are_refused_quickly(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="the limit is"):
         expand_hostpattern("h[1:1000][1:1000]")
     deep = "".join(f"[g{i}:children]\ng{i + 1}\n" for i in range(200)) + "[g200]\nh1 ansible_connection=psrp\n"
-    files(tmp_path, **{"deep.ini": deep})
-    with pytest.raises(InventoryError, match="nest more than"):
-        load_inventory(tmp_path / "deep.ini")
+    upward = "[g5000]\nh1\n" + "".join(f"[g{i}:children]\ng{i + 1}\n" for i in range(4999, -1, -1))
+    files(tmp_path, **{"deep.ini": deep, "upward.ini": upward})
+    for name in ("deep.ini", "upward.ini"):  # top-down and bottom-up chains; the second was quadratic
+        with pytest.raises(InventoryError, match="nest more than"):
+            load_inventory(tmp_path / name)
     assert time.perf_counter() - started < 2
 
 

@@ -99,24 +99,35 @@ class RawInventory:
 
     def add_child(self, parent: str, child: str, origin: Origin) -> None:
         """`child` under `parent`; a loop back to `parent` is an error naming the line."""
-        if parent == child or parent in self.descendants(child):
-            raise InventoryError(
-                origin.path, origin.line, child,
-                f"group '{child}' under '{parent}' makes a cycle ({parent} is already inside {child})",
-                "a group cannot contain itself, directly or through its children",
-            )
+        if child not in self.groups[parent].children:
+            self._refuse_cycle(parent, child, origin)
         self.groups[parent].children[child] = None
         self.groups[child].parents[parent] = None
 
-    def descendants(self, name: str) -> set[str]:
-        seen: set[str] = set()
-        todo = [name]
-        while todo:
-            for child in self.groups[todo.pop()].children:
-                if child not in seen:
-                    seen.add(child)
-                    todo.append(child)
-        return seen
+    def _refuse_cycle(self, parent: str, child: str, origin: Origin) -> None:
+        """Walk below `child` level by level: reaching `parent` is a cycle; more than
+        MAX_GROUP_DEPTH levels is refused here, so a hostile chain costs linear time, not quadratic."""
+        cycle = InventoryError(
+            origin.path, origin.line, child,
+            f"group '{child}' under '{parent}' makes a cycle ({parent} is already inside {child})",
+            "a group cannot contain itself, directly or through its children",
+        )
+        if parent == child:
+            raise cycle
+        frontier, seen = [child], {child}
+        for _ in range(MAX_GROUP_DEPTH):
+            below = []
+            for group in frontier:
+                for name in self.groups[group].children:
+                    if name == parent:
+                        raise cycle
+                    if name not in seen:
+                        seen.add(name)
+                        below.append(name)
+            if not below:
+                return
+            frontier = below
+        raise InventoryError(origin.path, origin.line, child, f"groups nest more than {MAX_GROUP_DEPTH} levels deep")
 
     def set_group_var(self, group: str, key: str, value: Any, origin: Origin) -> None:
         if key == "ansible_group_priority":
