@@ -20,6 +20,8 @@ from fleetcheck.inventory.errors import InventoryError
 MAX_RANGE_HOSTS = 100_000
 #: Hosts one inventory may define, all sources together.
 MAX_HOSTS = 200_000
+#: Groups one inventory may define.
+MAX_GROUPS = 100_000
 #: Groups nested deeper than this are refused (Ansible has no limit; a real fleet needs < 10).
 MAX_GROUP_DEPTH = 64
 
@@ -53,6 +55,7 @@ class RawGroup:
     parents: dict[str, None] = field(default_factory=dict)
     hosts: dict[str, None] = field(default_factory=dict)
     priority: int = 1
+    level: int = 0  # a lower bound of the depth, kept while reading, so a long chain is refused early
 
 
 @dataclass
@@ -77,6 +80,8 @@ class RawInventory:
             raise InventoryError(origin.path, origin.line, None, "empty group name")
         group = self.groups.get(name)
         if group is None:
+            if len(self.groups) >= MAX_GROUPS:
+                raise InventoryError(origin.path, origin.line, name, f"more than {MAX_GROUPS} groups")
             group = self.groups[name] = RawGroup(name, origin)
         elif group.origin is None:
             group.origin = origin
@@ -103,6 +108,9 @@ class RawInventory:
             self._refuse_cycle(parent, child, origin)
         self.groups[parent].children[child] = None
         self.groups[child].parents[parent] = None
+        level = self.groups[child].level = max(self.groups[child].level, self.groups[parent].level + 1)
+        if level > MAX_GROUP_DEPTH:
+            raise InventoryError(origin.path, origin.line, child, f"groups nest more than {MAX_GROUP_DEPTH} levels deep")
 
     def _refuse_cycle(self, parent: str, child: str, origin: Origin) -> None:
         """Walk below `child` level by level: reaching `parent` is a cycle; more than
