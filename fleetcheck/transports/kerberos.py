@@ -182,22 +182,34 @@ class KerberosAuth:
 def memory_ccache(options: KerberosOptions) -> str | None:
     """For clients that only read a ticket cache (pywinrm's pykerberos): a ticket acquired in a
     MEMORY: cache from the password or keytab, or None when the default cache is to be used.
-    Select it in the calling thread with `use_ccache` (MIT keeps the choice per thread)."""
+    Select it in the calling thread with `use_ccache` (MIT keeps the choice per thread).
+
+    Written with the krb5 package's get_init_creds + cc_initialize/cc_store_cred: GSSAPI's
+    store_cred_into into a MEMORY: cache loses the cache now and then when threads do it at
+    once (about 1 in 60 here), and the next reader gets "No credentials cache found"."""
     if not (options.password or options.keytab):
         return options.ccache
     import uuid
 
-    import gssapi
+    import krb5
 
     name = f"MEMORY:fleetcheck-{uuid.uuid4().hex}"
-    principal = gssapi.Name(options.principal, gssapi.NameType.user) if options.principal else None
-    if options.keytab:
-        gssapi.Credentials(name=principal, usage="initiate", store={"client_keytab": options.keytab, "ccache": name})
-        return name
-    if principal is None:
+    ctx = krb5.init_context()
+    if options.keytab and not options.principal:
+        raise ValueError("a Kerberos client keytab needs the user's principal (username: user@REALM)")
+    if not options.principal:
         raise ValueError("a Kerberos password needs the user's principal (username: user@REALM)")
-    acquired = gssapi.raw.acquire_cred_with_password(principal, (options.password or "").encode(), usage="initiate")
-    gssapi.raw.store_cred_into({"ccache": name}, acquired.creds, usage="initiate", overwrite=True)
+    principal = krb5.parse_name_flags(ctx, options.principal.encode())
+    init_opt = krb5.get_init_creds_opt_alloc(ctx)
+    krb5.get_init_creds_opt_set_forwardable(init_opt, bool(options.delegate))
+    if options.keytab:
+        keytab = krb5.kt_resolve(ctx, options.keytab.encode())
+        creds = krb5.get_init_creds_keytab(ctx, principal, init_opt, keytab=keytab)
+    else:
+        creds = krb5.get_init_creds_password(ctx, principal, init_opt, password=(options.password or "").encode())
+    ccache = krb5.cc_resolve(ctx, name.encode())
+    krb5.cc_initialize(ctx, ccache, principal)
+    krb5.cc_store_cred(ctx, ccache, creds)
     return name
 
 
