@@ -96,7 +96,10 @@ class _Listener:
         if self.tls and self.cert_der is not None:
             wrong = pick_fault(self.host, "auth", ("cbt_mismatch",)) is not None
             bindings = channel_bindings(os.urandom(32) if wrong else self.cert_der)
-        return ConnectionAuth(self.host.machine, bindings, self.basic_allowed)
+        level = self.host.machine.winrm.cbt_hardening_level
+        if pick_fault(self.host, "auth", ("cbt_strict",)) is not None:
+            level = "Strict"
+        return ConnectionAuth(self.host.machine, bindings, self.basic_allowed, cbt_hardening=level)
 
 
 def _check_loopback(address: str) -> None:

@@ -18,20 +18,29 @@ from xml.etree import ElementTree
 from psrpcore import (
     CreatePipelineEvent,
     EndOfPipelineInputEvent,
+    GetAvailableRunspacesEvent,
+    GetCommandMetadataEvent,
     PSRPEvent,
     PSRPPayload,
+    ResetRunspaceStateEvent,
     ServerPipeline,
     ServerRunspacePool,
+    SetMaxRunspacesEvent,
+    SetMinRunspacesEvent,
     StreamType,
 )
 from psrpcore._payload import PSRPMessage, create_message
 from psrpcore.types import (
     ApplicationPrivateData,
+    CommandTypes,
     ErrorCategory,
     ErrorCategoryInfo,
     ErrorRecord,
+    HostMethodIdentifier,
     NETException,
+    PSCustomObject,
     PSInvocationState,
+    PSPrimitiveDictionary,
     PSRPMessageType,
     PSVersion,
     RunspacePoolState,
@@ -57,14 +66,14 @@ _CACHED_TYPES = frozenset({PSRPMessageType.SessionCapability, PSRPMessageType.In
 _CACHE_MAX_ENTRIES = 64
 _CACHE_MAX_BYTES = 64 * 1024
 _DESERIALIZED: OrderedDict[tuple[PSRPMessageType, bytes], Any] = OrderedDict()
-_SERIALIZED: dict[tuple[PSRPMessageType, tuple[str, str]], bytes] = {}
+_SERIALIZED: dict[tuple[PSRPMessageType, tuple[str, ...]], bytes] = {}
 
 
 class _CachingRunspacePool(ServerRunspacePool):
     """ServerRunspacePool that reuses deserialised client constants and serialised replies
     (psrpcore pinned to 0.3.1; these override its internals)."""
 
-    def __init__(self, application_private_data: dict[str, Any], constant_key: tuple[str, str]) -> None:
+    def __init__(self, application_private_data: dict[str, Any], constant_key: tuple[str, ...]) -> None:
         self._constant_key = constant_key
         super().__init__(application_private_data=application_private_data)
 
@@ -116,6 +125,28 @@ class _CachingRunspacePool(ServerRunspacePool):
         )
 
 
+#: Cmdlets Get-Command reports through GetCommandMetadata (name -> module).
+_KNOWN_COMMANDS = {
+    "Get-Command": "Microsoft.PowerShell.Core",
+    "Get-Service": "Microsoft.PowerShell.Management",
+    "Get-Process": "Microsoft.PowerShell.Management",
+    "Get-ItemProperty": "Microsoft.PowerShell.Management",
+    "Get-Content": "Microsoft.PowerShell.Management",
+    "New-PSSession": "Microsoft.PowerShell.Core",
+    "Invoke-Command": "Microsoft.PowerShell.Core",
+    "ConvertTo-Json": "Microsoft.PowerShell.Utility",
+    "ConvertFrom-Json": "Microsoft.PowerShell.Utility",
+    "Write-Output": "Microsoft.PowerShell.Utility",
+}
+
+
+def _os_build(host: LabHost) -> str:
+    """`[Environment]::OSVersion.Version` of the simulated host, e.g. 10.0.17763.5830."""
+    os_info = host.machine.os
+    major_minor = ".".join(os_info.version.split(".")[:2]) or "10.0"
+    return f"{major_minor}.{os_info.build_number}.{os_info.ubr or 0}"
+
+
 def _b64(text: str | None) -> bytes:
     try:
         return base64.b64decode((text or "").strip(), validate=True)
@@ -123,17 +154,26 @@ def _b64(text: str | None) -> bytes:
         raise WSManFault(2150858817, "w:InvalidMessageInformationHeader", "The stream data is not valid base64.", "s:Sender") from None
 
 
-def _private_data(version: str) -> dict[str, Any]:
+def _private_data(version: str, os_build: str) -> dict[str, Any]:
+    """ApplicationPrivateData as Windows PowerShell 5.1 sends it: a PSPrimitiveDictionary whose
+    BuildVersion is the OS build (10.0.17763.x on Server 2019), with PSCompatibleVersions."""
     ps = PSVersion(version)
-    return {
-        "PSVersionTable": {
-            "PSVersion": ps,
+    compatible = [PSVersion(v) for v in ("1.0", "2.0", "3.0", "4.0", "5.0", "5.1.0.0")]
+    if ps.major < 5:
+        compatible = [v for v in compatible if v.major <= ps.major]
+    table = PSPrimitiveDictionary(
+        {
+            "PSRemotingProtocolVersion": PSVersion("2.3"),
             "PSEdition": "Desktop",
-            "BuildVersion": ps,
+            "PSCompatibleVersions": compatible,
+            "BuildVersion": PSVersion(os_build),
             "CLRVersion": PSVersion("4.0.30319.42000"),
+            "PSVersion": ps,
             "WSManStackVersion": PSVersion("3.0"),
+            "SerializationVersion": PSVersion("1.1.0.1"),
         }
-    }
+    )
+    return {"PSVersionTable": table}
 
 
 def _error_record(record: LabErrorRecord) -> tuple[NETException, ErrorCategoryInfo]:
@@ -214,7 +254,10 @@ class PsrpShell(LabShell):
         super().__init__(host, shell_id, owner, resource_uri, client_ip)
         version = host.machine.powershell.version
         protocol = host.machine.winrm.protocol_version
-        self.pool = _CachingRunspacePool(application_private_data=_private_data(version), constant_key=(version, protocol))
+        os_build = _os_build(host)
+        self.pool = _CachingRunspacePool(
+            application_private_data=_private_data(version, os_build), constant_key=(version, protocol, os_build)
+        )
         if host.machine.winrm.protocol_version != "2.3":
             self.pool.our_capability = SessionCapability(
                 PSVersion=PSVersion("2.0"),
@@ -245,6 +288,9 @@ class PsrpShell(LabShell):
 
     # -- psrpcore plumbing -------------------------------------------------------------------
     def feed(self, raw: bytes, pipeline_id: uuid.UUID | None) -> None:
+        if pipeline_id is None:
+            # pypsrp 0.9 names the call id `CI`; .NET binds properties case-insensitively
+            raw = raw.replace(b'<I64 N="CI">', b'<I64 N="ci">')
         try:
             self.pool.receive_data(PSRPPayload(raw, StreamType.default, pipeline_id))
             while (event := self.pool.next_event()) is not None:
@@ -254,10 +300,61 @@ class PsrpShell(LabShell):
                         self._start(pipe)
                 elif isinstance(event, EndOfPipelineInputEvent) and event.pipeline_id is not None:
                     self._start(self.pool.pipeline_table[event.pipeline_id])
+                elif isinstance(event, GetCommandMetadataEvent):
+                    self._command_metadata(self.pool.pipeline_table[event.pipeline_id], event)
+                else:
+                    self._availability(event)
         except WSManFault:
             raise
         except Exception as exc:
             raise WSManFault(2150858817, "w:InternalError", f"The PSRP data could not be processed: {type(exc).__name__}.") from None
+        self.flush()
+
+    def _availability(self, event: PSRPEvent) -> None:
+        """SetMax/SetMinRunspaces, ResetRunspaceState, GetAvailableRunspaces: answered as Windows does."""
+        pool = self.pool
+        if isinstance(event, SetMaxRunspacesEvent):
+            pool.runspace_availability_response(event.ci, event.count >= max(1, pool.min_runspaces))
+        elif isinstance(event, SetMinRunspacesEvent):
+            pool.runspace_availability_response(event.ci, 1 <= event.count <= pool.max_runspaces)
+        elif isinstance(event, ResetRunspaceStateEvent):
+            running = any(p.state == PSInvocationState.Running for p in pool.pipeline_table.values())
+            pool.runspace_availability_response(event.ci, not running)
+        elif isinstance(event, GetAvailableRunspacesEvent):
+            in_use = sum(1 for p in pool.pipeline_table.values() if p.state == PSInvocationState.Running)
+            pool.runspace_availability_response(event.ci, max(0, pool.max_runspaces - in_use))
+
+    def _command_metadata(self, pipe: ServerPipeline, event: GetCommandMetadataEvent) -> None:
+        """Get-Command through PSRP: a count object, then one CmdletInfo-like object per match."""
+        import fnmatch
+
+        patterns = [str(n).lower() for n in (event.pipeline.name or ["*"])]
+        names = [n for n in _KNOWN_COMMANDS if any(fnmatch.fnmatchcase(n.lower(), p) for p in patterns)]
+        pipe.start()
+        count = PSCustomObject(Count=len(names))
+        count.PSObject.type_names = [
+            "Selected.Microsoft.PowerShell.Commands.GenericMeasureInfo",
+            "System.Management.Automation.PSCustomObject",
+            "System.Object",
+        ]
+        pipe.write_output(count)
+        for name in names:
+            info = PSCustomObject(
+                Name=name,
+                Namespace=_KNOWN_COMMANDS[name],
+                HelpUri="",
+                CommandType=CommandTypes.Cmdlet,
+                ResolvedCommandName=None,
+                OutputType=[],
+                Parameters={},
+            )
+            info.PSObject.type_names = [
+                "Selected.System.Management.Automation.CmdletInfo",
+                "System.Management.Automation.PSCustomObject",
+                "System.Object",
+            ]
+            pipe.write_output(info)
+        pipe.complete()
         self.flush()
 
     def flush(self) -> None:
@@ -279,6 +376,9 @@ class PsrpShell(LabShell):
         outcome: ScriptOutcome = await run_script(self.host, request, _PipelineSink(self, pipe, as_text))
         if pipe.state != PSInvocationState.Running:
             return
+        if outcome.should_exit is not None and self._client_has_host(pipe):
+            # what PowerShell's `exit N` does in a remote pipeline: ask the client's host to exit
+            self.pool.host_call(HostMethodIdentifier.SetShouldExit, [outcome.should_exit], pipe.pipeline_id)
         if outcome.terminating is not None:
             exc, info = _error_record(outcome.terminating)
             record = ErrorRecord(
@@ -290,6 +390,13 @@ class PsrpShell(LabShell):
         else:
             pipe.complete()
         self.flush()
+
+    def _client_has_host(self, pipe: ServerPipeline) -> bool:
+        """Host calls go only to clients that sent a HostInfo with a host (pypsrp's PSHost, Ansible)."""
+        for info in (getattr(pipe.metadata, "host", None), self.pool.host):
+            if info is not None and not getattr(info, "IsHostNull", True):
+                return True
+        return False
 
     # -- WSMan verbs -------------------------------------------------------------------------
     def _pipeline_of(self, command_id: str | None) -> uuid.UUID | None:
