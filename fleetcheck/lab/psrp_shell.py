@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import struct
 import uuid
 from collections import OrderedDict, deque
 from typing import Any
@@ -54,7 +55,15 @@ from fleetcheck.lab.faults import pick_fault
 from fleetcheck.lab.host import LabHost
 from fleetcheck.lab.render import out_string_lines
 from fleetcheck.lab.shellbase import LabShell
-from fleetcheck.lab.wsman import NS_RSP, StreamChunk, WSManFault, WsmanRequest, receive_response
+from fleetcheck.lab.wsman import (
+    NS_RSP,
+    StreamChunk,
+    WSManFault,
+    WsmanRequest,
+    invalid_selectors,
+    receive_response,
+    unknown_command,
+)
 
 _FRAGMENT_SIZE = 32768
 _TERMINAL = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
@@ -145,6 +154,29 @@ def _os_build(host: LabHost) -> str:
     os_info = host.machine.os
     major_minor = ".".join(os_info.version.split(".")[:2]) or "10.0"
     return f"{major_minor}.{os_info.build_number}.{os_info.ubr or 0}"
+
+
+_BOM = b"\xef\xbb\xbf"
+_HEADER = struct.Struct(">QQBI")
+
+
+def windows_fragments(data: bytes, size: int = _FRAGMENT_SIZE) -> list[bytes]:
+    """Whole messages (one fragment each, as psrpcore emits them without a size) re-fragmented
+    the Windows way: BOM after the 40-byte message header, at most `size` bytes per fragment."""
+    out: list[bytes] = []
+    pos = 0
+    room = size - _HEADER.size
+    while pos < len(data):
+        object_id, _fid, _flags, length = _HEADER.unpack_from(data, pos)
+        message = data[pos + _HEADER.size : pos + _HEADER.size + length]
+        pos += _HEADER.size + length
+        if len(message) > 40 and not message[40:].startswith(_BOM):
+            message = message[:40] + _BOM + message[40:]
+        parts = [message[i : i + room] for i in range(0, len(message), room)] or [b""]
+        for fid, part in enumerate(parts):
+            flags = (1 if fid == 0 else 0) | (2 if fid == len(parts) - 1 else 0)
+            out.append(_HEADER.pack(object_id, fid, flags, len(part)) + part)
+    return out
 
 
 def _b64(text: str | None) -> bytes:
@@ -358,10 +390,15 @@ class PsrpShell(LabShell):
         self.flush()
 
     def flush(self) -> None:
-        """Drain psrpcore's outgoing buffer into per-target queues and wake Receives."""
+        """Drain psrpcore's outgoing buffer into per-target queues and wake Receives.
+
+        As Windows sends them: a UTF-8 byte order mark before each message's CLIXML, and one
+        fragment per queue entry (so one fragment per rsp:Stream element).
+        """
         moved = False
-        while (payload := self.pool.data_to_send(_FRAGMENT_SIZE)) is not None:
-            self.queues.setdefault(payload.pipeline_id, deque()).append(payload.data)
+        while (payload := self.pool.data_to_send()) is not None:
+            queue = self.queues.setdefault(payload.pipeline_id, deque())
+            queue.extend(windows_fragments(payload.data))
             moved = True
         if moved:
             self.wake()
@@ -405,7 +442,7 @@ class PsrpShell(LabShell):
             return None
         pid = self.command_ids.get(command_id.upper())
         if pid is None:
-            raise WSManFault(2150858843, "w:InvalidSelectors", "The command was not found. ", "s:Sender")
+            raise unknown_command()
         return pid
 
     async def command(self, request: WsmanRequest) -> str:
@@ -449,7 +486,7 @@ class PsrpShell(LabShell):
         queue = self.queues.setdefault(target, deque())
         while not queue:
             if self.closed:
-                raise WSManFault(2150858843, "w:InvalidSelectors", "The shell was closed. ", "s:Sender")
+                raise invalid_selectors()
             await self.wait_change(deadline)
         # raw bytes that fit once base64-encoded, with room for the envelope and each Stream tag
         budget = (request.max_envelope_size - 3072) // 4 * 3

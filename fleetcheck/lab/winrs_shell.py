@@ -20,7 +20,15 @@ from fleetcheck.lab.engine import LabErrorRecord, ScriptRequest, answer_generic,
 from fleetcheck.lab.host import LabHost
 from fleetcheck.lab.render import clixml_errors, console_text, error_text
 from fleetcheck.lab.shellbase import LabShell
-from fleetcheck.lab.wsman import NS_RSP, StreamChunk, WSManFault, WsmanRequest, receive_response
+from fleetcheck.lab.wsman import (
+    NS_RSP,
+    StreamChunk,
+    WSManFault,
+    WsmanRequest,
+    invalid_selectors,
+    receive_response,
+    unknown_command,
+)
 from fleetcheck.transports.bootstrap import BOOTSTRAP_MARKER, parse_bootstrap_stdin
 
 STDIN_LIMIT = 32 * 1024 * 1024
@@ -86,7 +94,7 @@ class WinrsShell(LabShell):
         for stream in body.iterfind(f".//{{{NS_RSP}}}Stream") if body is not None else []:
             cmd = self.commands.get((stream.get("CommandId") or "").upper())
             if cmd is None:
-                raise WSManFault(2150858843, "w:InvalidSelectors", "The command was not found. ", "s:Sender")
+                raise unknown_command()
             try:
                 data = base64.b64decode((stream.text or "").strip(), validate=True)
             except binascii.Error:
@@ -102,11 +110,11 @@ class WinrsShell(LabShell):
         cid = ((desired.get("CommandId") if desired is not None else None) or "").upper()
         cmd = self.commands.get(cid)
         if cmd is None:
-            raise WSManFault(2150858843, "w:InvalidSelectors", "The command was not found. ", "s:Sender")
+            raise unknown_command()
         deadline = asyncio.get_running_loop().time() + request.operation_timeout
         while not (cmd.stdout or cmd.stderr or cmd.done):
             if self.closed:
-                raise WSManFault(2150858843, "w:InvalidSelectors", "The shell was closed. ", "s:Sender")
+                raise invalid_selectors()
             await self.wait_change(deadline)
         budget = max(4096, (request.max_envelope_size - 4096) // 4 * 3)
         chunks: list[StreamChunk] = []
