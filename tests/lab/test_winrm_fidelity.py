@@ -140,7 +140,7 @@ def test_cbt_hardening_relaxed_by_default_strict_as_a_fault(strict: bool, reject
                     return [str(o) for o in ps.invoke()]
 
             if rejected:
-                with pytest.raises(Exception, match="(?i)auth|401"):
+                with pytest.raises(Exception, match=r"(?i)auth|401"):
                     await in_thread(run)
             else:
                 assert await in_thread(run) == ["SRV01"]
