@@ -21,6 +21,7 @@ from fleetcheck.transports.base import ScriptOutput, Transport, quiet_token_logg
 from fleetcheck.transports.psrp_client.connection import Credentials, NtHashCache, WSManConnection
 from fleetcheck.transports.psrp_client.session import (
     MAX_ERROR_RECORDS,
+    PayloadCache,
     PipelineResult,
     output_text,
     run_script,
@@ -59,6 +60,7 @@ class NativeClientTransport(Transport):
         self._fallback = fallback
         self._hashes = NtHashCache()
         self._ssl: dict[tuple[bool, str | None], ssl.SSLContext] = {}
+        self.payloads = PayloadCache()
 
     def _ssl_context(self, host: Any) -> ssl.SSLContext | None:
         if host.scheme != "https":
@@ -107,7 +109,7 @@ class NativeClientTransport(Transport):
             return await self._pypsrp().run(host, script, args_json, timeout=timeout)
         conn = WSManConnection(host.address, host.effective_port, host.scheme, creds, self._ssl_context(host))
         try:
-            result = await run_script(conn, script, {"ArgsJson": args_json}, timeout)
+            result = await run_script(conn, script, {"ArgsJson": args_json}, timeout, self.payloads)
         finally:
             with contextlib.suppress(Exception):
                 conn.close()
