@@ -47,6 +47,7 @@ from fleetcheck.lab.wsman import (
     generic_fault,
     invalid_selectors,
     new_uuid,
+    parse_duration,
     parse_request,
     shell_quota,
     simple_response,
@@ -322,11 +323,14 @@ class _Connection:
         return None
 
     # -- WSMan dispatch ------------------------------------------------------------------------
-    def _shell(self, wsreq: WsmanRequest) -> LabShell:
+    def _shell(self, wsreq: WsmanRequest, *, get: bool = False) -> LabShell:
         shell = self.host.shells.get(wsreq.selectors.get("ShellId", "").upper())
         if not isinstance(shell, LabShell) or shell.closed:
             raise invalid_selectors()
-        shell.touch()
+        if shell.disconnected and not get and wsreq.verb != "Delete":
+            raise invalid_selectors()  # until a Connect, which the lab does not offer
+        if not get:
+            shell.touch()
         return shell
 
     async def _dispatch(self, wsreq: WsmanRequest) -> bytes:
@@ -336,7 +340,7 @@ class _Connection:
         if verb == "Get":
             if wsreq.resource_uri.startswith(CONFIG_URI):
                 return self._config(wsreq)
-            return envelope(wsreq, self._shell(wsreq).state_xml())
+            return envelope(wsreq, self._shell(wsreq, get=True).state_xml(get=True))
         if verb == "Delete":
             self._shell(wsreq).close()
             return delete_response(wsreq)
@@ -384,6 +388,9 @@ class _Connection:
                 f"The WS-Management service cannot process the request. The resource URI ({wsreq.resource_uri}) was not found in the WS-Management catalog. ",
                 "s:Sender",
             )
+        idle = shell_el.find(f"{{{NS_RSP}}}IdleTimeOut")
+        if idle is not None and idle.text:
+            shell.set_idle_timeout(parse_duration(idle.text, 0.0))
         return create_response(wsreq, shell.shell_id, shell.state_xml())
 
     def _config(self, wsreq: WsmanRequest) -> bytes:

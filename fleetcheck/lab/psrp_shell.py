@@ -428,6 +428,13 @@ class PsrpShell(LabShell):
             pipe.complete()
         self.flush()
 
+    def idle_expired(self) -> None:
+        """A PowerShell session past its IdleTimeOut is disconnected, not deleted (Get says so)."""
+        self.disconnected = True
+        for task in list(self.pipe_tasks.values()):
+            task.cancel()
+        self.wake()
+
     def _client_has_host(self, pipe: ServerPipeline) -> bool:
         """Host calls go only to clients that sent a HostInfo with a host (pypsrp's PSHost, Ansible)."""
         for info in (getattr(pipe.metadata, "host", None), self.pool.host):

@@ -192,8 +192,14 @@ def shell_xml(
     input_streams: str,
     output_streams: str,
     state: str = "Connected",
+    *,
+    run_time_s: float = 0.0,
+    inactivity_s: float = 0.0,
+    memory_mb: int | None = None,
+    child_processes: int = 0,
 ) -> str:
-    """The informational rsp:Shell block Windows returns on Create and Get (shorter for WinRS)."""
+    """The informational rsp:Shell block Windows returns on Create and Get (shorter for WinRS);
+    a Get adds the shell host's MemoryUsed and ChildProcesses (`memory_mb` set)."""
     psrp = resource_uri.startswith(PSRP_URI_PREFIX)
     process = f"<rsp:ProcessId>{1000 + (hash(shell_id) % 8000)}</rsp:ProcessId>" if psrp else ""
     head = (
@@ -211,7 +217,24 @@ def shell_xml(
         if psrp
         else ""
     )
-    return f"{head}{middle}<rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime><rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity></rsp:Shell>"
+    usage = (
+        f"<rsp:MemoryUsed>{memory_mb}MB</rsp:MemoryUsed><rsp:ChildProcesses>{child_processes}</rsp:ChildProcesses>"
+        if memory_mb is not None and psrp
+        else ""
+    )
+    return (
+        f"{head}{middle}<rsp:ShellRunTime>{_dhms(run_time_s)}</rsp:ShellRunTime>"
+        f"<rsp:ShellInactivity>{_dhms(inactivity_s)}</rsp:ShellInactivity>{usage}</rsp:Shell>"
+    )
+
+
+def _dhms(seconds: float) -> str:
+    """xs:duration as WinRM writes it: P0DT0H1M2S."""
+    total = max(0, int(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"P{days}DT{hours}H{minutes}M{secs}S"
 
 
 def command_response(request: WsmanRequest, command_id: str) -> bytes:

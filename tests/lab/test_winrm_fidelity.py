@@ -160,3 +160,41 @@ def test_wrong_channel_binding_is_rejected_even_when_relaxed(tmp_path: Path) -> 
     asyncio.run(go())
 
 
+
+
+def test_create_honours_idle_timeout_and_get_turns_disconnected() -> None:
+    """IdleTimeOut from Create; a Get shows MemoryUsed/ChildProcesses and, once idle, Disconnected."""
+    bodies: list[bytes] = []
+
+    async def go() -> None:
+        async with serve(make_host()) as ep:
+            session = PsrpSession(_conn(ep), Deadline(20))
+            real_body = wsman.create_body
+            monkey = pytest.MonkeyPatch()
+            monkey.setattr(
+                wsman,
+                "create_body",
+                lambda sid, b64: real_body(sid, b64).replace(
+                    "<rsp:InputStreams>", "<rsp:IdleTimeOut>PT1.5S</rsp:IdleTimeOut><rsp:InputStreams>"
+                ),
+            )
+            try:
+                await session.open()
+            finally:
+                monkey.undo()
+            for wait in (0.0, 2.5):
+                await asyncio.sleep(wait)
+                env = session._envelope("http://schemas.xmlsoap.org/ws/2004/09/transfer/Get")
+                bodies.append(ET.tostring(await session._post(env)))
+            await session.close()
+            session.conn.close()
+
+    asyncio.run(go())
+    first, later = (ET.fromstring(b) for b in bodies)
+    ns = "{http://schemas.microsoft.com/wbem/wsman/1/windows/shell}"
+    assert first.findtext(f".//{ns}IdleTimeOut") == "PT1.500S"
+    assert first.findtext(f".//{ns}State") == "Connected"
+    assert first.findtext(f".//{ns}MemoryUsed", "").endswith("MB")
+    assert first.findtext(f".//{ns}ChildProcesses") == "0"
+    assert later.findtext(f".//{ns}State") == "Disconnected"
+    assert later.findtext(f".//{ns}ShellInactivity") == "P0DT0H0M2S"
