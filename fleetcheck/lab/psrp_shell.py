@@ -33,11 +33,13 @@ from psrpcore import (
 from psrpcore._payload import PSRPMessage, create_message
 from psrpcore.types import (
     ApplicationPrivateData,
+    CommandOrigin,
     CommandTypes,
     ErrorCategory,
     ErrorCategoryInfo,
     ErrorRecord,
     HostMethodIdentifier,
+    InvocationInfo,
     NETException,
     PSCustomObject,
     PSInvocationState,
@@ -208,8 +210,53 @@ def _private_data(version: str, os_build: str) -> dict[str, Any]:
     return {"PSVersionTable": table}
 
 
+def _invocation(record: LabErrorRecord) -> InvocationInfo:
+    """Where the error happened, as PowerShell records it for a command typed at line 1."""
+    line = record.command or ""
+    return InvocationInfo(
+        BoundParameters={},
+        CommandOrigin=CommandOrigin.Internal,
+        ExpectingInput=False,
+        HistoryId=1,
+        InvocationName=line,
+        Line=line,
+        OffsetInLine=1,
+        PipelineLength=0,
+        PipelinePosition=0,
+        PositionMessage=f"At line:1 char:1\n+ {line}\n+ {'~' * max(1, len(line))}" if line else "",
+        PSCommandPath=None,
+        PSScriptRoot="",
+        ScriptLineNumber=1,
+        ScriptName="",
+        UnboundArguments=[],
+    )
+
+
+def _write_error(pipe: ServerPipeline, record: LabErrorRecord) -> None:
+    """A non-terminating error with the parts Windows serializes (InvocationInfo, iteration, stack)."""
+    exc, info = _error_record(record)
+    pipe.write_error(
+        exc,
+        info,
+        target_object=record.target,
+        fully_qualified_error_id=record.fully_qualified_error_id,
+        invocation_info=_invocation(record),
+        pipeline_iteration_info=[0, 0],
+        script_stack_trace="at <ScriptBlock>, <No file>: line 1",
+    )
+
+
 def _error_record(record: LabErrorRecord) -> tuple[NETException, ErrorCategoryInfo]:
-    exc = NETException(Message=record.message, HResult=-2146233087)
+    exc = NETException(
+        Message=record.message,
+        HResult=-2146233087,
+        Data={},
+        HelpLink=None,
+        InnerException=None,
+        Source="System.Management.Automation",
+        StackTrace="   at System.Management.Automation.CommandDiscovery.LookupCommandInfo(String commandName)",
+        TargetSite=None,
+    )
     exc.PSObject.type_names = [record.exception_type, "System.SystemException", "System.Exception", "System.Object"]
     try:
         category = ErrorCategory[record.category]
@@ -251,8 +298,7 @@ class _PipelineSink:
     def write_error(self, record: LabErrorRecord) -> None:
         if self.pipe.state != PSInvocationState.Running:
             return
-        exc, info = _error_record(record)
-        self.pipe.write_error(exc, info, target_object=record.target, fully_qualified_error_id=record.fully_qualified_error_id)
+        _write_error(self.pipe, record)
         self.shell.flush()
 
 

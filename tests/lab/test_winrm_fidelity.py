@@ -198,3 +198,20 @@ def test_create_honours_idle_timeout_and_get_turns_disconnected() -> None:
     assert first.findtext(f".//{ns}ChildProcesses") == "0"
     assert later.findtext(f".//{ns}State") == "Disconnected"
     assert later.findtext(f".//{ns}ShellInactivity") == "P0DT0H0M2S"
+
+
+def test_error_records_carry_invocation_info_iteration_and_stack() -> None:
+    async def go() -> object:
+        async with serve(make_host()) as ep:
+            from fleetcheck.transports.psrp_client.session import run_script
+
+            result = await run_script(_conn(ep), "Get-NoSuchThing", {}, 20)
+            return result.errors[0]
+
+    record = asyncio.run(go())
+    assert "Get-NoSuchThing" in str(record)
+    assert record.InvocationInfo is not None  # type: ignore[attr-defined]
+    assert record.InvocationInfo.Line == "Get-NoSuchThing"  # type: ignore[attr-defined]
+    assert list(record.PipelineIterationInfo) == [0, 0]  # type: ignore[attr-defined]
+    assert record.ScriptStackTrace.startswith("at <ScriptBlock>")  # type: ignore[attr-defined]
+    assert record.Exception.Source == "System.Management.Automation"  # type: ignore[attr-defined]
