@@ -229,6 +229,9 @@ class _Connection:
             raise _Hang if early.kind == "hang" else _Reset
         authorization = request.headers.get("authorization")
         step = self.auth.step(authorization)
+        if step.outcome != "ok" or not request.body:
+            # an authentication leg crosses the network like any request: same added latency
+            await self._latency("auth")
         if step.outcome == "reject":
             return self._unauthorized()
         if step.outcome == "challenge":

@@ -215,3 +215,24 @@ def test_error_records_carry_invocation_info_iteration_and_stack() -> None:
     assert list(record.PipelineIterationInfo) == [0, 0]  # type: ignore[attr-defined]
     assert record.ScriptStackTrace.startswith("at <ScriptBlock>")  # type: ignore[attr-defined]
     assert record.Exception.Source == "System.Management.Automation"  # type: ignore[attr-defined]
+
+
+def test_authentication_legs_get_the_same_latency_as_actions() -> None:
+    """The NTLM handshake crosses the network too: every HTTP request is delayed alike."""
+    host = make_host(faults=[FaultSpec(kind="latency", on="*", value=0.2)])
+
+    async def go() -> float:
+        async with serve(host) as ep:
+            conn = _conn(ep)
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            env = wsman.build("http://schemas.xmlsoap.org/ws/2004/09/transfer/Get", to="x", session_id="uuid:1",
+                              max_envelope=153600, timeout_s=5, shell_id="00000000-0000-0000-0000-000000000001")
+            with pytest.raises(ProtocolError):
+                await conn.post(env, Deadline(10))
+            conn.close()
+            return loop.time() - start
+
+    elapsed = asyncio.run(go())
+    # 401 probe, negotiate leg, authenticate... then the Get itself: at least 3 delayed requests
+    assert elapsed >= 3 * 0.2
