@@ -37,11 +37,16 @@ NEGOTIATE_OFFER = ("WWW-Authenticate", "Negotiate")
 BASIC_OFFER = ("WWW-Authenticate", 'Basic realm="WSMAN"')
 
 
+#: The LM hash Windows stores when it keeps none (NoLMHash, the default since Vista):
+#: NTLMv2 never uses it, and no client here may fall back to LM.
+NO_LM_HASH = "AAD3B435B51404EEAAD3B435B51404EE"
+
+
 @functools.lru_cache(maxsize=256)
 def _hashes(password: str) -> tuple[str, str]:
-    from spnego._ntlm_raw.crypto import lmowfv1, ntowfv1
+    from Cryptodome.Hash import MD4
 
-    return lmowfv1(password).hex().upper(), ntowfv1(password).hex().upper()
+    return NO_LM_HASH, MD4.new(password.encode("utf-16-le")).hexdigest().upper()
 
 
 def _usable(user: LabUser) -> bool:

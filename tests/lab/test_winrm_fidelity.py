@@ -34,7 +34,9 @@ def test_negative_operation_timeout_is_a_fault() -> None:
     async def go() -> None:
         async with serve(make_host()) as ep:
             conn = _conn(ep)
-            env = wsman.build(wsman.ACTION_CREATE, to="x", session_id="uuid:1", max_envelope=153600, timeout_s=1)
+            env = wsman.build(
+                wsman.ACTION_CREATE, to="x", session_id="uuid:1", max_envelope=153600, timeout_s=1
+            )
             bad = wsman.Envelope(env.message_id, env.data.replace(b">PT1S<", b">PT-1S<"))
             with pytest.raises(ProtocolError) as err:
                 await conn.post(bad, Deadline(10))
@@ -127,7 +129,9 @@ def test_exit_lastexitcode_reaches_the_host_as_set_should_exit() -> None:
 
 
 @pytest.mark.parametrize(("strict", "rejected"), [(False, False), (True, True)])
-def test_cbt_hardening_relaxed_by_default_strict_as_a_fault(strict: bool, rejected: bool, tmp_path: Path) -> None:
+def test_cbt_hardening_relaxed_by_default_strict_as_a_fault(
+    strict: bool, rejected: bool, tmp_path: Path
+) -> None:
     faults = [FaultSpec(kind="cbt_strict", on="auth")] if strict else []
 
     async def go() -> None:
@@ -158,8 +162,6 @@ def test_wrong_channel_binding_is_rejected_even_when_relaxed(tmp_path: Path) -> 
             session.conn.close()
 
     asyncio.run(go())
-
-
 
 
 def test_create_honours_idle_timeout_and_get_turns_disconnected() -> None:
@@ -226,8 +228,14 @@ def test_authentication_legs_get_the_same_latency_as_actions() -> None:
             conn = _conn(ep)
             loop = asyncio.get_running_loop()
             start = loop.time()
-            env = wsman.build("http://schemas.xmlsoap.org/ws/2004/09/transfer/Get", to="x", session_id="uuid:1",
-                              max_envelope=153600, timeout_s=5, shell_id="00000000-0000-0000-0000-000000000001")
+            env = wsman.build(
+                "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get",
+                to="x",
+                session_id="uuid:1",
+                max_envelope=153600,
+                timeout_s=5,
+                shell_id="00000000-0000-0000-0000-000000000001",
+            )
             with pytest.raises(ProtocolError):
                 await conn.post(env, Deadline(10))
             conn.close()
