@@ -13,8 +13,8 @@ import binascii
 import struct
 import uuid
 from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import Any
-from xml.etree import ElementTree
 
 from psrpcore import (
     CreatePipelineEvent,
@@ -30,9 +30,7 @@ from psrpcore import (
     SetMinRunspacesEvent,
     StreamType,
 )
-from psrpcore._payload import PSRPMessage, create_message
 from psrpcore.types import (
-    ApplicationPrivateData,
     CommandOrigin,
     CommandTypes,
     ErrorCategory,
@@ -41,6 +39,7 @@ from psrpcore.types import (
     HostMethodIdentifier,
     InvocationInfo,
     NETException,
+    PipelineState,
     PSCustomObject,
     PSInvocationState,
     PSPrimitiveDictionary,
@@ -48,8 +47,6 @@ from psrpcore.types import (
     PSVersion,
     RunspacePoolState,
     SessionCapability,
-    deserialize,
-    serialize,
 )
 
 from fleetcheck.lab.engine import LabErrorRecord, PSVersionValue, ScriptOutcome, ScriptRequest, run_script
@@ -71,72 +68,35 @@ _FRAGMENT_SIZE = 32768
 _TERMINAL = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
 
 
-#: Messages whose CLIXML is the same from session to session (client constants, repeated
-#: scripts). Deserialising them is most of the server's CPU; the objects are only read.
-_CACHED_TYPES = frozenset({PSRPMessageType.SessionCapability, PSRPMessageType.InitRunspacePool, PSRPMessageType.CreatePipeline})
+#: Sessions open with the same client constants and scripts; psrpcore's CLIXML work for them
+#: is most of the lab's CPU. Both caches hold what psrpcore produced the first time, read only.
 _CACHE_MAX_ENTRIES = 64
-_CACHE_MAX_BYTES = 64 * 1024
-_DESERIALIZED: OrderedDict[tuple[PSRPMessageType, bytes], Any] = OrderedDict()
-_SERIALIZED: dict[tuple[PSRPMessageType, tuple[str, ...]], bytes] = {}
+_CACHE_MAX_BYTES = 256 * 1024
 
 
-class _CachingRunspacePool(ServerRunspacePool):
-    """ServerRunspacePool that reuses deserialised client constants and serialised replies
-    (psrpcore pinned to 0.3.1; these override its internals)."""
+@dataclass(frozen=True)
+class _OpenReply:
+    """What psrpcore answered to one pool-open payload, and the pool state it left."""
 
-    def __init__(self, application_private_data: dict[str, Any], constant_key: tuple[str, ...]) -> None:
-        self._constant_key = constant_key
-        super().__init__(application_private_data=application_private_data)
-
-    def _process_message(self, message: PSRPMessage) -> PSRPEvent:
-        data = message.data
-        if message.message_type not in _CACHED_TYPES or len(data) > _CACHE_MAX_BYTES:
-            return super()._process_message(message)
-        key = (message.message_type, bytes(data))
-        ps_object = _DESERIALIZED.get(key)
-        if ps_object is None:
-            ps_object = deserialize(
-                ElementTree.fromstring(data),
-                cipher=self._cipher,
-                our_capability=self.our_capability,
-                their_capability=self.their_capability,
-            )
-            _DESERIALIZED[key] = ps_object
-            if len(_DESERIALIZED) > _CACHE_MAX_ENTRIES:
-                _DESERIALIZED.popitem(last=False)
-        else:
-            _DESERIALIZED.move_to_end(key)
-        event = PSRPEvent.create(message.message_type, ps_object, message.runspace_pool_id, message.pipeline_id)
-        getattr(self, f"_process_{message.message_type.name}")(event)
-        return event
-
-    def prepare_message(
-        self,
-        message: Any,
-        message_type: PSRPMessageType | None = None,
-        pipeline_id: uuid.UUID | None = None,
-        stream_type: StreamType = StreamType.default,
-    ) -> None:
-        """Reuse the serialised form of the per-host constant replies (capability, private data)."""
-        if not isinstance(message, (ApplicationPrivateData, SessionCapability)) or pipeline_id is not None:
-            super().prepare_message(message, message_type, pipeline_id, stream_type)
-            return
-        kind = PSRPMessageType.get_message_id(type(message))
-        key = (kind, self._constant_key)
-        b_data = _SERIALIZED.get(key)
-        if b_data is None:
-            element = serialize(message, self._cipher, our_capability=self.our_capability, their_capability=self.their_capability)
-            b_data = ElementTree.tostring(element, encoding="utf-8", method="xml")
-            if len(_SERIALIZED) >= _CACHE_MAX_ENTRIES:
-                _SERIALIZED.clear()
-            _SERIALIZED[key] = b_data
-        b_msg = create_message(False, kind, b_data, self.runspace_pool_id, None)
-        self._send_buffer.append(
-            PSRPMessage(kind, bytearray(b_msg), self.runspace_pool_id, None, self._fragment_counter, stream_type)
-        )
+    messages: tuple[bytes, ...]  # whole server messages, with the pool id of `rpid`
+    rpid: bytes
+    capability: Any
+    host: Any
+    arguments: Any
+    min_runspaces: int
+    max_runspaces: int
 
 
-#: Cmdlets Get-Command reports through GetCommandMetadata (name -> module).
+_OPEN_REPLIES: OrderedDict[tuple[Any, ...], _OpenReply] = OrderedDict()
+_PIPELINES: OrderedDict[bytes, Any] = OrderedDict()  # CreatePipeline CLIXML -> PowerShell metadata
+
+
+def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    cache[key] = value
+    if len(cache) > _CACHE_MAX_ENTRIES:
+        cache.popitem(last=False)
+
+
 _KNOWN_COMMANDS = {
     "Get-Command": "Microsoft.PowerShell.Core",
     "Get-Service": "Microsoft.PowerShell.Management",
@@ -162,23 +122,34 @@ _BOM = b"\xef\xbb\xbf"
 _HEADER = struct.Struct(">QQBI")
 
 
-def windows_fragments(data: bytes, size: int = _FRAGMENT_SIZE) -> list[bytes]:
-    """Whole messages (one fragment each, as psrpcore emits them without a size) re-fragmented
-    the Windows way: BOM after the 40-byte message header, at most `size` bytes per fragment."""
+def _whole_messages(data: bytes) -> list[bytes]:
+    """The messages in a payload whose every message is one fragment (psrpcore without a size)."""
     out: list[bytes] = []
     pos = 0
-    room = size - _HEADER.size
-    while pos < len(data):
-        object_id, _fid, _flags, length = _HEADER.unpack_from(data, pos)
-        message = data[pos + _HEADER.size : pos + _HEADER.size + length]
+    while pos + _HEADER.size <= len(data):
+        _oid, _fid, flags, length = _HEADER.unpack_from(data, pos)
+        if flags & 3 == 3:
+            out.append(data[pos + _HEADER.size : pos + _HEADER.size + length])
         pos += _HEADER.size + length
-        if len(message) > 40 and not message[40:].startswith(_BOM):
-            message = message[:40] + _BOM + message[40:]
-        parts = [message[i : i + room] for i in range(0, len(message), room)] or [b""]
-        for fid, part in enumerate(parts):
-            flags = (1 if fid == 0 else 0) | (2 if fid == len(parts) - 1 else 0)
-            out.append(_HEADER.pack(object_id, fid, flags, len(part)) + part)
     return out
+
+
+def _fragments(object_id: int, message: bytes, size: int = _FRAGMENT_SIZE) -> list[bytes]:
+    room = size - _HEADER.size
+    parts = [message[i : i + room] for i in range(0, len(message), room)] or [b""]
+    last = len(parts) - 1
+    return [
+        _HEADER.pack(object_id, fid, (1 if fid == 0 else 0) | (2 if fid == last else 0), len(part)) + part
+        for fid, part in enumerate(parts)
+    ]
+
+
+def _message_type(fragment: bytes) -> int | None:
+    """The message type of a start fragment (None for a continuation)."""
+    _oid, _fid, flags, length = _HEADER.unpack_from(fragment)
+    if not flags & 1 or length < 8:
+        return None
+    return int(struct.unpack_from("<I", fragment, _HEADER.size + 4)[0])
 
 
 def _b64(text: str | None) -> bytes:
@@ -333,13 +304,11 @@ class PsrpShell(LabShell):
         version = host.machine.powershell.version
         protocol = host.machine.winrm.protocol_version
         os_build = _os_build(host)
-        self.pool = _CachingRunspacePool(
-            application_private_data=_private_data(version, os_build), constant_key=(version, protocol, os_build)
-        )
-        if host.machine.winrm.protocol_version != "2.3":
+        self.pool = ServerRunspacePool(application_private_data=_private_data(version, os_build))
+        if protocol != "2.3":
             self.pool.our_capability = SessionCapability(
                 PSVersion=PSVersion("2.0"),
-                protocolversion=PSVersion(host.machine.winrm.protocol_version),
+                protocolversion=PSVersion(protocol),
                 SerializationVersion=PSVersion("1.1.0.1"),
             )
         self.queues: dict[uuid.UUID | None, deque[bytes]] = {None: deque()}
@@ -347,21 +316,62 @@ class PsrpShell(LabShell):
         self.command_ids: dict[str, uuid.UUID] = {}  # WSMan CommandId (upper) -> PSRP pipeline id
         self.command_names: dict[uuid.UUID, str] = {}  # and back, as the client spelled it
         self.user = owner
-        self.feed(creation, None)
+        self.min_runspaces = self.max_runspaces = 1
+        self._object_id = 0
+        self._sent_to_pool: list[bytes] | None = None
+        self._open((version, protocol, os_build), creation)
         if pick_fault(host, "Create", ("broken_pool",)) is not None:
             self._break_pool()
 
+    def _open(self, constants: tuple[str, ...], creation: bytes) -> None:
+        """Open the pool: through psrpcore the first time, from its cached answer afterwards."""
+        messages = _whole_messages(creation)
+        rpid = messages[0][8:24] if messages and len(messages[0]) >= 40 else b""
+        key = (constants, tuple(m[:8] + m[24:] for m in messages))
+        cached = _OPEN_REPLIES.get(key) if rpid and sum(map(len, messages)) <= _CACHE_MAX_BYTES else None
+        if cached is None:
+            self._sent_to_pool = []
+            self.feed(creation, None)
+            sent, self._sent_to_pool = self._sent_to_pool, None
+            if rpid and self.pool.state == RunspacePoolState.Opened:
+                reply = _OpenReply(
+                    tuple(sent),
+                    self.pool.runspace_pool_id.bytes_le,
+                    self.pool.their_capability,
+                    self.pool.host,
+                    self.pool.application_arguments,
+                    self.pool.min_runspaces,
+                    self.pool.max_runspaces,
+                )
+                _remember(_OPEN_REPLIES, key, reply)
+                self.min_runspaces, self.max_runspaces = reply.min_runspaces, reply.max_runspaces
+            return
+        _OPEN_REPLIES.move_to_end(key)
+        pool = self.pool
+        pool.runspace_pool_id = uuid.UUID(bytes_le=rpid)
+        pool.their_capability = cached.capability
+        pool.host = cached.host
+        pool.application_arguments = cached.arguments
+        pool.state = RunspacePoolState.Opened
+        self.min_runspaces, self.max_runspaces = cached.min_runspaces, cached.max_runspaces
+        for message in cached.messages:
+            self._emit(None, message[:8] + rpid + message[24:])
+        self.wake()
+
     def _break_pool(self) -> None:
         """Answer the open with RunspacePoolState Broken instead of Opened."""
-        buffer = self.pool._send_buffer
-        buffer[:] = [m for m in buffer if m.message_type != PSRPMessageType.RunspacePoolState]
+        queue = self.queues[None]
+        kept = [f for f in queue if _message_type(f) != PSRPMessageType.RunspacePoolState]
+        queue.clear()
+        queue.extend(kept)
         exc = NETException(Message="The runspace pool is broken (simulated).", HResult=-2146233087)
         error = ErrorRecord(
             Exception=exc,
             CategoryInfo=ErrorCategoryInfo(Category=ErrorCategory.OpenError, Reason="PSRemotingTransportException"),
             FullyQualifiedErrorId="PSSessionStateBroken",
         )
-        self.pool._change_state(RunspacePoolState.Broken, error)
+        self.pool.state = RunspacePoolState.Opened
+        self.pool.set_broken(error)
         self.flush()
 
     # -- psrpcore plumbing -------------------------------------------------------------------
@@ -392,15 +402,19 @@ class PsrpShell(LabShell):
         """SetMax/SetMinRunspaces, ResetRunspaceState, GetAvailableRunspaces: answered as Windows does."""
         pool = self.pool
         if isinstance(event, SetMaxRunspacesEvent):
-            pool.runspace_availability_response(event.ci, event.count >= max(1, pool.min_runspaces))
+            ok = event.count >= max(1, self.min_runspaces)
+            self.max_runspaces = event.count if ok else self.max_runspaces
+            pool.runspace_availability_response(event.ci, ok)
         elif isinstance(event, SetMinRunspacesEvent):
-            pool.runspace_availability_response(event.ci, 1 <= event.count <= pool.max_runspaces)
+            ok = 1 <= event.count <= self.max_runspaces
+            self.min_runspaces = event.count if ok else self.min_runspaces
+            pool.runspace_availability_response(event.ci, ok)
         elif isinstance(event, ResetRunspaceStateEvent):
             running = any(p.state == PSInvocationState.Running for p in pool.pipeline_table.values())
             pool.runspace_availability_response(event.ci, not running)
         elif isinstance(event, GetAvailableRunspacesEvent):
             in_use = sum(1 for p in pool.pipeline_table.values() if p.state == PSInvocationState.Running)
-            pool.runspace_availability_response(event.ci, max(0, pool.max_runspaces - in_use))
+            pool.runspace_availability_response(event.ci, max(0, self.max_runspaces - in_use))
 
     def _command_metadata(self, pipe: ServerPipeline, event: GetCommandMetadataEvent) -> None:
         """Get-Command through PSRP: a count object, then one CmdletInfo-like object per match."""
@@ -436,22 +450,28 @@ class PsrpShell(LabShell):
         self.flush()
 
     def flush(self) -> None:
-        """Drain psrpcore's outgoing buffer into per-target queues and wake Receives.
-
-        As Windows sends them: a UTF-8 byte order mark before each message's CLIXML, and one
-        fragment per queue entry (so one fragment per rsp:Stream element).
-        """
+        """Drain psrpcore's outgoing buffer into per-target queues and wake Receives."""
         moved = False
         while (payload := self.pool.data_to_send()) is not None:
-            queue = self.queues.setdefault(payload.pipeline_id, deque())
-            queue.extend(windows_fragments(payload.data))
+            for message in _whole_messages(payload.data):
+                self._emit(payload.pipeline_id, message)
             moved = True
         if moved:
             self.wake()
 
+    def _emit(self, target: uuid.UUID | None, message: bytes) -> None:
+        """Queue one server message the way Windows frames it: a UTF-8 BOM before its CLIXML,
+        fragments of at most 32 KiB, one fragment per rsp:Stream, object ids counted per shell."""
+        if target is None and self._sent_to_pool is not None:
+            self._sent_to_pool.append(message)
+        if len(message) > 40 and not message[40:].startswith(_BOM):
+            message = message[:40] + _BOM + message[40:]
+        self._object_id += 1
+        self.queues.setdefault(target, deque()).extend(_fragments(self._object_id, message))
+
     def _start(self, pipe: ServerPipeline) -> None:
         # Windows does not announce Running; the first thing the client sees is output.
-        pipe._change_state(PSInvocationState.Running, emit=False)
+        pipe.state = PSInvocationState.Running
         self.pipe_tasks[pipe.pipeline_id] = self.spawn(self._run(pipe))
 
     async def _run(self, pipe: ServerPipeline) -> None:
@@ -469,7 +489,8 @@ class PsrpShell(LabShell):
                 CategoryInfo=info,
                 FullyQualifiedErrorId=outcome.terminating.fully_qualified_error_id,
             )
-            pipe._change_state(PSInvocationState.Failed, record)
+            pipe.prepare_message(PipelineState(PipelineState=int(PSInvocationState.Failed), ExceptionAsErrorRecord=record))
+            pipe.state = PSInvocationState.Failed
         else:
             pipe.complete()
         self.flush()
@@ -513,9 +534,21 @@ class PsrpShell(LabShell):
             pid = uuid.UUID(command_id)
         self.command_ids[command_id] = pid
         self.command_names[pid] = line.get("CommandId", command_id)
-        ServerPipeline(self.pool, pid)
+        pipe = ServerPipeline(self.pool, pid)
         self.queues.setdefault(pid, deque())
-        self.feed(raw, pid)
+        whole = _whole_messages(raw)
+        clixml = whole[0][40:] if len(whole) == 1 and len(whole[0]) > 40 else b""
+        create = bool(clixml) and _message_type(raw) == PSRPMessageType.CreatePipeline
+        metadata = _PIPELINES.get(clixml) if create else None
+        if metadata is None:
+            self.feed(raw, pid)
+            if create and len(clixml) <= _CACHE_MAX_BYTES and pipe.metadata is not None:
+                _remember(_PIPELINES, clixml, pipe.metadata)
+        else:  # the same CreatePipeline as an earlier session: psrpcore's object, read only
+            _PIPELINES.move_to_end(clixml)
+            pipe.metadata = metadata
+            if getattr(metadata, "no_input", True):
+                self._start(pipe)
         return line.get("CommandId", command_id)
 
     async def send(self, request: WsmanRequest) -> None:

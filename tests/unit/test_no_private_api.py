@@ -16,17 +16,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2] / "fleetcheck"
 LIBRARIES = ("psrpcore", "spnego", "pypsrp")
 
-#: Private uses still in the lab's PowerShell server (psrpcore offers no public way yet to reuse
-#: deserialized client constants or to enter Running without announcing it). Shrink, never grow.
-LAB_REMAINDER = {
-    ("fleetcheck/lab/psrp_shell.py", "_payload"),
-    ("fleetcheck/lab/psrp_shell.py", "_process_message"),
-    ("fleetcheck/lab/psrp_shell.py", "_cipher"),
-    ("fleetcheck/lab/psrp_shell.py", "_send_buffer"),
-    ("fleetcheck/lab/psrp_shell.py", "_fragment_counter"),
-    ("fleetcheck/lab/psrp_shell.py", "_change_state"),
-}
-
 _DEFINES = re.compile(
     r"(?:(?:self|cls)\.(_[A-Za-z]\w*)\s*(?::[^=\n]+)?=)|(?:^\s*(?:async\s+)?def\s+(_[A-Za-z]\w*)\s*\()|(?:^(_[A-Za-z]\w*)\s*[:=])",
     re.M,
@@ -78,9 +67,7 @@ def private_uses(root: Path = ROOT) -> set[tuple[str, str]]:
 )
 def test_the_product_uses_no_private_library_attribute() -> None:
     found = private_uses()
-    outside_lab = {f for f in found if not f[0].startswith("fleetcheck/lab/")}
-    assert outside_lab == set(), f"private library attributes used: {sorted(outside_lab)}"
-    assert {f for f in found if f[0].startswith("fleetcheck/lab/")} == LAB_REMAINDER
+    assert found == set(), f"private library attributes used: {sorted(found)}"
 
 
 def test_the_scan_finds_a_private_use(tmp_path: Path) -> None:
