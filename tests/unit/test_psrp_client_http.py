@@ -215,6 +215,7 @@ def test_encryption_roundtrip_with_real_ntlm_contexts_and_length_check(
     assert encryption.unwrap(server, body) == message
     reply = encryption.wrap(server, message)
     assert wsman.unwrap(reply, encryption.CONTENT_TYPE, client.unwrap_winrm) == message
-    lying = reply.replace(b"Length=%d" % len(message), b"Length=%d" % (len(message) + 1))
+    reply = encryption.wrap(server, message)  # the next sequence number: a valid seal...
+    lying = reply.replace(b"Length=%d" % len(message), b"Length=%d" % (len(message) + 1))  # ...wrong length
     with pytest.raises(ProtocolError, match="length"):
         wsman.unwrap(lying, encryption.CONTENT_TYPE, client.unwrap_winrm)
