@@ -16,12 +16,16 @@ from pathlib import Path
 
 import pytest
 import replay_server as server
+from pydantic import SecretStr
 from replay_recordings import DATA, Conversation, load, messages, streams
 
 from fleetcheck.errors import HostError
 from fleetcheck.lab.tls import LabTLS
+from fleetcheck.transports.base import ScriptOutput
 from fleetcheck.transports.psrp_client.connection import Credentials, NtHashCache, WSManConnection
 from fleetcheck.transports.psrp_client.session import PipelineResult, plain, run_script
+from fleetcheck.transports.psrp_client.transport import NativePsrpTransport
+from fleetcheck.transports.target import PsrpSettings, Target
 
 PIPELINE_OUTPUT, ERROR_RECORD, PIPELINE_STATE = 0x00041004, 0x00041005, 0x00041006
 STATES = {3: "Stopped", 4: "Completed", 5: "Failed"}
@@ -191,3 +195,40 @@ def test_a_wrong_relates_to_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(server.Replay, "answer", wrong)
     with pytest.raises(HostError, match="relates to"):
         asyncio.run(_replay(conv, "basic", tmp_path))
+
+
+def _target(ep: server.ReplayEndpoint, auth: str, ca_path: Path | None) -> Target:
+    settings = PsrpSettings(
+        port=ep.port,
+        username=server.USER,
+        password=SecretStr(server.PASSWORD),
+        scheme="https" if auth == "basic" else "http",
+        auth="basic" if auth == "basic" else "negotiate",
+        ca_path=ca_path,
+        client="native",
+    )
+    return Target(name="replay", address=ep.address, settings=settings)
+
+
+@pytest.mark.parametrize("conv", FITTING, ids=[c.name for c in FITTING])
+def test_replay_through_the_transport(conv: Conversation, tmp_path: Path) -> None:
+    """The same recordings through `psrp_client: native` as the runner calls it (ScriptOutput)."""
+    want = expected(conv)
+    auth = "ntlm" if len(conv.name) % 2 else "basic"  # both paths, spread over the recordings
+
+    async def go() -> ScriptOutput:
+        ssl_server = der = None
+        ca = None
+        if auth == "basic":
+            tls = LabTLS()
+            ssl_server, der = tls.server_context("127.0.0.1")
+            ca = tls.write_ca(tmp_path / "ca.pem")
+        async with server.serve(conv, auth=auth, ssl_ctx=ssl_server, cert_der=der) as ep:
+            transport = NativePsrpTransport()
+            return await transport.run(_target(ep, auth, ca), "$input | Out-Null", "{}", timeout=30)
+
+    out = asyncio.run(go())
+    assert out.failed == (want.state == "Failed")
+    assert len(out.errors) == len(want.errors) + (1 if want.state == "Failed" else 0)
+    if all(isinstance(o, str) for o in want.output):
+        assert out.stdout == "\n".join(str(o) for o in want.output)

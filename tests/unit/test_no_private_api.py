@@ -62,9 +62,6 @@ def private_uses(root: Path = ROOT) -> set[tuple[str, str]]:
     return found
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the old native client is deleted when the new one becomes psrp_client: native"
-)
 def test_the_product_uses_no_private_library_attribute() -> None:
     found = private_uses()
     assert found == set(), f"private library attributes used: {sorted(found)}"

@@ -15,6 +15,7 @@ import contextlib
 import re
 import ssl
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 import h11
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from spnego.channel_bindings import GssChannelBindings
 
 from fleetcheck.errors import AuthRejected, ProtocolError, TimedOut, Unreachable
+from fleetcheck.transports.errors import auth_rejected
 from fleetcheck.transports.psrp_client import envelope as wsman
 
 #: Largest HTTP response accepted: a 512000-byte envelope, encrypted, with room to spare.
@@ -31,10 +33,6 @@ MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 CONNECT_TIMEOUT = 30.0
 _READ_CHUNK = 256 * 1024
-_AUTH_HINT = {
-    "basic": "Basic needs a local account, AllowBasic on the host, and HTTPS",
-    "ntlm": "check username format DOMAIN\\user (or .\\user for a local account) and the password",
-}
 
 
 class Deadline:
@@ -274,8 +272,7 @@ class WSManConnection:
         self.ctx: spnego.ContextProxy | None = None
 
     def _auth_error(self, what: str = "credentials rejected") -> AuthRejected:
-        label = {"basic": "Basic", "ntlm": "Negotiate/NTLM"}[self.credentials.method]
-        return AuthRejected(f"{what} ({label}) - {_AUTH_HINT[self.credentials.method]}", error_type="auth")
+        return auth_rejected(self.credentials.method, what)
 
     async def _connection(self, deadline: Deadline) -> HttpConnection:
         if self.http is not None and self.http.usable:
@@ -369,7 +366,7 @@ class WSManConnection:
             f"WinRM answered HTTP {resp.status} without a usable fault", error_type=f"http_{resp.status}"
         )
 
-    async def post(self, env: wsman.Envelope, deadline: Deadline) -> wsman.ET.Element:
+    async def post(self, env: wsman.Envelope, deadline: Deadline) -> ET.Element:
         """Send one envelope; the reply's root, or the `HostError` its fault or status means."""
         http = await self._connection(deadline)
         headers: list[tuple[str, str]] = []

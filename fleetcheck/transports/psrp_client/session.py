@@ -241,7 +241,7 @@ class PsrpSession:
         if their is not None and their.protocolversion >= _MODERN:
             self.max_envelope = wsman.MODERN_MAX_ENVELOPE
 
-    async def _receive(self, pipeline_id: uuid.UUID | None) -> list[psrpcore.PSRPEvent]:
+    async def _receive(self, pipeline_id: uuid.UUID | None) -> list[psrpcore.PSRPEvent[Any, Any]]:
         """One Receive (pool or pipeline); the events its streams complete. A TimedOut fault is an empty answer."""
         command_id = str(pipeline_id).upper() if pipeline_id else None
         env = self._envelope(
@@ -254,7 +254,7 @@ class PsrpSession:
                 raise
             return []
         chunks, _ = wsman.received_streams(root)
-        events: list[psrpcore.PSRPEvent] = []
+        events: list[psrpcore.PSRPEvent[Any, Any]] = []
         for chunk in chunks:
             self.pool.receive_data(psrpcore.PSRPPayload(chunk, psrpcore.StreamType.default, pipeline_id))
             while True:

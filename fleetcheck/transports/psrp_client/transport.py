@@ -1,23 +1,22 @@
-"""`psrp_client: native`: fleetcheck's Transport contract on the native PSRP client.
+"""`psrp_client: native` (the default): fleetcheck's Transport contract on the native PSRP client.
 
 One `WSManConnection` per host and attempt; per-run caches live on the transport object, in
-memory only: the NT hash of each distinct password and one TLS context per verification setting.
-Auth methods the native client does not speak (Kerberos, CredSSP, certificate) are handed to
-the pypsrp transport.
+memory only: the NT hash of each distinct password, psrpcore's serialized pool-open and
+CreatePipeline payloads, one TLS context per verification setting. Auth methods the native
+client does not speak (Kerberos, CredSSP, certificate) are handed to the pypsrp transport;
+`negotiate` is answered with NTLM.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import ssl
 from collections.abc import Callable
-from typing import Any, ClassVar
 
 from psrpcore.types import ErrorRecord
 
-from fleetcheck.errors import UserError
-from fleetcheck.transports.base import ScriptOutput, Transport, quiet_token_loggers, secret_value
+from fleetcheck.transports.base import ScriptOutput, Transport, failure_context, quiet_token_loggers
+from fleetcheck.transports.errors import WSMAN_RULES, cleartext_auth, map_exceptions, missing_credentials
 from fleetcheck.transports.psrp_client.connection import Credentials, NtHashCache, WSManConnection
 from fleetcheck.transports.psrp_client.session import (
     MAX_ERROR_RECORDS,
@@ -26,6 +25,7 @@ from fleetcheck.transports.psrp_client.session import (
     output_text,
     run_script,
 )
+from fleetcheck.transports.target import PsrpSettings, Target, settings_as
 
 quiet_token_loggers()
 
@@ -51,10 +51,10 @@ def script_output(result: PipelineResult) -> ScriptOutput:
     )
 
 
-class NativeClientTransport(Transport):
+class NativePsrpTransport(Transport):
     """PSRP over WinRM with psrpcore's client state machines, h11 and pyspnego; no threads."""
 
-    name: ClassVar[str] = "psrp"
+    name = "psrp"
 
     def __init__(self, fallback: Transport | Callable[[], Transport] | None = None) -> None:
         self._fallback = fallback
@@ -62,10 +62,10 @@ class NativeClientTransport(Transport):
         self._ssl: dict[tuple[bool, str | None], ssl.SSLContext] = {}
         self.payloads = PayloadCache()
 
-    def _ssl_context(self, host: Any) -> ssl.SSLContext | None:
-        if host.scheme != "https":
+    def _ssl_context(self, psrp: PsrpSettings) -> ssl.SSLContext | None:
+        if psrp.scheme != "https":
             return None
-        key = (bool(host.cert_validation), str(host.ca_path) if host.ca_path else None)
+        key = (psrp.cert_validation, str(psrp.ca_path) if psrp.ca_path else None)
         ctx = self._ssl.get(key)
         if ctx is None:
             if not key[0]:
@@ -78,21 +78,18 @@ class NativeClientTransport(Transport):
             self._ssl[key] = ctx
         return ctx
 
-    def credentials(self, host: Any) -> Credentials | None:
-        """How `host` authenticates natively; None when pypsrp must do it."""
-        if host.auth not in NATIVE_AUTHS:
+    def credentials(self, target: Target, psrp: PsrpSettings) -> Credentials | None:
+        """How the host authenticates natively; None when pypsrp must do it."""
+        if psrp.auth not in NATIVE_AUTHS:
             return None
-        password = secret_value(host)
-        if not host.username or password is None:
-            raise UserError(f"{host.name}: no username or password given for the host")
-        if host.auth == "basic":
-            if host.scheme != "https":
-                raise UserError(
-                    f"{host.name}: auth basic sends the password readable on the wire over http; "
-                    "use https (port 5986) or auth negotiate"
-                )
-            return Credentials("basic", host.username, password)
-        return Credentials("ntlm", host.username, password, self._hashes.get(password))
+        password = psrp.secret()
+        if not psrp.username or password is None:
+            raise missing_credentials()
+        if psrp.auth == "basic":
+            if psrp.scheme != "https":
+                raise cleartext_auth(psrp.auth)
+            return Credentials("basic", psrp.username, password)
+        return Credentials("ntlm", psrp.username, password, self._hashes.get(password))
 
     def _pypsrp(self) -> Transport:
         if self._fallback is None:
@@ -103,14 +100,14 @@ class NativeClientTransport(Transport):
             self._fallback = self._fallback()
         return self._fallback
 
-    async def run(self, host: Any, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
-        creds = self.credentials(host)
-        if creds is None:
-            return await self._pypsrp().run(host, script, args_json, timeout=timeout)
-        conn = WSManConnection(host.address, host.effective_port, host.scheme, creds, self._ssl_context(host))
-        try:
+    async def run(self, target: Target, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
+        psrp = settings_as(target, PsrpSettings)
+        creds = self.credentials(target, psrp)
+        if creds is None:  # Kerberos, CredSSP, certificate: pypsrp speaks them
+            return await self._pypsrp().run(target, script, args_json, timeout=timeout)
+        with map_exceptions(failure_context(target, timeout), WSMAN_RULES):
+            conn = WSManConnection(
+                target.address, psrp.effective_port, psrp.scheme, creds, self._ssl_context(psrp)
+            )
             result = await run_script(conn, script, {"ArgsJson": args_json}, timeout, self.payloads)
-        finally:
-            with contextlib.suppress(Exception):
-                conn.close()
         return script_output(result)
