@@ -378,9 +378,9 @@ PSRP_CLIENTS = ("native", "pypsrp")
 
 def default_psrp_client() -> str:
     """The `psrp_client` a psrp host gets when its inventory names none (what users run)."""
-    from fleetcheck.inventory.model import Host
+    from fleetcheck.transports.target import PsrpSettings
 
-    return str(Host.model_fields["psrp_client"].default)
+    return str(PsrpSettings.model_fields["client"].default)
 
 
 def psrp_clients() -> list[str]:
@@ -412,7 +412,7 @@ def run_profile(profile: Profile, opts: argparse.Namespace, log: Any = print) ->
         # warm-up: the first connection of each kind pays imports and TLS/NTLM set-up once
         bench.pypsrp("pool", 5, 5)
         bench.records.clear()
-        for client in psrp_clients():
+        for client in psrp_clients()[:1] if opts.default_client_only else psrp_clients():
             for hosts, forks in fc_runs:
                 if client and hosts > 1000:
                     continue  # the largest fleets measure the default client only
@@ -637,6 +637,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="lab processes (default: 1 up to 300 hosts, else one per core)")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--no-ansible", action="store_true")
+    parser.add_argument("--default-client-only", action="store_true",
+                        help="measure fleetcheck with its default PSRP client only")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes to check the harness (results not kept)")
     parser.add_argument("--out", default="")
     parser.add_argument("--from-commit", default="", metavar="REV",
