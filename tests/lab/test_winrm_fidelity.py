@@ -7,6 +7,7 @@ import asyncio
 import struct
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pypsrp.host import PSHost
@@ -87,23 +88,30 @@ def test_server_messages_carry_a_bom_and_one_fragment_per_stream(monkeypatch: py
 
     monkeypatch.setattr(wsman, "received_streams", spy)
 
-    async def go() -> dict[str, object]:
+    async def go() -> None:
         async with serve(make_host(os={"build_number": 20348, "ubr": 2340, "version": "10.0.20348"})) as ep:
             session = PsrpSession(_conn(ep), Deadline(10))
             await session.open()
             await session.close()
             session.conn.close()
-            return dict(session.pool.application_private_data)
 
-    private = asyncio.run(go())
+    asyncio.run(go())
     chunks = [c for group in seen for c in group]
     assert chunks
+    private = None
     for chunk in chunks:
         _oid, _fid, flags, length = struct.unpack_from(">QQBI", chunk)
         assert len(chunk) == 21 + length  # exactly one fragment in each rsp:Stream
         if flags & 1:
             assert chunk[21 + 40 : 21 + 43] == b"\xef\xbb\xbf"
-    table = private["PSVersionTable"]
+            if struct.unpack_from("<I", chunk, 21 + 4)[0] == 0x00021009:
+                private = chunk[21 + 43 :]
+    assert private is not None
+    from psrpcore import PSRemotingCrypto
+    from psrpcore.types import deserialize
+
+    data: Any = deserialize(ET.fromstring(private), PSRemotingCrypto())
+    table = data.ApplicationPrivateData["PSVersionTable"]
     assert type(table).__name__ == "PSPrimitiveDictionary"
     assert str(table["BuildVersion"]) == "10.0.20348.2340"
     assert [str(v) for v in table["PSCompatibleVersions"]][-1] == "5.1.0.0"

@@ -219,3 +219,19 @@ def test_encryption_roundtrip_with_real_ntlm_contexts_and_length_check(
     lying = reply.replace(b"Length=%d" % len(message), b"Length=%d" % (len(message) + 1))  # ...wrong length
     with pytest.raises(ProtocolError, match="length"):
         wsman.unwrap(lying, encryption.CONTENT_TYPE, client.unwrap_winrm)
+
+
+def test_only_a_whole_application_private_data_message_is_skipped() -> None:
+    import struct
+
+    from fleetcheck.transports.psrp_client.session import without_private_data
+
+    def frag(oid: int, flags: int, msg_type: int) -> bytes:
+        data = struct.pack("<iI", 1, msg_type) + b"\x00" * 32 + b"<Obj/>"
+        return struct.pack(">QQBI", oid, 0, flags, len(data)) + data
+
+    cap, apd, state = frag(1, 3, 0x00010002), frag(2, 3, 0x00021009), frag(3, 3, 0x00021005)
+    assert without_private_data(cap + apd + state) == cap + state
+    partial = frag(2, 1, 0x00021009)  # a first fragment only: left to psrpcore
+    assert without_private_data(cap + partial) == cap + partial
+    assert without_private_data(b"\x00garbage") == b"\x00garbage"

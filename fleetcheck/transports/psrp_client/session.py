@@ -87,6 +87,30 @@ def rewrite_ids(payload: bytes, ids: dict[bytes, bytes]) -> bytes:
     return bytes(out)
 
 
+_APPLICATION_PRIVATE_DATA = 0x00021009
+
+
+def without_private_data(payload: bytes) -> bytes:
+    """The pool's payload without its ApplicationPrivateData message (when whole in one fragment).
+
+    It carries the server's PSVersionTable, which this client never reads; building it is the
+    largest object psrpcore deserializes per host. Everything else goes to psrpcore unchanged.
+    """
+    out = []
+    pos = 0
+    while pos + _FRAGMENT.size <= len(payload):
+        _oid, _fid, flags, length = _FRAGMENT.unpack_from(payload, pos)
+        end = pos + _FRAGMENT.size + length
+        whole = flags & 3 == 3 and length >= 8
+        if not (
+            whole
+            and struct.unpack_from("<I", payload, pos + _FRAGMENT.size + 4)[0] == _APPLICATION_PRIVATE_DATA
+        ):
+            out.append(payload[pos:end])
+        pos = end
+    return b"".join(out) if pos == len(payload) else payload
+
+
 class PayloadCache:
     """The pool-open and CreatePipeline payloads, serialized by psrpcore once per run.
 
@@ -256,6 +280,8 @@ class PsrpSession:
         chunks, _ = wsman.received_streams(root)
         events: list[psrpcore.PSRPEvent[Any, Any]] = []
         for chunk in chunks:
+            if pipeline_id is None:
+                chunk = without_private_data(chunk)
             self.pool.receive_data(psrpcore.PSRPPayload(chunk, psrpcore.StreamType.default, pipeline_id))
             while True:
                 try:
