@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from spnego.channel_bindings import GssChannelBindings
 
 from fleetcheck.errors import AuthRejected, ProtocolError, TimedOut, Unreachable
-from fleetcheck.transports.errors import auth_rejected
+from fleetcheck.transports.errors import FailureContext, auth_rejected, http_status_error
 from fleetcheck.transports.psrp_client import envelope as wsman
 
 #: Largest HTTP response accepted: a 512000-byte envelope, encrypted, with room to spare.
@@ -135,14 +135,7 @@ class HttpConnection:
             raise Unreachable(
                 f"connection refused on {self.host_header} - is WinRM listening?", error_type="refused"
             ) from None
-        except ssl.SSLError as exc:
-            raise ProtocolError(
-                f"TLS handshake with {self.host_header} failed: {exc.reason}", error_type="tls"
-            ) from exc
-        except OSError as exc:
-            raise Unreachable(
-                f"connection to {self.host_header} failed: {exc.strerror or exc}", error_type="connect"
-            ) from exc
+        # TLS and other socket errors reach the transport's classifier (one wording for all clients)
 
     @property
     def usable(self) -> bool:
@@ -260,8 +253,10 @@ class WSManConnection:
         scheme: str,
         credentials: Credentials,
         ssl_ctx: ssl.SSLContext | None,
+        context: FailureContext | None = None,
     ) -> None:
         self.address = address
+        self.context = context or FailureContext(address=address, port=port, auth=credentials.method)
         self.port = port
         self.credentials = credentials
         self.ssl_ctx = ssl_ctx if scheme == "https" else None
@@ -272,7 +267,7 @@ class WSManConnection:
         self.ctx: spnego.ContextProxy | None = None
 
     def _auth_error(self, what: str = "credentials rejected") -> AuthRejected:
-        return auth_rejected(self.credentials.method, what)
+        return auth_rejected(self.context.auth, what)
 
     async def _connection(self, deadline: Deadline) -> HttpConnection:
         if self.http is not None and self.http.usable:
@@ -341,30 +336,8 @@ class WSManConnection:
             return self._auth_error()
         fault = wsman.parse_fault(resp.body)
         if fault is not None:
-            return wsman.fault_error(fault, self.endpoint)
-        if resp.status == 403:
-            return AuthRejected("access denied (HTTP 403) by the WinRM listener", error_type="http_403")
-        if resp.status == 503:
-            return Unreachable(
-                "WinRM service unavailable (HTTP 503) - busy or restarting",
-                error_type="http_503",
-                transient=True,
-            )
-        if resp.status == 404:
-            return ProtocolError(
-                f"no WinRM endpoint at {self.endpoint} (HTTP 404) - check port and path",
-                error_type="http_404",
-            )
-        if resp.status == 400:
-            msg = "WinRM rejected the request (HTTP 400) - often a message-encryption or channel-binding mismatch"
-            return ProtocolError(msg, error_type="http_400")
-        if resp.status == 413:
-            return ProtocolError(
-                "request larger than the host's MaxEnvelopeSizekb (HTTP 413)", error_type="http_413"
-            )
-        return ProtocolError(
-            f"WinRM answered HTTP {resp.status} without a usable fault", error_type=f"http_{resp.status}"
-        )
+            return wsman.fault_error(fault, self.context)
+        return http_status_error(resp.status, self.context)
 
     async def post(self, env: wsman.Envelope, deadline: Deadline) -> ET.Element:
         """Send one envelope; the reply's root, or the `HostError` its fault or status means."""

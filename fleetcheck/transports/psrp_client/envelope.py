@@ -18,19 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
-from fleetcheck.errors import (
-    WSMAN_ACCESS_DENIED,
-    WSMAN_CANNOT_CONNECT,
-    WSMAN_INVALID_SELECTORS,
-    WSMAN_MAX_OPERATIONS,
-    WSMAN_MAX_SHELLS,
-    WSMAN_TIMED_OUT,
-    AuthRejected,
-    HostError,
-    ProtocolError,
-    TimedOut,
-    Unreachable,
-)
+from fleetcheck.errors import HostError, ProtocolError
+from fleetcheck.transports.errors import FailureContext, wsman_fault_error
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -56,8 +45,6 @@ DEFAULT_MAX_ENVELOPE = 153600
 MODERN_MAX_ENVELOPE = 512000
 #: Bytes kept in an envelope for everything around the base64 payload.
 ENVELOPE_OVERHEAD = 2048
-
-_QUOTA_CODES = frozenset({WSMAN_MAX_SHELLS, WSMAN_MAX_OPERATIONS})
 
 _TEMPLATE = (
     '<s:Envelope xmlns:s="{s}" xmlns:wsa="{wsa}" xmlns:wsman="{wsman}" xmlns:wsmv="{wsmv}" xmlns:rsp="{rsp}">'
@@ -281,28 +268,9 @@ def parse_fault(data: bytes) -> Fault | None:
     return Fault(code, " ".join(reason.split()), machine, provider)
 
 
-def fault_error(fault: Fault, endpoint: str = "the host") -> HostError:
-    """The `HostError` a WSMan fault means for the admin reading the table."""
-    code = fault.code
-    if code in _QUOTA_CODES:
-        msg = "WinRM shell quota reached (MaxShellsPerUser) - close stale sessions or raise the limit"
-        return ProtocolError(msg, wsman_code=code, error_type="quota", transient=True)
-    if code == WSMAN_TIMED_OUT:
-        msg = "WinRM operation timed out on the host (OperationTimeout) - the host is overloaded or hung"
-        return TimedOut(msg, error_type="wsman_timeout", transient=True)
-    if code == WSMAN_ACCESS_DENIED:
-        msg = (
-            "access denied by WinRM - the account must be a local administrator or in Remote Management Users"
-        )
-        return AuthRejected(msg, error_type="access_denied")
-    if code == WSMAN_CANNOT_CONNECT:
-        return Unreachable(f"WinRM client cannot connect to {endpoint}", error_type="wsman_connect")
-    if code == WSMAN_INVALID_SELECTORS:
-        msg = "the remote shell disappeared (idle timeout or closed by another client)"
-        return ProtocolError(msg, wsman_code=code, error_type="shell_gone", transient=True)
-    hex_code = f"0x{code:08X}" if code is not None else "without a code"
-    tail = f": {fault.reason[:300]}" if fault.reason else ""
-    return ProtocolError(f"WinRM fault {hex_code}{tail}", wsman_code=code, error_type=f"wsman_{hex_code}")
+def fault_error(fault: Fault, ctx: FailureContext | None = None) -> HostError:
+    """The `HostError` a WSMan fault means for the admin reading the table (shared wording)."""
+    return wsman_fault_error(fault.code, fault.reason, ctx or FailureContext())
 
 
 # --- message encryption (MS-WSMV 2.2.9.1.1) -----------------------------------------------------

@@ -105,9 +105,10 @@ class NativePsrpTransport(Transport):
         creds = self.credentials(target, psrp)
         if creds is None:  # Kerberos, CredSSP, certificate: pypsrp speaks them
             return await self._pypsrp().run(target, script, args_json, timeout=timeout)
-        with map_exceptions(failure_context(target, timeout), WSMAN_RULES):
+        ctx = failure_context(target, timeout)
+        with map_exceptions(ctx, WSMAN_RULES):
             conn = WSManConnection(
-                target.address, psrp.effective_port, psrp.scheme, creds, self._ssl_context(psrp)
+                target.address, psrp.effective_port, psrp.scheme, creds, self._ssl_context(psrp), ctx
             )
             result = await run_script(conn, script, {"ArgsJson": args_json}, timeout, self.payloads)
         return script_output(result)
