@@ -164,7 +164,8 @@ class HttpConnection:
             data = self.h11.send(h11.Request(method="POST", target="/wsman", headers=all_headers))
             self.writer.write(data or b"")
             if body:
-                self.writer.write(self.h11.send(h11.Data(data=body)) or b"")
+                # passthrough: the body goes to the socket as it is, not joined into a copy
+                self.writer.writelines(self.h11.send_with_data_passthrough(h11.Data(data=body)) or [])
             self.writer.write(self.h11.send(h11.EndOfMessage()) or b"")
             async with asyncio.timeout(deadline.left()):
                 return await self._response()

@@ -158,7 +158,7 @@ class PayloadCache:
             if len(self._pipelines) >= self._MAX_PIPELINES:
                 self._pipelines.pop(next(iter(self._pipelines)))
             self._pipelines[key] = (payloads, rpid, pid)
-            return ps, payloads
+            return ps, list(payloads)  # the caller consumes its list; the cache keeps its own
         payloads, old_rpid, old_pid = cached
         ps.state = PSInvocationState.Running
         ids = {old_rpid: rpid, old_pid: pid}
@@ -308,17 +308,18 @@ class PsrpSession:
         room = wsman.max_payload(self.max_envelope)
         ps, payloads = self.cache.pipeline_payloads(self.pool, script, parameters, room)
         command_id = str(ps.pipeline_id).upper()
-        await self._post(
-            self._envelope(
-                wsman.ACTION_COMMAND,
-                options=wsman.COMMAND_OPTIONS,
-                body=wsman.command_body(command_id, base64.b64encode(payloads[0]).decode()),
-            )
-        )
-        for more in payloads[1:]:
-            body = wsman.send_body(command_id, base64.b64encode(more).decode())
-            await self._post(self._envelope(wsman.ACTION_SEND, body=body))
-        del payloads
+        # Each payload leaves the list as its request is built: no copy of the bundle waits
+        # with this host for an answer.
+        body = wsman.command_body(command_id, base64.b64encode(payloads.pop(0)).decode())
+        env = self._envelope(wsman.ACTION_COMMAND, options=wsman.COMMAND_OPTIONS, body=body)
+        del body
+        await self._post(env)
+        while payloads:
+            body = wsman.send_body(command_id, base64.b64encode(payloads.pop(0)).decode())
+            env = self._envelope(wsman.ACTION_SEND, body=body)
+            del body
+            await self._post(env)
+        del env
         result = PipelineResult(
             protocol_version=str(self.pool.their_capability.protocolversion)
             if self.pool.their_capability
