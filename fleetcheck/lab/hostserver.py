@@ -383,7 +383,9 @@ class _Connection:
 
             shell = PsrpShell(host, shell_id, owner, wsreq.resource_uri, self.client_ip, base64.b64decode(creation.text or ""))
         elif wsreq.resource_uri == CMD_URI:
-            shell = WinrsShell(host, new_uuid(), owner, wsreq.resource_uri, self.client_ip, wsreq.options.get("WINRS_CODEPAGE", "437"))
+            winrs = WinrsShell(host, new_uuid(), owner, wsreq.resource_uri, self.client_ip, wsreq.options.get("WINRS_CODEPAGE", "437"))
+            winrs.configure(shell_el)
+            shell = winrs
         else:
             raise WSManFault(
                 2150858811,
