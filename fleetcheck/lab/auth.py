@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import spnego
 from spnego.channel_bindings import GssChannelBindings
+from spnego.exceptions import BadBindingsError
 
 from fleetcheck.lab.certauth import is_certificate_auth, map_certificate
 from fleetcheck.lab.machine import LabUser, MachineState
@@ -47,11 +48,16 @@ CREDSSP_OFFER = ("WWW-Authenticate", "CredSSP")
 _SCHEMES = {"negotiate": ("negotiate", "Negotiate"), "ntlm": ("negotiate", "Negotiate"), "kerberos": ("kerberos", "Kerberos"), "credssp": ("credssp", "CredSSP")}
 
 
+#: The LM hash Windows stores when it keeps none (NoLMHash, the default since Vista):
+#: NTLMv2 never uses it, and no client here may fall back to LM.
+NO_LM_HASH = "AAD3B435B51404EEAAD3B435B51404EE"
+
+
 @functools.lru_cache(maxsize=256)
 def _hashes(password: str) -> tuple[str, str]:
-    from spnego._ntlm_raw.crypto import lmowfv1, ntowfv1
+    from Cryptodome.Hash import MD4
 
-    return lmowfv1(password).hex().upper(), ntowfv1(password).hex().upper()
+    return NO_LM_HASH, MD4.new(password.encode("utf-16-le")).hexdigest().upper()
 
 
 def _usable(user: LabUser) -> bool:
@@ -165,9 +171,12 @@ class ConnectionAuth:
         schemes: tuple[str, ...] = ("negotiate", "ntlm", "kerberos"),
         on_delegation: Callable[[], None] | None = None,
         client_cert_der: bytes | None = None,
+        *,
+        cbt_hardening: str = "Relaxed",
     ) -> None:
         self.machine = machine
-        self.bindings = bindings
+        self.bindings = None if cbt_hardening == "None" else bindings
+        self.cbt_strict = cbt_hardening == "Strict"
         self.basic_allowed = basic_allowed
         self.keytab = keytab
         self.schemes = schemes
@@ -245,16 +254,25 @@ class ConnectionAuth:
         if self.context is None or self.principal is not None or token.startswith(b"NTLMSSP\x00\x01"):
             self.principal = None
             try:
-                self.context = _with_user_file(
-                    path, lambda: spnego.server(protocol=protocol, channel_bindings=None if protocol == "credssp" else self.bindings),
-                    self.keytab,
-                )
+                # bindings are checked per step (below), so Relaxed can accept a client that sends none
+                self.context = _with_user_file(path, lambda: spnego.server(protocol=protocol), self.keytab)
             except Exception:
                 self.reset()
                 return AuthStep("reject")
         ctx = self.context
         try:
-            out = _with_user_file(path, lambda: ctx.step(token), self.keytab)
+            bindings = None if protocol == "credssp" else self.bindings
+            out = _with_user_file(path, lambda: ctx.step(token, channel_bindings=bindings), self.keytab)
+        except BadBindingsError as exc:
+            # Relaxed (Windows' default): a client without channel binding is accepted, a wrong one is not
+            if self.cbt_strict or "not present" not in str(exc):
+                self.reset()
+                return AuthStep("reject")
+            try:
+                out = _with_user_file(path, lambda: ctx.step(token), self.keytab)
+            except Exception:
+                self.reset()
+                return AuthStep("reject")
         except Exception:
             self.reset()
             return AuthStep("reject")

@@ -54,6 +54,7 @@ from fleetcheck.lab.wsman import (
     generic_fault,
     invalid_selectors,
     new_uuid,
+    parse_duration,
     parse_request,
     shell_quota,
     simple_response,
@@ -119,6 +120,9 @@ class _Listener:
         if self.tls and self.cert_der is not None:
             wrong = pick_fault(self.host, "auth", ("cbt_mismatch",)) is not None
             bindings = channel_bindings(os.urandom(32) if wrong else self.cert_der)
+        level = self.host.machine.winrm.cbt_hardening_level
+        if pick_fault(self.host, "auth", ("cbt_strict",)) is not None:
+            level = "Strict"
         return ConnectionAuth(
             self.host.machine,
             bindings,
@@ -127,6 +131,7 @@ class _Listener:
             self.schemes(),
             self._delegated,
             client_cert_der if self.tls else None,
+            cbt_hardening=level,
         )
 
     def _delegated(self) -> None:
@@ -261,6 +266,9 @@ class _Connection:
             raise _Hang if early.kind == "hang" else _Reset
         authorization = request.headers.get("authorization")
         step = self.auth.step(authorization)
+        if step.outcome != "ok" or not request.body:
+            # an authentication leg crosses the network like any request: same added latency
+            await self._latency("auth")
         if step.outcome == "reject":
             return self._unauthorized()
         if step.outcome == "challenge":
@@ -359,11 +367,14 @@ class _Connection:
         return None
 
     # -- WSMan dispatch ------------------------------------------------------------------------
-    def _shell(self, wsreq: WsmanRequest) -> LabShell:
+    def _shell(self, wsreq: WsmanRequest, *, get: bool = False) -> LabShell:
         shell = self.host.shells.get(wsreq.selectors.get("ShellId", "").upper())
         if not isinstance(shell, LabShell) or shell.closed:
             raise invalid_selectors()
-        shell.touch()
+        if shell.disconnected and not get and wsreq.verb != "Delete":
+            raise invalid_selectors()  # until a Connect, which the lab does not offer
+        if not get:
+            shell.touch()
         return shell
 
     async def _dispatch(self, wsreq: WsmanRequest) -> bytes:
@@ -373,7 +384,7 @@ class _Connection:
         if verb == "Get":
             if wsreq.resource_uri.startswith(CONFIG_URI):
                 return self._config(wsreq)
-            return envelope(wsreq, self._shell(wsreq).state_xml())
+            return envelope(wsreq, self._shell(wsreq, get=True).state_xml(get=True))
         if verb == "Delete":
             self._shell(wsreq).close()
             return delete_response(wsreq)
@@ -413,7 +424,9 @@ class _Connection:
 
             shell = PsrpShell(host, shell_id, owner, wsreq.resource_uri, self.client_ip, base64.b64decode(creation.text or ""))
         elif wsreq.resource_uri == CMD_URI:
-            shell = WinrsShell(host, new_uuid(), owner, wsreq.resource_uri, self.client_ip, wsreq.options.get("WINRS_CODEPAGE", "437"))
+            winrs = WinrsShell(host, new_uuid(), owner, wsreq.resource_uri, self.client_ip, wsreq.options.get("WINRS_CODEPAGE", "437"))
+            winrs.configure(shell_el)
+            shell = winrs
         else:
             raise WSManFault(
                 2150858811,
@@ -421,6 +434,9 @@ class _Connection:
                 f"The WS-Management service cannot process the request. The resource URI ({wsreq.resource_uri}) was not found in the WS-Management catalog. ",
                 "s:Sender",
             )
+        idle = shell_el.find(f"{{{NS_RSP}}}IdleTimeOut")
+        if idle is not None and idle.text:
+            shell.set_idle_timeout(parse_duration(idle.text, 0.0))
         return create_response(wsreq, shell.shell_id, shell.state_xml())
 
     def _config(self, wsreq: WsmanRequest) -> bytes:

@@ -39,7 +39,7 @@ async def test_native_client_on_a_kerberos_only_listener(krb_env: LabRealm, tmp_
     """Negotiate switched off on the host: the native client answers `Kerberos` and frames its
     messages as application/HTTP-Kerberos-session-encrypted (plain HTTP, so only sealed works)."""
     from fleetcheck.inventory.model import Host
-    from fleetcheck.transports.psrp_native import NativePsrpTransport
+    from fleetcheck.transports.psrp_client.transport import NativePsrpTransport
 
     krb_env.kinit(USER, PASSWORD, tmp_path / "ccache")
     host = domain_host(krb_env, "kdc-acc03", negotiate_auth=False, basic_auth=False)
