@@ -38,6 +38,7 @@ from fleetcheck.cli_lookup import (
     report_cmd,
     user_errors,
 )
+from fleetcheck.cli_sites import Broker, Shard, SiteWait, merge_cmd, worker_cmd
 from fleetcheck.errors import UserError
 from fleetcheck.results import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
@@ -144,6 +145,9 @@ def run_cmd(
     mail_to: Annotated[str | None, typer.Option("--mail-to", metavar="ADDR", help="ADDR[,ADDR]: mail the change summary.")] = None,
     smtp: Annotated[str | None, typer.Option("--smtp", metavar="HOST[:PORT]", help="HOST[:PORT] of the mail relay.")] = None,
     mail_always: Annotated[bool, typer.Option("--mail-always", help="Mail even when nothing changed.")] = False,
+    broker: Broker = None,
+    shard: Shard = None,
+    site_wait: SiteWait = 30.0,
 ) -> None:
     """Check every host of an inventory and print the fleet's compliance table.
 
@@ -156,6 +160,7 @@ def run_cmd(
     from rich.console import Console
 
     from fleetcheck import api, nightly
+    from fleetcheck.dispatch.shard import parse_shard
     from fleetcheck.progress import Mode, Progress
 
     with user_errors():
@@ -175,6 +180,9 @@ def run_cmd(
             mail=nightly.mail_settings(mail_to, smtp, always=mail_always),
             prompt=getpass.getpass if ask_pass else None,
             console=None if quiet else Console(highlight=False, soft_wrap=True),
+            broker=broker,
+            site_wait=site_wait,
+            shard=parse_shard(shard) if shard else None,
         )
         check_view(view)
         if no_history and since:
@@ -237,6 +245,8 @@ def evaluate_cmd(
 
 
 app.command("diff")(diff_cmd)
+app.command("worker")(worker_cmd)
+app.command("merge")(merge_cmd)
 
 
 def _mount(entry: EntryPoint) -> None:

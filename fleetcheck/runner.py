@@ -350,7 +350,8 @@ class _Fleet:
         """Judge what was collected (pure, local) into the host's result row."""
         if got.failure is not None or got.output is None:
             return self.row(target, got, got.failure or ProtocolError("no output", error_type="internal"))
-        scan_time = datetime.now(UTC)
+        # a site's worker says when the host answered: rules about the host's clock compare with that
+        scan_time = getattr(got.output, "scanned_at", None) or datetime.now(UTC)
         status, message, checks, facts, error_type = judge_output(target, got.output, self.playbooks, scan_time)
         if facts is not None and self.options.save_facts is not None:
             facts = facts.model_copy(update={"scanned_at": scan_time.isoformat()})

@@ -20,10 +20,11 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from fleetcheck.dispatch.wire import Batch, Event
@@ -36,9 +37,32 @@ QUEUE_PREFIX = "fleetcheck.site."
 DEFAULT_REDELIVER_AFTER = 600.0
 #: Events and stop flags of a finished run are kept this long for a late worker, then expire.
 RUN_KEYS_TTL_S = 24 * 3600
-READ_BLOCK_MS = 1000
+READ_BLOCK_MS = 250
 #: How long a worker keeps retrying to send one event while Redis is away.
 EMIT_PATIENCE_S = 60.0
+
+
+_T = TypeVar("_T")
+#: Bound on each step of closing (stop flag, revoke): a broker that is away must not hold the run.
+CLOSE_STEP_S = 3.0
+
+
+async def in_thread(fn: Callable[[], _T]) -> _T:
+    """Run a blocking Celery/kombu call in a daemon thread: unlike the loop's default executor,
+    a call stuck on a dead broker cannot hold the process's exit."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def call() -> None:
+        try:
+            result = fn()
+        except BaseException as exc:
+            loop.call_soon_threadsafe(lambda: future.done() or future.set_exception(exc))
+        else:
+            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(result))
+
+    threading.Thread(target=call, name="fleetcheck-celery", daemon=True).start()
+    return await future
 
 
 def queue_name(site: str) -> str:
@@ -155,6 +179,7 @@ class CeleryDispatcher:
         self.task_ids: list[str] = []
         self._redis = redis.asyncio.from_url(broker)
         self._trouble: str | None = None
+        self._closing = False
 
     async def submit(self, batch: Batch) -> None:
         payload = batch.model_dump(mode="json")
@@ -167,7 +192,7 @@ class CeleryDispatcher:
             return str(result.id)
 
         try:
-            self.task_ids.append(await asyncio.to_thread(send))
+            self.task_ids.append(await in_thread(send))
         except Exception:
             self._note("could not queue a batch")
             raise
@@ -176,7 +201,7 @@ class CeleryDispatcher:
         import redis
 
         key, last = stream_key(self.run_id), "0-0"
-        while True:
+        while not self._closing:
             try:
                 answer = await self._redis.xread({key: last}, block=READ_BLOCK_MS, count=500)
             except (redis.ConnectionError, redis.TimeoutError, OSError):
@@ -198,15 +223,20 @@ class CeleryDispatcher:
         return self._trouble
 
     async def stop(self, *, revoke: bool) -> None:
-        with contextlib.suppress(Exception):
+        self._closing = True  # the reader ends after its current read
+
+        async def flag() -> None:
             await self._redis.set(closed_key(self.run_id), "1", ex=RUN_KEYS_TTL_S)
             await self._redis.expire(stream_key(self.run_id), RUN_KEYS_TTL_S)
+
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(flag(), CLOSE_STEP_S)
         if revoke and self.task_ids:
+            ids = list(self.task_ids)
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(self.app.control.revoke, list(self.task_ids))
+                await asyncio.wait_for(in_thread(lambda: self.app.control.revoke(ids)), CLOSE_STEP_S)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
-            await self._redis.aclose()
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(self.app.close)
+            await asyncio.wait_for(self._redis.aclose(), CLOSE_STEP_S)
+        threading.Thread(target=self.app.close, name="fleetcheck-celery-close", daemon=True).start()

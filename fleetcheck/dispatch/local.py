@@ -53,8 +53,11 @@ class LocalDispatcher:
         return self._closed
 
     async def events(self) -> AsyncIterator[Event]:
-        while True:
-            yield await self._events.get()
+        while not self._closed:
+            try:
+                yield await asyncio.wait_for(self._events.get(), 0.1)
+            except TimeoutError:
+                continue
 
     async def stop(self, *, revoke: bool) -> None:
         self._closed = True

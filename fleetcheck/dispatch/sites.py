@@ -37,6 +37,7 @@ DEFAULT_BATCH_SIZE = 25
 #: Past a started host's deadline: the worker's own grace, judging and the trip back.
 RESULT_GRACE = 3.0
 WATCH_INTERVAL = 0.2
+CLOSE_WAIT_S = 3.0
 
 
 @dataclass
@@ -136,7 +137,10 @@ class SiteTransport(Transport):
 
     async def _read(self) -> None:
         async for event in self.dispatcher.events():
-            self._on_event(event)
+            try:
+                self._on_event(event)
+            except Exception:  # one odd event must not stop the results of the others
+                log.exception("event for %s could not be handled", event.host or event.site)
 
     def _on_event(self, event: Event) -> None:
         now = asyncio.get_running_loop().time()
@@ -185,16 +189,17 @@ class SiteTransport(Transport):
 
     async def close(self, *, interrupted: bool) -> None:
         """Tell the workers the run is over (revoking queued batches when interrupted)."""
-        for task in self._tasks:
-            task.cancel()
-        for task in list(self._submits):
-            task.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*self._tasks, *self._submits, return_exceptions=True)
         try:
             await self.dispatcher.stop(revoke=interrupted)
         except Exception as exc:
             log.warning("could not tell the workers the run ended: %s", type(exc).__name__)
+        tasks = [*self._tasks, *self._submits]
+        for task in tasks[1:]:
+            task.cancel()
+        if tasks:  # the reader ends by itself once the dispatcher stopped; cancel it only if it lingers
+            with contextlib.suppress(Exception):
+                await asyncio.wait(tasks, timeout=CLOSE_WAIT_S)
+            tasks[0].cancel()
         await self.dispatcher.close()
 
 

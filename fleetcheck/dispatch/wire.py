@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -92,6 +94,13 @@ class Batch(BaseModel):
     psrp_client: Literal["pypsrp", "native"] | None = None
 
 
+@dataclass
+class RemoteOutput(ScriptOutput):
+    """Output a site's worker got, with the worker's time of the answer (the scan time)."""
+
+    scanned_at: datetime | None = None
+
+
 class HostOutcome(BaseModel):
     """What the worker got from one host: its output, or the failure that ended its attempts."""
 
@@ -104,12 +113,14 @@ class HostOutcome(BaseModel):
     message: str = ""
     error_type: str | None = None
     attempts: int = 1
+    #: The worker's clock when the host answered.
+    scanned_at: datetime | None = None
 
     @classmethod
-    def from_output(cls, host: str, output: ScriptOutput, attempts: int) -> HostOutcome:
+    def from_output(cls, host: str, output: ScriptOutput, attempts: int, scanned_at: datetime) -> HostOutcome:
         return cls(
             host=host, stdout=output.stdout, errors=list(output.errors), failed=output.failed,
-            exit_code=output.exit_code, attempts=attempts,
+            exit_code=output.exit_code, attempts=attempts, scanned_at=scanned_at,
         )
 
     def output(self) -> ScriptOutput:
@@ -117,7 +128,10 @@ class HostOutcome(BaseModel):
         if self.status is not None:
             kind = _ERRORS.get(self.status, ProtocolError)
             raise kind(self.message, error_type=self.error_type, transient=False)
-        return ScriptOutput(stdout=self.stdout, errors=list(self.errors), failed=self.failed, exit_code=self.exit_code)
+        return RemoteOutput(
+            stdout=self.stdout, errors=list(self.errors), failed=self.failed, exit_code=self.exit_code,
+            scanned_at=self.scanned_at,
+        )
 
 
 EventKind = Literal["alive", "started", "done"]

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Protocol
 
 from fleetcheck import runner
@@ -41,7 +42,7 @@ class _Keep(Transport):
     def __init__(self, transports: Transports, psrp_client: str | None) -> None:
         self.transports = transports
         self.psrp_client = psrp_client
-        self.outputs: dict[str, ScriptOutput] = {}
+        self.outputs: dict[str, tuple[ScriptOutput, datetime]] = {}
 
     async def run(self, target: Target, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
         try:
@@ -49,7 +50,7 @@ class _Keep(Transport):
         except KeyError:
             raise ProtocolError(f"unknown transport {target.transport!r}", error_type="config") from None
         output = await inner.run(target, script, args_json, timeout=timeout)
-        self.outputs[target.name] = output
+        self.outputs[target.name] = (output, datetime.now(UTC))
         return output
 
 
@@ -79,9 +80,9 @@ async def run_batch(
         elif event.kind == "host_finished" and event.result is not None:
             finished += 1
             result = event.result
-            output = keep.outputs.pop(result.host, None)
-            if output is not None:
-                outcome = HostOutcome.from_output(result.host, output, result.attempts)
+            kept = keep.outputs.pop(result.host, None)
+            if kept is not None:
+                outcome = HostOutcome.from_output(result.host, kept[0], result.attempts, kept[1])
             else:
                 outcome = HostOutcome(
                     host=result.host, status=result.status, message=result.message,
