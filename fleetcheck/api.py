@@ -318,7 +318,7 @@ def _sites(hosts: list[Host], options: RunOptions) -> SiteTransport | None:
         site_wait=options.site_wait,
         batch_size=options.batch_size,
         run_timeout=options.timeout,
-        psrp_client=options.psrp_client,
+        psrp_client=_psrp_client(options.psrp_client),
     )
 
 

@@ -53,13 +53,21 @@ async def in_thread(fn: Callable[[], _T]) -> _T:
     loop = asyncio.get_running_loop()
     future: asyncio.Future[_T] = loop.create_future()
 
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
     def call() -> None:
         try:
-            result = fn()
+            result: Any = fn()
         except BaseException as exc:
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_exception(exc))
+            loop.call_soon_threadsafe(settle, None, exc)
         else:
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(result))
+            loop.call_soon_threadsafe(settle, result, None)
 
     threading.Thread(target=call, name="fleetcheck-celery", daemon=True).start()
     return await future
@@ -105,7 +113,7 @@ def make_app(broker: str, *, forks: int = 50, redeliver_after: float = DEFAULT_R
         task_default_queue=queue_name("local"),
     )
 
-    @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
+    @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)
     def run_batch_task(payload: dict[str, Any]) -> int:
         batch = Batch.model_validate(payload)
         return asyncio.run(_run_on_redis(batch, broker, forks))
@@ -208,7 +216,8 @@ class CeleryDispatcher:
                 self._note("lost the connection")
                 await asyncio.sleep(0.5)
                 continue
-            for _key, entries in answer or []:
+            streams: list[Any] = list(answer or [])
+            for _key, entries in streams:
                 for entry_id, fields in entries:
                     last = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
                     try:

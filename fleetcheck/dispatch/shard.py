@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from fleetcheck.errors import UserError
 
@@ -49,8 +49,9 @@ def shard_of(name: str, count: int) -> int:
     return int.from_bytes(digest[:8], "big") % count + 1
 
 
-class _Named:
-    name: str
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
 
 
 _H = TypeVar("_H", bound=_Named)

@@ -22,6 +22,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from fleetcheck.dispatch.base import Dispatcher
 from fleetcheck.dispatch.wire import Batch, Event, HostOutcome, WireTarget
@@ -73,7 +74,7 @@ class SiteTransport(Transport):
         site_wait: float = DEFAULT_SITE_WAIT,
         batch_size: int = DEFAULT_BATCH_SIZE,
         run_timeout: float | None = None,
-        psrp_client: str | None = None,
+        psrp_client: Literal["pypsrp", "native"] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.password_envs = dict(password_envs or {})

@@ -7,6 +7,7 @@ itself and sends the others' hosts to their workers.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 import time
@@ -91,7 +92,7 @@ def skews(data: dict[str, Any]) -> list[float]:
 def normalized_report(path: Path) -> dict[str, Any]:
     """A json report without what differs between any two runs (ids, clocks, durations)."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    assert max(abs(s) for s in skews(data)) < 0.3  # judged as of when the host answered, not when it arrived
+    assert max(abs(s) for s in skews(data)) < 1.0  # judged as of when the host answered, not when it arrived
     for key in ("run_id", "started_at", "finished_at"):
         data.pop(key)
     for host in data["hosts"]:
@@ -118,8 +119,9 @@ def history_rows(db: Path) -> list[dict[str, Any]]:
 
 
 def table(run: Any) -> str:
+    """The terminal table, but for the run's wall time in its last line."""
     run = run.model_copy(update={"hosts": sorted(run.hosts, key=lambda h: h.host)})
-    return render_table(run, TableOptions(view="full", wide=True, ascii=True))
+    return re.sub(r"; [0-9.]+ s\n$", "\n", render_table(run, TableOptions(view="full", wide=True, ascii=True)))
 
 
 def test_two_sites_give_the_table_report_and_history_of_one_process_and_no_secret_crosses_redis(
