@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from fleetcheck.cli_lookup import HistoryPath, Reports, ViewOpt, Wide, check_view, user_errors
+from fleetcheck.cli_lookup import user_errors
 
 Broker = Annotated[
     str | None,
@@ -58,32 +57,3 @@ def _valid_site(site: str) -> bool:
     import re
 
     return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", site) is not None
-
-
-def merge_cmd(
-    parts: Annotated[list[Path], typer.Argument(metavar="PART.json...", help="json reports of `run --shard K/N`.")],
-    history: HistoryPath = None,
-    report: Reports = None,
-    view: ViewOpt = "full",
-    wide: Wide = False,
-) -> None:
-    """Combine the json reports of shard runs into one run: one table, history entry and report.
-
-    \b
-    Example:
-      fleetcheck run prod.yml --shard 2/5 --no-history --report json:part2.json   # on each box
-      fleetcheck merge part*.json --history nightly.db --report html:fleet.html
-    """
-    from rich.console import Console
-
-    from fleetcheck import api
-    from fleetcheck.cli import _print_outcome
-
-    with user_errors():
-        check_view(view)
-        options = api.MergeOptions(
-            history=history, reports=api.parse_report_specs(report or []),
-            console=Console(highlight=False, soft_wrap=True),
-        )
-        outcome = api.merge_parts(parts, options)
-    _print_outcome(outcome, view=view, wide=wide, quiet=False)

@@ -147,7 +147,7 @@ def test_two_sites_give_the_table_report_and_history_of_one_process_and_no_secre
     assert table(spread.run) == table(single.run)
     assert history_rows(tmp / "spread.db") == history_rows(tmp / "single.db")
     journal = [json.loads(line) for line in (tmp / "spread.jsonl").read_text().splitlines()]
-    assert sorted(r["host"]["host"] for r in journal if r.get("type") == "host") == sorted(h.host for h in single.run.hosts)
+    assert sorted(r["result"]["host"] for r in journal if r.get("record") == "host") == sorted(h.host for h in single.run.hosts)
 
     # The scan can see what crossed: the batches name the hosts and the password's variable...
     bodies = decoded_payloads(seen)
@@ -170,7 +170,8 @@ def test_a_site_without_a_worker_ends_as_unreachable_within_the_wait(sites: Site
     assert {by_host[f"west-LAB-000{i}"].status.value for i in (1, 2)} == {"unreachable"}
     assert {by_host[f"local-LAB-000{i}"].status.value for i in (1, 2)} == {"compliant"}
     assert outcome.exit_code == 3
-    assert elapsed < 2 + 8
+    assert max(by_host[f"west-LAB-000{i}"].duration_s for i in (1, 2)) < 2 + 2  # the wait, plus a watch tick
+    assert elapsed < 30  # no hang (the local hosts' time depends on the machine's load)
 
 
 def _events(broker: RedisServer, run: str) -> list[Event]:
@@ -237,3 +238,42 @@ def test_redis_restarted_mid_run_is_survived(sites: Sites, tmp: Path) -> None:
     finally:
         worker.stop()
         server.kill()
+
+
+def test_batches_of_a_stopped_run_are_revoked_and_dropped_by_a_late_worker(
+    sites: Sites, broker: RedisServer, tmp: Path
+) -> None:
+    from fleetcheck.dispatch.celery_sites import queue_name
+    from fleetcheck.dispatch.wire import Batch, WireTarget
+    from fleetcheck.inventory import load_inventory
+
+    inv = sites.inventory(tmp / "late.yml", ["west"])
+    targets = [WireTarget.from_target(h.model_copy(update={"site": "late"}).to_target(), PASSWORD_ENV)
+               for h in load_inventory(inv).hosts]
+
+    async def queue_then_interrupt() -> str:
+        dispatcher = CeleryDispatcher(broker.url)
+        await dispatcher.submit(Batch(run=dispatcher.run_id, batch="b1", site="late", script="x", args_json="{}",
+                                      targets=targets))
+        await dispatcher.stop(revoke=True)  # what Ctrl-C does
+        await dispatcher.close()
+        return dispatcher.run_id
+
+    import asyncio
+
+    run = asyncio.run(queue_then_interrupt())
+    client = redis.Redis.from_url(broker.url)
+    try:
+        assert client.llen(queue_name("late")) == 1
+        worker = Worker("late", broker.url, tmp / "late.log").wait_ready()
+        try:
+            deadline = time.monotonic() + 20
+            while client.llen(queue_name("late")) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.5)
+            assert client.llen(queue_name("late")) == 0  # the worker took the batch...
+            assert _events(broker, run) == []  # ...and started none of its hosts
+        finally:
+            worker.stop()
+    finally:
+        client.close()
