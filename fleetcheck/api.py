@@ -121,7 +121,7 @@ class RunOptions:
     #: Seconds a site may stay silent before its unstarted hosts end as unreachable.
     site_wait: float = 30.0
     #: Hosts per batch sent to a site's queue.
-    batch_size: int = 25
+    batch_size: int = 100
     #: Only this share of the hosts (`--shard K/N`); recorded in the run's scope for `merge`.
     shard: Shard | None = None
 

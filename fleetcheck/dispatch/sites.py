@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 LOCAL_SITE = "local"
 DEFAULT_SITE_WAIT = 30.0
-DEFAULT_BATCH_SIZE = 25
+#: A worker runs one batch at a time: its concurrency is min(--forks, batch size).
+DEFAULT_BATCH_SIZE = 100
 #: Past a started host's deadline: the worker's own grace, judging and the trip back.
 RESULT_GRACE = 3.0
 WATCH_INTERVAL = 0.2

@@ -140,9 +140,10 @@ def test_two_sites_give_the_table_report_and_history_of_one_process_and_no_secre
         history=tmp / "single.db", handle_sigterm=False,
         reports=api.parse_report_specs([f"json:{tmp / 'single.json'}"]),
     ))
+    statuses = [(h.host, h.status.value, h.message) for h in [*spread.run.hosts, *single.run.hosts]]
     assert spread.run.counts() == single.run.counts() == {
         "hosts": 7, "compliant": 7, "noncompliant": 0, "unchecked": 0, "failing_checks": 0, "waived_checks": 0,
-    }
+    }, statuses
     assert normalized_report(tmp / "spread.json") == normalized_report(tmp / "single.json")
     assert table(spread.run) == table(single.run)
     assert history_rows(tmp / "spread.db") == history_rows(tmp / "single.db")
