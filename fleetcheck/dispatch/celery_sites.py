@@ -135,7 +135,10 @@ class RedisSink:
         delay = 0.1
         while True:
             try:
-                await self.client.xadd(self.key, event.fields())
+                async with self.client.pipeline(transaction=False) as pipe:
+                    pipe.xadd(self.key, event.fields())
+                    pipe.expire(self.key, RUN_KEYS_TTL_S)  # a run whose coordinator died still expires
+                    await pipe.execute()
                 return
             except (redis.ConnectionError, redis.TimeoutError, OSError):
                 if time.monotonic() > give_up:
