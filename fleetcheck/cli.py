@@ -141,9 +141,9 @@ def run_cmd(
                           help="SSH host key policy (a host's ssh_known_hosts setting wins).")
     ] = "default",
     psrp_client: Annotated[
-        str | None, typer.Option("--psrp-client", metavar="pypsrp|native",
-                                 help="PSRP client for psrp hosts, overriding their psrp_client setting: pypsrp "
-                                      "(threads, the default) or native (asyncio, less CPU per host).")
+        str | None, typer.Option("--psrp-client", metavar="native|pypsrp",
+                                 help="PSRP client for psrp hosts, overriding their psrp_client setting: native "
+                                      "(asyncio, the default) or pypsrp (threads).")
     ] = None,
     history: HistoryPath = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Do not record this run.")] = False,
