@@ -278,3 +278,43 @@ def test_batches_of_a_stopped_run_are_revoked_and_dropped_by_a_late_worker(
             worker.stop()
     finally:
         client.close()
+
+
+def test_an_interrupted_run_closes_its_batches_and_keeps_what_finished(
+    sites: Sites, broker: RedisServer, workers: dict[str, list[Worker]], tmp: Path
+) -> None:
+    import os
+    import signal
+
+    from fleetcheck.dispatch.celery_sites import closed_key, queue_name
+
+    inv = sites.inventory(tmp / "interrupt.yml", ["local", "west"])
+    inv.write_text(inv.read_text().replace("site: west", "site: nobody"))
+    dispatcher = CeleryDispatcher(broker.url)
+
+    class StopAfterLocalHosts:
+        """Once both local hosts are in, SIGTERM: api.run stops on it like on Ctrl-C."""
+
+        done = 0
+
+        def run_started(self, total: int) -> None: ...
+
+        def host_done(self, host: Any) -> None:
+            self.done += 1
+            if self.done == 2:
+                threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+
+        def run_finished(self, result: Any, total: int) -> None: ...
+
+    t0 = time.monotonic()
+    outcome = api.run(inv, [], api.RunOptions(dispatcher=dispatcher, site_wait=60, progress=StopAfterLocalHosts()))
+    assert time.monotonic() - t0 < 40
+    assert outcome.run.interrupted and outcome.exit_code == 4
+    assert sorted(h.host for h in outcome.run.hosts) == ["local-LAB-0001", "local-LAB-0002"]
+    client = redis.Redis.from_url(broker.url)
+    try:
+        assert client.exists(closed_key(dispatcher.run_id))  # a worker that comes later drops the batch
+        assert client.llen(queue_name("nobody")) == 1
+        client.delete(queue_name("nobody"))
+    finally:
+        client.close()
