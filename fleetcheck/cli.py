@@ -43,6 +43,7 @@ from fleetcheck.cli_lookup import (
     report_cmd,
     user_errors,
 )
+from fleetcheck.cli_sites import Broker, Shard, SiteWait, worker_cmd
 from fleetcheck.errors import UserError
 from fleetcheck.results import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
@@ -155,6 +156,9 @@ def run_cmd(
     ask_vault: AskVault = False,
     list_hosts: ListHosts = False,
     show_skipped: Annotated[bool, typer.Option("--show-skipped", help="List the hosts skipped (not Windows remoting) and why.")] = False,
+    broker: Broker = None,
+    shard: Shard = None,
+    site_wait: SiteWait = 30.0,
 ) -> None:
     """Check every host of an inventory and print the fleet's compliance table.
 
@@ -167,6 +171,7 @@ def run_cmd(
     from rich.console import Console
 
     from fleetcheck import api, nightly
+    from fleetcheck.dispatch.shard import parse_shard
     from fleetcheck.progress import Mode, Progress
 
     with user_errors():
@@ -193,6 +198,9 @@ def run_cmd(
             mail=nightly.mail_settings(mail_to, smtp, always=mail_always),
             prompt=getpass.getpass if ask_pass else None,
             console=None if quiet else Console(highlight=False, soft_wrap=True),
+            broker=broker,
+            site_wait=site_wait,
+            shard=parse_shard(shard) if shard else None,
         )
         check_view(view)
         if no_history and since:
@@ -265,10 +273,40 @@ def evaluate_cmd(
     _print_outcome(outcome, view=view, wide=wide, quiet=False)
 
 
+@app.command("merge")
+def merge_cmd(
+    parts: Annotated[list[Path], typer.Argument(metavar="PART.json...", help="json reports of `run --shard K/N`.")],
+    history: HistoryPath = None,
+    report: Reports = None,
+    view: ViewOpt = "full",
+    wide: Wide = False,
+) -> None:
+    """Combine the json reports of shard runs into one run: one table, history entry and report.
+
+    \b
+    Example:
+      fleetcheck run prod.yml --shard 2/5 --no-history --report json:part2.json   # on each box
+      fleetcheck merge part*.json --history nightly.db --report html:fleet.html
+    """
+    from rich.console import Console
+
+    from fleetcheck import api
+
+    with user_errors():
+        check_view(view)
+        options = api.MergeOptions(
+            history=history, reports=api.parse_report_specs(report or []),
+            console=Console(highlight=False, soft_wrap=True),
+        )
+        outcome = api.merge_parts(parts, options)
+    _print_outcome(outcome, view=view, wide=wide, quiet=False)
+
+
 # --------------------------------------------------------------------------- diff and plug-in commands
 
 
 app.command("diff")(diff_cmd)
+app.command("worker")(worker_cmd)
 
 
 def _mount(entry: EntryPoint) -> None:

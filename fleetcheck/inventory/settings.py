@@ -56,6 +56,8 @@ class Settings(BaseModel):
     kerberos_ccache: str | None = Field(default=None, min_length=1)
     #: certificate auth: the client certificate (PEM); its key is `key_path`.
     cert_path: Path | None = None
+    #: The site whose workers check the host (`fleetcheck worker --site NAME`); `local`: this process.
+    site: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 class HostSettings(Settings):
