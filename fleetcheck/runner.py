@@ -32,7 +32,7 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +87,8 @@ class RunOptions:
     transports: Mapping[str, Transport] | None = None
     #: Overrides every host's `psrp_client` (pypsrp | native) when set (`--psrp-client`).
     psrp_client: str | None = None
+    #: Called with (host name, facts document) for every host whose facts were read (fix plans from them).
+    on_facts: Callable[[str, Any], None] | None = None
 
 
 @dataclass
@@ -396,6 +398,8 @@ class _Fleet:
             status, message, checks, facts, error_type = judge_output(
                 host, got.output, self.playbooks, scan_time
             )
+            if facts is not None and self.options.on_facts is not None:
+                self.options.on_facts(host.name, facts)
             if facts is not None and self.options.save_facts is not None:
                 facts = facts.model_copy(update={"scanned_at": scan_time.isoformat()})
                 save_facts(self.options.save_facts, host.name, facts)
@@ -481,3 +485,13 @@ async def _cancel_all(tasks: Sequence[asyncio.Task[Any]]) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait(tasks, timeout=CANCEL_GRACE + 2.0)
     log.debug("cancelled %d host tasks in %.2f s", len(tasks), time.monotonic() - t0)
+
+
+@contextlib.contextmanager
+def host_transports(options: RunOptions) -> Iterator[Callable[[Any], Transport | None]]:
+    """The transport each host uses in a run, for work outside a run (fix applies remedies through it)."""
+    fleet = _Fleet([], [], Plan(script="", args_json=""), options)
+    try:
+        yield lambda host: fleet.transports.get(fleet.transport_name(host))
+    finally:
+        fleet.close()
