@@ -754,6 +754,15 @@ def lab_cmd(ctx: typer.Context) -> None:
 # --------------------------------------------------------------------------- entry point
 
 
+def _register_plugins() -> None:
+    from fleetcheck.fixcli import register
+
+    register(app)
+
+
+_register_plugins()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry: exit codes as documented; internal errors never show secrets or tracebacks."""
     from typer import _click

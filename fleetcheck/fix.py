@@ -31,6 +31,8 @@ from fleetcheck.results import CheckResult, CheckStatus, HostResult, HostStatus,
 from fleetcheck.transports.errors import classify, redact
 
 FIX_SCHEMA = "fleetcheck/fix/v1"
+#: Checks that fail only because another check fails: check id -> (that check, why).
+FOLLOWS = {"wsb-cmdlets": ("wsb-feature", "the feature brings the Get-WBJob cmdlets")}
 #: Seconds kept between the remedy script's own time limit and the host's deadline.
 SCRIPT_MARGIN_S = 5.0
 
@@ -80,6 +82,7 @@ class HostFix:
     before: dict[str, CheckStatus] = field(default_factory=dict)
     after: dict[str, CheckStatus] = field(default_factory=dict)
     after_messages: dict[str, str] = field(default_factory=dict)
+    after_row: HostResult | None = None  # the re-check's row
     batch: int = 0
 
     @property
@@ -103,6 +106,12 @@ class FixResult:
     batches: list[list[str]] = field(default_factory=list)
     stopped: str | None = None
     finished_at: datetime | None = None
+
+    def final(self) -> RunResult:
+        """The scan with every re-checked host's row replaced by its re-check (the state fix leaves)."""
+        rows = [self.hosts[h.host].after_row or h if h.host in self.hosts else h for h in self.scan.hosts]
+        interrupted = self.scan.interrupted or bool(self.stopped and self.stopped.startswith("interrupted"))
+        return self.scan.model_copy(update={"hosts": rows, "interrupted": interrupted})
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report of `fix` (schema fleetcheck/fix/v1)."""
@@ -198,6 +207,11 @@ def plan_host(result: HostResult, facts: FactsDocument | None, playbooks: Sequen
         if c.status is not CheckStatus.FAIL:
             continue
         plan_check(plan, c, view, settings.get(c.check_id))
+    planned = {p.change.check_id for p in plan.changes}
+    for i, n in enumerate(plan.no_fix):
+        cause = FOLLOWS.get(n.check_id)
+        if cause is not None and cause[0] in planned:
+            plan.no_fix[i] = NoFix(n.check_id, f"expected to pass once {cause[0]} is fixed ({cause[1]})", "")
     return plan
 
 
@@ -298,6 +312,7 @@ async def _apply_batch(batch: list[HostPlan], by_name: dict[str, Any], playbooks
         fix.before = {c.check_id: c.status for c in before[fix.host].checks} if fix.host in before else {}
         row = after.get(fix.host)
         if row is not None:
+            fix.after_row = row
             fix.after = {c.check_id: c.status for c in row.checks}
             fix.after_messages = {c.check_id: c.message for c in row.checks}
             if not row.checks and fix.error is None:

@@ -73,6 +73,8 @@ def _feature(m: MachineState, p: dict[str, Any]) -> Result:
                           "or more roles, role services, or features failed. The source files could not be found.", 0x800F081F)
     restart = key.lower() in RESTART_FEATURES
     m.features[key] = "InstallPending" if restart else "Installed"
+    if key.lower() == "windows-server-backup" and m.wsb.cmdlets == "missing":
+        m.wsb.cmdlets = "ok"  # the feature brings the WindowsServerBackup module (Get-WBJob)
     return {"changed": True, "restart_needed": restart, "before": state, "after": m.features[key],
             "detail": "exit code " + ("SuccessRestartRequired" if restart else "Success")}
 
