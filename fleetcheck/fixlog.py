@@ -103,7 +103,8 @@ def list_fixes(path: Path | str, *, limit: int = 50, host: str | None = None, si
         return []
     sql = "SELECT fix_run_id, at, who, host, check_id, change, before, after, result, error, restart_needed," \
           " check_before, check_after FROM fix_audit"
-    where, args = [], []  # type: ignore[var-annotated]
+    where: list[str] = []
+    args: list[str | int] = []
     if host:
         where.append("host = ?")
         args.append(host)
