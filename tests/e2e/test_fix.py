@@ -207,7 +207,7 @@ def test_cli_plan_apply_audit_and_json_report(cli_lab: tuple[LabFleet, Path], tm
     assert applied.exit_code == 1, applied.output  # LAB-0002 still fails dotnet
     assert "batch 1: LAB-0001\n  LAB-0001\n    svi-permission       fail -> pass  changed" in applied.output
     doc = json.loads(report.read_text(encoding="utf-8"))
-    [entry] = [h for h in doc["hosts"] if h["host"] == "LAB-0001"][0]["applied"]
+    [entry] = next(h for h in doc["hosts"] if h["host"] == "LAB-0001")["applied"]
     assert (entry["check_before"], entry["check_after"], entry["result"]) == ("fail", "pass", "changed")
     assert doc["schema"] == "fleetcheck/fix/v1" and fleet.password not in report.read_text(encoding="utf-8")
 
