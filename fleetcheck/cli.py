@@ -205,8 +205,12 @@ def checks_cmd(
 @app.command("explain")
 def explain_cmd(
     check_id: Annotated[str, typer.Argument(metavar="CHECK_ID", help="A check id, as `fleetcheck checks` lists them.")],
+    playbook: Annotated[
+        list[str] | None, typer.Option("--playbook", "-p", metavar="NAME|PATH", help="Whose remedy settings to show.")
+    ] = None,
 ) -> None:
-    """Explain one check: what it verifies, why it matters, how to fix a failure, its parameters.
+    """Explain one check: what it verifies, why it matters, how to fix a failure, its parameters,
+    and the automatic fix of `fleetcheck fix` (whether the playbook enables it).
 
     \b
     Example:
@@ -214,11 +218,13 @@ def explain_cmd(
     """
     with _user_errors():
         from fleetcheck.checks import render_explain
+        from fleetcheck.remedies.explain import render_remedy
 
         try:
             typer.echo(render_explain(check_id), nl=False)
         except KeyError as exc:
             raise UsageError(str(exc.args[0]) if exc.args else f"unknown check id {check_id!r}") from None
+        typer.echo(render_remedy(check_id, _load_playbooks(playbook or [DEFAULT_PLAYBOOK])), nl=False)
 
 
 # --------------------------------------------------------------------------- reports

@@ -231,3 +231,20 @@ def test_batches_and_the_fail_threshold() -> None:
     assert [[p.host for p in b] for b in batches_of(plans, 2)] == [["h0", "h1"], ["h3", "h4"], ["h5"]]
     ok, bad = HostFix("a", after={}), HostFix("b", error="boom")
     assert not batch_failed([ok, ok], 0) and batch_failed([ok, bad], 49) and not batch_failed([ok, bad], 50)
+
+
+def test_explain_shows_the_exact_remedy_and_whether_the_playbook_enables_it(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fleetcheck.cli import app
+
+    shipped = CliRunner().invoke(app, ["explain", "svi-permission"])
+    assert shipped.exit_code == 0
+    assert "Add one Allow FullControl entry for SYSTEM by SID (S-1-5-18)" in shipped.output
+    assert "playbook system-state-backup: not enabled (set checks.svi-permission.remediate: true)" in shipped.output
+    mine = tmp_path / "mine.yml"
+    mine.write_text("name: mine\nchecks:\n  shadow-storage:\n    remediate: true\n    remedy: {max_size: 30GB}\n", encoding="utf-8")
+    enabled = CliRunner().invoke(app, ["explain", "shadow-storage", "-p", str(mine)])
+    assert "playbook mine: enabled (remediate: true)" in enabled.output
+    assert 'options (checks.shadow-storage.remedy): max_size: "30GB"' in enabled.output
+    assert "Automatic fix (fleetcheck fix): none; OS updates need" in CliRunner().invoke(app, ["explain", "os-updates"]).output
