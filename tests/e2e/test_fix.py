@@ -214,3 +214,10 @@ def test_cli_plan_apply_audit_and_json_report(cli_lab: tuple[LabFleet, Path], tm
     audit = runner.invoke(app, ["history", "fixes", "--history", str(db)])
     assert audit.exit_code == 0 and "LAB-0001  svi-permission  changed  [fail -> pass]" in audit.output
     assert fleet.password not in db.read_bytes().decode("utf-8", "replace")
+
+    html = tmp_path / "next.html"
+    nightly = runner.invoke(app, ["run", str(inventory), "-p", str(pb), "--timeout", "8", "--history", str(db),
+                                  "--report", f"html:{html}", "--quiet"])
+    assert nightly.exit_code == 1, nightly.output
+    page = html.read_text(encoding="utf-8")
+    assert "svi-permission fixed by fleetcheck fix at " in page and "grant SYSTEM Full Control" in page
