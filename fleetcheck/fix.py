@@ -329,7 +329,9 @@ async def fix_fleet(hosts: Sequence[Any], playbooks: Sequence[Any], options: Fix
     order = {h.name: i for i, h in enumerate(hosts)}
     plans.sort(key=lambda p: order.get(p.host, len(order)))
     result = FixResult(uuid.uuid4().hex[:12], started, options.who or who_runs(), scan, plans, apply=options.apply)
-    if not options.apply or not any(p.to_apply for p in plans):
+    if scan.interrupted:
+        result.stopped = "interrupted during the scan: nothing was changed"
+    if scan.interrupted or not options.apply or not any(p.to_apply for p in plans):
         result.finished_at = datetime.now(UTC)
         return result
     result.confirmed = options.confirm(plans) if options.confirm is not None else True

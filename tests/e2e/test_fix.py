@@ -221,3 +221,47 @@ def test_cli_plan_apply_audit_and_json_report(cli_lab: tuple[LabFleet, Path], tm
     assert nightly.exit_code == 1, nightly.output
     page = html.read_text(encoding="utf-8")
     assert "svi-permission fixed by fleetcheck fix at " in page and "grant SYSTEM Full Control" in page
+
+
+def test_ctrl_c_between_batches_of_the_real_command(tmp_path: Path) -> None:
+    """SIGINT to `fleetcheck fix --apply`: the running batch ends, no later batch starts, the audit keeps what was done."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from fleetcheck.demo import BackgroundLab
+
+    fleet = LabFleet(3, password="Fix-Sigint-Pw-1", faults="*:latency=0.6@script")
+    background = BackgroundLab(fleet)
+    background.start()
+    try:
+        set_scenarios(fleet, dict.fromkeys(fleet.hosts, "mars-stopped"))
+        inventory = fleet.write_inventory(tmp_path / "lab.yml")
+        pb, db = tmp_path / "fix.yml", tmp_path / "h.sqlite3"
+        pb.write_text(playbook_text(), encoding="utf-8")
+        env = {**os.environ, PASSWORD_ENV: fleet.password, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        cmd = [sys.executable, "-m", "fleetcheck", "fix", str(inventory), "-p", str(pb), "--apply", "--yes", "--serial", "1",
+               "--history", str(db), "--timeout", "10"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        assert proc.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 60
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("batch 1:"):
+                proc.send_signal(signal.SIGINT)
+                break
+            assert time.monotonic() < deadline, "".join(seen)
+        out, err = proc.communicate(timeout=60)
+        states = [fleet.hosts[h].lab.machine.services["obengine"].state for h in sorted(fleet.hosts)]  # type: ignore[union-attr]
+    finally:
+        background.stop()
+    text = "".join(seen) + out
+    assert proc.returncode == 4, text + err
+    assert "stopping after the running batch" in err
+    assert "stopped: interrupted before batch" in text
+    assert states[0] == "Running" and states[2] == "Stopped"  # batch 1 done, batch 3 never started
+    rows = fixlog.list_fixes(db)
+    assert [r.host for r in reversed(rows)] == [h for h, s in zip(sorted(fleet.hosts), states, strict=True) if s == "Running"]
