@@ -59,8 +59,8 @@ def set_scenarios(fleet: LabFleet, scenarios: dict[str, str]) -> None:
         lab.machine = machine
 
 
-def options(**kw: Any) -> FixOptions:
-    return FixOptions(run=RunOptions(forks=10, timeout=8, retries=0, journal=None), **kw)
+def options(timeout: float = 20, **kw: Any) -> FixOptions:
+    return FixOptions(run=RunOptions(forks=10, timeout=timeout, retries=0, journal=None), **kw)
 
 
 def failing(result: FixResult, host: str) -> set[str]:
@@ -108,11 +108,11 @@ async def test_a_remedy_fault_leaves_that_host_failing_with_the_cause_and_the_re
     faults = "LAB-0002:remedy_denied/svi-permission,LAB-0003:remedy_hang"
     async with LabFleet(hosts=4, faults=faults) as fleet:
         set_scenarios(fleet, dict.fromkeys(fleet.hosts, "svi-acl-missing"))
-        result = await fix_fleet(fleet_hosts(fleet, tmp_path), playbooks(), options(apply=True))
+        result = await fix_fleet(fleet_hosts(fleet, tmp_path), playbooks(), options(timeout=12, apply=True))
     fixes = result.hosts
     assert fixes["LAB-0002"].applied[0].error == "UnauthorizedAccessException: Access is denied."
     assert fixes["LAB-0002"].after["svi-permission"] is CheckStatus.FAIL
-    assert fixes["LAB-0003"].error == "no answer within 8 s" and fixes["LAB-0003"].after["svi-permission"] is CheckStatus.FAIL
+    assert fixes["LAB-0003"].error == "no answer within 12 s" and fixes["LAB-0003"].after["svi-permission"] is CheckStatus.FAIL
     assert [fixes[h].after["svi-permission"] for h in ("LAB-0001", "LAB-0004")] == [CheckStatus.PASS] * 2
     assert result.stopped is None  # 2 of 4 failed, the default threshold is 100 %
 
@@ -143,6 +143,7 @@ async def test_stop_between_batches_applies_nothing_more_and_records_what_was_do
         result = await fix_fleet(fleet_hosts(fleet, tmp_path), playbooks(), options(
             apply=True, serial=1, stop=stop, on_batch=after_batch, record=lambda r, f: fixlog.record_batch(db, r, f)))
         states = [fleet.hosts[h].lab.machine.services["obengine"].state for h in sorted(fleet.hosts)]  # type: ignore[union-attr]
+    assert result.batches == [["LAB-0001"]], result.scan.hosts
     assert states == ["Running", "Stopped", "Stopped"]
     assert result.stopped == "interrupted before batch 2: nothing more was changed" and result.final().interrupted
     assert [(r.host, r.check_id, r.result) for r in fixlog.list_fixes(db)] == [("LAB-0001", "mars-service", "changed")]
@@ -188,7 +189,7 @@ def test_cli_plan_apply_audit_and_json_report(cli_lab: tuple[LabFleet, Path], tm
     pb = tmp_path / "fix.yml"
     pb.write_text(playbook_text(), encoding="utf-8")
     db, report = tmp_path / "h.sqlite3", tmp_path / "fix.json"
-    common = [str(inventory), "-p", str(pb), "--timeout", "8", "--history", str(db)]
+    common = [str(inventory), "-p", str(pb), "--timeout", "20", "--history", str(db)]
     runner = CliRunner()
 
     plan = runner.invoke(app, ["fix", *common])
@@ -199,7 +200,7 @@ def test_cli_plan_apply_audit_and_json_report(cli_lab: tuple[LabFleet, Path], tm
     no_tty = runner.invoke(app, ["fix", *common, "--apply"])
     assert no_tty.exit_code == 2 and "without one, add --yes" in no_tty.output
 
-    shipped = runner.invoke(app, ["fix", str(inventory), "--timeout", "8", "--history", str(db), "--apply", "--yes"])
+    shipped = runner.invoke(app, ["fix", str(inventory), "--timeout", "20", "--history", str(db), "--apply", "--yes"])
     assert "nothing applied: not enabled for fixing: svi-permission (set remediate: true in the playbook)" in shipped.output
     assert fleet.hosts["LAB-0001"].lab.machine.acls["C:\\System Volume Information"].sddl == "O:BAG:SYD:PAI(A;OICI;FA;;;BA)"  # type: ignore[union-attr]
 
@@ -216,7 +217,7 @@ def test_cli_plan_apply_audit_and_json_report(cli_lab: tuple[LabFleet, Path], tm
     assert fleet.password not in db.read_bytes().decode("utf-8", "replace")
 
     html = tmp_path / "next.html"
-    nightly = runner.invoke(app, ["run", str(inventory), "-p", str(pb), "--timeout", "8", "--history", str(db),
+    nightly = runner.invoke(app, ["run", str(inventory), "-p", str(pb), "--timeout", "20", "--history", str(db),
                                   "--report", f"html:{html}", "--quiet"])
     assert nightly.exit_code == 1, nightly.output
     page = html.read_text(encoding="utf-8")
@@ -243,7 +244,7 @@ def test_ctrl_c_between_batches_of_the_real_command(tmp_path: Path) -> None:
         pb.write_text(playbook_text(), encoding="utf-8")
         env = {**os.environ, PASSWORD_ENV: fleet.password, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
         cmd = [sys.executable, "-m", "fleetcheck", "fix", str(inventory), "-p", str(pb), "--apply", "--yes", "--serial", "1",
-               "--history", str(db), "--timeout", "10"]
+               "--history", str(db), "--timeout", "20"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         assert proc.stdout is not None
         seen = []
