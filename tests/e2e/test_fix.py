@@ -83,7 +83,7 @@ async def test_every_remedy_plans_applies_rechecks_and_then_plans_nothing(
         done = await fix_fleet(hosts, playbooks(), options(
             apply=True, serial=3, on_batch=lambda n, fixes: seen.append(n),
             record=lambda r, fixes: fixlog.record_batch(db, r, fixes)))
-        assert done.stopped is None and seen == [1, 2, 3]
+        assert done.stopped is None and seen == [1, 2, 3], [(h.host, h.status.value, h.message) for h in done.scan.hosts]
         assert done.batches == [["LAB-0001", "LAB-0002", "LAB-0003"], ["LAB-0004", "LAB-0005", "LAB-0006"], ["LAB-0007"]]
         for host, (_, checks) in FLEET.items():
             if not checks:
