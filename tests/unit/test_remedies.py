@@ -5,6 +5,8 @@ admin's words, applying makes them pass, and a second plan is empty."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -248,3 +250,29 @@ def test_explain_shows_the_exact_remedy_and_whether_the_playbook_enables_it(tmp_
     assert "playbook mine: enabled (remediate: true)" in enabled.output
     assert 'options (checks.shadow-storage.remedy): max_size: "30GB"' in enabled.output
     assert "Automatic fix (fleetcheck fix): none; OS updates need" in CliRunner().invoke(app, ["explain", "os-updates"]).output
+
+
+def test_a_waived_check_is_not_fixed() -> None:
+    from fleetcheck.results import RunResult
+    from fleetcheck.waivers import Waiver, apply_waivers
+
+    pbs = playbook()
+    host = LabHost("srv", load_scenario("services-misconfigured"))
+    result, facts = scan(host, pbs)
+    waiver = Waiver(check="service-vss", hosts=["srv"], justification="VSS is disabled on purpose here",
+                    expires=date.today() + timedelta(days=30))
+    run = RunResult(run_id="r", started_at=datetime.now(UTC), hosts=[result])
+    waived = apply_waivers(run, [waiver], date.today())[0].hosts[0]
+    p = plan_host(waived, facts, pbs)
+    assert p.waived == ["service-vss"]
+    assert [c.change.check_id for c in p.changes] == ["service-eventsystem", "service-sens", "service-swprv"]
+
+
+def test_values_the_host_reports_also_travel_only_as_json_data() -> None:
+    hostile = "D:\\scratch'; Restart-Computer -Force; #"
+    m = load_scenario("av-no-exclusions")
+    m.registry["HKLM\\SOFTWARE\\Microsoft\\Windows Azure Backup\\Config"]["ScratchLocation"] = hostile
+    p = plan(LabHost("srv", m), playbook())
+    bundle = build_remedy_bundle(p.to_apply)
+    assert hostile not in bundle.script and "Restart-Computer" not in bundle.script
+    assert hostile in json.loads(bundle.args_json)["changes"][0]["params"]["paths"]
