@@ -39,7 +39,7 @@ REMEDIES: dict[str, RemedyDef] = {
                   plan_mars_service),
         RemedyDef("svi-permission", "acl", "Add one Allow FullControl entry for SYSTEM by SID (S-1-5-18), inherited by subfolders and "
                   "files ((OI)(CI)), to the folder's DACL; no other entry, owner or inheritance setting changes.", plan_svi),
-        RemedyDef("clock", "clock", "w32tm /resync with the host's current source; only when the playbook names remedy.time_source: "
+        RemedyDef("clock", "clock", "w32tm /resync /rediscover with the host's current source (starting W32Time if it is stopped); only when the playbook names remedy.time_source: "
                   "set that NTP peer list (W32Time NtpServer, Type NTP), w32tm /config /update, then resync. Time zones are not changed.",
                   plan_clock, ClockOptions),
         RemedyDef("shadow-storage", "shadow_storage", "Set Win32_ShadowStorage.MaxSpace of the system volumes to remedy.max_size "

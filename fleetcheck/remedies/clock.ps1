@@ -17,7 +17,13 @@ function Invoke-FcClock {
             $changed = $true
         }
     }
-    $sync = Invoke-FcProgram 'w32tm.exe' '/resync /force' $TimeoutMs
+    $svc = Get-Service -Name 'W32Time' -ErrorAction Stop
+    if ($svc.Status -ne 'Running') {
+        $svc.Start()
+        $svc.WaitForStatus('Running', [TimeSpan]::FromMilliseconds($TimeoutMs))
+        $changed = $true
+    }
+    $sync = Invoke-FcProgram 'w32tm.exe' '/resync /rediscover' $TimeoutMs
     if ($sync.exit_code -ne 0) {
         throw (New-Object System.InvalidOperationException ('w32tm /resync failed: ' + $sync.text))
     }
