@@ -13,13 +13,16 @@ host is left half-way through its changes. Every change tried is written to the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import getpass
+import signal
 import socket
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from fleetcheck import runner
@@ -359,3 +362,112 @@ async def fix_fleet(hosts: Sequence[Any], playbooks: Sequence[Any], options: Fix
                 break
     result.finished_at = datetime.now(UTC)
     return result
+
+
+# --------------------------------------------------------------------------- the use case
+@dataclass
+class FixRequest:
+    """Everything `fleetcheck fix` needs besides the inventory and playbooks (all validated first)."""
+
+    limit: str | None = None
+    checks: Sequence[str] | None = None
+    apply: bool = False
+    serial: int | None = None
+    max_fail_percent: float = 100.0
+    forks: int = 50
+    timeout: float | None = None
+    history: Path | None = None  # audit trail; None: not recorded
+    waivers: Path | None = None
+    ssh_known_hosts: str | None = "default"
+    ask_pass: Callable[[str], str] | None = None  # prompt for a password per username
+    confirm: Callable[[list[HostPlan]], bool] | None = None
+    on_batch: Callable[[int, list[HostFix]], None] | None = None
+    on_stop_requested: Callable[[], None] | None = None
+    transports: Any = None  # name -> Transport (tests, plugins)
+
+
+@dataclass
+class FixOutcome:
+    result: FixResult
+    exit_code: int
+
+
+class FixUsageError(ValueError):
+    """A fix request that cannot run (unknown check id, unreadable waivers); exit code 2."""
+
+
+def run_fix(inventory: str | Path, playbooks: Sequence[str | Path], request: FixRequest) -> FixOutcome:
+    """Load and validate the inputs, then plan (and apply) in an event loop of its own.
+
+    Ctrl-C and SIGTERM set the stop flag: the running batch ends, no later batch starts, and
+    the audit trail keeps what was done. Raises the inventory's, playbook's and waivers' own
+    errors, or FixUsageError, before any host is contacted."""
+    from fleetcheck.checks.registry import CHECKS
+    from fleetcheck.inventory import apply_limit, find_inventory, load_credentials, load_inventory
+    from fleetcheck.playbook import load_playbook
+
+    inv = load_inventory(find_inventory(str(inventory)))
+    hosts = apply_limit(inv.hosts, inv.groups, request.limit)
+    only = set(request.checks) if request.checks else None
+    unknown = sorted((only or set()) - set(CHECKS))
+    if unknown:
+        raise FixUsageError(f"--checks: unknown check id(s) {', '.join(unknown)}; `fleetcheck checks --all` lists them")
+    pbs = [load_playbook(p) for p in (playbooks or inv.playbooks or ["system-state-backup"])]
+    waive = _waiver(request.waivers or inv.waivers)
+    hosts = load_credentials(hosts, ask_pass=request.ask_pass is not None, prompt=request.ask_pass)
+    scope = str(inv.path.resolve()) + (f" --limit {request.limit}" if request.limit else "")
+    record = None
+    if request.history is not None:
+        from fleetcheck import fixlog
+
+        history = request.history
+
+        def record(result: FixResult, fixes: list[HostFix]) -> None:
+            fixlog.record_batch(history, result, fixes)
+
+    options = FixOptions(
+        run=runner.RunOptions(forks=request.forks, timeout=request.timeout, journal=None, inventory=scope,
+                              ssh_known_hosts=request.ssh_known_hosts, transports=request.transports),
+        checks=only, apply=request.apply, serial=request.serial, max_fail_percent=request.max_fail_percent,
+        waive=waive, confirm=request.confirm, on_batch=request.on_batch, record=record,
+    )
+    result = _drive(hosts, pbs, options, request.on_stop_requested)
+    return FixOutcome(result, runner.exit_code(result.final() if request.apply else result.scan))
+
+
+def _waiver(path: Path | None) -> Callable[[RunResult], RunResult] | None:
+    if path is None:
+        return None
+    from datetime import date
+
+    from fleetcheck.waivers import apply_waivers, load_waivers
+
+    waivers = load_waivers(path)
+    return lambda run: apply_waivers(run, waivers, date.today())[0]
+
+
+def _drive(hosts: list[Any], playbooks: list[Any], options: FixOptions, on_stop: Callable[[], None] | None) -> FixResult:
+    holder: list[FixResult] = []
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        options.stop = stop
+        loop = asyncio.get_running_loop()
+
+        def request_stop() -> None:
+            if not stop.is_set() and on_stop is not None:
+                on_stop()
+            stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, request_stop)
+        try:
+            holder.append(await fix_fleet(hosts, playbooks, options))
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(sig)
+
+    asyncio.run(main())
+    return holder[0]

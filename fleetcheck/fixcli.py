@@ -6,15 +6,12 @@ case), fleetcheck.fixview (the text) and fleetcheck.fixlog (the audit trail).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import getpass
 import json
-import signal
 import sys
-from datetime import UTC, date
+from datetime import UTC
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -38,19 +35,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(history, name="history")
 
 
-def _checks_filter(text: str | None) -> set[str] | None:
-    from fleetcheck.checks.registry import CHECKS
-    from fleetcheck.cli import UsageError
-
-    if not text:
-        return None
-    ids = {c.strip() for c in text.split(",") if c.strip()}
-    unknown = sorted(ids - set(CHECKS))
-    if unknown:
-        raise UsageError(f"--checks: unknown check id(s) {', '.join(unknown)}; `fleetcheck checks --all` lists them")
-    return ids
-
-
 def _json_report(specs: list[str] | None) -> Path | None:
     from fleetcheck.cli import UsageError
 
@@ -62,15 +46,6 @@ def _json_report(specs: list[str] | None) -> Path | None:
         path = Path(where)
         path.parent.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _waiver(path: Path | None) -> Any:
-    if path is None:
-        return None
-    from fleetcheck.waivers import apply_waivers, load_waivers
-
-    waivers = load_waivers(path)
-    return lambda run: apply_waivers(run, waivers, date.today())[0]
 
 
 def fix_cmd(
@@ -101,22 +76,8 @@ def fix_cmd(
       fleetcheck fix prod.yml                                   # the plan only
       fleetcheck fix prod.yml --checks svi-permission --apply --serial 10 --max-fail-percent 20
     """
-    from fleetcheck import cli, fix, fixlog, fixview, nightly
-    from fleetcheck.inventory import apply_limit, load_credentials
-    from fleetcheck.runner import RunOptions, exit_code
+    from fleetcheck import cli, fix, fixview, nightly
 
-    with cli._user_errors():
-        if apply and not yes and not sys.stdin.isatty():
-            raise cli.UsageError("--apply asks for confirmation on a terminal; without one, add --yes")
-        inv = cli._load_inventory(inventory)
-        hosts = apply_limit(inv.hosts, inv.groups, limit)
-        only = _checks_filter(checks)
-        report_path = _json_report(report)
-        names = cli._playbook_names(playbook, inv.playbooks)
-        playbooks = cli._load_playbooks(names)
-        waive = _waiver(waivers or inv.waivers)
-        hosts = load_credentials(hosts, ask_pass=ask_pass, prompt=getpass.getpass if ask_pass else None)
-        history_path = None if no_history else (history or nightly.default_history_path())
     shown: list[bool] = []
 
     def show_plan(plans: list[fix.HostPlan]) -> None:
@@ -131,18 +92,24 @@ def fix_cmd(
         count = sum(len(p.to_apply) for p in plans)
         return typer.confirm(f"Apply {count} change(s) to {sum(1 for p in plans if p.to_apply)} host(s)?", default=False)
 
-    def record(result: fix.FixResult, fixes: list[fix.HostFix]) -> None:
-        if history_path is not None:
-            fixlog.record_batch(history_path, result, fixes)
-
-    options = fix.FixOptions(
-        run=RunOptions(forks=forks, timeout=timeout, journal=None, inventory=cli.run_scope(inv.path, limit),
-                       ssh_known_hosts=ssh_known_hosts),
-        checks=only, apply=apply, serial=serial, max_fail_percent=max_fail_percent, waive=waive,
-        confirm=confirm, record=record,
-        on_batch=lambda n, fixes: typer.echo(fixview.render_batch(n, fixes), nl=False),
-    )
-    result = _drive(hosts, playbooks, options)
+    with cli._user_errors():
+        if apply and not yes and not sys.stdin.isatty():
+            raise cli.UsageError("--apply asks for confirmation on a terminal; without one, add --yes")
+        report_path = _json_report(report)
+        request = fix.FixRequest(
+            limit=limit, checks=[c.strip() for c in checks.split(",") if c.strip()] if checks else None, apply=apply,
+            serial=serial, max_fail_percent=max_fail_percent, forks=forks, timeout=timeout,
+            history=None if no_history else (history or nightly.default_history_path()), waivers=waivers,
+            ssh_known_hosts=ssh_known_hosts, ask_pass=getpass.getpass if ask_pass else None, confirm=confirm,
+            on_batch=lambda n, fixes: typer.echo(fixview.render_batch(n, fixes), nl=False),
+            on_stop_requested=lambda: typer.echo(
+                "fleetcheck: stopping after the running batch (nothing more will be changed)", err=True),
+        )
+        try:
+            outcome = fix.run_fix(inventory, playbook or [], request)
+        except fix.FixUsageError as exc:
+            raise cli.UsageError(str(exc)) from None
+    result = outcome.result
     if not shown:
         show_plan(result.plans)
     if apply and not any(p.to_apply for p in result.plans):
@@ -155,42 +122,7 @@ def fix_cmd(
         typer.echo(f"stopped: {result.stopped}")
     if report_path is not None:
         report_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-    final = result.final() if apply else result.scan
-    raise typer.Exit(exit_code(final))
-
-
-def _drive(hosts: list[Any], playbooks: list[Any], options: Any) -> Any:
-    """Run the use case; Ctrl-C and SIGTERM stop it between batches (the running batch finishes)."""
-    from fleetcheck import fix
-
-    holder: list[Any] = []
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        options.stop = stop
-        options.run.stop = None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, _stopper(stop))
-        try:
-            holder.append(await fix.fix_fleet(hosts, playbooks, options))
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.remove_signal_handler(sig)
-
-    asyncio.run(main())
-    return holder[0]
-
-
-def _stopper(stop: asyncio.Event) -> Any:
-    def handler() -> None:
-        if not stop.is_set():
-            typer.echo("fleetcheck: stopping after the running batch (nothing more will be changed)", err=True)
-        stop.set()
-
-    return handler
+    raise typer.Exit(outcome.exit_code)
 
 
 def history_fixes_cmd(

@@ -266,3 +266,10 @@ def test_ctrl_c_between_batches_of_the_real_command(tmp_path: Path) -> None:
     assert states[0] == "Running" and states[2] == "Stopped"  # batch 1 done, batch 3 never started
     rows = fixlog.list_fixes(db)
     assert [r.host for r in reversed(rows)] == [h for h, s in zip(sorted(fleet.hosts), states, strict=True) if s == "Running"]
+
+
+def test_cli_rejects_unknown_check_ids_before_contacting_any_host(cli_lab: tuple[LabFleet, Path]) -> None:
+    fleet, inventory = cli_lab
+    result = CliRunner().invoke(app, ["fix", str(inventory), "--checks", "svi-permision"])
+    assert result.exit_code == 2 and "unknown check id(s) svi-permision" in result.output
+    assert all(not h.lab.received_scripts for h in fleet.hosts.values())  # type: ignore[union-attr]
