@@ -276,3 +276,10 @@ def test_values_the_host_reports_also_travel_only_as_json_data() -> None:
     bundle = build_remedy_bundle(p.to_apply)
     assert hostile not in bundle.script and "Restart-Computer" not in bundle.script
     assert hostile in json.loads(bundle.args_json)["changes"][0]["params"]["paths"]
+
+
+def test_checks_filter_limits_the_plan_to_the_named_checks() -> None:
+    pbs = playbook()
+    result, facts = scan(LabHost("srv", load_scenario("services-misconfigured")), pbs)
+    p = plan_host(result, facts, pbs, only={"service-vss"})
+    assert [c.change.check_id for c in p.changes] == ["service-vss"] and p.no_fix == []
