@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m fleetcheck.demo
+	$(BIN)/python -m fleetcheck.lab.demo
 
 test: $(STAMP)
 	$(BIN)/ruff check fleetcheck tests bench

@@ -27,6 +27,7 @@ from typing import Any
 
 from fleetcheck import runner
 from fleetcheck.checks.base import Facts
+from fleetcheck.errors import UserError
 from fleetcheck.facts import FactsDocument
 from fleetcheck.remedies import NO_SAFE_FIX, REMEDIES, Change, NoFix
 from fleetcheck.remedies.bundle import RemedyOutputError, build_remedy_bundle, parse_remedy_output
@@ -392,50 +393,11 @@ class FixOutcome:
     exit_code: int
 
 
-class FixUsageError(ValueError):
-    """A fix request that cannot run (unknown check id, unreadable waivers); exit code 2."""
+class FixUsageError(UserError):
+    """A fix request that cannot run (an unknown check id); exit code 2."""
 
 
-def run_fix(inventory: str | Path, playbooks: Sequence[str | Path], request: FixRequest) -> FixOutcome:
-    """Load and validate the inputs, then plan (and apply) in an event loop of its own.
-
-    Ctrl-C and SIGTERM set the stop flag: the running batch ends, no later batch starts, and
-    the audit trail keeps what was done. Raises the inventory's, playbook's and waivers' own
-    errors, or FixUsageError, before any host is contacted."""
-    from fleetcheck.checks.registry import CHECKS
-    from fleetcheck.inventory import apply_limit, find_inventory, load_credentials, load_inventory
-    from fleetcheck.playbook import load_playbook
-
-    inv = load_inventory(find_inventory(str(inventory)))
-    hosts = apply_limit(inv.hosts, inv.groups, request.limit)
-    only = set(request.checks) if request.checks else None
-    unknown = sorted((only or set()) - set(CHECKS))
-    if unknown:
-        raise FixUsageError(f"--checks: unknown check id(s) {', '.join(unknown)}; `fleetcheck checks --all` lists them")
-    pbs = [load_playbook(p) for p in (playbooks or inv.playbooks or ["system-state-backup"])]
-    waive = _waiver(request.waivers or inv.waivers)
-    hosts = load_credentials(hosts, ask_pass=request.ask_pass is not None, prompt=request.ask_pass)
-    scope = str(inv.path.resolve()) + (f" --limit {request.limit}" if request.limit else "")
-    record = None
-    if request.history is not None:
-        from fleetcheck import fixlog
-
-        history = request.history
-
-        def record(result: FixResult, fixes: list[HostFix]) -> None:
-            fixlog.record_batch(history, result, fixes)
-
-    options = FixOptions(
-        run=runner.RunOptions(forks=request.forks, timeout=request.timeout, journal=None, inventory=scope,
-                              ssh_known_hosts=request.ssh_known_hosts, transports=request.transports),
-        checks=only, apply=request.apply, serial=request.serial, max_fail_percent=request.max_fail_percent,
-        waive=waive, confirm=request.confirm, on_batch=request.on_batch, record=record,
-    )
-    result = _drive(hosts, pbs, options, request.on_stop_requested)
-    return FixOutcome(result, runner.exit_code(result.final() if request.apply else result.scan))
-
-
-def _waiver(path: Path | None) -> Callable[[RunResult], RunResult] | None:
+def waiver_filter(path: Path | None) -> Callable[[RunResult], RunResult] | None:
     if path is None:
         return None
     from datetime import date
@@ -446,7 +408,8 @@ def _waiver(path: Path | None) -> Callable[[RunResult], RunResult] | None:
     return lambda run: apply_waivers(run, waivers, date.today())[0]
 
 
-def _drive(hosts: list[Any], playbooks: list[Any], options: FixOptions, on_stop: Callable[[], None] | None) -> FixResult:
+def drive(hosts: list[Any], playbooks: list[Any], options: FixOptions, on_stop: Callable[[], None] | None = None) -> FixResult:
+    """Run `fix_fleet` in an event loop of its own; Ctrl-C and SIGTERM set the stop flag (between batches)."""
     holder: list[FixResult] = []
 
     async def main() -> None:

@@ -1,7 +1,7 @@
-"""`fleetcheck fix` and `fleetcheck history fixes`: parse, call `fleetcheck.fix`, print, exit.
+"""`fleetcheck fix` and `fleetcheck history fixes`: parse, call `fleetcheck.api.fix`, print, exit.
 
-Registered on the main typer app by `register(app)`; the work is in fleetcheck.fix (the use
-case), fleetcheck.fixview (the text) and fleetcheck.fixlog (the audit trail).
+`fleetcheck.cli` mounts them; the work is in fleetcheck.fix (the use case), fleetcheck.fixview
+(the text) and fleetcheck.fixlog (the audit trail).
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from fleetcheck.cli_lookup import user_errors
+from fleetcheck.errors import UserError
 
 FIX_HELP = """\b
 Safety: nothing changes without --apply; --apply changes only checks the playbook sets to
@@ -28,21 +31,12 @@ error (also --apply without a terminal and without --yes); 4 interrupted.
 """
 
 
-def register(app: typer.Typer) -> None:
-    app.command("fix", epilog=FIX_HELP)(fix_cmd)
-    history = typer.Typer(help="What the history database recorded.", no_args_is_help=True)
-    history.command("fixes")(history_fixes_cmd)
-    app.add_typer(history, name="history")
-
-
 def _json_report(specs: list[str] | None) -> Path | None:
-    from fleetcheck.cli import UsageError
-
     path = None
     for spec in specs or []:
         fmt, sep, where = spec.partition(":")
         if fmt != "json" or not sep or not where:
-            raise UsageError(f"--report {spec}: fix writes json:PATH reports")
+            raise UserError(f"--report {spec}: fix writes json:PATH reports")
         path = Path(where)
         path.parent.mkdir(parents=True, exist_ok=True)
     return path
@@ -76,7 +70,7 @@ def fix_cmd(
       fleetcheck fix prod.yml                                   # the plan only
       fleetcheck fix prod.yml --checks svi-permission --apply --serial 10 --max-fail-percent 20
     """
-    from fleetcheck import cli, fix, fixview, nightly
+    from fleetcheck import api, fix, fixview, nightly
 
     shown: list[bool] = []
 
@@ -92,9 +86,9 @@ def fix_cmd(
         count = sum(len(p.to_apply) for p in plans)
         return typer.confirm(f"Apply {count} change(s) to {sum(1 for p in plans if p.to_apply)} host(s)?", default=False)
 
-    with cli._user_errors():
+    with user_errors():
         if apply and not yes and not sys.stdin.isatty():
-            raise cli.UsageError("--apply asks for confirmation on a terminal; without one, add --yes")
+            raise UserError("--apply asks for confirmation on a terminal; without one, add --yes")
         report_path = _json_report(report)
         request = fix.FixRequest(
             limit=limit, checks=[c.strip() for c in checks.split(",") if c.strip()] if checks else None, apply=apply,
@@ -105,10 +99,7 @@ def fix_cmd(
             on_stop_requested=lambda: typer.echo(
                 "fleetcheck: stopping after the running batch (nothing more will be changed)", err=True),
         )
-        try:
-            outcome = fix.run_fix(inventory, playbook or [], request)
-        except fix.FixUsageError as exc:
-            raise cli.UsageError(str(exc)) from None
+        outcome = api.fix(inventory, playbook or [], request)
     result = outcome.result
     if not shown:
         show_plan(result.plans)

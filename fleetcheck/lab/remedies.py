@@ -21,6 +21,7 @@ from fleetcheck.lab.engine import LabErrorRecord, ScriptOutcome, ScriptRequest
 from fleetcheck.lab.faults import REMEDY_KINDS
 from fleetcheck.lab.host import FaultSpec, LabHost
 from fleetcheck.lab.machine import MachineState
+from fleetcheck.lab.probefacts import parse_sddl
 
 REMEDY_SCHEMA = "fleetcheck/remedy/v1"
 ACCESS_DENIED = 0x80070005
@@ -125,8 +126,6 @@ def _acl(m: MachineState, p: dict[str, Any]) -> Result:
     if acl.error is not None:
         raise RemedyError("UnauthorizedAccessException", "Attempted to perform an unauthorized operation.", ACCESS_DENIED)
     sddl = acl.sddl or "D:"
-    from fleetcheck.lab.simprobes import parse_sddl
-
     _, aces = parse_sddl(sddl)
     alias = "SY" if sid == "S-1-5-18" else sid
     if any(a["sid"] == sid and a["type"] == "Allow" and a["rights"] & 0x1F01FF == 0x1F01FF and not a["inherit_only"] for a in aces):

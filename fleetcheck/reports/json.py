@@ -6,13 +6,14 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from fleetcheck.errors import UserError
 from fleetcheck.reports.base import ReportContext, write_atomic
 from fleetcheck.results import REPORT_SCHEMA, RunResult
 
 MAX_RESULTS_BYTES = 200 * 1024 * 1024
 
 
-class ResultsFileError(ValueError):
+class ResultsFileError(UserError, ValueError):
     """A saved results file that cannot be read back."""
 
 

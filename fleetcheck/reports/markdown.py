@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from fleetcheck.reports.base import (
-    BAD_CHECK_STATUSES,
     ReportContext,
     check_ids,
     hosts_with,
@@ -13,7 +12,7 @@ from fleetcheck.reports.base import (
     summary_line,
     write_atomic,
 )
-from fleetcheck.results import CheckStatus, RunResult
+from fleetcheck.results import FAILING, CheckStatus, RunResult
 
 
 def _cell(text: str) -> str:
@@ -35,7 +34,7 @@ def render(result: RunResult, context: ReportContext | None = None) -> str:
         "|---|---|---|---|",
     ]
     for host in sorted_hosts(result):
-        failing = [c.check_id for c in host.checks if c.status in BAD_CHECK_STATUSES]
+        failing = [c.check_id for c in host.checks if c.status in FAILING]
         lines.append(
             f"| {_cell(host.host)} | {host.status.value} | {_cell(', '.join(failing))} | {_cell(host.message)} |"
         )

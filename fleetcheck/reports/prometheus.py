@@ -10,10 +10,9 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from fleetcheck.changes import FAILING_CHECK_STATUSES as FAILING
 from fleetcheck.reports.base import ReportContext
 from fleetcheck.reports.html import atomic_write_text
-from fleetcheck.results import CheckStatus, HostStatus, RunResult
+from fleetcheck.results import FAILING, CheckStatus, HostStatus, RunResult
 
 
 def escape_label(value: str) -> str:
@@ -36,7 +35,7 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def render(run: RunResult) -> str:
+def render(run: RunResult, context: ReportContext | None = None) -> str:
     """The exposition text for one run (sans-IO, so tests can parse it directly)."""
     check_ids = list(dict.fromkeys([*run.check_ids, *(c.check_id for h in run.hosts for c in h.checks)]))
     failing: Counter[str] = Counter()

@@ -13,13 +13,12 @@ from typing import Literal
 from tabulate import tabulate
 
 from fleetcheck.reports.base import (
-    BAD_CHECK_STATUSES,
     check_ids,
     hosts_with,
     sorted_hosts,
     summary_line,
 )
-from fleetcheck.results import UNCHECKED_STATUSES, CheckStatus, HostResult, HostStatus, RunResult
+from fleetcheck.results import FAILING, UNCHECKED_STATUSES, CheckStatus, HostResult, HostStatus, RunResult
 
 View = Literal["full", "hosts", "checks", "summary"]
 
@@ -54,7 +53,7 @@ def _cut(text: str, width: int, wide: bool) -> str:
 def _host_message(host: HostResult) -> str:
     if host.status in UNCHECKED_STATUSES or not host.checks:
         return host.message
-    bad = [c for c in host.checks if c.status in BAD_CHECK_STATUSES]
+    bad = [c for c in host.checks if c.status in FAILING]
     if not bad:
         return host.message
     first = bad[0]

@@ -171,7 +171,7 @@ async def test_hostile_playbook_values_reach_the_remedy_only_as_json_data(
 # --------------------------------------------------------------------------- the CLI
 @pytest.fixture
 def cli_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LabFleet, Path]]:
-    from fleetcheck.demo import BackgroundLab
+    from fleetcheck.lab.demo import BackgroundLab
 
     fleet = LabFleet(2, password="Fix-Cli-Pw-1")
     background = BackgroundLab(fleet)
@@ -232,7 +232,7 @@ def test_ctrl_c_between_batches_of_the_real_command(tmp_path: Path) -> None:
     import sys
     import time
 
-    from fleetcheck.demo import BackgroundLab
+    from fleetcheck.lab.demo import BackgroundLab
 
     fleet = LabFleet(3, password="Fix-Sigint-Pw-1", faults="*:latency=0.6@script")
     background = BackgroundLab(fleet)
