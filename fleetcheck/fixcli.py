@@ -31,6 +31,11 @@ error (also --apply without a terminal and without --yes); 4 interrupted.
 """
 
 
+def interactive() -> bool:
+    """Whether someone can answer the confirmation (standard input is a terminal)."""
+    return sys.stdin.isatty()
+
+
 def _json_report(specs: list[str] | None) -> Path | None:
     path = None
     for spec in specs or []:
@@ -87,7 +92,7 @@ def fix_cmd(
         return typer.confirm(f"Apply {count} change(s) to {sum(1 for p in plans if p.to_apply)} host(s)?", default=False)
 
     with user_errors():
-        if apply and not yes and not sys.stdin.isatty():
+        if apply and not yes and not interactive():
             raise UserError("--apply asks for confirmation on a terminal; without one, add --yes")
         report_path = _json_report(report)
         request = fix.FixRequest(

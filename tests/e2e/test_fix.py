@@ -204,6 +204,12 @@ def test_cli_plan_apply_audit_and_json_report(cli_lab: tuple[LabFleet, Path], tm
     assert "nothing applied: not enabled for fixing: svi-permission (set remediate: true in the playbook)" in shipped.output
     assert fleet.hosts["LAB-0001"].lab.machine.acls["C:\\System Volume Information"].sddl == "O:BAG:SYD:PAI(A;OICI;FA;;;BA)"  # type: ignore[union-attr]
 
+    with pytest.MonkeyPatch.context() as mp:  # a terminal: the plan, then the question; "n" changes nothing
+        mp.setattr("fleetcheck.fixcli.interactive", lambda: True)
+        declined = runner.invoke(app, ["fix", *common, "--apply"], input="n\n")
+    assert "Apply 1 change(s) to 1 host(s)? [y/N]" in declined.output and "not confirmed: nothing was changed" in declined.output
+    assert fleet.hosts["LAB-0001"].lab.machine.acls["C:\\System Volume Information"].sddl == "O:BAG:SYD:PAI(A;OICI;FA;;;BA)"  # type: ignore[union-attr]
+
     applied = runner.invoke(app, ["fix", *common, "--apply", "--yes", "--report", f"json:{report}"])
     assert applied.exit_code == 1, applied.output  # LAB-0002 still fails dotnet
     assert "batch 1: LAB-0001\n  LAB-0001\n    svi-permission       fail -> pass  changed" in applied.output
