@@ -279,3 +279,14 @@ def test_cli_rejects_unknown_check_ids_before_contacting_any_host(cli_lab: tuple
     result = CliRunner().invoke(app, ["fix", str(inventory), "--checks", "svi-permision"])
     assert result.exit_code == 2 and "unknown check id(s) svi-permision" in result.output
     assert all(not h.lab.received_scripts for h in fleet.hosts.values())  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("transport", ["winrm", "ssh"])
+async def test_remedies_travel_over_winrs_and_ssh_too(transport: str, fleet_hosts: Callable[..., list[Host]], tmp_path: Path) -> None:
+    async with LabFleet(hosts=1, ssh=transport == "ssh") as fleet:
+        set_scenarios(fleet, {"LAB-0001": "services-misconfigured"})
+        result = await fix_fleet(fleet_hosts(fleet, tmp_path, transport), playbooks(), options(apply=True))
+    fix = result.hosts["LAB-0001"]
+    assert fix.error is None and [a.result for a in fix.applied] == ["changed"] * 4
+    assert {cid: fix.after[cid] for cid in ("service-eventsystem", "service-sens", "service-vss", "service-swprv")} == dict.fromkeys(
+        ("service-eventsystem", "service-sens", "service-vss", "service-swprv"), CheckStatus.PASS)
