@@ -88,6 +88,7 @@ class HostFix:
     after_messages: dict[str, str] = field(default_factory=dict)
     after_row: HostResult | None = None  # the re-check's row
     batch: int = 0
+    at: datetime | None = None  # when the host answered the remedy script
 
     @property
     def failed(self) -> bool:
@@ -153,6 +154,7 @@ class FixResult:
             ],
             "error": fix.error if fix else None,
             "batch": fix.batch if fix else None,
+            "at": fix.at.isoformat() if fix and fix.at else None,
         }
 
 
@@ -285,7 +287,9 @@ async def _apply_host(host: Any, changes: list[Change], transport_for: Callable[
         failure = classify(exc, runner.failure_context(host, timeout)) if not isinstance(exc, RemedyOutputError) else None
         fix.error = redact(failure.message if failure is not None else str(exc), secrets)[:300]
         fix.applied = [AppliedChange(c, "failed", error=fix.error) for c in changes]
+        fix.at = datetime.now(UTC)
         return fix
+    fix.at = datetime.now(UTC)
     by_check = list(report.results)
     for i, c in enumerate(changes):
         r = by_check[i] if i < len(by_check) and by_check[i].check == c.check_id else None
@@ -308,6 +312,8 @@ async def _apply_batch(batch: list[HostPlan], by_name: dict[str, Any], playbooks
             return await _apply_host(by_name[plan.host], plan.to_apply, transport_for, options)
 
     fixes = list(await asyncio.gather(*(one(p) for p in batch)))
+    for fix in fixes:
+        fix.at = fix.at or datetime.now(UTC)
     recheck, _ = await _scan([by_name[p.host] for p in batch], playbooks, options, stoppable=False)
     before = {h.host: h for h in scan.hosts}
     after = {h.host: h for h in recheck.hosts}

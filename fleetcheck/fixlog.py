@@ -74,10 +74,9 @@ def _open(path: Path | str) -> Iterator[sqlite3.Connection]:
 
 def record_batch(path: Path | str, result: FixResult, fixes: Sequence[HostFix], at: datetime | None = None) -> int:
     """Write one batch's changes in one transaction; returns the number of rows."""
-    when = (at or datetime.now(UTC)).isoformat()
     rows = [
         (
-            result.run_id, when, result.who, fix.host, a.change.check_id, a.change.summary, a.change.before, a.after,
+            result.run_id, (at or fix.at or datetime.now(UTC)).isoformat(), result.who, fix.host, a.change.check_id, a.change.summary, a.change.before, a.after,
             a.result, a.error, int(a.restart_needed),
             _value(fix.before.get(a.change.check_id)), _value(fix.after.get(a.change.check_id)),
         )

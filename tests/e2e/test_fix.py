@@ -217,6 +217,7 @@ def test_cli_plan_apply_audit_and_json_report(cli_lab: tuple[LabFleet, Path], tm
     [entry] = next(h for h in doc["hosts"] if h["host"] == "LAB-0001")["applied"]
     assert (entry["check_before"], entry["check_after"], entry["result"]) == ("fail", "pass", "changed")
     assert doc["schema"] == "fleetcheck/fix/v1" and fleet.password not in report.read_text(encoding="utf-8")
+    assert doc["run_id"] and "@" in doc["who"] and next(h for h in doc["hosts"] if h["host"] == "LAB-0001")["at"]
 
     audit = runner.invoke(app, ["history", "fixes", "--history", str(db)])
     assert audit.exit_code == 0 and "LAB-0001  svi-permission  changed  [fail -> pass]" in audit.output
