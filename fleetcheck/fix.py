@@ -27,12 +27,15 @@ from typing import Any
 
 from fleetcheck import runner
 from fleetcheck.checks.base import Facts
-from fleetcheck.errors import UserError
+from fleetcheck.errors import HostError, ProtocolError, TimedOut, UserError
 from fleetcheck.facts import FactsDocument
 from fleetcheck.remedies import NO_SAFE_FIX, REMEDIES, Change, NoFix
 from fleetcheck.remedies.bundle import RemedyOutputError, build_remedy_bundle, parse_remedy_output
 from fleetcheck.results import CheckResult, CheckStatus, HostResult, HostStatus, RunResult
-from fleetcheck.transports.errors import classify, redact
+from fleetcheck.transports import TransportOptions, Transports, transport_name, worker_pool
+from fleetcheck.transports.base import Transport, failure_context
+from fleetcheck.transports.errors import map_exceptions, redact
+from fleetcheck.transports.target import Target
 
 FIX_SCHEMA = "fleetcheck/fix/v1"
 #: Checks that fail only because another check fails: check id -> (that check, why).
@@ -264,17 +267,39 @@ async def _scan(
     return scan, facts
 
 
-async def _apply_host(host: Any, changes: list[Change], transport_for: Callable[[Any], Any], options: FixOptions) -> HostFix:
+class _Appliers:
+    """The transports of the apply step: the registry's, or the run's given instances (tests, plugins)."""
+
+    def __init__(self, run: runner.RunOptions) -> None:
+        self.run = run
+        self.executor = worker_pool(max(1, int(run.forks)))
+        self.transports = Transports(TransportOptions(executor=self.executor, ssh_known_hosts=run.ssh_known_hosts),
+                                     run.transports or ())
+
+    def __call__(self, target: Target) -> Transport:
+        if self.run.transport is not None:
+            return self.run.transport
+        try:
+            return self.transports[transport_name(target, self.run.psrp_client)]
+        except KeyError:
+            raise ProtocolError(f"unknown transport {target.transport!r}", error_type="config") from None
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def _apply_host(host: Any, changes: list[Change], transport_for: Callable[[Target], Transport], options: FixOptions) -> HostFix:
+    """Send one host its remedy script (no retry: a remedy is not sent twice blindly) and read the report."""
     fix = HostFix(host.name)
-    timeout = float(options.run.timeout if options.run.timeout is not None else host.timeout)
+    target = runner.as_target(host)
+    timeout = float(options.run.timeout if options.run.timeout is not None else target.timeout)
     bundle = build_remedy_bundle(changes, timeout_s=max(1, int(timeout - SCRIPT_MARGIN_S)))
-    transport = transport_for(host)
-    secrets = runner.failure_context(host, timeout).secrets
+    context = failure_context(target, timeout)
     try:
-        if transport is None:
-            raise ValueError(f"unknown transport {host.transport!r}")
-        output = await asyncio.wait_for(transport.run(host, bundle.script, bundle.args_json, timeout=timeout),
-                                        timeout + runner.DEADLINE_GRACE)
+        with map_exceptions(context):
+            transport = transport_for(target)
+            output = await asyncio.wait_for(transport.run(target, bundle.script, bundle.args_json, timeout=timeout),
+                                            timeout + runner.DEADLINE_GRACE)
         report = parse_remedy_output(output.stdout) if output.stdout.strip() else None
         if report is None:
             first = output.errors[0] if output.errors else f"exit code {output.exit_code}"
@@ -283,20 +308,21 @@ async def _apply_host(host: Any, changes: list[Change], transport_for: Callable[
             raise RemedyOutputError(f"unsupported: {report.unsupported}")
     except asyncio.CancelledError:
         raise
-    except Exception as exc:
-        failure = classify(exc, runner.failure_context(host, timeout)) if not isinstance(exc, RemedyOutputError) else None
-        fix.error = redact(failure.message if failure is not None else str(exc), secrets)[:300]
+    except (HostError, RemedyOutputError) as exc:
+        message = str(exc) if not isinstance(exc, HostError) else (
+            f"no answer within {timeout:g} s" if isinstance(exc, TimedOut) and exc.error_type == "timeout" else exc.message)
+        fix.error = redact(message, context.secrets)[:300]
         fix.applied = [AppliedChange(c, "failed", error=fix.error) for c in changes]
         fix.at = datetime.now(UTC)
         return fix
     fix.at = datetime.now(UTC)
-    by_check = list(report.results)
+    results = list(report.results)
     for i, c in enumerate(changes):
-        r = by_check[i] if i < len(by_check) and by_check[i].check == c.check_id else None
+        r = results[i] if i < len(results) and results[i].check == c.check_id else None
         if r is None:
             fix.applied.append(AppliedChange(c, "not run", error="the host did not report this change"))
         elif r.error is not None:
-            msg = redact(f"{r.error.type}: {r.error.message}", secrets)[:300]
+            msg = redact(f"{r.error.type}: {r.error.message}", context.secrets)[:300]
             fix.applied.append(AppliedChange(c, "failed", r.after, msg, r.restart_needed))
         else:
             fix.applied.append(AppliedChange(c, "changed" if r.changed else "unchanged", r.after, None, r.restart_needed))
@@ -304,7 +330,7 @@ async def _apply_host(host: Any, changes: list[Change], transport_for: Callable[
 
 
 async def _apply_batch(batch: list[HostPlan], by_name: dict[str, Any], playbooks: Sequence[Any], options: FixOptions,
-                       transport_for: Callable[[Any], Any], number: int, scan: RunResult) -> list[HostFix]:
+                       transport_for: Callable[[Target], Transport], number: int, scan: RunResult) -> list[HostFix]:
     sem = asyncio.Semaphore(max(1, int(options.run.forks)))
 
     async def one(plan: HostPlan) -> HostFix:
@@ -350,12 +376,13 @@ async def fix_fleet(hosts: Sequence[Any], playbooks: Sequence[Any], options: Fix
         result.finished_at = datetime.now(UTC)
         return result
     by_name = {h.name: h for h in hosts}
-    with runner.host_transports(options.run) as transport_for:
+    appliers = _Appliers(options.run)
+    try:
         for number, batch in enumerate(batches_of(plans, options.serial), start=1):
             if options.stop is not None and options.stop.is_set():
                 result.stopped = f"interrupted before batch {number}: nothing more was changed"
                 break
-            fixes = await _apply_batch(batch, by_name, playbooks, options, transport_for, number, scan)
+            fixes = await _apply_batch(batch, by_name, playbooks, options, appliers, number, scan)
             result.batches.append([f.host for f in fixes])
             result.hosts.update({f.host: f for f in fixes})
             if options.record is not None:
@@ -367,6 +394,8 @@ async def fix_fleet(hosts: Sequence[Any], playbooks: Sequence[Any], options: Fix
                 result.stopped = (f"batch {number}: {failed} of {len(fixes)} hosts failed, more than "
                                   f"--max-fail-percent {options.max_fail_percent:g}; later batches not started")
                 break
+    finally:
+        appliers.close()
     result.finished_at = datetime.now(UTC)
     return result
 
