@@ -23,6 +23,8 @@ from fleetcheck.remedies.bundle import REMEDY_MARKER, build_remedy_bundle
 from fleetcheck.results import CheckStatus
 from fleetcheck.runner import RunOptions
 
+#: One loopback address, a port per host: these tests never compete for 127.x addresses.
+ADDRESSING = "ports"
 SHIPPED = Path(__file__).resolve().parents[2] / "fleetcheck" / "playbooks" / "system-state-backup.yml"
 HOSTILE = "C:\\x'; Restart-Computer -Force; $(Remove-Item C:\\ -Recurse) \"`n; exit"
 #: host -> (scenario, the checks its plan must change)
@@ -72,7 +74,7 @@ async def test_every_remedy_plans_applies_rechecks_and_then_plans_nothing(
     fleet_hosts: Callable[..., list[Host]], tmp_path: Path
 ) -> None:
     db = tmp_path / "history.sqlite3"
-    async with LabFleet(hosts=len(FLEET)) as fleet:
+    async with LabFleet(hosts=len(FLEET), addressing=ADDRESSING) as fleet:
         set_scenarios(fleet, {h: s for h, (s, _) in FLEET.items()})
         hosts = fleet_hosts(fleet, tmp_path)
         plan = await fix_fleet(hosts, playbooks(), options())
@@ -106,7 +108,7 @@ async def test_a_remedy_fault_leaves_that_host_failing_with_the_cause_and_the_re
     fleet_hosts: Callable[..., list[Host]], tmp_path: Path
 ) -> None:
     faults = "LAB-0002:remedy_denied/svi-permission,LAB-0003:remedy_hang"
-    async with LabFleet(hosts=4, faults=faults) as fleet:
+    async with LabFleet(hosts=4, faults=faults, addressing=ADDRESSING) as fleet:
         set_scenarios(fleet, dict.fromkeys(fleet.hosts, "svi-acl-missing"))
         result = await fix_fleet(fleet_hosts(fleet, tmp_path), playbooks(), options(timeout=12, apply=True))
     fixes = result.hosts
@@ -118,7 +120,7 @@ async def test_a_remedy_fault_leaves_that_host_failing_with_the_cause_and_the_re
 
 
 async def test_max_fail_percent_stops_later_batches(fleet_hosts: Callable[..., list[Host]], tmp_path: Path) -> None:
-    async with LabFleet(hosts=4, faults="LAB-0001:remedy_throws") as fleet:
+    async with LabFleet(hosts=4, faults="LAB-0001:remedy_throws", addressing=ADDRESSING) as fleet:
         set_scenarios(fleet, dict.fromkeys(fleet.hosts, "svi-acl-missing"))
         result = await fix_fleet(fleet_hosts(fleet, tmp_path), playbooks(), options(apply=True, serial=2, max_fail_percent=40))
         untouched = [fleet.hosts[h].lab.machine.acls["C:\\System Volume Information"].sddl for h in ("LAB-0003", "LAB-0004")]  # type: ignore[union-attr]
@@ -138,7 +140,7 @@ async def test_stop_between_batches_applies_nothing_more_and_records_what_was_do
     def after_batch(number: int, fixes: list[HostFix]) -> None:
         stop.set()  # what the Ctrl-C handler of `fleetcheck fix` does
 
-    async with LabFleet(hosts=3) as fleet:
+    async with LabFleet(hosts=3, addressing=ADDRESSING) as fleet:
         set_scenarios(fleet, dict.fromkeys(fleet.hosts, "mars-stopped"))
         result = await fix_fleet(fleet_hosts(fleet, tmp_path), playbooks(), options(
             apply=True, serial=1, stop=stop, on_batch=after_batch, record=lambda r, f: fixlog.record_batch(db, r, f)))
@@ -153,7 +155,7 @@ async def test_hostile_playbook_values_reach_the_remedy_only_as_json_data(
     fleet_hosts: Callable[..., list[Host]], tmp_path: Path
 ) -> None:
     pbs = playbooks(extra_paths=json.dumps([HOSTILE]))
-    async with LabFleet(hosts=1) as fleet:
+    async with LabFleet(hosts=1, addressing=ADDRESSING) as fleet:
         set_scenarios(fleet, {"LAB-0001": "av-no-exclusions"})
         result = await fix_fleet(fleet_hosts(fleet, tmp_path), pbs, options(apply=True))
         lab = fleet.hosts["LAB-0001"].lab
@@ -173,7 +175,7 @@ async def test_hostile_playbook_values_reach_the_remedy_only_as_json_data(
 def cli_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LabFleet, Path]]:
     from fleetcheck.lab.demo import BackgroundLab
 
-    fleet = LabFleet(2, password="Fix-Cli-Pw-1")
+    fleet = LabFleet(2, password="Fix-Cli-Pw-1", addressing=ADDRESSING)
     background = BackgroundLab(fleet)
     background.start()
     try:
@@ -241,7 +243,7 @@ def test_ctrl_c_between_batches_of_the_real_command(tmp_path: Path) -> None:
 
     from fleetcheck.lab.demo import BackgroundLab
 
-    fleet = LabFleet(3, password="Fix-Sigint-Pw-1", faults="*:latency=0.6@script")
+    fleet = LabFleet(3, password="Fix-Sigint-Pw-1", faults="*:latency=0.6@script", addressing=ADDRESSING)
     background = BackgroundLab(fleet)
     background.start()
     try:
@@ -284,7 +286,7 @@ def test_cli_rejects_unknown_check_ids_before_contacting_any_host(cli_lab: tuple
 
 @pytest.mark.parametrize("transport", ["winrm", "ssh"])
 async def test_remedies_travel_over_winrs_and_ssh_too(transport: str, fleet_hosts: Callable[..., list[Host]], tmp_path: Path) -> None:
-    async with LabFleet(hosts=1, ssh=transport == "ssh") as fleet:
+    async with LabFleet(hosts=1, ssh=transport == "ssh", addressing=ADDRESSING) as fleet:
         set_scenarios(fleet, {"LAB-0001": "services-misconfigured"})
         result = await fix_fleet(fleet_hosts(fleet, tmp_path, transport), playbooks(), options(apply=True))
     fix = result.hosts["LAB-0001"]
