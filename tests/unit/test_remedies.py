@@ -103,6 +103,8 @@ async def test_each_remedy_plans_exactly_the_failing_checks_fixes_them_and_then_
     assert failing(host, pbs) == set()
     again = plan(host, pbs)
     assert again.changes == [] and again.no_fix == []
+    twice = await apply(host, first)  # the same remedy script again changes nothing and says so
+    assert [(r.error, r.changed) for r in twice.results] == [(None, False)] * len(first.to_apply)
 
 
 async def test_shadow_storage_resize_to_the_playbook_percentage() -> None:
@@ -283,3 +285,18 @@ def test_checks_filter_limits_the_plan_to_the_named_checks() -> None:
     result, facts = scan(LabHost("srv", load_scenario("services-misconfigured")), pbs)
     p = plan_host(result, facts, pbs, only={"service-vss"})
     assert [c.change.check_id for c in p.changes] == ["service-vss"] and p.no_fix == []
+
+
+async def test_svi_grant_adds_one_entry_for_system_and_touches_no_other() -> None:
+    m = load_scenario("svi-acl-missing")
+    before = "O:BAG:SYD:PAI(D;OICI;WD;;;BU)(A;OICI;FA;;;BA)(A;OICIIO;GA;;;CO)(A;OICIID;FR;;;AU)"
+    m.acls["C:\\System Volume Information"].sddl = before
+    host = LabHost("srv", m)
+    first = plan(host, playbook())
+    [r] = (await apply(host, first)).results
+    after = host.machine.acls["C:\\System Volume Information"].sddl
+    assert after == "O:BAG:SYD:PAI(D;OICI;WD;;;BU)(A;OICI;FA;;;BA)(A;OICIIO;GA;;;CO)(A;OICI;FA;;;SY)(A;OICIID;FR;;;AU)"
+    assert r.before == before.split("G:SY")[1] and r.changed
+    [again] = (await apply(host, first)).results  # the same script twice: nothing more changes, and it says so
+    assert not again.changed and again.detail == "SYSTEM already has full control"
+    assert host.machine.acls["C:\\System Volume Information"].sddl == after and plan(host, playbook()).changes == []
