@@ -507,7 +507,7 @@ def fix(inventory: str | Path, playbooks: Sequence[str | Path], request: FixRequ
                               inventory=run_scope(inv.path, request.limit), ssh_known_hosts=request.ssh_known_hosts,
                               transports=request.transports),
         checks=only, apply=request.apply, serial=request.serial, max_fail_percent=request.max_fail_percent,
-        waive=waive, confirm=request.confirm, on_batch=request.on_batch, record=record,
+        waive=waive, confirm=request.confirm, on_batch=request.on_batch, record=record, progress=request.progress,
     )
     result = fixing.drive(hosts, pbs, options, request.on_stop_requested)
     return fixing.FixOutcome(result, exit_code(result.final() if request.apply else result.scan))

@@ -179,6 +179,7 @@ class FixOptions:
     stop: asyncio.Event | None = None  # set (Ctrl-C): no batch starts after it
     on_batch: Callable[[int, list[HostFix]], None] | None = None  # after each batch's re-check
     record: Callable[[FixResult, list[HostFix]], None] | None = None  # the audit log, per batch
+    progress: Any = None  # an api.ProgressSink for the first scan (the re-checks are reported per batch)
     who: str = ""
 
 
@@ -258,10 +259,21 @@ async def _scan(
 ) -> tuple[RunResult, dict[str, FactsDocument]]:
     """One `run` of the playbooks, keeping each host's facts; the re-check after a batch is not stoppable."""
     facts: dict[str, FactsDocument] = {}
+    progress = options.progress if stoppable else None
+
+    def on_event(event: runner.RunEvent) -> None:
+        if progress is not None and event.kind == "host_finished" and event.result is not None:
+            progress.host_done(event.result)
+
     opts = dataclasses.replace(
-        options.run, on_facts=lambda name, doc: facts.__setitem__(name, doc), stop=options.stop if stoppable else None
+        options.run, on_facts=lambda name, doc: facts.__setitem__(name, doc), stop=options.stop if stoppable else None,
+        on_event=on_event,
     )
+    if progress is not None:
+        progress.run_started(len(hosts))
     scan = await runner.run_fleet(hosts, playbooks, opts)
+    if progress is not None:
+        progress.run_finished(scan, len(hosts))
     if options.waive is not None:
         scan = options.waive(scan)
     return scan, facts
@@ -419,6 +431,7 @@ class FixRequest:
     confirm: Callable[[list[HostPlan]], bool] | None = None
     on_batch: Callable[[int, list[HostFix]], None] | None = None
     on_stop_requested: Callable[[], None] | None = None
+    progress: Any = None  # an api.ProgressSink shown while the hosts are scanned
     transports: Any = None  # name -> Transport (tests, plugins)
 
 

@@ -104,7 +104,10 @@ def fix_cmd(
             on_stop_requested=lambda: typer.echo(
                 "fleetcheck: stopping after the running batch (nothing more will be changed)", err=True),
         )
-        outcome = api.fix(inventory, playbook or [], request)
+        from fleetcheck.progress import Progress
+
+        with Progress("bar" if sys.stderr.isatty() else "lines") as request.progress:
+            outcome = api.fix(inventory, playbook or [], request)
     result = outcome.result
     if not shown:
         show_plan(result.plans)
