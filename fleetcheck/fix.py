@@ -394,7 +394,11 @@ async def fix_fleet(hosts: Sequence[Any], playbooks: Sequence[Any], options: Fix
             if options.stop is not None and options.stop.is_set():
                 result.stopped = f"interrupted before batch {number}: nothing more was changed"
                 break
-            fixes = await _apply_batch(batch, by_name, playbooks, options, appliers, number, scan)
+            try:
+                fixes = await _apply_batch(batch, by_name, playbooks, options, appliers, number, scan)
+            except asyncio.CancelledError:  # a second Ctrl-C: leave now, say what is unknown
+                _abandon(result, batch, number, options)
+                break
             result.batches.append([f.host for f in fixes])
             result.hosts.update({f.host: f for f in fixes})
             if options.record is not None:
@@ -456,8 +460,25 @@ def waiver_filter(path: Path | None) -> Callable[[RunResult], RunResult] | None:
     return lambda run: apply_waivers(run, waivers, date.today())[0]
 
 
+def _abandon(result: FixResult, batch: list[HostPlan], number: int, options: FixOptions) -> None:
+    """Record a batch cut short: its changes are `interrupted`, their outcome unknown until the next scan."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+    now = datetime.now(UTC)
+    fixes = [HostFix(p.host, applied=[AppliedChange(c, "interrupted") for c in p.to_apply], batch=number, at=now,
+                     error="interrupted while the remedies ran; run fix again to see the state") for p in batch]
+    result.batches.append([f.host for f in fixes])
+    result.hosts.update({f.host: f for f in fixes})
+    result.stopped = (f"interrupted during batch {number}: the outcome on {', '.join(f.host for f in fixes)} is unknown; "
+                      "later batches not started")
+    if options.record is not None:
+        options.record(result, fixes)
+
+
 def drive(hosts: list[Any], playbooks: list[Any], options: FixOptions, on_stop: Callable[[], None] | None = None) -> FixResult:
-    """Run `fix_fleet` in an event loop of its own; Ctrl-C and SIGTERM set the stop flag (between batches)."""
+    """Run `fix_fleet` in an event loop of its own. The first Ctrl-C or SIGTERM stops between batches;
+    a second one cuts the running batch short (its outcome is then unknown and recorded so)."""
     holder: list[FixResult] = []
 
     async def main() -> None:
@@ -465,8 +486,13 @@ def drive(hosts: list[Any], playbooks: list[Any], options: FixOptions, on_stop: 
         options.stop = stop
         loop = asyncio.get_running_loop()
 
+        task = asyncio.current_task()
+
         def request_stop() -> None:
-            if not stop.is_set() and on_stop is not None:
+            if stop.is_set() and task is not None:  # the second Ctrl-C: stop the running batch too
+                task.cancel()
+                return
+            if on_stop is not None:
                 on_stop()
             stop.set()
 

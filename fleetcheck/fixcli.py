@@ -23,6 +23,8 @@ Safety: nothing changes without --apply; --apply changes only checks the playboo
 `remediate: true`, asks first on a terminal (--yes to skip; without a terminal --yes is
 required), goes --serial hosts at a time, stops when more than --max-fail-percent of a batch
 failed, re-checks every host it touched, and records each change in the history database.
+Ctrl-C stops between batches; a second Ctrl-C cuts the running batch short (recorded as
+`interrupted`: run fix again to see the state).
 Remedies are static scripts with one JSON argument; fix never restarts a host.
 
 \b
@@ -102,7 +104,7 @@ def fix_cmd(
             ssh_known_hosts=ssh_known_hosts, ask_pass=getpass.getpass if ask_pass else None, confirm=confirm,
             on_batch=lambda n, fixes: typer.echo(fixview.render_batch(n, fixes), nl=False),
             on_stop_requested=lambda: typer.echo(
-                "fleetcheck: stopping after the running batch (nothing more will be changed)", err=True),
+                "fleetcheck: stopping after the running batch (nothing more will be changed; Ctrl-C again cuts it short)", err=True),
         )
         from fleetcheck.progress import Progress
 

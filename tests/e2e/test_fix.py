@@ -293,3 +293,26 @@ async def test_remedies_travel_over_winrs_and_ssh_too(transport: str, fleet_host
     assert fix.error is None and [a.result for a in fix.applied] == ["changed"] * 4
     assert {cid: fix.after[cid] for cid in ("service-eventsystem", "service-sens", "service-vss", "service-swprv")} == dict.fromkeys(
         ("service-eventsystem", "service-sens", "service-vss", "service-swprv"), CheckStatus.PASS)
+
+
+async def test_cancelling_a_running_batch_records_its_outcome_as_unknown(
+    fleet_hosts: Callable[..., list[Host]], tmp_path: Path
+) -> None:
+    """What a second Ctrl-C does: the hung batch is cut short, no later batch starts, the audit says `interrupted`."""
+    db = tmp_path / "h.sqlite3"
+    async with LabFleet(hosts=2, faults="LAB-0001:remedy_hang", addressing=ADDRESSING) as fleet:
+        set_scenarios(fleet, dict.fromkeys(fleet.hosts, "mars-stopped"))
+        lab = fleet.hosts["LAB-0001"].lab
+        assert lab is not None
+        task = asyncio.create_task(fix_fleet(fleet_hosts(fleet, tmp_path), playbooks(), options(
+            apply=True, serial=1, record=lambda r, f: fixlog.record_batch(db, r, f))))
+        for _ in range(400):
+            if any(r["script"].startswith(REMEDY_MARKER) for r in lab.received_scripts):
+                break
+            await asyncio.sleep(0.05)
+        task.cancel()
+        result = await task
+        untouched = fleet.hosts["LAB-0002"].lab.machine.services["obengine"].state  # type: ignore[union-attr]
+    assert result.stopped == "interrupted during batch 1: the outcome on LAB-0001 is unknown; later batches not started"
+    assert result.final().interrupted and untouched == "Stopped"
+    assert [(r.host, r.result) for r in fixlog.list_fixes(db)] == [("LAB-0001", "interrupted")]
