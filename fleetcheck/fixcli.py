@@ -45,7 +45,12 @@ def _json_report(specs: list[str] | None) -> Path | None:
         if fmt != "json" or not sep or not where:
             raise UserError(f"--report {spec}: fix writes json:PATH reports")
         path = Path(where)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise UserError(f"--report {spec}: is a folder; give a file name")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"--report {spec}: cannot create {path.parent} ({exc.strerror})") from None
     return path
 
 

@@ -300,3 +300,19 @@ async def test_svi_grant_adds_one_entry_for_system_and_touches_no_other() -> Non
     [again] = (await apply(host, first)).results  # the same script twice: nothing more changes, and it says so
     assert not again.changed and again.detail == "SYSTEM already has full control"
     assert host.machine.acls["C:\\System Volume Information"].sddl == after and plan(host, playbook()).changes == []
+
+
+@pytest.mark.parametrize(("stdout", "why"), [
+    ("", "not a remedy report"),
+    ("WARNING: something\nnot json at all", "not a remedy report"),
+    ('{"schema": "fleetcheck/facts/v1", "results": []}', "unsupported remedy schema"),
+    ('{"schema": "fleetcheck/remedy/v1", "results": [{"check": 1}]}', "not a remedy report"),
+    ('{"schema": "fleetcheck/remedy/v1", "results": []}' + " " * (1024 * 1024), "above"),
+])
+def test_whatever_a_host_prints_for_a_remedy_is_one_clear_error(stdout: str, why: str) -> None:
+    from fleetcheck.remedies.bundle import RemedyOutputError
+
+    with pytest.raises(RemedyOutputError, match=why):
+        parse_remedy_output(stdout)
+    ok = parse_remedy_output('banner\n{"schema": "fleetcheck/remedy/v1", "results": [{"check": "clock", "action": "clock"}]}')
+    assert ok.results[0].check == "clock" and not ok.results[0].changed
