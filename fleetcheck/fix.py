@@ -7,7 +7,9 @@ caller's confirmation, hosts with changes for checks set to `remediate: true` go
 `serial`: each host gets ONE static remedy script and ONE JSON argument, then the batch is
 scanned again so every row shows before -> after. A batch where more than `max_fail_percent`
 of the hosts failed stops the run; so does `stop` (Ctrl-C), but only between batches, so no
-host is left half-way through its changes. Every change tried is written to the audit log.
+host is left half-way through its changes. Cancelling the task (a second Ctrl-C) cuts the
+running batch short; its changes are then recorded as `interrupted`, their outcome unknown.
+Every change tried is written to the audit log, one transaction per batch.
 """
 
 from __future__ import annotations
