@@ -25,6 +25,8 @@ from fleetcheck.runner import RunOptions
 
 #: One loopback address, a port per host: these tests never compete for 127.x addresses.
 ADDRESSING = "ports"
+#: NTLM, not Negotiate: a Kerberos attempt against whatever krb5.conf the machine has is not what these tests are about.
+AUTH = "ntlm"
 SHIPPED = Path(__file__).resolve().parents[2] / "fleetcheck" / "playbooks" / "system-state-backup.yml"
 HOSTILE = "C:\\x'; Restart-Computer -Force; $(Remove-Item C:\\ -Recurse) \"`n; exit"
 #: host -> (scenario, the checks its plan must change)
@@ -76,7 +78,7 @@ async def test_every_remedy_plans_applies_rechecks_and_then_plans_nothing(
     db = tmp_path / "history.sqlite3"
     async with LabFleet(hosts=len(FLEET), addressing=ADDRESSING) as fleet:
         set_scenarios(fleet, {h: s for h, (s, _) in FLEET.items()})
-        hosts = fleet_hosts(fleet, tmp_path)
+        hosts = fleet_hosts(fleet, tmp_path, auth=AUTH)
         plan = await fix_fleet(hosts, playbooks(), options())
         assert {p.host: {c.change.check_id for c in p.changes} for p in plan.plans} == {h: c for h, (_, c) in FLEET.items()}
         assert plan.hosts == {} and fleet.hosts["LAB-0003"].lab.machine.acls  # type: ignore[union-attr]
@@ -111,9 +113,10 @@ async def test_a_remedy_fault_leaves_that_host_failing_with_the_cause_and_the_re
     async with LabFleet(hosts=4, faults=faults, addressing=ADDRESSING) as fleet:
         set_scenarios(fleet, dict.fromkeys(fleet.hosts, "svi-acl-missing"))
         # each host's own deadline: short for the one that hangs, generous for the rest on a busy machine
-        hosts = [h.model_copy(update={"timeout": 8.0 if h.name == "LAB-0003" else 40.0}) for h in fleet_hosts(fleet, tmp_path)]
+        hosts = [h.model_copy(update={"timeout": 8.0 if h.name == "LAB-0003" else 40.0}) for h in fleet_hosts(fleet, tmp_path, auth=AUTH)]
         result = await fix_fleet(hosts, playbooks(), options(timeout=None, apply=True))
     fixes = result.hosts
+    assert len(fixes) == 4, [(h.host, h.status.value, h.message) for h in result.scan.hosts]
     assert fixes["LAB-0002"].applied[0].error == "UnauthorizedAccessException: Access is denied."
     assert fixes["LAB-0002"].after["svi-permission"] is CheckStatus.FAIL
     assert fixes["LAB-0003"].error == "no answer within 8 s" and fixes["LAB-0003"].after["svi-permission"] is CheckStatus.FAIL
@@ -124,9 +127,9 @@ async def test_a_remedy_fault_leaves_that_host_failing_with_the_cause_and_the_re
 async def test_max_fail_percent_stops_later_batches(fleet_hosts: Callable[..., list[Host]], tmp_path: Path) -> None:
     async with LabFleet(hosts=4, faults="LAB-0001:remedy_throws", addressing=ADDRESSING) as fleet:
         set_scenarios(fleet, dict.fromkeys(fleet.hosts, "svi-acl-missing"))
-        result = await fix_fleet(fleet_hosts(fleet, tmp_path), playbooks(), options(apply=True, serial=2, max_fail_percent=40))
+        result = await fix_fleet(fleet_hosts(fleet, tmp_path, auth=AUTH), playbooks(), options(apply=True, serial=2, max_fail_percent=40))
         untouched = [fleet.hosts[h].lab.machine.acls["C:\\System Volume Information"].sddl for h in ("LAB-0003", "LAB-0004")]  # type: ignore[union-attr]
-    assert result.batches == [["LAB-0001", "LAB-0002"]]
+    assert result.batches == [["LAB-0001", "LAB-0002"]], [(h.host, h.status.value, h.message) for h in result.scan.hosts]
     assert result.stopped == "batch 1: 1 of 2 hosts failed, more than --max-fail-percent 40; later batches not started"
     assert result.hosts["LAB-0002"].after["svi-permission"] is CheckStatus.PASS
     assert untouched == ["O:BAG:SYD:PAI(A;OICI;FA;;;BA)"] * 2
@@ -144,7 +147,7 @@ async def test_stop_between_batches_applies_nothing_more_and_records_what_was_do
 
     async with LabFleet(hosts=3, addressing=ADDRESSING) as fleet:
         set_scenarios(fleet, dict.fromkeys(fleet.hosts, "mars-stopped"))
-        result = await fix_fleet(fleet_hosts(fleet, tmp_path), playbooks(), options(
+        result = await fix_fleet(fleet_hosts(fleet, tmp_path, auth=AUTH), playbooks(), options(
             apply=True, serial=1, stop=stop, on_batch=after_batch, record=lambda r, f: fixlog.record_batch(db, r, f)))
         states = [fleet.hosts[h].lab.machine.services["obengine"].state for h in sorted(fleet.hosts)]  # type: ignore[union-attr]
     assert result.batches == [["LAB-0001"]], result.scan.hosts
@@ -159,7 +162,7 @@ async def test_hostile_playbook_values_reach_the_remedy_only_as_json_data(
     pbs = playbooks(extra_paths=json.dumps([HOSTILE]))
     async with LabFleet(hosts=1, addressing=ADDRESSING) as fleet:
         set_scenarios(fleet, {"LAB-0001": "av-no-exclusions"})
-        result = await fix_fleet(fleet_hosts(fleet, tmp_path), pbs, options(apply=True))
+        result = await fix_fleet(fleet_hosts(fleet, tmp_path, auth=AUTH), pbs, options(apply=True))
         lab = fleet.hosts["LAB-0001"].lab
         assert lab is not None
         received = next(r for r in lab.received_scripts if r["script"].startswith(REMEDY_MARKER))
@@ -183,7 +186,7 @@ def cli_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[L
     try:
         set_scenarios(fleet, {"LAB-0001": "svi-acl-missing", "LAB-0002": "dotnet-old"})
         monkeypatch.setenv(PASSWORD_ENV, fleet.password)
-        yield fleet, fleet.write_inventory(tmp_path / "lab.yml")
+        yield fleet, fleet.write_inventory(tmp_path / "lab.yml", auth=AUTH)
     finally:
         background.stop()
 
@@ -250,7 +253,7 @@ def test_ctrl_c_between_batches_of_the_real_command(tmp_path: Path) -> None:
     background.start()
     try:
         set_scenarios(fleet, dict.fromkeys(fleet.hosts, "mars-stopped"))
-        inventory = fleet.write_inventory(tmp_path / "lab.yml")
+        inventory = fleet.write_inventory(tmp_path / "lab.yml", auth=AUTH)
         pb, db = tmp_path / "fix.yml", tmp_path / "h.sqlite3"
         pb.write_text(playbook_text(), encoding="utf-8")
         env = {**os.environ, PASSWORD_ENV: fleet.password, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -290,7 +293,7 @@ def test_cli_rejects_unknown_check_ids_before_contacting_any_host(cli_lab: tuple
 async def test_remedies_travel_over_winrs_and_ssh_too(transport: str, fleet_hosts: Callable[..., list[Host]], tmp_path: Path) -> None:
     async with LabFleet(hosts=1, ssh=transport == "ssh", addressing=ADDRESSING) as fleet:
         set_scenarios(fleet, {"LAB-0001": "services-misconfigured"})
-        result = await fix_fleet(fleet_hosts(fleet, tmp_path, transport), playbooks(), options(apply=True))
+        result = await fix_fleet(fleet_hosts(fleet, tmp_path, transport, auth=AUTH if transport != "ssh" else None), playbooks(), options(apply=True))
     fix = result.hosts["LAB-0001"]
     assert fix.error is None and [a.result for a in fix.applied] == ["changed"] * 4
     assert {cid: fix.after[cid] for cid in ("service-eventsystem", "service-sens", "service-vss", "service-swprv")} == dict.fromkeys(
@@ -306,7 +309,7 @@ async def test_cancelling_a_running_batch_records_its_outcome_as_unknown(
         set_scenarios(fleet, dict.fromkeys(fleet.hosts, "mars-stopped"))
         lab = fleet.hosts["LAB-0001"].lab
         assert lab is not None
-        task = asyncio.create_task(fix_fleet(fleet_hosts(fleet, tmp_path), playbooks(), options(
+        task = asyncio.create_task(fix_fleet(fleet_hosts(fleet, tmp_path, auth=AUTH), playbooks(), options(
             apply=True, serial=1, record=lambda r, f: fixlog.record_batch(db, r, f))))
         for _ in range(400):
             if any(r["script"].startswith(REMEDY_MARKER) for r in lab.received_scripts):
