@@ -45,6 +45,7 @@ from fleetcheck.cli_lookup import (
 )
 from fleetcheck.cli_sites import Broker, Shard, SiteWait, worker_cmd
 from fleetcheck.errors import UserError
+from fleetcheck.fixcli import FIX_HELP, fix_cmd, history_fixes_cmd
 from fleetcheck.results import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ Examples:
   fleetcheck inventory prod.yml                 # what resolves, passwords redacted
   fleetcheck checks                             # the checks of the default playbook
   fleetcheck explain CHECK_ID                   # what a check looks at and how to fix it
+  fleetcheck fix prod.yml                       # plan the fixes for failing checks (--apply to make them)
   fleetcheck report out/run.json --format markdown -o out/run.md
   fleetcheck lab serve --hosts 50               # a simulated Windows fleet on loopback
 {EXIT_CODES_HELP}"""
@@ -307,6 +309,10 @@ def merge_cmd(
 
 app.command("diff")(diff_cmd)
 app.command("worker")(worker_cmd)
+app.command("fix", epilog=FIX_HELP)(fix_cmd)
+_history = typer.Typer(help="What the history database recorded.", no_args_is_help=True)
+_history.command("fixes")(history_fixes_cmd)
+app.add_typer(_history, name="history")
 
 
 def _mount(entry: EntryPoint) -> None:

@@ -102,6 +102,8 @@ class RunOptions:
     #: `remote = True` runs the host elsewhere (a site's worker): it holds no fork slot here and
     #: owns the host's deadline and retries.
     route: Callable[[Target], Transport | None] | None = None
+    #: Called with (host name, facts document) for every host whose facts were read (fix plans from them).
+    on_facts: Callable[[str, FactsDocument], None] | None = None
 
 
 @dataclass
@@ -357,6 +359,8 @@ class _Fleet:
         warning = ntlm_fallback(target.auth, got.output.auth_mechanism, self.playbooks)
         if warning is not None:
             checks.append(warning)
+        if facts is not None and self.options.on_facts is not None:
+            self.options.on_facts(target.name, facts)
         if facts is not None and self.options.save_facts is not None:
             facts = facts.model_copy(update={"scanned_at": scan_time.isoformat()})
             try:

@@ -1,21 +1,48 @@
-"""Fixtures for every test folder: a real MIT KDC for the Kerberos tests (one throw-away realm
-per test process, k5test, started only when a test asks for it).
+"""Settings shared by every test folder.
 
-The realm, its database, keytabs and ticket caches live in one temporary folder; the KDC
-listens on 127.0.0.1 at a free port. Lab hosts are reached by loopback address with their FQDN
-as the SPN host (`negotiate_hostname_override`), and krb5.conf turns off DNS canonicalisation,
-so no name needs to resolve. Without the KDC packages every test here is skipped, with the
-missing pieces named in the skip reason.
+Kerberos stays inside the tests that ask for it. Installing Debian's krb5 packages (as CI does
+for the Kerberos tests) writes an /etc/krb5.conf whose default realm names MIT's public KDCs;
+a Negotiate login that has gssapi available would then try Kerberos first and wait on DNS
+for KDCs this machine can never reach. Every test process gets a krb5.conf with no realm and
+no DNS look-ups instead, so Negotiate falls back to NTLM at once, as it does on a host outside
+any domain. The Kerberos tests set their own KRB5_CONFIG for their throw-away realm.
+
+The Kerberos tests ask for `lab_realm` / `krb_env`: one throw-away MIT realm per test process
+(k5test, started only when a test asks for it), its KDC on 127.0.0.1 at a free port. Lab hosts
+are reached by loopback address with their FQDN as the SPN host (`negotiate_hostname_override`),
+and the realm's krb5.conf turns off DNS canonicalisation, so no name needs to resolve. Without
+the KDC packages those tests are skipped, with the missing pieces named in the skip reason.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fleetcheck.lab.kdc import LAB_USER, LAB_USER_PASSWORD, LabRealm, RealmUnavailable, missing_requirements
+
+_NO_REALM = """[libdefaults]
+    dns_lookup_kdc = false
+    dns_lookup_realm = false
+    rdns = false
+"""
+
+
+def _isolate_kerberos() -> None:
+    conf = Path(tempfile.gettempdir()) / f"fleetcheck-tests-krb5-{os.getuid()}.conf"
+    if not conf.exists() or conf.read_text() != _NO_REALM:
+        staged = conf.with_name(f"{conf.name}.{os.getpid()}")
+        staged.write_text(_NO_REALM)
+        os.replace(staged, conf)  # parallel test workers never read a half-written file
+    os.environ["KRB5_CONFIG"] = str(conf)
+    os.environ.setdefault("KRB5CCNAME", f"FILE:{conf.with_suffix('.ccache')}")
+
+
+_isolate_kerberos()
 
 
 @pytest.fixture(scope="session")
