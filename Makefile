@@ -6,10 +6,24 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck bench venv clean
 
+# System packages for the Kerberos tests (a real MIT KDC) and for building gssapi/pykerberos.
+KRB_PACKAGES := krb5-kdc krb5-admin-server krb5-user libkrb5-dev faketime
+
 $(STAMP): pyproject.toml
+	@if ! [ -x /usr/sbin/krb5kdc ] || ! command -v krb5-config >/dev/null || ! command -v faketime >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(KRB_PACKAGES) >/dev/null \
+	      || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(KRB_PACKAGES) >/dev/null) \
+	      || echo "warning: could not install $(KRB_PACKAGES): the Kerberos tests will be skipped" >&2; \
+	  else \
+	    echo "note: install $(KRB_PACKAGES) (apt-get, as root) to run the Kerberos tests" >&2; \
+	  fi; \
+	fi
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' || { \
+	  echo "warning: the Kerberos extras did not build (need $(KRB_PACKAGES)); the Kerberos tests will be skipped" >&2; \
+	  $(BIN)/pip install -q -e '.[devtools]'; }
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -269,7 +269,9 @@ def run(
         raise UserError(f"--psrp-client '{options.psrp_client}': expected pypsrp or native")
     names = [str(getattr(p, "name", p)) for p in playbooks] or list(inv.playbooks) or [DEFAULT_PLAYBOOK]
     loaded = load_playbooks(list(playbooks) or names)
-    hosts = _credentials(hosts, options, dispatched=options.broker is not None or options.dispatcher is not None)
+    dispatched = options.broker is not None or options.dispatcher is not None
+    _kerberos_preflight([h for h in hosts if not dispatched or h.site == "local"])  # a site's workers have their own
+    hosts = _credentials(hosts, options, dispatched=dispatched)
     opts = _nightly(options.history, options.since, options.waivers or inv.waivers, options.mail)
     scope = run_scope(inv.path, options.limit)
     if options.shard is not None:
@@ -285,6 +287,22 @@ def run(
         outcome = _finish(result, len(hosts), opts, options.reports, options.console)
     outcome.warnings = list(inv.warnings)
     return outcome
+
+
+class KerberosUnavailable(UserError):
+    """Kerberos hosts, but this machine cannot speak Kerberos (no gssapi or no krb5.conf)."""
+
+
+def _kerberos_preflight(hosts: Sequence[Host]) -> None:
+    """Before any connection: Kerberos hosts need gssapi (pykerberos for winrm) and a krb5.conf."""
+    from fleetcheck.transports.kerberos import preflight_message
+
+    transports: set[str] = {h.transport for h in hosts if h.auth == "kerberos"}
+    message = preflight_message(transports) if transports else None
+    if message:
+        names = [h.name for h in hosts if h.auth == "kerberos"]
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise KerberosUnavailable(f"{message} (hosts with auth: kerberos: {shown})")
 
 
 def _credentials(hosts: list[Host], options: RunOptions, *, dispatched: bool) -> list[Host]:

@@ -115,6 +115,8 @@ class CustomCheck(_Strict):
 class _PlaybookFile(_Strict):
     name: str = Field(min_length=1, max_length=100)
     description: str = ""
+    #: `warn`: a host reached with Negotiate or Kerberos that authenticated with NTLM gets a warning.
+    ntlm_fallback: Literal["ignore", "warn"] = "ignore"
     checks: dict[str, Any] = Field(default_factory=dict)
     custom_checks: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -127,6 +129,7 @@ class Playbook(BaseModel):
     source: str = ""
     checks: dict[str, CheckSettings] = Field(default_factory=dict)
     custom_checks: list[CustomCheck] = Field(default_factory=list)
+    ntlm_fallback: Literal["ignore", "warn"] = "ignore"
 
     def enabled_checks(self) -> list[CheckSettings]:
         return [c for c in self.checks.values() if c.enabled]
@@ -288,7 +291,10 @@ def parse_playbook(text: str, path: str = "<playbook>") -> Playbook:
         customs.append(custom)
     if not checks and not customs:
         raise PlaybookError(path, line_of(data, ("checks",)), "checks", "the playbook has no checks", "list at least one check id")
-    return Playbook(name=raw.name, description=raw.description, source=path, checks=checks, custom_checks=customs)
+    return Playbook(
+        name=raw.name, description=raw.description, source=path, checks=checks, custom_checks=customs,
+        ntlm_fallback=raw.ntlm_fallback,
+    )
 
 
 def builtin_playbooks() -> list[str]:

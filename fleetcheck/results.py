@@ -101,6 +101,9 @@ class HostResult(BaseModel):
     started_at: datetime | None = None
     duration_s: float = 0.0
     attempts: int = 1
+    #: What authenticated the session: kerberos, ntlm (Negotiate fell back or NTLM asked), basic,
+    #: credssp or certificate; None for SSH and for hosts never reached.
+    auth_mechanism: str | None = None
 
     @field_validator("message")
     @classmethod

@@ -74,6 +74,12 @@ def _strip_header(count: int) -> str:
     return "".join(str(i + 1).ljust(6) for i in range(0, count, 5)).rstrip()
 
 
+def show_auth_column(result: RunResult) -> bool:
+    """The Auth column appears once a run involves more than NTLM and Basic (Kerberos, CredSSP,
+    certificates), so a domain team sees which hosts fell back to NTLM; NTLM-only runs look as before."""
+    return any(h.auth_mechanism not in (None, "ntlm", "basic") for h in result.hosts)
+
+
 def render_hosts(result: RunResult, opts: TableOptions) -> str:
     """One row per host, one column per check (numbered; ids as headers with --wide)."""
     symbols = ASCII_SYMBOLS if opts.ascii else UNICODE_SYMBOLS
@@ -93,14 +99,16 @@ def render_hosts(result: RunResult, opts: TableOptions) -> str:
         check_headers = [_strip_header(len(ids))]
     else:
         check_headers = ids if opts.wide else [str(i + 1) for i in range(len(ids))]
-    headers = ["Host", "Status", *check_headers, "Message"]
+    auth = show_auth_column(result)
+    headers = ["Host", "Status", *(["Auth"] if auth else []), *check_headers, "Message"]
     rows = []
     for host in hosts:
         by_id = {c.check_id: c for c in host.checks}
         cells = [symbols[by_id[i].status] if i in by_id else ("" if not strip else " ") for i in ids]
         if strip:
             cells = [_strip(cells) if host.checks else ""]
-        rows.append([host.host, host.status.value, *cells, _cut(_host_message(host), opts.message_width, opts.wide)])
+        mechanism = [host.auth_mechanism or ""] if auth else []
+        rows.append([host.host, host.status.value, *mechanism, *cells, _cut(_host_message(host), opts.message_width, opts.wide)])
     lines = [tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)] if rows else []
     if hidden_other:
         lines.append(f"... {hidden_other} more hosts with problems not shown (--wide shows all)")
