@@ -28,23 +28,24 @@ from fleetcheck.results import REPORT_SCHEMA, RunResult
 
 
 def test_hosts_sorted_worst_first() -> None:
-    assert [h.host for h in sorted_hosts(sample_result())] == ["=cmd|calc", "SRV-DOWN", "SRV-BAD", "SRV-OK", "SRV-WARN"]
+    assert [h.host for h in sorted_hosts(sample_result())] == ["=cmd|calc", "SRV-DOWN", "SRV-BAD", "SRV-WARN", "SRV-OK"]
 
 
 def test_table_rows_symbols_legend_and_summary() -> None:
-    text = render_table(sample_result())
+    text = render_table(sample_result(), TableOptions(width=120))
     lines = text.splitlines()
     header = next(line for line in lines if line.startswith("Host"))
-    assert header.split() == ["Host", "Status", "1", "2", "3", "Message"]
+    assert header.split() == ["Host", "Status", "Sev", "1", "2", "3", "Message"]
     bad = next(line for line in lines if line.startswith("SRV-BAD"))
-    assert bad.split()[:5] == ["SRV-BAD", "noncompliant", "✓", "✗", "E"]
-    assert "VSS startup type is Disabled (+1 more)" in bad
+    assert bad.split()[:6] == ["SRV-BAD", "noncompliant", "H", "✓", "✗", "E"]
+    assert "vss.service.startup: VSS startup type is Disabled (+1 more)" in bad
     warn = next(line for line in lines if line.startswith("SRV-WARN"))
     assert warn.split()[2:5] == ["!", "w", "-"]
     assert "Legend: ✓ pass  ✗ fail  ! warn  E error  ? unknown  - skip  w waived" in text
+    assert "Severity: C critical  H high  M medium  L low  I info" in text
     assert text.index("SRV-DOWN") < text.index("SRV-BAD") < text.index("SRV-OK")
     per_check = next(line for line in lines if line.startswith("2 ") and CHECKS[1] in line)
-    assert per_check.split()[2:8] == ["1", "1", "0", "0", "1", "SRV-BAD"]
+    assert per_check.split()[1:9] == ["H", CHECKS[1], "1", "1", "0", "0", "1", "SRV-BAD"]
     assert lines[-1] == summary_line(sample_result())
     assert lines[-1].startswith("5 hosts: 2 compliant, 1 noncompliant, 1 unreachable, 1 auth_failed; 1 failed check")
 
@@ -58,7 +59,7 @@ def test_table_views_and_ascii() -> None:
     hosts = render_table(result, TableOptions(view="hosts", ascii=True))
     assert "Failing hosts" not in hosts and "✓" not in hosts
     bad = next(line for line in hosts.splitlines() if line.startswith("SRV-BAD"))
-    assert bad.split()[:5] == ["SRV-BAD", "noncompliant", ".", "X", "E"]
+    assert bad.split()[:6] == ["SRV-BAD", "noncompliant", "H", ".", "X", "E"]
 
 
 def test_large_fleet_collapses_unless_wide() -> None:
@@ -69,9 +70,9 @@ def test_large_fleet_collapses_unless_wide() -> None:
     assert "... 3 more hosts with problems not shown" in text
     assert "... 257 compliant hosts not shown" in text
     assert "SRV0000, SRV0007, SRV0014, SRV0021, SRV0028 +38 more" in text
-    wide = render_table(result, TableOptions(wide=True))
+    wide = render_table(result, TableOptions(wide=True, width=160))
     assert len([line for line in wide.splitlines() if line.startswith("SRV")]) == 300
-    assert "+38 more" not in wide and CHECKS[1] in wide.splitlines()[0]
+    assert "+38 more" not in wide and max(len(line) for line in wide.splitlines()) <= 160
 
 
 def test_json_round_trip_and_schema(tmp_path: Path) -> None:
@@ -185,7 +186,7 @@ def test_checks_passing_everywhere_fold_into_one_line() -> None:
     text = render_table(big_result(20), TableOptions(view="checks"))
     assert f"Passed on every checked host: 1 {CHECKS[0]}, 3 {CHECKS[2]}" in text
     rows = [line for line in text.splitlines() if line[:1].isdigit() and "hosts:" not in line]
-    assert len(rows) == 1 and rows[0].split()[:4] == ["2", CHECKS[1], "17", "3"]
+    assert len(rows) == 1 and rows[0].split()[:5] == ["2", "M", CHECKS[1], "17", "3"]
     wide = render_table(big_result(20), TableOptions(view="checks", wide=True))
     assert "Passed on every" not in wide
     assert len([x for x in wide.splitlines() if x[:1].isdigit() and "hosts:" not in x]) == 3
@@ -200,10 +201,8 @@ def test_many_checks_use_one_compact_column() -> None:
     for h in result.hosts:
         if h.checks:
             h.checks = [check(cid, h.checks[i % 3].status) for i, cid in enumerate(ids)]
-    lines = render_table(result, TableOptions(view="hosts")).splitlines()
-    assert lines[0].split() == ["Host", "Status", "1", "6", "11", "Message"]
+    lines = render_table(result, TableOptions(view="hosts", width=100)).splitlines()
+    assert lines[0].split() == ["Host", "Status", "Sev", "1", "6", "11", "Message"]
     bad = next(line for line in lines if line.startswith("SRV-BAD"))
     assert "✓✗E✓✗ E✓✗E✓ ✗E" in bad
     assert any(line.startswith("Checks: 1 chk-00, 2 chk-01") for line in lines)
-    wide = render_table(result, TableOptions(view="hosts", wide=True)).splitlines()
-    assert wide[0].split()[2:4] == ["chk-00", "chk-01"]
