@@ -79,10 +79,15 @@ def test_json_round_trip_and_schema(tmp_path: Path) -> None:
     result = sample_result()
     doc = json.loads(json_report.render(result))
     assert doc["schema"] == REPORT_SCHEMA == "fleetcheck/report/v1"
-    assert doc["hosts"][1]["checks"][1]["observed"] == "Disabled"
+    assert [h["host"] for h in doc["hosts"]] == [h.host for h in sorted_hosts(result)]  # the table's order
+    assert doc["hosts"][2]["checks"][1]["observed"] == "Disabled"
+    assert list(doc)[-2:] == ["summary", "hosts"]
+    assert doc["summary"]["hosts"] == 5 and doc["summary"]["by_status"]["unreachable"] == 1
+    assert (doc["summary"]["unchecked"], doc["summary"]["failed_checks"], doc["summary"]["waived"]) == (2, 1, 1)
+    assert doc["summary"]["failing_checks"][0] == {"check_id": CHECKS[1], "severity": "high", "hosts": 1}
     path = tmp_path / "out" / "run.json"
     get_writer("json")(result, path, ReportContext())
-    assert json_report.load(path) == result
+    assert json_report.load(path) == result.model_copy(update={"hosts": sorted_hosts(result)})
 
 
 def test_json_load_errors_are_clear(tmp_path: Path) -> None:
@@ -114,11 +119,11 @@ def test_csv_one_row_per_host_and_check() -> None:
 def test_junit_parses_with_counts() -> None:
     root = ET.fromstring(junit.render(sample_result()).encode())
     assert root.tag == "testsuites"
-    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("11", "1", "3", "2")
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("14", "1", "3", "2")
     suites = {s.get("name"): s for s in root.findall("testsuite")}
     assert set(suites) == {"=cmd|calc", "SRV-DOWN", "SRV-BAD", "SRV-OK", "SRV-WARN"}
     bad = suites["SRV-BAD"]
-    assert (bad.get("tests"), bad.get("failures"), bad.get("errors")) == ("3", "1", "1")
+    assert (bad.get("tests"), bad.get("failures"), bad.get("errors")) == ("4", "1", "1")
     failure = bad.find(f"testcase[@name='{CHECKS[1]}']/failure")
     assert failure is not None and failure.get("message") == "VSS startup type is Disabled"
     assert "remediation: Set-Service VSS -StartupType Manual" in (failure.text or "")
@@ -129,15 +134,46 @@ def test_junit_parses_with_counts() -> None:
     assert warn.get("skipped") == "2" and warn.get("failures") == "0"
     skipped = warn.find(f"testcase[@name='{CHECKS[1]}']/skipped")
     assert skipped is not None and "CHG-42" in (skipped.get("message") or "")
-    assert suites["SRV-OK"].get("tests") == "3" and suites["SRV-OK"].find("testcase/failure") is None
+    assert suites["SRV-OK"].get("tests") == "4" and suites["SRV-OK"].find("testcase/failure") is None
+
+
+def test_junit_loads_in_junitparser_with_host_classes_and_real_times() -> None:
+    """junitparser (a real JUnit XML consumer) sees one class per host, check ids as test names."""
+    from junitparser import Error, Failure, JUnitXml, Skipped
+
+    run = sample_result()
+    run.hosts[1] = run.hosts[1].model_copy(update={"host": "ber-fs01.corp.example.com", "duration_s": 2.5})
+    xml = JUnitXml.fromstring(junit.render(run))
+    cases = {(case.classname, case.name): case for suite in xml for case in suite}
+    # Jenkins' rule: package = classname up to the last dot, class = the rest
+    classes = {cn.rpartition(".")[2] for cn, _ in cases}
+    packages = {cn.rpartition(".")[0] for cn, _ in cases}
+    assert packages == {"fleetcheck"} and "ber-fs01_corp_example_com" in classes
+    connect = cases[("fleetcheck.ber-fs01_corp_example_com", "connect")]
+    assert connect.time == 2.5 and connect.is_passed
+    failed = cases[("fleetcheck.ber-fs01_corp_example_com", CHECKS[1])]
+    assert isinstance(failed.result[0], Failure) and failed.result[0].message == "VSS startup type is Disabled"
+    assert isinstance(cases[("fleetcheck.SRV-DOWN", "connect")].result[0], Error)
+    assert isinstance(cases[("fleetcheck.SRV-WARN", CHECKS[2])].result[0], Skipped)
+    suites = {suite.name: suite for suite in xml}
+    assert suites["ber-fs01.corp.example.com"].time == 2.5 and suites["ber-fs01.corp.example.com"].tests == 4
 
 
 def test_markdown_contents() -> None:
     text = markdown.render(sample_result())
     assert text.startswith("# fleetcheck run r-0001")
     assert "| =cmd\\|calc | auth_failed |" in text
-    assert f"| SRV-BAD | noncompliant | {CHECKS[1]}, {CHECKS[2]} |" in text
-    assert f"| {CHECKS[1]} | 1 | SRV-BAD |" in text
+    assert f"| SRV-BAD | high | {CHECKS[1]}, {CHECKS[2]} | VSS startup type is Disabled |" in text
+    assert "2 compliant hosts (1 with warnings) not listed." in text and "| SRV-OK" not in text
+    section = text[text.index("## Failing checks") :]
+    assert f"### `{CHECKS[1]}`" in section and "(high, 1 host)" in section
+    assert "Fix: Set-Service VSS -StartupType Manual" in section and "Hosts: SRV-BAD" in section
+
+
+def test_markdown_stays_short_for_a_big_fleet() -> None:
+    text = markdown.render(big_result(1000))
+    assert "857 compliant hosts not listed." in text
+    assert len(text.splitlines()) < 1000 * 0.2  # 143 noncompliant rows plus headings, not 1,000 rows
 
 
 def test_every_builtin_writer_writes_atomically(tmp_path: Path) -> None:
