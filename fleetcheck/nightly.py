@@ -166,7 +166,9 @@ def build_report_context(
 ) -> ReportContext:
     """Changes and trend for an already recorded `run` (also usable to re-render old runs)."""
     changes = _changes(history, run, since)
-    return ReportContext(changes=changes, trend=history.trend(trend_runs, inventory=run.inventory))
+    trend = history.trend(trend_runs, inventory=run.inventory)
+    check_trend = history.check_failures([p.run_id for p in trend])
+    return ReportContext(changes=changes, trend=trend, check_trend=check_trend)
 
 
 def _changes(history: History, run: RunResult, since: str | None) -> ChangeSet | None:
