@@ -35,6 +35,7 @@ WRITERS: dict[str, str] = {
     "markdown": "fleetcheck.reports.markdown:write",
     "html": "fleetcheck.reports.html:write",
     "prometheus": "fleetcheck.reports.prometheus:write",
+    "sarif": "fleetcheck.reports.sarif:write",
 }
 
 
