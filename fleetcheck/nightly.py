@@ -255,8 +255,10 @@ def list_runs_text(history_path: Path | None, limit: int = 20) -> str:
 
 
 def _run_line(r: RunSummary) -> str:
+    from fleetcheck.changes import scope_text
+
     flag = "  (interrupted)" if r.interrupted else ""
     return (
-        f"{r.run_id}  {r.started_at:%Y-%m-%d %H:%M}  {r.compliant}/{r.hosts} compliant, "
+        f"{r.run_id}  {r.started_at:%Y-%m-%d %H:%M}  {scope_text(r.inventory)}  {r.compliant}/{r.hosts} compliant, "
         f"{r.failing_checks} failing, {r.waived_checks} waived, {r.unchecked} not checked{flag}"
     )
