@@ -50,3 +50,17 @@ def test_extends_mistakes(tmp_path: Path) -> None:
         load_playbook(loop)
     with pytest.raises(PlaybookError, match=r"line 4: checks.clock.params.max_skew_s"):
         parse_playbook("name: x\nextends: system-state-backup\nchecks:\n  clock: {params: {max_skew_s: -1}}\n", "x.yml")
+
+
+def test_explain_by_table_number_and_in_any_case() -> None:
+    from fleetcheck.checks.registry import CHECK_ORDER
+    from fleetcheck.checks.render import render_explain, resolve_check_ref
+
+    assert resolve_check_ref("11") == CHECK_ORDER[10]
+    assert resolve_check_ref("WSB-Feature") == "wsb-feature"
+    assert resolve_check_ref("2", ["clock", "dotnet"]) == "dotnet"  # a playbook's own numbering
+    assert render_explain("SVI-PERMISSION").startswith("svi-permission: ")
+    with pytest.raises(KeyError, match="numbers checks 1 to 26"):
+        resolve_check_ref("27")
+    with pytest.raises(KeyError, match="did you mean dotnet"):
+        resolve_check_ref("DOTNETT")
