@@ -312,15 +312,19 @@ def _hard_wrap(line: str, width: int) -> str:
 
 
 def _wrap_summary(text: str, width: int) -> str:
-    """The summary line, broken at '; ' when the terminal is narrower than it."""
+    """The summary line, broken at '; ' (then at ', ') when the terminal is narrower than it."""
     if len(text) <= width:
         return text
-    pieces = text.split("; ")
-    lines = [pieces[0]]
-    for piece in pieces[1:]:
-        if len(lines[-1]) + 2 + len(piece) <= width:
-            lines[-1] += "; " + piece
+    words: list[str] = []
+    for i, piece in enumerate(text.split("; ")):
+        parts = piece.split(", ")
+        words += [p + ("," if j < len(parts) - 1 else "") for j, p in enumerate(parts)]
+        if i < len(text.split("; ")) - 1:
+            words[-1] += ";"
+    lines = [words[0]]
+    for word in words[1:]:
+        if len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
         else:
-            lines[-1] += ";"
-            lines.append(piece)
+            lines.append("  " + word)
     return "\n".join(lines)
