@@ -52,11 +52,11 @@ def test_table_rows_symbols_legend_and_summary() -> None:
 
 def test_table_views_and_ascii() -> None:
     result = sample_result()
-    summary = render_table(result, TableOptions(view="summary"))
+    summary = render_table(result, TableOptions(view="summary", width=120))
     assert summary.strip() == summary_line(result)
-    checks = render_table(result, TableOptions(view="checks"))
+    checks = render_table(result, TableOptions(view="checks", width=120))
     assert "Failing hosts" in checks and "Legend" not in checks
-    hosts = render_table(result, TableOptions(view="hosts", ascii=True))
+    hosts = render_table(result, TableOptions(view="hosts", ascii=True, width=120))
     assert "Failing hosts" not in hosts and "✓" not in hosts
     bad = next(line for line in hosts.splitlines() if line.startswith("SRV-BAD"))
     assert bad.split()[:6] == ["SRV-BAD", "noncompliant", "H", ".", "X", "E"]
@@ -64,7 +64,7 @@ def test_table_views_and_ascii() -> None:
 
 def test_large_fleet_collapses_unless_wide() -> None:
     result = big_result(300)
-    text = render_table(result, TableOptions(max_rows=40))
+    text = render_table(result, TableOptions(max_rows=40, width=120))
     host_rows = [line for line in text.splitlines() if line.startswith("SRV")]
     assert len(host_rows) == 40
     assert "... 3 more hosts with problems not shown" in text
@@ -219,11 +219,11 @@ def test_empty_run_renders_everywhere() -> None:
 
 
 def test_checks_passing_everywhere_fold_into_one_line() -> None:
-    text = render_table(big_result(20), TableOptions(view="checks"))
+    text = render_table(big_result(20), TableOptions(view="checks", width=120))
     assert f"Passed on every checked host: 1 {CHECKS[0]}, 3 {CHECKS[2]}" in text
     rows = [line for line in text.splitlines() if line[:1].isdigit() and "hosts:" not in line]
     assert len(rows) == 1 and rows[0].split()[:5] == ["2", "M", CHECKS[1], "17", "3"]
-    wide = render_table(big_result(20), TableOptions(view="checks", wide=True))
+    wide = render_table(big_result(20), TableOptions(view="checks", wide=True, width=120))
     assert "Passed on every" not in wide
     assert len([x for x in wide.splitlines() if x[:1].isdigit() and "hosts:" not in x]) == 3
 
