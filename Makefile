@@ -22,7 +22,7 @@ $(STAMP): $(RUNTIME)
 venv: $(STAMP)
 
 demo: $(RUNTIME)
-	$(BIN)/python -m fleetcheck.demo
+	$(BIN)/python -m fleetcheck.lab.demo
 	@echo
 	@echo "fleetcheck is installed in $(VENV): run $(BIN)/fleetcheck --help"
 	@echo "(or put it on your PATH for good: pipx install $(CURDIR))"

@@ -12,16 +12,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fleetcheck.results import UNCHECKED_STATUSES, CheckResult, CheckStatus, HostResult, RunResult
+from fleetcheck.results import FAILING, UNCHECKED_STATUSES, CheckResult, HostResult, RunResult
 
 if TYPE_CHECKING:
     from fleetcheck.history import History
-
-#: Check statuses that count as failing everywhere in the nightly report (changes, streaks,
-#: counts, metrics). Same set that makes a host noncompliant in the runner: a check we could not
-#: judge (unknown) is not a pass.
-FAILING_CHECK_STATUSES = frozenset({CheckStatus.FAIL, CheckStatus.ERROR, CheckStatus.UNKNOWN})
-FAILING = FAILING_CHECK_STATUSES
 
 FirstFailed = Callable[[str, str], datetime | None] | Mapping[tuple[str, str], datetime]
 

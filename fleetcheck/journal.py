@@ -15,7 +15,9 @@ one fsync per line. Records:
     {"record": "end",  "run_id": ..., "finished_at": ..., "interrupted": false}
 
 Several runs may append to the same file; `read_journal` returns the last run by default.
-A torn last line (crash mid-write) is skipped, never fatal.
+A torn last line (crash mid-write) is skipped, never fatal. Text that UTF-8 cannot carry (lone
+surrogate halves, as a non-BMP character split by a careless decoder becomes) is written with
+the halves paired again or replaced by U+FFFD: one host's text never ends the run.
 """
 
 from __future__ import annotations
@@ -27,10 +29,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from fleetcheck.results import HostResult, RunResult
+from fleetcheck.results import HostResult, RunResult, clean_text
 
 #: Longest time a host line may stay written but not fsynced (see the module docstring).
 FSYNC_INTERVAL = 0.5
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
 
 
 class Journal:
@@ -51,7 +63,10 @@ class Journal:
     def _write_line(self, line: str, *, sync: bool = False) -> None:
         if self._fh is None:
             raise ValueError("journal is closed")
-        self._fh.write(line + "\n")
+        try:
+            self._fh.write(line + "\n")
+        except UnicodeEncodeError:  # encoding fails before anything is buffered: no torn line
+            self._fh.write(clean_text(line) + "\n")
         self._fh.flush()
         self.dirty = True
         if sync:
@@ -90,7 +105,11 @@ class Journal:
         # pydantic's own JSON encoder: the same document as model_dump(mode="json") through
         # json.dumps, at a fraction of the CPU (one line per host on the event loop).
         head = json.dumps({"record": "host", "run_id": run_id}, ensure_ascii=False)
-        self._write_line(f'{head[:-1]}, "result": {result.model_dump_json()}}}')
+        try:
+            body = result.model_dump_json()
+        except ValueError:  # text UTF-8 cannot encode (pydantic's serializer refuses it)
+            body = json.dumps(_clean(result.model_dump(mode="json")), ensure_ascii=False)
+        self._write_line(f'{head[:-1]}, "result": {body}}}')
 
     def write_end(self, run: RunResult) -> None:
         finished = run.finished_at.isoformat() if run.finished_at else None

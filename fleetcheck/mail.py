@@ -19,7 +19,6 @@ from email.utils import formatdate, make_msgid
 from typing import Literal
 
 from fleetcheck.changes import ChangeSet, format_change_summary
-from fleetcheck.history import run_counts
 from fleetcheck.results import RunResult
 
 FROM_ENV = "FLEETCHECK_MAIL_FROM"
@@ -92,7 +91,7 @@ def should_send(changes: ChangeSet | None, always: bool) -> bool:
 
 
 def subject_for(run: RunResult, changes: ChangeSet | None) -> str:
-    counts = run_counts(run)
+    counts = run.counts()
     head = f"fleetcheck: {counts['compliant']}/{counts['hosts']} compliant"
     if changes is None:
         return head
@@ -107,7 +106,7 @@ def build_message(
     notes: list[str] | None = None,
 ) -> EmailMessage:
     """The message (pure): text summary body, HTML report attached when given."""
-    counts = run_counts(run)
+    counts = run.counts()
     msg = EmailMessage()
     msg["Subject"] = subject_for(run, changes)
     msg["From"] = settings.sender

@@ -1,29 +1,20 @@
 """The nightly pipeline after a run: waivers, history, changes, report context, mail.
 
-How the CLI uses it (the whole wiring)::
+`fleetcheck.api.run` and `evaluate_saved` use it like this::
 
-    from fleetcheck import nightly
-    opts = nightly.NightlyOptions(
-        history_path=None if no_history else (history or nightly.default_history_path()),
-        since="last",                 # --since REF (run id, prefix, last, last~N); None: no comparison
-        waivers_path=waivers,         # --waivers FILE or the inventory's `waivers:` (already resolved)
-        mail=nightly.mail_settings(mail_to, smtp, always=mail_always),   # or None
-    )
-    nightly.prepare(opts)             # bad waivers / history / mail -> NightlyConfigError before any connection
+    opts = nightly.prepare(NightlyOptions(history_path=..., since="last", waivers_path=..., mail=...))
     with nightly.run_guard(opts):     # RunLockedError when another run holds the history
         run = ...                     # the runner's RunResult
         outcome = nightly.finish_run(run, opts, console)   # prints the change summary first
-        for fmt, path in reports:     # the CLI's --report loop, unchanged
-            get_writer(fmt)(outcome.run, path, outcome.context)
-    exit code: computed from `outcome.run` (waived failures no longer count)
+        # reports are written from outcome.run with outcome.context; the exit code is
+        # computed from outcome.run (waived failures no longer count)
 
-`fleetcheck diff [RUN_A] [RUN_B]`: `print(nightly.diff_text(history_path, run_a, run_b))`;
-`fleetcheck diff --list`: `print(nightly.list_runs_text(history_path))`.
+`prepare` raises NightlyConfigError (bad waivers, history, since reference) before any
+connection. `fleetcheck diff`: `nightly.diff_text(history_path, run_a, run_b)`;
+`fleetcheck diff --list`: `nightly.list_runs_text(history_path)`.
 
-Decision: report files are written by the CLI's generic `--report` loop with `outcome.context`
-(`ReportContext(changes=ChangeSet, trend=[RunSummary, ...])`); `finish_run` renders the HTML
-in memory only for the mail attachment. Errors that must not lose the run (history disk
-full, SMTP down) are returned in `outcome.errors` instead of raised.
+Errors that must not lose the run (history disk full, SMTP down) are returned in
+`outcome.errors` instead of raised; `finish_run` renders the HTML in memory only for the mail.
 
 Building blocks (all usable alone): `history.History(path)` (record, latest, get, resolve,
 list_runs, trend, failing_since, first_failed_since, prune) and `history.run_lock(path)`;
@@ -48,6 +39,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fleetcheck.changes import ChangeSet, compute_changes, diff_runs, format_change_summary
+from fleetcheck.errors import UserError
 from fleetcheck.history import (
     History,
     HistoryError,
@@ -86,7 +78,7 @@ __all__ = [
 ]
 
 
-class NightlyConfigError(ValueError):
+class NightlyConfigError(UserError, ValueError):
     """A nightly option or file is unusable; the message says which and how to fix it."""
 
 

@@ -11,20 +11,21 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fleetcheck.checks.base import CheckParams, Severity
 from fleetcheck.checks.custom import Expectation
 from fleetcheck.checks.registry import CHECK_ORDER, CHECKS
+from fleetcheck.errors import UserError
 from fleetcheck.probes.schema import MAX_SCRIPT
+from fleetcheck.yamlfile import YamlFileError, line_of, parse_yaml, read_text
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "playbooks"
 MAX_PLAYBOOK_BYTES = 1_000_000
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
 
-class PlaybookError(Exception):
+class PlaybookError(UserError):
     """A playbook that cannot be used; the message names file, line, key, problem and fix."""
 
     def __init__(self, path: str, line: int | None, key: str | None, problem: str, hint: str = "") -> None:
@@ -38,53 +39,18 @@ class PlaybookError(Exception):
 Loc = tuple[str | int, ...]
 
 
-def _to_python(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: str) -> Any:
-    lines[loc] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
-            if not isinstance(key, str):
-                raise PlaybookError(path, key_node.start_mark.line + 1, ".".join(map(str, loc)) or None, "keys must be text")
-            if key in out:
-                raise PlaybookError(
-                    path, key_node.start_mark.line + 1, ".".join(map(str, (*loc, key))), "duplicate key", "keep one of them"
-                )
-            out[key] = _to_python(value_node, (*loc, key), lines, path)
-            lines[(*loc, key)] = key_node.start_mark.line + 1
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, (*loc, i), lines, path) for i, item in enumerate(node.value)]
-    return _scalar(node)
-
-
-def _scalar(node: yaml.Node) -> Any:
-    """A scalar node as safe_load would build it (null, bool, int, float, str, dates)."""
-    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
-
-
-def load_yaml_with_lines(text: str, path: str) -> tuple[Any, dict[Loc, int]]:
-    """Parse YAML into plain data plus the line of every key/item (1-based)."""
+def _parse_marked(text: str, path: str) -> Any:
+    """Parse playbook YAML into MarkedDict/MarkedList (dicts and lists that know their lines)."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PlaybookError(path, mark.line + 1 if mark else None, None, f"not valid YAML: {problem}", "check indentation and quoting") from None
-    if node is None:
+        data = parse_yaml(text, path, str_keys=True)
+    except YamlFileError as exc:
+        raise PlaybookError(path, exc.line, exc.key, exc.problem, exc.hint) from None
+    if data is None:
         raise PlaybookError(path, 1, None, "the file is empty", "start from the built-in system-state-backup playbook")
-    lines: dict[Loc, int] = {}
-    return _to_python(node, (), lines, path), lines
+    return data
 
 
-def _line(lines: dict[Loc, int], loc: Loc) -> int | None:
-    for n in range(len(loc), -1, -1):
-        if loc[:n] in lines:
-            return lines[loc[:n]]
-    return None
-
-
-def _raise_validation(exc: ValidationError, path: str, lines: dict[Loc, int], prefix: Loc = ()) -> None:
+def _raise_validation(exc: ValidationError, path: str, root: Any, prefix: Loc = ()) -> None:
     err = exc.errors()[0]
     loc: Loc = (*prefix, *(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))))
     msg = err["msg"].removeprefix("Value error, ")
@@ -94,7 +60,7 @@ def _raise_validation(exc: ValidationError, path: str, lines: dict[Loc, int], pr
         hint = "check the spelling; `fleetcheck explain CHECK_ID` lists a check's parameters"
     elif err["type"] == "missing":
         msg = "required key is missing"
-    raise PlaybookError(path, _line(lines, loc), ".".join(map(str, loc)) or None, msg, hint) from None
+    raise PlaybookError(path, line_of(root, loc), ".".join(map(str, loc)) or None, msg, hint) from None
 
 
 # --------------------------------------------------------------------------- models
@@ -243,29 +209,27 @@ def _suggest(word: str, choices: list[str]) -> str:
     return f"did you mean {', '.join(close)}?" if close else "run `fleetcheck checks` to list the check ids"
 
 
-def _build_check(
-    check_id: str, raw: Any, path: str, lines: dict[Loc, int], base: CheckSettings | None = None
-) -> CheckSettings:
+def _build_check(check_id: str, raw: Any, path: str, root: Any, base: CheckSettings | None = None) -> CheckSettings:
     """One `checks:` entry; with `base` (the extended playbook's), only the keys given override it."""
     if check_id not in CHECKS:
-        raise PlaybookError(path, _line(lines, ("checks", check_id)), f"checks.{check_id}", "unknown check id", _suggest(check_id, CHECK_ORDER))
+        raise PlaybookError(path, line_of(root, ("checks", check_id)), f"checks.{check_id}", "unknown check id", _suggest(check_id, CHECK_ORDER))
     cdef = CHECKS[check_id]
     if raw is None or isinstance(raw, bool):
         raw = {"enabled": raw is not False}
     if not isinstance(raw, dict):
         raise PlaybookError(
-            path, _line(lines, ("checks", check_id)), f"checks.{check_id}", "expected a mapping (enabled, severity, tags, params), true/false or nothing"
+            path, line_of(root, ("checks", check_id)), f"checks.{check_id}", "expected a mapping (enabled, severity, tags, params), true/false or nothing"
         )
     try:
         entry = _CheckEntry.model_validate(raw)
     except ValidationError as exc:
-        _raise_validation(exc, path, lines, ("checks", check_id))
+        _raise_validation(exc, path, root, ("checks", check_id))
         raise  # unreachable
     given = {**(base.params.model_dump(exclude_unset=True) if base else {}), **entry.params}
     try:
         params: CheckParams = cdef.params.model_validate(given)
     except ValidationError as exc:
-        _raise_validation(exc, path, lines, ("checks", check_id, "params"))
+        _raise_validation(exc, path, root, ("checks", check_id, "params"))
         raise  # unreachable
     default_tags = base.tags if base else list(cdef.tags)
     return CheckSettings(
@@ -281,11 +245,11 @@ def _build_check(
 MAX_EXTENDS_DEPTH = 5
 
 
-def _base_playbook(raw: _PlaybookFile, path: str, lines: dict[Loc, int], depth: int) -> Playbook | None:
+def _base_playbook(raw: _PlaybookFile, path: str, root: Any, depth: int) -> Playbook | None:
     """The playbook named by `extends:` (a built-in name, or a path relative to this file)."""
     if raw.extends is None:
         return None
-    where = _line(lines, ("extends",))
+    where = line_of(root, ("extends",))
     if depth >= MAX_EXTENDS_DEPTH:
         raise PlaybookError(path, where, "extends", f"more than {MAX_EXTENDS_DEPTH} playbooks deep", "does a playbook extend itself?")
     target: str | Path = raw.extends
@@ -303,32 +267,32 @@ def parse_playbook(text: str, path: str = "<playbook>", _depth: int = 0) -> Play
     With `extends: NAME|PATH` the playbook starts from that one's checks (enabled, severities,
     tags, parameters and custom checks) and changes only what it names.
     """
-    data, lines = load_yaml_with_lines(text, path)
+    data = _parse_marked(text, path)
     if not isinstance(data, dict):
         raise PlaybookError(path, 1, None, "the top level must be a mapping (name:, checks:, ...)")
     try:
         raw = _PlaybookFile.model_validate(data)
     except ValidationError as exc:
-        _raise_validation(exc, path, lines)
+        _raise_validation(exc, path, data)
         raise  # unreachable
-    base = _base_playbook(raw, path, lines, _depth)
+    base = _base_playbook(raw, path, data, _depth)
     checks = dict(base.checks) if base else {}
     for cid, entry in raw.checks.items():
-        checks[cid] = _build_check(cid, entry, path, lines, checks.get(cid))
+        checks[cid] = _build_check(cid, entry, path, data, checks.get(cid))
     customs: list[CustomCheck] = list(base.custom_checks) if base else []
     for i, item in enumerate(raw.custom_checks):
         try:
             custom = CustomCheck.model_validate(item)
         except ValidationError as exc:
-            _raise_validation(exc, path, lines, ("custom_checks", i))
+            _raise_validation(exc, path, data, ("custom_checks", i))
             raise  # unreachable
-        if custom.id in CHECKS or custom.id in checks or any(c.id == custom.id for c in customs):  # also the base's
+        if custom.id in CHECKS or custom.id in checks or any(c.id == custom.id for c in customs):
             raise PlaybookError(
-                path, _line(lines, ("custom_checks", i, "id")), f"custom_checks[{i}].id", f"id {custom.id!r} is already used", "give the custom check its own id, e.g. custom-..."
+                path, line_of(data, ("custom_checks", i, "id")), f"custom_checks[{i}].id", f"id {custom.id!r} is already used", "give the custom check its own id, e.g. custom-..."
             )
         customs.append(custom)
     if not checks and not customs:
-        raise PlaybookError(path, _line(lines, ("checks",)), "checks", "the playbook has no checks", "list at least one check id")
+        raise PlaybookError(path, line_of(data, ("checks",)), "checks", "the playbook has no checks", "list at least one check id")
     description = raw.description or (base.description if base else "")
     return Playbook(name=raw.name, description=description, source=path, checks=checks, custom_checks=customs)
 
@@ -351,13 +315,7 @@ def load_playbook(name_or_path: str | Path, _depth: int = 0) -> Playbook:
         if not path.is_file():
             raise PlaybookError(text_name, None, None, "no such built-in playbook", f"built-in: {', '.join(builtin_playbooks())}; or give a file path")
     try:
-        if path.stat().st_size > MAX_PLAYBOOK_BYTES:
-            raise PlaybookError(str(path), None, None, f"file larger than {MAX_PLAYBOOK_BYTES} bytes")
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise PlaybookError(str(path), None, None, "file not found", "check the path") from None
-    except UnicodeDecodeError:
-        raise PlaybookError(str(path), None, None, "file is not UTF-8 text") from None
-    except OSError as exc:
-        raise PlaybookError(str(path), None, None, f"cannot read the file ({exc.strerror})") from None
+        text = read_text(path, max_bytes=MAX_PLAYBOOK_BYTES)
+    except YamlFileError as exc:
+        raise PlaybookError(str(path), exc.line, None, exc.problem, exc.hint) from None
     return parse_playbook(text, str(path), _depth)

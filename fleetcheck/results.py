@@ -6,11 +6,12 @@ The JSON form of `RunResult` is the documented `fleetcheck/report/v1` schema.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 REPORT_SCHEMA = "fleetcheck/report/v1"
 
@@ -51,6 +52,27 @@ UNCHECKED_STATUSES = frozenset(
 )
 
 
+#: Check statuses that count as failing everywhere: they make a host noncompliant, and changes,
+#: streaks, counts, metrics and reports call them failures. A check we could not judge
+#: (`unknown`) or whose probe failed (`error`) is not a pass: we cannot vouch for that host.
+FAILING = frozenset({CheckStatus.FAIL, CheckStatus.ERROR, CheckStatus.UNKNOWN})
+
+EXIT_OK = 0
+EXIT_NONCOMPLIANT = 1
+EXIT_USAGE = 2
+EXIT_UNCHECKED = 3
+EXIT_INTERRUPTED = 4
+
+
+def clean_text(text: str) -> str:
+    """Pair UTF-16 surrogate halves into the character they encode; a lone half becomes U+FFFD.
+
+    A non-BMP character (an emoji) split by a careless decoder arrives as two halves that
+    UTF-8 cannot encode: every writer (journal, reports, history) would refuse the text.
+    """
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 class CheckResult(BaseModel):
     """One check evaluated on one host's facts."""
 
@@ -80,6 +102,18 @@ class HostResult(BaseModel):
     duration_s: float = 0.0
     attempts: int = 1
 
+    @field_validator("message")
+    @classmethod
+    def _encodable(cls, value: str) -> str:
+        """The host's own text (error output) must reach every writer, whatever it holds."""
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return clean_text(value)
+        return value
+
 
 class RunResult(BaseModel):
     """A whole run: what reports and history are built from."""
@@ -96,3 +130,49 @@ class RunResult(BaseModel):
     fleetcheck_version: str = ""
 
     model_config = {"populate_by_name": True}
+
+    def counts(self) -> dict[str, int]:
+        """Host and check counts: what history stores, the summary line and every report show."""
+        hosts = self.hosts
+        return {
+            "hosts": len(hosts),
+            "compliant": sum(1 for h in hosts if h.status is HostStatus.COMPLIANT),
+            "noncompliant": sum(1 for h in hosts if h.status is HostStatus.NONCOMPLIANT),
+            "unchecked": sum(1 for h in hosts if h.status in UNCHECKED_STATUSES),
+            "failing_checks": sum(1 for h in hosts for c in h.checks if c.status in FAILING),
+            "waived_checks": sum(1 for h in hosts for c in h.checks if c.status is CheckStatus.WAIVED),
+        }
+
+
+def host_status(checks: Sequence[CheckResult]) -> tuple[HostStatus, str]:
+    """A checked host's status and one-line summary from its check results.
+
+    Any failing check (fail, error, unknown) makes the host noncompliant; pass, warn, skip
+    and waived keep it compliant (warnings are advice, a waiver an accepted failure).
+    """
+    bad = [c for c in checks if c.status in FAILING]
+    if not bad:
+        warns = sum(1 for c in checks if c.status is CheckStatus.WARN)
+        waived = sum(1 for c in checks if c.status is CheckStatus.WAIVED)
+        if waived:
+            return HostStatus.COMPLIANT, f"{len(checks) - waived} checks passed, {waived} waived"
+        tail = f", {warns} warning{'s' if warns != 1 else ''}" if warns else ""
+        return HostStatus.COMPLIANT, f"{len(checks)} checks passed{tail}"
+    parts = []
+    for status in (CheckStatus.FAIL, CheckStatus.ERROR, CheckStatus.UNKNOWN):
+        ids = [c.check_id for c in bad if c.status is status]
+        if ids:
+            parts.append(f"{status.value}: {', '.join(ids)}")
+    return HostStatus.NONCOMPLIANT, "; ".join(parts)
+
+
+def exit_code(run: RunResult) -> int:
+    """0 all checked and compliant; 1 a check failed; 3 a host unchecked (beats 1: a host we could
+    not check hides what it would have said); 4 interrupted."""
+    if run.interrupted:
+        return EXIT_INTERRUPTED
+    if any(h.status in UNCHECKED_STATUSES for h in run.hosts):
+        return EXIT_UNCHECKED
+    if any(h.status is HostStatus.NONCOMPLIANT for h in run.hosts):
+        return EXIT_NONCOMPLIANT
+    return EXIT_OK

@@ -7,10 +7,8 @@ failures with exponential backoff while the deadline allows; parse the facts, ju
 journal the HostResult (flushed at once, fsynced within `journal.FSYNC_INTERVAL`: see
 fleetcheck/journal.py) and emit progress events.
 
-Host status from the checks (a documented decision):
-- any check `fail`, `error` (probe failed) or `unknown` (fact unreadable) -> `noncompliant`:
-  we cannot vouch for a host we could not fully verify;
-- only `pass`, `warn`, `skip`, `waived` -> `compliant` (warnings are advice, not failures).
+Host status from the checks and the exit code follow the result policy in results.py
+(`host_status`, `exit_code`).
 
 Deadline: one budget per host covering every attempt (connect, auth, run, close, retries,
 backoff), so a hung host costs at most its deadline. The timeout is `RunOptions.timeout`
@@ -40,7 +38,8 @@ from typing import Any, Literal
 
 from fleetcheck import __version__
 from fleetcheck.journal import Journal
-from fleetcheck.results import UNCHECKED_STATUSES, CheckResult, CheckStatus, HostResult, HostStatus, RunResult
+from fleetcheck.results import CheckResult, HostResult, HostStatus, RunResult, host_status
+from fleetcheck.results import exit_code as exit_code
 from fleetcheck.transports.base import ScriptOutput, Transport, secret_value
 from fleetcheck.transports.errors import Failure, FailureContext, classify, redact
 
@@ -124,33 +123,8 @@ def _check_ids(playbooks: Sequence[Any]) -> list[str]:
 
 # --- pure judgement ---------------------------------------------------------------------
 
-_NONCOMPLIANT_CHECKS = frozenset({CheckStatus.FAIL, CheckStatus.ERROR, CheckStatus.UNKNOWN})
-
-
-def status_from_checks(checks: Sequence[CheckResult]) -> tuple[HostStatus, str]:
-    """Host status and a one-line summary from its check results (see module docstring)."""
-    bad = [c for c in checks if c.status in _NONCOMPLIANT_CHECKS]
-    if not bad:
-        warns = sum(1 for c in checks if c.status is CheckStatus.WARN)
-        tail = f", {warns} warning{'s' if warns != 1 else ''}" if warns else ""
-        return HostStatus.COMPLIANT, f"{len(checks)} checks passed{tail}"
-    parts = []
-    for status in (CheckStatus.FAIL, CheckStatus.ERROR, CheckStatus.UNKNOWN):
-        ids = [c.check_id for c in bad if c.status is status]
-        if ids:
-            parts.append(f"{status.value}: {', '.join(ids)}")
-    return HostStatus.NONCOMPLIANT, "; ".join(parts)
-
-
-def exit_code(run: RunResult) -> int:
-    """0 all checked and compliant; 1 a check failed; 3 a host unchecked (beats 1); 4 interrupted."""
-    if run.interrupted:
-        return 4
-    if any(h.status in UNCHECKED_STATUSES for h in run.hosts):
-        return 3
-    if any(h.status is HostStatus.NONCOMPLIANT for h in run.hosts):
-        return 1
-    return 0
+#: The host-status rule lives in results.py with the rest of the result policy.
+status_from_checks = host_status
 
 
 def judge_output(
@@ -174,7 +148,7 @@ def judge_output(
     if reason:
         return HostStatus.UNSUPPORTED, f"unsupported: {reason}", [], facts, "unsupported"
     checks = evaluate(facts, list(playbooks), EvalContext(scan_time=scan_time))
-    status, message = status_from_checks(checks)
+    status, message = host_status(checks)
     return status, message, checks, facts, None
 
 

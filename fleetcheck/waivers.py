@@ -21,11 +21,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fleetcheck.changes import FAILING_CHECK_STATUSES
-from fleetcheck.results import CheckResult, CheckStatus, HostResult, HostStatus, RunResult
+from fleetcheck.errors import UserError
+from fleetcheck.results import CheckResult, CheckStatus, HostResult, HostStatus, RunResult, host_status
+from fleetcheck.yamlfile import MarkedDict, MarkedList, YamlFileError, parse_yaml, read_text
 
 #: Statuses a waiver turns into `waived`. Pass and skip have nothing to waive.
 WAIVABLE = frozenset({CheckStatus.FAIL, CheckStatus.ERROR, CheckStatus.WARN, CheckStatus.UNKNOWN})
@@ -33,7 +33,7 @@ WAIVABLE = frozenset({CheckStatus.FAIL, CheckStatus.ERROR, CheckStatus.WARN, Che
 EXPIRY_WARNING_DAYS = 14
 
 
-class WaiverFileError(ValueError):
+class WaiverFileError(UserError, ValueError):
     """A waivers file that cannot be used; the message names file, line and the fix."""
 
 
@@ -79,39 +79,13 @@ class Waiver(BaseModel):
         return f"{self.check} on {scope}"
 
 
-def _line_of(node: yaml.Node | None) -> int:
-    return node.start_mark.line + 1 if node is not None else 0
-
-
-def _item_nodes(root: yaml.Node | None) -> list[yaml.Node]:
-    """The YAML nodes of the waiver list items (to report line numbers)."""
-    if isinstance(root, yaml.MappingNode):
-        for key, value in root.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == "waivers":
-                root = value
-                break
-    return list(root.value) if isinstance(root, yaml.SequenceNode) else []
-
-
-def _field_line(item: yaml.Node | None, field: Any) -> int:
-    if isinstance(item, yaml.MappingNode):
-        for key, value in item.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == field:
-                return _line_of(value)
-    return _line_of(item)
-
-
 def parse_waivers(text: str, source: str = "<waivers>") -> list[Waiver]:
     """Parse and validate a waivers document; raises WaiverFileError naming file and line."""
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise WaiverFileError(
-            f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}). Fix the syntax."
-        ) from None
+        data = parse_yaml(text, source)
+    except YamlFileError as exc:
+        where = f"{source}:{exc.line}" if exc.line else source
+        raise WaiverFileError(f"{where}: {exc.problem}" + (f" ({exc.hint})." if exc.hint else ".")) from None
     if data is None:
         return []
     if isinstance(data, dict):
@@ -124,21 +98,21 @@ def parse_waivers(text: str, source: str = "<waivers>") -> list[Waiver]:
         data = data.get("waivers") or []
     if not isinstance(data, list):
         raise WaiverFileError(f"{source}:1: expected a list of waivers under `waivers:`.")
-    nodes = _item_nodes(root)
     waivers: list[Waiver] = []
     for index, entry in enumerate(data):
-        node = nodes[index] if index < len(nodes) else None
+        line = data.item_lines[index] if isinstance(data, MarkedList) else 0
         if not isinstance(entry, dict):
             raise WaiverFileError(
-                f"{source}:{_line_of(node)}: waiver #{index + 1} must be a mapping with check, hosts/groups,"
+                f"{source}:{line}: waiver #{index + 1} must be a mapping with check, hosts/groups,"
                 " justification and expires."
             )
         try:
-            waivers.append(Waiver.model_validate({**entry, "line": _line_of(node)}))
+            waivers.append(Waiver.model_validate({**entry, "line": line}))
         except ValidationError as exc:
             err = exc.errors()[0]
             loc = err["loc"][0] if err["loc"] else None
-            line = _field_line(node, loc) if loc is not None else _line_of(node)
+            if loc is not None and isinstance(entry, MarkedDict) and loc in entry:
+                line = entry.key_lines[loc]
             what = f"`{loc}`: " if loc is not None else ""
             raise WaiverFileError(
                 f"{source}:{line}: waiver #{index + 1}: {what}{_explain(err)}"
@@ -161,9 +135,9 @@ def load_waivers(path: Path | str) -> list[Waiver]:
     """Read a waivers file; raises WaiverFileError (never a traceback) on any problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise WaiverFileError(f"{path}: cannot read waivers file ({exc.strerror}). Check --waivers.") from None
+        text = read_text(path)
+    except YamlFileError as exc:
+        raise WaiverFileError(f"{path}: cannot read waivers file ({exc.problem}). Check --waivers.") from None
     return parse_waivers(text, str(path))
 
 
@@ -182,10 +156,10 @@ def _waive(check: CheckResult, waiver: Waiver) -> CheckResult:
 def _host_update(host: HostResult, checks: list[CheckResult]) -> dict[str, object]:
     """New checks, and status/message when waivers leave nothing failing on a noncompliant host."""
     update: dict[str, object] = {"checks": checks}
-    if host.status == HostStatus.NONCOMPLIANT and not any(c.status in FAILING_CHECK_STATUSES for c in checks):
-        waived = sum(1 for c in checks if c.status == CheckStatus.WAIVED)
-        update["status"] = HostStatus.COMPLIANT
-        update["message"] = f"{len(checks) - waived} checks passed, {waived} waived"
+    if host.status == HostStatus.NONCOMPLIANT:
+        status, message = host_status(checks)
+        if status is HostStatus.COMPLIANT:
+            update["status"], update["message"] = status, message
     return update
 
 

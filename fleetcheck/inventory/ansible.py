@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from fleetcheck.inventory.errors import InventoryError
 from fleetcheck.inventory.settings import HostSettings, ParsedInventory, Settings, validation_to_error
-from fleetcheck.inventory.yamlmarks import MarkedDict, VaultValue, line_of
+from fleetcheck.yamlfile import MarkedDict, VaultValue, line_of
 
 GROUP_KEYS = ("hosts", "children", "vars")
 MAX_GROUP_DEPTH = 32

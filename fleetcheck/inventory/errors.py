@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fleetcheck.errors import UserError
 
-class InventoryError(Exception):
+
+class InventoryError(UserError):
     """A configuration mistake in an inventory (CLI exit code 2, never a traceback)."""
 
     def __init__(

@@ -10,10 +10,11 @@ import fnmatch
 import re
 from collections.abc import Mapping, Sequence
 
+from fleetcheck.errors import UserError
 from fleetcheck.inventory.model import Host
 
 
-class LimitError(ValueError):
+class LimitError(UserError, ValueError):
     """A pattern that is malformed or selects nothing."""
 
 

@@ -14,7 +14,7 @@ from fleetcheck.inventory.errors import InventoryError
 from fleetcheck.inventory.model import Host
 from fleetcheck.inventory.native import parse_native
 from fleetcheck.inventory.settings import PASSWORD_AUTHS, resolve_host
-from fleetcheck.inventory.yamlmarks import load_marked
+from fleetcheck.yamlfile import YamlFileError, load_yaml
 
 SEARCH_DIRS = (Path("."), Path("inventories"))
 MAX_HOSTS = 100_000
@@ -57,12 +57,12 @@ def find_inventory(name: str | Path, cwd: Path | None = None) -> Path:
 def load_inventory(path: Path) -> Inventory:
     """Parse either format; raises `InventoryError` (with line numbers) for anything wrong."""
     try:
-        data = load_marked(path)
-    except InventoryError:
+        data = load_yaml(path)
+    except YamlFileError as exc:
         if _looks_like_ini(path):
             raise InventoryError(path, None, None, "this looks like an INI inventory; fleetcheck reads YAML",
                                  "convert it: ansible-inventory -i FILE --list --yaml > hosts.yml") from None
-        raise
+        raise InventoryError(path, exc.line, exc.key, exc.problem, exc.hint) from None
     if data is None:
         raise InventoryError(path, None, None, "the inventory is empty", "see docs/inventory-format.md")
     if not isinstance(data, dict):

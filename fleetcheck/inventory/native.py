@@ -7,7 +7,7 @@ from typing import Any
 
 from fleetcheck.inventory.errors import InventoryError
 from fleetcheck.inventory.settings import ParsedInventory, validate_level
-from fleetcheck.inventory.yamlmarks import line_of
+from fleetcheck.yamlfile import line_of
 
 TOP_KEYS = ("playbooks", "vars", "groups", "hosts", "waivers")
 GROUP_KEYS = ("vars", "hosts", "groups")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from fleetcheck.inventory.errors import InventoryError
 from fleetcheck.inventory.model import AuthName, Host, PsrpClientName, TransportName
-from fleetcheck.inventory.yamlmarks import line_of
+from fleetcheck.yamlfile import line_of
 
 WINRM_AUTHS = frozenset({"negotiate", "ntlm", "basic", "kerberos", "certificate", "credssp"})
 SSH_AUTHS = frozenset({"password", "key"})

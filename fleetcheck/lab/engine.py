@@ -31,8 +31,8 @@ from typing import Any, Protocol
 
 from fleetcheck.lab.faults import pick_fault
 from fleetcheck.lab.host import LabHost
+from fleetcheck.probes.bundle import BUNDLE_MARKER
 
-BUNDLE_MARKER = "# fleetcheck:bundle=v1"
 RECEIVED_SCRIPTS_KEPT = 50
 _SCRIPT_RECORD_CAP = 4096  # characters of each received script kept for tests
 _OVERSIZED_DEFAULT = 4 * 1024 * 1024
@@ -185,7 +185,7 @@ def _first_word(script: str) -> str:
 
 def _answer_bundle(host: LabHost, script: str, args_json: str) -> str | LabErrorRecord:
     try:
-        simprobes = importlib.import_module("fleetcheck.lab.simprobes")  # the probes work's module
+        simprobes = importlib.import_module("fleetcheck.lab.simprobes")
     except ImportError:
         return LabErrorRecord(
             message="The lab cannot answer fleetcheck bundles yet (fleetcheck.lab.simprobes is missing).",

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fleetcheck.yamlfile import YamlFileError, line_of, parse_yaml, read_text
 
 
 class _Model(BaseModel):
@@ -467,56 +468,39 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of a field path in a composed YAML tree (best effort)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            hit = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
-            if hit is None:
-                break
-            node = hit
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
-
-
-def format_validation_error(source: str, exc: ValidationError, tree: yaml.Node | None = None) -> str:
+def format_validation_error(source: str, exc: ValidationError, tree: Any = None) -> str:
+    """The pydantic errors of a machine, each with its field path and, from `tree` (the
+    loaded MarkedDict), its line."""
     lines = [f"{source}: invalid machine state"]
     for err in exc.errors()[:10]:
         loc = tuple(err["loc"])
         where = ".".join(str(x) for x in loc) or "(top level)"
-        line = _line_of(tree, loc) if tree is not None else None
+        line = line_of(tree, loc) if tree is not None else None
         at = f" (line {line})" if line else ""
         lines.append(f"  {where}{at}: {err['msg']}")
     lines.append("  fix the field(s) above; see fleetcheck/lab/machine.py for every field and its default")
     return "\n".join(lines)
 
 
-def read_yaml_mapping(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
-    """A YAML file's top mapping plus its node tree (for line numbers)."""
+def read_yaml_mapping(path: Path) -> tuple[dict[str, Any], Any]:
+    """A YAML file's top mapping, and the same mapping as loaded with lines (for errors)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MachineStateError(f"{path}: cannot read: {exc.strerror}") from None
+        text = read_text(path)
+    except YamlFileError as exc:
+        raise MachineStateError(f"{path}: cannot read: {exc.problem}") from None
     try:
-        data = yaml.safe_load(text)
-        tree = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" line {mark.line + 1}" if mark is not None else ""
-        raise MachineStateError(f"{path}:{at} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        data = parse_yaml(text, str(path))
+    except YamlFileError as exc:
+        at = f" line {exc.line}" if exc.line else ""
+        raise MachineStateError(f"{path}:{at} {exc.problem}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise MachineStateError(f"{path}: the top level must be a mapping of machine fields")
-    return data, tree
+    return data, data
 
 
-def machine_from_dict(data: dict[str, Any], source: str = "<machine>", tree: yaml.Node | None = None) -> MachineState:
+def machine_from_dict(data: dict[str, Any], source: str = "<machine>", tree: Any = None) -> MachineState:
     try:
         return MachineState.model_validate(data)
     except ValidationError as exc:

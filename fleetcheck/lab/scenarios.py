@@ -19,8 +19,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fleetcheck.lab.machine import MachineState, MachineStateError, format_validation_error, read_yaml_mapping
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -86,7 +84,7 @@ def scenario_meta(name: str) -> dict[str, Any]:
     return {k: data.get(k) for k in ("description", "base", "breaks")}
 
 
-def _layer(path: Path, seen: tuple[str, ...]) -> tuple[dict[str, Any], list[tuple[str, yaml.Node | None]]]:
+def _layer(path: Path, seen: tuple[str, ...]) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
     """The merged machine dict of a scenario file and its bases, plus (file, tree) for errors."""
     data, tree = read_yaml_mapping(path)
     unknown = set(data) - _META_KEYS
@@ -133,12 +131,8 @@ def load_scenario_file(path: str | Path) -> MachineState:
         raise
 
 
-def _machine_node(tree: yaml.Node | None) -> yaml.Node | None:
-    if isinstance(tree, yaml.MappingNode):
-        for k, v in tree.value:
-            if getattr(k, "value", None) == "machine":
-                return v
-    return None
+def _machine_node(tree: Any) -> Any:
+    return tree.get("machine") if isinstance(tree, dict) else None
 
 
 @lru_cache(maxsize=64)

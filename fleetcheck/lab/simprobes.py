@@ -5,56 +5,28 @@ arguments: the same envelope, the same per-probe shapes (validated with the same
 from `fleetcheck.probes.schema` before returning), native text in the layout of the real
 English captures, times from the host's simulated clock. Nothing here touches a network:
 connectivity and instance metadata are answered from machine state.
+
+What the bundle carries is read through the product's own contract
+(`fleetcheck.probes.bundle.declared_probes` for the probes the script holds,
+`read_args` for the JSON argument), never by parsing the PowerShell text.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from datetime import datetime
 from typing import Any
 
 from fleetcheck.facts import FACTS_SCHEMA, FactsDocument
 from fleetcheck.lab.host import LabHost
-from fleetcheck.lab.machine import (
-    CBS_REBOOT_KEY,
-    MARS_KEY,
-    NDP_KEY,
-    SESSION_MANAGER_KEY,
-    WU_REBOOT_KEY,
-    FactError,
-    MachineState,
-)
-from fleetcheck.probes.schema import CUSTOM_OUTPUT_MAX, PROBES, CustomResult
+from fleetcheck.lab.machine import MachineState
+from fleetcheck.lab.probefacts import HANDLERS
+from fleetcheck.lab.probetext import host_now, iso
+from fleetcheck.probes.bundle import BundleArgsError, declared_probes, read_args
+from fleetcheck.probes.schema import PROBES, CustomResult
 
-BUNDLE_MARKER = "# fleetcheck:bundle=v1"
-NATIVE_MAX = 262_144
-UNBOUNDED = 0xFFFFFFFFFFFFFFFF
-ASSET_TAG_AZURE = "7783-7084-3265-9085-8269-3286-77"
-
-
-class BundleArgsError(ValueError):
-    """The JSON argument is unusable; the real script would stop in ConvertFrom-Json."""
-
-
-class _ProbeFailure(Exception):
-    def __init__(self, err: FactError) -> None:
-        super().__init__(err.message)
-        self.err = err
-
-
-def host_now(machine: MachineState) -> datetime:
-    """The host's clock: real UTC now plus the machine's configured offset."""
-    return datetime.now(UTC) + timedelta(seconds=machine.time.clock_offset_seconds)
-
-
-def iso(dt: datetime) -> str:
-    """Like .ToUniversalTime().ToString('o'): 7 fractional digits and Z."""
-    dt = dt.astimezone(UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}0Z"
+__all__ = ["BundleArgsError", "answer_bundle"]
 
 
 def _ps_major(version: str) -> int:
@@ -62,568 +34,6 @@ def _ps_major(version: str) -> int:
     return int(m.group(1)) if m else 5
 
 
-# --------------------------------------------------------------------------- the probes
-
-
-def _os(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return {
-        "caption": m.os.caption,
-        "version": m.os.version,
-        "build_number": m.os.build_number,
-        "ubr": m.os.ubr,
-        "product_type": m.os.product_type,
-        "installation_type": m.os.installation_type,
-        "edition_id": m.os.edition_id,
-        "operating_system_sku": m.os.operating_system_sku,
-        "architecture": m.os.architecture,
-        "last_boot_utc": iso(now - timedelta(hours=m.os.last_boot_hours_ago)),
-        "computer_name": m.hostname.upper(),
-        "domain": m.domain,
-        "part_of_domain": m.domain.upper() != "WORKGROUP",
-        "ps_version": m.powershell.version,
-    }
-
-
-def _features(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    if not m.server_manager:
-        return {"module_available": False, "features": []}
-    states = {k.lower(): v for k, v in m.features.items()}
-    out = []
-    for name in p["names"]:
-        state = states.get(name.lower())
-        if state is None:
-            out.append({"name": name, "install_state": "NotFound", "installed": False, "display_name": ""})
-        else:
-            display = "Windows Server Backup" if name.lower() == "windows-server-backup" else name
-            out.append(
-                {"name": name, "install_state": state, "installed": state == "Installed", "display_name": display}
-            )
-    return {"module_available": True, "features": out}
-
-
-def _wsb(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    w = m.wsb
-    res: dict[str, Any] = {
-        "cmdlets_available": False,
-        "cmdlets_error": None,
-        "last_job": None,
-        "last_job_error": None,
-        "summary": None,
-    }
-    if w.cmdlets == "missing":
-        res["cmdlets_error"] = {"type": "CommandNotFoundException", "message": "Get-WBJob is not recognized", "hresult": None}
-        return res
-    if w.cmdlets == "broken":
-        err = w.cmdlets_error or FactError(
-            type="FileNotFoundException",
-            message="Could not load file or assembly 'Microsoft.Windows.ServerBackup.Commands' or one of its dependencies.",
-            hresult=0x80070002,
-        )
-        res["cmdlets_error"] = err.model_dump()
-        return res
-    res["cmdlets_available"] = True
-    res["last_job_error"] = w.last_job_error.model_dump() if w.last_job_error else None
-    job = w.last_job
-    if job is not None:
-        end = now - timedelta(hours=job.ended_hours_ago)
-        start = end - timedelta(minutes=job.duration_minutes)
-        res["last_job"] = {
-            "job_type": job.job_type,
-            "job_state": job.job_state,
-            "start_time": iso(start),
-            "end_time": iso(end),
-            "hresult": job.hresult,
-            "detailed_hresult": job.detailed_hresult,
-            "error_description": job.error_description,
-        }
-        ok = job.hresult == 0
-        res["summary"] = {
-            "last_backup_time": iso(start),
-            "last_successful_backup_time": iso(start) if ok else None,
-            "next_backup_time": iso(now + timedelta(hours=w.next_backup_in_hours)) if w.next_backup_in_hours else None,
-            "number_of_versions": w.number_of_versions,
-            "last_backup_result_hr": job.hresult,
-            "last_backup_result_detailed_hr": job.detailed_hresult,
-            "current_operation_status": "NoOperationInProgress",
-        }
-    return res
-
-
-_SID_ALIASES = {
-    "SY": "S-1-5-18",
-    "BA": "S-1-5-32-544",
-    "BU": "S-1-5-32-545",
-    "BO": "S-1-5-32-551",
-    "CO": "S-1-3-0",
-    "AU": "S-1-5-11",
-    "WD": "S-1-1-0",
-    "LS": "S-1-5-19",
-    "NS": "S-1-5-20",
-    "AC": "S-1-15-2-1",
-    "IU": "S-1-5-4",
-}
-_RIGHTS = {"FA": 0x1F01FF, "FR": 0x120089, "FW": 0x120116, "FX": 0x1200A0, "GA": 0x10000000, "GR": 0x80000000,
-           "GW": 0x40000000, "GX": 0x20000000, "SD": 0x10000, "RC": 0x20000, "WD": 0x40000, "WO": 0x80000}
-_ACE_RE = re.compile(r"\(([^()]*)\)")
-
-
-def parse_sddl(sddl: str) -> tuple[str | None, list[dict[str, Any]]]:
-    """Owner SID and DACL ACEs of an SDDL string, shaped like the acl probe's `aces`."""
-    owner = None
-    om = re.match(r"O:([A-Z]{2}|S-[0-9-]+)", sddl)
-    if om:
-        owner = _SID_ALIASES.get(om.group(1), om.group(1))
-    dacl = sddl.split("D:", 1)[1] if "D:" in sddl else ""
-    dacl = dacl.split("S:", 1)[0]
-    aces = []
-    for body in _ACE_RE.findall(dacl):
-        fields = body.split(";")
-        if len(fields) < 6 or fields[0] not in ("A", "D"):
-            continue
-        flags, rights_txt, sid_txt = fields[1], fields[2], fields[5]
-        if rights_txt.lower().startswith("0x"):
-            rights = int(rights_txt, 16)
-        else:
-            rights = 0
-            for i in range(0, len(rights_txt), 2):
-                rights |= _RIGHTS.get(rights_txt[i : i + 2], 0)
-        flag_set = {flags[i : i + 2] for i in range(0, len(flags), 2)}
-        aces.append(
-            {
-                "sid": _SID_ALIASES.get(sid_txt, sid_txt),
-                "rights": rights,
-                "type": "Allow" if fields[0] == "A" else "Deny",
-                "inherited": "ID" in flag_set,
-                "inherit_only": "IO" in flag_set,
-                "object_inherit": "OI" in flag_set,
-                "container_inherit": "CI" in flag_set,
-            }
-        )
-    return owner, aces
-
-
-def _acl(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    paths = [x for x in p["paths"] if x]
-    default = not paths
-    if default:
-        paths = [m.system_drive + "\\System Volume Information"]
-    acls = {k.lower(): v for k, v in m.acls.items()}
-    items = []
-    for path in paths:
-        item: dict[str, Any] = {"path": path, "default_path": default, "exists": True, "sddl": None,
-                                "owner_sid": None, "aces": [], "error": None}
-        acl = acls.get(path.lower())
-        if acl is None:
-            item["exists"] = False
-        elif acl.error is not None:
-            item["error"] = acl.error.model_dump()
-        elif acl.sddl is not None:
-            owner, aces = parse_sddl(acl.sddl)
-            item.update(sddl=acl.sddl, owner_sid=owner, aces=aces)
-        items.append(item)
-    return {"items": items}
-
-
-def _services(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    known = {k.lower(): (k, v) for k, v in m.services.items()}
-    out = []
-    for name in p["names"]:
-        hit = known.get(name.lower())
-        if hit is None:
-            out.append({"name": name, "present": False, "display_name": "", "state": "", "start_mode": "",
-                        "delayed_auto_start": None, "start_name": ""})
-            continue
-        s = hit[1]
-        delayed = s.delayed_auto_start if m.os.build_number >= 14393 else None
-        out.append({"name": name, "present": True, "display_name": s.display_name, "state": s.state,
-                    "start_mode": s.start_mode, "delayed_auto_start": delayed, "start_name": s.start_name})
-    return {"services": out}
-
-
-def _join_path(base: str, child: str) -> str:
-    return base.rstrip("\\") + "\\" + child
-
-
-def _mars(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    def reg_str(key: str, name: str) -> str | None:
-        v = m.registry_value(key, name)
-        return None if v is None else str(v)
-
-    res: dict[str, Any] = {
-        "installed": False,
-        "install_path": None,
-        "cbengine_path": None,
-        "cbengine_present": False,
-        "agent_version": None,
-        "scratch_location_config": reg_str(MARS_KEY + "\\Config", "ScratchLocation"),
-        "scratch_location_provider": reg_str(MARS_KEY + "\\Config\\CloudBackupProvider", "ScratchLocation"),
-        "services_present": [s for s in ("obengine",) if any(k.lower() == s for k in m.services)],
-    }
-    ip = reg_str(MARS_KEY + "\\Setup", "InstallPath")
-    if ip:
-        exe = _join_path(ip, "bin\\cbengine.exe")
-        res.update(installed=True, install_path=ip, cbengine_path=exe)
-        f = m.file(exe)
-        if f is not None:
-            res["cbengine_present"] = True
-            parts = (f.version or "0.0.0.0").split(".") + ["0"] * 4
-            res["agent_version"] = ".".join(str(int(x) if x.isdigit() else 0) for x in parts[:4])
-    return res
-
-
-def _connectivity(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    c = m.connectivity
-    out = []
-    for ep in p["endpoints"]:
-        verdict = c.default
-        for rule in c.rules:
-            if fnmatch.fnmatchcase(ep["host"].lower(), rule.host.lower()) and rule.port in (None, ep["port"]):
-                verdict = rule.result
-                break
-        error = {"ok": None, "timeout": "Timeout", "refused": "ConnectionRefused", "dns": "HostNotFound"}[verdict]
-        elapsed = {"ok": c.latency_ms, "timeout": p["timeout_ms"], "refused": c.latency_ms, "dns": 12}[verdict]
-        out.append({"host": ep["host"], "port": ep["port"], "tcp_ok": verdict == "ok", "error": error,
-                    "elapsed_ms": elapsed})
-    return {"results": out}
-
-
-def _effective_policy(policies: dict[str, str]) -> str:
-    for scope in ("MachinePolicy", "UserPolicy", "Process", "CurrentUser", "LocalMachine"):
-        value = policies.get(scope, "Undefined")
-        if value != "Undefined":
-            return value
-    return "RemoteSigned"  # the Windows Server default since 2012 R2
-
-
-def _scheduled_tasks(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    policy = dict(m.execution_policy)
-    policy["Effective"] = _effective_policy(m.execution_policy)
-    res: dict[str, Any] = {"module_available": m.task_scheduler_module, "tasks": [], "execution_policy": policy}
-    if not m.task_scheduler_module:
-        return res
-    want = p["task_path"].lower()
-    for t in m.scheduled_tasks.values():
-        if t.path.lower() != want:
-            continue
-        res["tasks"].append({"path": t.path, "name": t.name, "state": t.state, "enabled": t.enabled,
-                             "user_id": t.user_id, "user_sid": t.user_sid, "logon_type": t.logon_type,
-                             "run_level": t.run_level})
-    return res
-
-
-def _volumes(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return {"volumes": [v.model_dump() for v in m.volumes.values()]}
-
-
-def _defender(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    d = m.defender
-    res: dict[str, Any] = {"available": False, "reason": None, "exclusion_path": [], "exclusion_process": [],
-                           "exclusion_extension": [], "realtime_disabled": None}
-    if not d.installed:
-        res["reason"] = "Get-MpPreference not found"
-        return res
-    if d.error is not None:
-        res["reason"] = d.error.message
-        return res
-    res.update(available=True, exclusion_path=list(d.exclusion_path), exclusion_process=list(d.exclusion_process),
-               exclusion_extension=list(d.exclusion_extension), realtime_disabled=d.realtime_disabled)
-    return res
-
-
-def _updates(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    hotfixes = []
-    for kb, h in m.hotfixes.items():
-        day = (now - timedelta(days=h.days_ago)).date()
-        raw = h.installed_on_raw if h.installed_on_raw is not None else f"{day.month}/{day.day}/{day.year}"
-        parsed = _parse_hotfix_date(raw)
-        hotfixes.append({"id": kb, "installed_on": parsed, "installed_on_raw": raw})
-    pfr = m.registry_value(SESSION_MANAGER_KEY, "PendingFileRenameOperations")
-    reboot = {
-        "cbs": m.registry_key(CBS_REBOOT_KEY) is not None,
-        "windows_update": m.registry_key(WU_REBOOT_KEY) is not None,
-        "pending_file_rename": bool([x for x in (pfr if isinstance(pfr, list) else [pfr]) if x]),
-    }
-    return {"hotfixes": hotfixes[:500], "reboot_pending": reboot}
-
-
-def _parse_hotfix_date(raw: str) -> str | None:
-    """The probe's ConvertTo-FcHotfixDate: invariant M/d/yyyy, yyyyMMdd, or a hex FILETIME."""
-    for fmt in ("%m/%d/%Y", "%Y%m%d"):
-        try:
-            return datetime.strptime(raw, fmt).strftime("%Y-%m-%d")
-        except ValueError:
-            continue
-    if re.fullmatch(r"[0-9a-fA-F]{16}", raw):
-        ticks = int(raw, 16)
-        return (datetime(1601, 1, 1, tzinfo=UTC) + timedelta(microseconds=ticks // 10)).strftime("%Y-%m-%d")
-    return None
-
-
-def render_w32tm(m: MachineState, now: datetime) -> str:
-    """`w32tm /query /status` in the layout of the real English capture (CRLF)."""
-    w = m.time.w32tm
-    leap_text = {0: "no warning", 1: "last minute has 61 seconds", 2: "last minute has 59 seconds",
-                 3: "not synchronized"}.get(w.leap_indicator, "unknown")
-    stratum_text = ("unspecified" if w.stratum == 0 else "primary reference - syncd by radio clock"
-                    if w.stratum == 1 else "secondary reference - syncd by (S)NTP")
-    if w.last_sync_minutes_ago is None:
-        last = "unspecified"
-    else:
-        t = now + timedelta(minutes=utc_offset_minutes(m, now) - w.last_sync_minutes_ago)
-        last = f"{t.month}/{t.day}/{t.year} {t.hour:02d}:{t.minute:02d}:{t.second:02d}"
-    tick_ns = 1e9 * 2.0**w.precision
-    lines = [
-        f"Leap Indicator: {w.leap_indicator}({leap_text})",
-        f"Stratum: {w.stratum} ({stratum_text})",
-        f"Precision: {w.precision} ({tick_ns:.3f}ns per tick)",
-        f"Root Delay: {w.root_delay}",
-        f"Root Dispersion: {w.root_dispersion}",
-        f"ReferenceId: {w.reference_id}",
-        f"Last Successful Sync Time: {last}",
-        f"Source: {w.source}",
-        f"Poll Interval: {w.poll_interval} ({2 ** w.poll_interval}s)",
-    ]
-    return "\r\n".join(lines) + "\r\n\r\n"
-
-
-#: Windows time zone ids the scenarios use -> IANA zone and standard offset (fallback without tzdata).
-WINDOWS_ZONES = {
-    "UTC": ("UTC", 0),
-    "W. Europe Standard Time": ("Europe/Amsterdam", 60),
-    "Korea Standard Time": ("Asia/Seoul", 540),
-    "Eastern Standard Time": ("America/New_York", -300),
-    "GMT Standard Time": ("Europe/London", 0),
-}
-
-
-def utc_offset_minutes(m: MachineState, now: datetime) -> int:
-    """The host's current UTC offset: configured, or derived from its time zone id (with DST)."""
-    if m.time.utc_offset_minutes is not None:
-        return m.time.utc_offset_minutes
-    iana, standard = WINDOWS_ZONES.get(m.time.timezone_id, ("UTC", 0))
-    try:
-        from zoneinfo import ZoneInfo
-
-        offset = now.astimezone(ZoneInfo(iana)).utcoffset()
-    except Exception:  # no tz database on this machine
-        return standard
-    return int(offset.total_seconds() // 60) if offset is not None else standard
-
-
-def _time(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    t = m.time
-    res: dict[str, Any] = {"utc_now": iso(now), "timezone_id": t.timezone_id,
-                           "utc_offset_minutes": utc_offset_minutes(m, now), "w32tm_text": None,
-                           "w32tm_exit_code": None, "w32tm_error": None}
-    if t.w32tm_error is not None:
-        res["w32tm_error"] = t.w32tm_error.model_dump()
-    else:
-        res["w32tm_text"] = (t.w32tm_text if t.w32tm_text is not None else render_w32tm(m, now))[:NATIVE_MAX]
-        res["w32tm_exit_code"] = t.w32tm_exit_code
-    return res
-
-
-def _dotnet(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    rel = m.registry_value(NDP_KEY, "Release")
-    ver = m.registry_value(NDP_KEY, "Version")
-    return {"release": None if rel is None else int(rel), "version": None if ver is None else str(ver)}
-
-
-def _azure(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    a = m.azure
-    agents = [s for s in ("WindowsAzureGuestAgent", "RdAgent") if any(k.lower() == s.lower() for k in m.services)]
-    reachable = a.imds == "ok"
-    return {
-        "smbios_asset_tag": a.smbios_asset_tag.strip() if a.smbios_asset_tag is not None else None,
-        "manufacturer": a.manufacturer,
-        "model": a.model,
-        "imds_reachable": reachable,
-        "imds_status": 200 if reachable else None,
-        "imds_error": None if reachable else "Timeout",
-        "guest_agent_services": agents,
-    }
-
-
-def _azure_powershell(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return {"modules": [{"name": n, "version": v} for n, v in m.azure_powershell_modules.items()]}
-
-
-_WRITER_STATES = {0: "Unknown", 1: "Stable", 2: "Waiting for freeze", 3: "Waiting for thaw",
-                  4: "Waiting for post snapshot", 5: "Waiting for completion"}
-
-
-def render_vss_writers(m: MachineState) -> str:
-    """`vssadmin list writers` in the layout of the real English captures (CRLF)."""
-    lines = [
-        "vssadmin 1.1 - Volume Shadow Copy Service administrative command-line tool",
-        "(C) Copyright 2001-2013 Microsoft Corp.",
-        "",
-    ]
-    # No "Waiting for responses" line: the real captures in ../shared/samples go straight to the writers.
-    for name, w in m.vss.writers.items():
-        lines += [
-            f"Writer name: '{name}'",
-            f"   Writer Id: {w.id}",
-            f"   Writer Instance Id: {w.instance_id}",
-            f"   State: [{w.state}] {_WRITER_STATES.get(w.state, 'Failed')}",
-            f"   Last error: {w.last_error}",
-            "",
-        ]
-    return "\r\n".join(lines) + "\r\n"
-
-
-def _native(text: str, exit_code: int) -> dict[str, Any]:
-    return {"text": text[:NATIVE_MAX], "exit_code": exit_code, "truncated": len(text) > NATIVE_MAX}
-
-
-def _vss_writers(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    text = m.vss.writers_text if m.vss.writers_text is not None else render_vss_writers(m)
-    return _native(text, m.vss.exit_code)
-
-
-def _device_id(m: MachineState, ref: str) -> str:
-    if ref.startswith("\\\\?\\"):
-        return ref
-    letter = ref.rstrip("\\").upper()
-    for v in m.volumes.values():
-        if (v.drive_letter or "").upper() == letter:
-            return v.device_id
-    return ref
-
-
-def _shadow_storage(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    s = m.shadow_storage
-    if s.cim_error is None:
-        storages = [
-            {"volume_device_id": _device_id(m, a.volume), "diff_volume_device_id": _device_id(m, a.diff_volume),
-             "used_bytes": a.used_bytes, "allocated_bytes": a.allocated_bytes, "max_bytes": a.max_bytes}
-            for a in s.associations.values()
-        ]
-        return {"source": "cim", "storages": storages, "cim_error": None, "vssadmin_text": None,
-                "vssadmin_exit_code": None}
-    text = s.vssadmin_text if s.vssadmin_text is not None else render_shadowstorage(m)
-    return {"source": "vssadmin", "storages": [], "cim_error": s.cim_error.model_dump(),
-            "vssadmin_text": text[:NATIVE_MAX], "vssadmin_exit_code": s.vssadmin_exit_code}
-
-
-def _size(n: int) -> str:
-    """vssadmin's size: three significant digits and a unit."""
-    value, unit = float(n), "B"
-    for u in ("KB", "MB", "GB", "TB", "PB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, u
-    digits = 2 if value < 10 else 1 if value < 100 else 0
-    return f"{value:.{digits}f} {unit}"
-
-
-def render_shadowstorage(m: MachineState) -> str:
-    """`vssadmin list shadowstorage` in the layout of the real English capture (CRLF)."""
-    lines = ["vssadmin 1.1 - Volume Shadow Copy Service administrative command-line tool",
-             "(C) Copyright 2001-2013 Microsoft Corp.", ""]
-    for a in m.shadow_storage.associations.values():
-        vol, diff = _device_id(m, a.volume), _device_id(m, a.diff_volume)
-        cap = next((v.capacity for v in m.volumes.values() if v.device_id == vol), None) or 1
-        letter = next((v.drive_letter for v in m.volumes.values() if v.device_id == vol), "") or ""
-        dletter = next((v.drive_letter for v in m.volumes.values() if v.device_id == diff), "") or ""
-        limit = "UNBOUNDED" if a.max_bytes >= UNBOUNDED else f"{_size(a.max_bytes)} ({a.max_bytes * 100 // cap}%)"
-        lines += [
-            "Shadow Copy Storage association",
-            f"   For volume: ({letter}){vol}",
-            f"   Shadow Copy Storage volume: ({dletter}){diff}",
-            f"   Used Shadow Copy Storage space: {_size(a.used_bytes)} ({a.used_bytes * 100 // cap}%)",
-            f"   Allocated Shadow Copy Storage space: {_size(a.allocated_bytes)} ({a.allocated_bytes * 100 // cap}%)",
-            f"   Maximum Shadow Copy Storage space: {limit}",
-            "",
-        ]
-    return "\r\n".join(lines) + "\r\n"
-
-
-_LOG_RECORD_BASE = 48_211
-
-
-def _events(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    known_logs = {"application", "system", "security", "setup", "microsoft-windows-backup"}
-    known_logs |= {e.log.lower() for e in m.events.values()}
-    max_msg = p["message_max_chars"]
-    left = p["max_total"]
-    results = []
-    for q in p["queries"]:
-        res: dict[str, Any] = {"log": q["log"], "provider": q["provider"], "ids": list(q["ids"]), "entries": [],
-                               "error": None}
-        if q["log"].lower() not in known_logs:
-            res["error"] = {"type": "LogNotFound", "hresult": None,
-                            "message": f'There is not an event log on the localhost computer that matches "{q["log"]}".'}
-            results.append(res)
-            continue
-        since = now - timedelta(hours=q["since_hours"])
-        hits = []
-        for index, e in enumerate(m.events.values()):
-            when = now - timedelta(days=e.days_ago, hours=e.hours_ago)
-            if e.log.lower() != q["log"].lower() or when < since:
-                continue
-            if q["provider"] and e.provider.lower() != q["provider"].lower():
-                continue
-            if q["ids"] and e.id not in q["ids"]:
-                continue
-            hits.append((when, index, e))
-        hits.sort(key=lambda h: h[0], reverse=True)  # Get-WinEvent returns newest first
-        cap = min(q["max"], left)
-        if cap < 1:
-            res["error"] = {"type": "InvalidOperationException", "hresult": 0x80131509,
-                            "message": "event budget of this bundle is used up"}
-            results.append(res)
-            continue
-        left -= len(hits[:cap])
-        for when, index, e in hits[:cap]:
-            res["entries"].append({
-                "log": e.log, "provider": e.provider, "id": e.id, "level": e.level, "time_created": iso(when),
-                "record_id": _LOG_RECORD_BASE + index, "message": e.message[:max_msg],
-                "properties": [x[:256] for x in e.properties[:8]],
-            })
-        results.append(res)
-    return {"results": results}
-
-
-def _custom(m: MachineState, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for c in p["scripts"]:
-        ans = m.custom_probes.get(c["id"])
-        if ans is None:
-            out[c["id"]] = {"output": None, "error": {
-                "type": "NotImplementedInLab", "hresult": None,
-                "message": "the lab runs no PowerShell; give this custom probe an answer in custom_probes"}}
-        elif ans.error is not None:
-            out[c["id"]] = {"output": None, "error": ans.error.model_dump()}
-        else:
-            out[c["id"]] = {"output": (ans.output or "").strip()[:CUSTOM_OUTPUT_MAX], "error": None}
-    return {"results": out}
-
-
-_HANDLERS: dict[str, Callable[[MachineState, dict[str, Any], datetime], dict[str, Any]]] = {
-    "os": _os,
-    "features": _features,
-    "wsb": _wsb,
-    "acl": _acl,
-    "services": _services,
-    "mars": _mars,
-    "connectivity": _connectivity,
-    "scheduled_tasks": _scheduled_tasks,
-    "volumes": _volumes,
-    "defender": _defender,
-    "updates": _updates,
-    "time": _time,
-    "dotnet": _dotnet,
-    "azure": _azure,
-    "azure_powershell": _azure_powershell,
-    "vss_writers": _vss_writers,
-    "shadow_storage": _shadow_storage,
-    "events": _events,
-    "custom": _custom,
-}
-
-
-# --------------------------------------------------------------------------- the bundle
 def _forced_error(host: LabHost, pid: str) -> dict[str, Any] | None:
     forced = host.machine.probe_errors.get(pid)
     if forced is not None:
@@ -653,54 +63,44 @@ def _legacy_answer(m: MachineState, now: datetime) -> str:
     )
 
 
-_TABLE_RE = re.compile(r"^    '([a-z_]+)' = 'Get-Fc\w+'$", re.M)
+def _outcome(host: LabHost, pid: str, raw_params: dict[str, Any], carried: tuple[str, ...], now: datetime) -> dict[str, Any]:
+    """One probe's entry, as the bundle's dispatch loop writes it."""
+    outcome: dict[str, Any] = {}
+    forced = _forced_error(host, pid)
+    if pid not in carried or pid not in PROBES:
+        outcome["error"] = {"type": "ArgumentException", "message": "unknown probe", "hresult": 0x80070057}
+    elif forced is not None:
+        outcome["error"] = forced
+    else:
+        params = PROBES[pid].params.model_validate(raw_params).model_dump(mode="json")
+        outcome["data"] = _validated(pid, HANDLERS[pid](host.machine, params, now))
+    outcome["duration_ms"] = 3 if pid != "connectivity" else 40
+    return outcome
 
 
-@lru_cache(maxsize=64)
-def _functions_in(script: str) -> frozenset[str]:
-    """Probe ids in the script's dispatch table (a probe the script lacks is an unknown probe)."""
-    start = script.find("$fcTable = @{")
-    return frozenset(_TABLE_RE.findall(script, start if start >= 0 else 0))
+def _host_section(m: MachineState, now: datetime) -> dict[str, Any]:
+    return {
+        "computer_name": m.hostname.upper(),
+        "ps_version": m.powershell.version,
+        "ps_edition": m.powershell.edition or "Desktop",
+        "culture": m.locale.culture,
+        "ui_culture": m.locale.ui_culture,
+        "collected_at": iso(now),
+    }
 
 
 def answer_bundle(host: LabHost, script: str, args_json: str) -> str:
-    """The facts JSON document the real bundle would print on this host."""
+    """The facts JSON document the real bundle would print on this host.
+
+    Raises `BundleArgsError` when the JSON argument does not match the bundle's contract.
+    """
     m = host.machine
     now = host_now(m)
     if _ps_major(m.powershell.version) < 3:
         return _legacy_answer(m, now)
-    try:
-        args = json.loads(args_json)
-        requested = args["probes"]
-        if not isinstance(requested, dict):
-            raise TypeError("probes must be an object")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BundleArgsError(f"Cannot bind the ArgsJson argument: {exc}") from None
-    table = _functions_in(script)
-    probes: dict[str, Any] = {}
-    for pid, raw_params in requested.items():
-        outcome: dict[str, Any] = {}
-        forced = _forced_error(host, pid)
-        if pid not in table or pid not in PROBES:
-            outcome["error"] = {"type": "ArgumentException", "message": "unknown probe", "hresult": 0x80070057}
-        elif forced is not None:
-            outcome["error"] = forced
-        else:
-            params = PROBES[pid].params.model_validate(raw_params or {}).model_dump(mode="json")
-            outcome["data"] = _validated(pid, _HANDLERS[pid](m, params, now))
-        outcome["duration_ms"] = 3 if pid != "connectivity" else 40
-        probes[pid] = outcome
-    doc = {
-        "schema": FACTS_SCHEMA,
-        "host": {
-            "computer_name": m.hostname.upper(),
-            "ps_version": m.powershell.version,
-            "ps_edition": m.powershell.edition or "Desktop",
-            "culture": m.locale.culture,
-            "ui_culture": m.locale.ui_culture,
-            "collected_at": iso(now),
-        },
-        "probes": probes,
-    }
+    requested = read_args(args_json)
+    carried = declared_probes(script)
+    probes = {pid: _outcome(host, pid, raw, carried, now) for pid, raw in requested.items()}
+    doc = {"schema": FACTS_SCHEMA, "host": _host_section(m, now), "probes": probes}
     FactsDocument.model_validate(doc)
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))

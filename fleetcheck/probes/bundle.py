@@ -3,6 +3,12 @@
 The script text depends only on which probe ids are requested (so it is cached and never
 carries an inventory or playbook value); every parameter travels in `args_json`, which the
 script reads with ConvertFrom-Json. `parse_facts` is the inverse side: bounded, strict.
+
+The bundle's contract is declared here, in Python, for whoever answers it without
+PowerShell (the simulated fleet): the script opens with `BUNDLE_MARKER`, its second line
+declares the probe ids it dispatches (`declared_probes` reads it back), and the JSON argument
+has the shape of `BundleArgs` (`read_args` reads it back). Nobody needs to parse the
+PowerShell text to know what a bundle asks for.
 """
 
 from __future__ import annotations
@@ -15,19 +21,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from fleetcheck.errors import UserError
 from fleetcheck.facts import FACTS_SCHEMA, FactsDocument, ProbeError, ProbeOutcome
 from fleetcheck.probes.schema import PROBES
 
+#: First line of every bundle script: how a receiver recognises one (`is_bundle`).
 BUNDLE_MARKER = "# fleetcheck:bundle=v1"
+#: Second line: the probe ids the script's dispatch table holds, comma-separated, in order.
+PROBES_DECLARATION = "# fleetcheck:probes="
 PROBES_DIR = Path(__file__).resolve().parent
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class BundleError(ValueError):
+class BundleError(UserError, ValueError):
     """A probe request that cannot be composed (unknown probe id, invalid parameters)."""
+
+
+class BundleArgsError(ValueError):
+    """A JSON argument that does not match `BundleArgs`; the real script stops in ConvertFrom-Json."""
+
+
+class BundleArgs(BaseModel):
+    """The bundle's one JSON argument: each requested probe id with its validated parameters."""
+
+    probes: dict[str, dict[str, Any] | None]
 
 
 class FactsParseError(ValueError):
@@ -56,7 +76,7 @@ def _canonical(ids: list[str]) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=256)
 def script_for(probe_ids: tuple[str, ...]) -> str:
     """The bundle script for a canonical tuple of probe ids (cached: it is pure text)."""
-    parts = [BUNDLE_MARKER, read_ps1("_preamble.ps1"), read_ps1("_common.ps1")]
+    parts = [BUNDLE_MARKER, PROBES_DECLARATION + ",".join(probe_ids), read_ps1("_preamble.ps1"), read_ps1("_common.ps1")]
     table = ["$fcTable = @{"]
     for pid in probe_ids:
         spec = PROBES[pid]
@@ -86,7 +106,7 @@ def build_bundle(requests: Mapping[str, Mapping[str, Any] | None]) -> Bundle:
         except ValidationError as exc:
             raise BundleError(f"invalid parameters for probe {pid!r}: {_first_errors(exc)}") from None
         params[pid] = model.model_dump(mode="json")
-    args_json = json.dumps({"probes": params}, ensure_ascii=True, separators=(",", ":"))
+    args_json = json.dumps(BundleArgs(probes=params).model_dump(), ensure_ascii=True, separators=(",", ":"))
     return Bundle(script=script_for(ids), args_json=args_json, probe_ids=ids)
 
 
@@ -101,6 +121,28 @@ def _first_errors(exc: ValidationError, limit: int = 3) -> str:
 def is_bundle(script: str) -> bool:
     """True when a received script is a fleetcheck bundle (the lab uses this)."""
     return script.lstrip("\ufeff").startswith(BUNDLE_MARKER)
+
+
+def declared_probes(script: str) -> tuple[str, ...]:
+    """The probe ids a bundle script dispatches, from its declaration line (() if none)."""
+    script = script.lstrip("\ufeff")
+    first_end = script.find("\n")
+    if first_end < 0 or script[:first_end].rstrip("\r") != BUNDLE_MARKER:
+        return ()
+    second_end = script.find("\n", first_end + 1)
+    line = script[first_end + 1 : second_end if second_end >= 0 else len(script)].rstrip("\r")
+    if not line.startswith(PROBES_DECLARATION):
+        return ()
+    return tuple(pid for pid in line[len(PROBES_DECLARATION) :].split(",") if pid)
+
+
+def read_args(args_json: str) -> dict[str, dict[str, Any]]:
+    """The probe requests a bundle's JSON argument carries (parameters not yet validated)."""
+    try:
+        args = BundleArgs.model_validate_json(args_json)
+    except ValidationError as exc:
+        raise BundleArgsError(f"Cannot bind the ArgsJson argument: {_first_errors(exc)}") from None
+    return {pid: dict(params or {}) for pid, params in args.probes.items()}
 
 
 def _extract_json(text: str) -> Any:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleetcheck.results import CheckStatus, HostResult, HostStatus, RunResult
+from fleetcheck.errors import UserError
+from fleetcheck.results import FAILING, CheckStatus, HostResult, HostStatus, RunResult
 
 
 @dataclass
@@ -26,27 +27,35 @@ class ReportContext:
 
 
 Writer = Callable[[RunResult, Path, ReportContext], None]
+Renderer = Callable[[RunResult, ReportContext], str]
 
-#: format name -> "module:function". Lazy so `fleetcheck --help` stays fast.
+#: format name -> module. Every format module has the same two functions,
+#: `render(result, context) -> str` and `write(result, path, context)`. Imported on first use
+#: so `fleetcheck --help` stays fast.
 WRITERS: dict[str, str] = {
-    "json": "fleetcheck.reports.json:write",
-    "csv": "fleetcheck.reports.csv:write",
-    "junit": "fleetcheck.reports.junit:write",
-    "markdown": "fleetcheck.reports.markdown:write",
-    "html": "fleetcheck.reports.html:write",
-    "prometheus": "fleetcheck.reports.prometheus:write",
-    "sarif": "fleetcheck.reports.sarif:write",
+    "json": "fleetcheck.reports.json",
+    "csv": "fleetcheck.reports.csv",
+    "junit": "fleetcheck.reports.junit",
+    "markdown": "fleetcheck.reports.markdown",
+    "html": "fleetcheck.reports.html",
+    "prometheus": "fleetcheck.reports.prometheus",
+    "sarif": "fleetcheck.reports.sarif",
 }
 
 
 def get_writer(fmt: str) -> Writer:
-    """Resolve a format name; raises KeyError for unknown formats."""
-    module_name, _, func = WRITERS[fmt].partition(":")
-    writer: Writer = getattr(importlib.import_module(module_name), func)
+    """The file writer of a format; raises KeyError for unknown formats."""
+    writer: Writer = importlib.import_module(WRITERS[fmt]).write
     return writer
 
 
-# --- helpers shared by the built-in formats (additive; plain data in, plain data out) ---
+def get_renderer(fmt: str) -> Renderer:
+    """The text renderer of a format; raises KeyError for unknown formats."""
+    renderer: Renderer = importlib.import_module(WRITERS[fmt]).render
+    return renderer
+
+
+# --- helpers shared by the built-in formats (plain data in, plain data out) ---
 
 #: Worst first. Hosts we could not check come before hosts that failed checks.
 HOST_STATUS_RANK: dict[HostStatus, int] = {
@@ -58,10 +67,9 @@ HOST_STATUS_RANK: dict[HostStatus, int] = {
     HostStatus.NONCOMPLIANT: 5,
     HostStatus.COMPLIANT: 6,
 }
-BAD_CHECK_STATUSES = frozenset({CheckStatus.FAIL, CheckStatus.ERROR, CheckStatus.UNKNOWN})
 
 
-class ReportSpecError(ValueError):
+class ReportSpecError(UserError, ValueError):
     """A `--report FORMAT:PATH` value that cannot be used."""
 
 
@@ -139,8 +147,9 @@ def summary_line(result: RunResult) -> str:
     text += "; " + plural(failing, "failed check")
     if checks[CheckStatus.ERROR] + checks[CheckStatus.UNKNOWN]:
         text += f", {checks[CheckStatus.ERROR] + checks[CheckStatus.UNKNOWN]} not evaluable"
-    if checks[CheckStatus.WAIVED]:
-        text += f", {checks[CheckStatus.WAIVED]} waived"
+    waived = result.counts()["waived_checks"]
+    if waived:
+        text += f", {waived} waived"
     if result.finished_at is not None:
         text += f"; {(result.finished_at - result.started_at).total_seconds():.1f} s"
     if result.interrupted:

@@ -25,7 +25,6 @@ from typing import Any
 
 import jinja2
 
-from fleetcheck.changes import FAILING_CHECK_STATUSES as FAILING
 from fleetcheck.reports.base import ReportContext
 from fleetcheck.reports.ordering import (
     SEVERITY_LETTER,
@@ -35,7 +34,7 @@ from fleetcheck.reports.ordering import (
     sorted_hosts,
     worst_severity,
 )
-from fleetcheck.results import UNCHECKED_STATUSES, CheckStatus, HostResult, HostStatus, RunResult
+from fleetcheck.results import FAILING, UNCHECKED_STATUSES, CheckStatus, HostResult, HostStatus, RunResult
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 OBSERVED_MAX_CHARS = 240
@@ -257,7 +256,7 @@ def build_view(run: RunResult, ctx: ReportContext | None = None) -> dict[str, An
     severities = check_severities(run)
     titles = check_titles(check_ids)
     statuses = Counter(h.status.value for h in run.hosts)
-    checks_by_status = Counter(c.status.value for h in run.hosts for c in h.checks)
+    counts = run.counts()
     duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
     bars = _bars(run, check_ids)
     return {
@@ -278,10 +277,10 @@ def build_view(run: RunResult, ctx: ReportContext | None = None) -> dict[str, An
         "anchors": {h.host: f"h{i}" for i, h in enumerate(hosts)},
         "host_count": len(run.hosts),
         "host_statuses": sorted(statuses.items(), key=lambda kv: -HOST_RANK.get(HostStatus(kv[0]), 2)),
-        "compliant": statuses.get(HostStatus.COMPLIANT.value, 0),
-        "unchecked": sum(statuses.get(s.value, 0) for s in UNCHECKED_STATUSES),
-        "waived": checks_by_status.get(CheckStatus.WAIVED.value, 0),
-        "failing_checks": sum(checks_by_status.get(s.value, 0) for s in FAILING),
+        "compliant": counts["compliant"],
+        "unchecked": counts["unchecked"],
+        "waived": counts["waived_checks"],
+        "failing_checks": counts["failing_checks"],
         "bars": [b for b in bars if b.failing or b.waived],
         "passing_checks": [b.check_id for b in bars if not (b.failing or b.waived)],
         "trend": _trend(ctx.trend),

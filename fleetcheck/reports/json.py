@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from fleetcheck.errors import UserError
 from fleetcheck.reports.base import ReportContext, write_atomic
 from fleetcheck.reports.ordering import FAILING_STATUSES, check_severities, severity_rank, sorted_hosts
 from fleetcheck.results import REPORT_SCHEMA, UNCHECKED_STATUSES, CheckStatus, HostStatus, RunResult
@@ -21,7 +22,7 @@ from fleetcheck.results import REPORT_SCHEMA, UNCHECKED_STATUSES, CheckStatus, H
 MAX_RESULTS_BYTES = 200 * 1024 * 1024
 
 
-class ResultsFileError(ValueError):
+class ResultsFileError(UserError, ValueError):
     """A saved results file that cannot be read back."""
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from fleetcheck.results import UNCHECKED_STATUSES, CheckResult, CheckStatus, HostResult, RunResult
+from fleetcheck.results import FAILING, UNCHECKED_STATUSES, CheckResult, CheckStatus, HostResult, RunResult
 
 #: Higher is worse. Unknown severities (custom checks with odd values) count as medium.
 SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 SEVERITY_LETTER: dict[str, str] = {"critical": "C", "high": "H", "medium": "M", "low": "L", "info": "I"}
-#: Statuses that make a host noncompliant (warn and waived do not).
-FAILING_STATUSES = frozenset({CheckStatus.FAIL, CheckStatus.ERROR, CheckStatus.UNKNOWN})
+#: Statuses that make a host noncompliant (warn and waived do not): the result policy's.
+FAILING_STATUSES = FAILING
 
 #: Among hosts we could not check: the ones an admin can act on first.
 UNCHECKED_RANK = {"protocol_error": 0, "auth_failed": 1, "unreachable": 2, "timeout": 3, "unsupported": 4}

@@ -17,10 +17,9 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from fleetcheck.changes import FAILING_CHECK_STATUSES as FAILING
 from fleetcheck.reports.base import ReportContext
 from fleetcheck.reports.html import atomic_write_text
-from fleetcheck.results import CheckStatus, HostStatus, RunResult
+from fleetcheck.results import FAILING, CheckStatus, HostStatus, RunResult
 
 
 def escape_label(value: str) -> str:
@@ -48,7 +47,7 @@ def _scope(run: RunResult) -> dict[str, str]:
     return {"inventory": run.inventory, "playbook": ",".join(run.playbooks)}
 
 
-def render(run: RunResult) -> str:
+def render(run: RunResult, context: ReportContext | None = None) -> str:
     """The exposition text for one run (sans-IO, so tests can parse it directly)."""
     scope = _scope(run)
     check_ids = list(dict.fromkeys([*run.check_ids, *(c.check_id for h in run.hosts for c in h.checks)]))

@@ -4,17 +4,22 @@ and a strict, bounded parser for what hosts print."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from fleetcheck.facts import FACTS_SCHEMA
 from fleetcheck.probes.bundle import (
     BUNDLE_MARKER,
+    PROBES_DECLARATION,
+    BundleArgsError,
     BundleError,
     FactsParseError,
     build_bundle,
+    declared_probes,
     is_bundle,
     parse_facts,
+    read_args,
 )
 from fleetcheck.probes.schema import PROBES
 
@@ -173,3 +178,32 @@ def test_every_probe_has_a_spec_with_models() -> None:
         assert spec.id == pid
         spec.params()  # defaults are valid
         assert spec.function.startswith("Get-Fc")
+
+
+# --- the declared contract (what a receiver without PowerShell reads) ---------------------------
+
+
+def test_script_declares_the_probes_its_dispatch_table_holds() -> None:
+    b = build_bundle({"services": {}, "os": {}, "events": {}})
+    table = re.findall(r"^    '([a-z_]+)' = 'Get-Fc\w+'$", b.script, re.M)
+    assert declared_probes(b.script) == b.probe_ids == tuple(table)
+    assert b.script.splitlines()[1] == PROBES_DECLARATION + ",".join(b.probe_ids)
+
+
+@pytest.mark.parametrize("script", ["Get-Service", "", BUNDLE_MARKER, BUNDLE_MARKER + "\nWrite-Output 1\n"])
+def test_scripts_without_a_declaration_declare_nothing(script: str) -> None:
+    assert declared_probes(script) == ()
+
+
+def test_read_args_is_the_inverse_of_build_bundle() -> None:
+    requests = {"services": {"names": ["VSS"]}, "acl": {"paths": ["C:\\x"]}, "os": None}
+    b = build_bundle(requests)
+    args = read_args(b.args_json)
+    assert set(args) == set(b.probe_ids)
+    assert args["services"]["names"] == ["VSS"] and args["acl"]["paths"] == ["C:\\x"]
+
+
+@pytest.mark.parametrize("bad", ["{not json", "[]", '{"probes": []}', '{"probes": {"os": 3}}', "{}"])
+def test_read_args_refuses_what_the_script_could_not_bind(bad: str) -> None:
+    with pytest.raises(BundleArgsError, match="ArgsJson"):
+        read_args(bad)

@@ -10,9 +10,9 @@ import pytest
 from report_samples import sample_result
 from typer.testing import CliRunner
 
-from fleetcheck.cli import app, exit_code_for, main
+from fleetcheck.cli import app, main
 from fleetcheck.reports import json as json_report
-from fleetcheck.results import HostStatus
+from fleetcheck.results import HostStatus, exit_code
 
 runner = CliRunner()
 SECRET = "Inline-Pw-7c2e"
@@ -156,13 +156,13 @@ def test_evaluate_rejects_a_missing_folder(tmp_path: Path) -> None:
 
 def test_exit_code_precedence() -> None:
     result = sample_result()
-    assert exit_code_for(result) == 3  # unreachable beats noncompliant
+    assert exit_code(result) == 3  # unreachable beats noncompliant
     result.hosts = [h for h in result.hosts if h.status not in (HostStatus.UNREACHABLE, HostStatus.AUTH_FAILED)]
-    assert exit_code_for(result) == 1
+    assert exit_code(result) == 1
     result.hosts = [h for h in result.hosts if h.status == HostStatus.COMPLIANT]
-    assert exit_code_for(result) == 0
+    assert exit_code(result) == 0
     result.interrupted = True
-    assert exit_code_for(result) == 4
+    assert exit_code(result) == 4
 
 
 def test_main_maps_click_errors_and_crashes(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -230,13 +230,13 @@ def test_unwritable_report_path_is_refused_before_running(inventory: Path, tmp_p
 
 
 def test_big_journal_is_moved_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fleetcheck import cli
+    from fleetcheck import api
 
-    monkeypatch.setattr(cli, "JOURNAL_ROTATE_BYTES", 10)
+    monkeypatch.setattr(api, "JOURNAL_ROTATE_BYTES", 10)
     journal = tmp_path / "j" / "journal.jsonl"
-    assert cli._prepare_journal(journal) == journal and journal.parent.is_dir()
+    assert api.prepare_journal(journal) == journal and journal.parent.is_dir()
     journal.write_text("x" * 11)
-    cli._prepare_journal(journal)
+    api.prepare_journal(journal)
     assert not journal.exists() and (tmp_path / "j" / "journal.jsonl.1").read_text() == "x" * 11
 
 
@@ -286,7 +286,7 @@ def test_ask_pass_prompts_once_per_username_then_runs(tmp_path: Path, monkeypatc
 
 
 def test_run_scope_names_the_inventory_and_the_limit(tmp_path: Path) -> None:
-    from fleetcheck.cli import run_scope
+    from fleetcheck.api import run_scope
 
     inv = tmp_path / "prod.yml"
     assert run_scope(inv, None) == str(inv.resolve())
@@ -296,12 +296,38 @@ def test_run_scope_names_the_inventory_and_the_limit(tmp_path: Path) -> None:
 def test_run_gc_tuning_is_undone_after_the_run() -> None:
     import gc
 
-    from fleetcheck.cli import RUN_GC_THRESHOLD0, _run_gc
+    from fleetcheck.api import RUN_GC_THRESHOLD0, tuned_gc
 
     before = gc.get_threshold()
     frozen = gc.get_freeze_count()
-    with _run_gc():
+    with tuned_gc():
         assert gc.get_threshold()[0] == max(before[0], RUN_GC_THRESHOLD0)
         assert gc.get_freeze_count() > frozen
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_every_error_written_for_the_user_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleetcheck.errors import UserError
+    from fleetcheck.history import HistoryError, RunLockedError
+    from fleetcheck.inventory import InventoryError, LimitError
+    from fleetcheck.nightly import NightlyConfigError
+    from fleetcheck.playbook import PlaybookError
+    from fleetcheck.probes.bundle import BundleError
+    from fleetcheck.reports.base import ReportSpecError
+    from fleetcheck.reports.json import ResultsFileError
+    from fleetcheck.waivers import WaiverFileError
+
+    for cls in (HistoryError, RunLockedError, InventoryError, LimitError, NightlyConfigError, PlaybookError,
+                BundleError, ReportSpecError, ResultsFileError, WaiverFileError):  # fmt: skip
+        assert issubclass(cls, UserError), cls
+
+    class Brand(UserError):
+        """A user error the CLI has never heard of."""
+
+    def refuse(name: str) -> None:
+        raise Brand(f"{name}: line 3: what is wrong; what to do")
+
+    monkeypatch.setattr("fleetcheck.api.load_inventory", refuse)
+    code, out = invoke("inventory", "x.yml")
+    assert code == 2 and "fleetcheck: x.yml: line 3: what is wrong; what to do" in out

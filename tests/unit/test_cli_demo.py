@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fleetcheck.demo import build_inventory, demo_faults, demo_mix
 from fleetcheck.inventory import load_inventory
+from fleetcheck.lab.demo import build_inventory, demo_faults, demo_mix
 
 
 @dataclass
@@ -54,7 +54,7 @@ def test_inventory_mixes_three_transports_and_loads(tmp_path: Path) -> None:
 
 
 def test_lab_falls_back_to_ports_when_addresses_are_scarce(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fleetcheck import demo
+    from fleetcheck.lab import demo
     from fleetcheck.lab import fleet as lab_fleet
 
     started: list[str] = []

@@ -18,7 +18,7 @@ import yaml
 from typer.testing import CliRunner
 
 from fleetcheck.cli import app
-from fleetcheck.demo import BackgroundLab
+from fleetcheck.lab.demo import BackgroundLab
 
 PASSWORD = "Cli-Run-Test-Pw-1"
 PASSWORD_ENV = "FC_CLI_RUN_PW"

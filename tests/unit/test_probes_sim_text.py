@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from fleetcheck.lab.machine import MachineState
+from fleetcheck.lab.probetext import render_shadowstorage, render_vss_writers, render_w32tm
 from fleetcheck.lab.scenarios import load_scenario
-from fleetcheck.lab.simprobes import render_shadowstorage, render_vss_writers, render_w32tm
 from fleetcheck.parsers.shadowstorage import parse_shadowstorage
 from fleetcheck.parsers.vsswriters import parse_vss_writers
 from fleetcheck.parsers.w32tm import parse_w32tm_status

@@ -12,6 +12,8 @@ import pytest
 
 from fleetcheck.lab.host import FaultSpec, LabHost
 from fleetcheck.lab.machine import MachineState, MachineStateError, load_machine
+from fleetcheck.lab.probefacts import parse_sddl
+from fleetcheck.lab.probetext import render_vss_writers
 from fleetcheck.lab.scenarios import (
     list_scenarios,
     load_scenario,
@@ -19,7 +21,7 @@ from fleetcheck.lab.scenarios import (
     merge_machine,
     scenario_meta,
 )
-from fleetcheck.lab.simprobes import BundleArgsError, answer_bundle, parse_sddl, render_vss_writers
+from fleetcheck.lab.simprobes import BundleArgsError, answer_bundle
 from fleetcheck.probes.bundle import build_bundle, parse_facts
 from fleetcheck.probes.schema import PROBES
 

@@ -1,52 +1,22 @@
-"""Run history in an embedded SQLite database.
+"""The run history store: record runs, and the questions a nightly report asks of them.
 
 Why SQLite: one file next to the user's data, transactions that survive a kill -9 (WAL journal),
 and SQL for the questions a nightly report asks ("since when has this check failed?").
 Each run is written in ONE transaction, so a crash leaves either the whole run or none of it.
-Overlapping runs (cron firing while last night's run still goes) are refused by `run_lock`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
-import os
 import sqlite3
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
-from fleetcheck.changes import FAILING_CHECK_STATUSES
-from fleetcheck.results import (
-    UNCHECKED_STATUSES,
-    CheckResult,
-    CheckStatus,
-    HostResult,
-    HostStatus,
-    RunResult,
-)
-
-SCHEMA_VERSION = 1
-_BUSY_TIMEOUT_S = 10.0
-
-
-class HistoryError(Exception):
-    """The history database cannot be used (unreadable, newer schema, unknown run)."""
-
-
-class RunLockedError(HistoryError):
-    """Another fleetcheck run holds the history lock."""
-
-
-def default_history_path() -> Path:
-    """Where history lives unless `--history PATH` says otherwise."""
-    return Path(platformdirs.user_data_dir("fleetcheck", appauthor=False)) / "history.sqlite3"
+from fleetcheck.history.schema import HistoryError, connect, iso
+from fleetcheck.results import FAILING, CheckResult, CheckStatus, HostResult, HostStatus, RunResult
 
 
 @dataclass(frozen=True)
@@ -70,156 +40,12 @@ class RunSummary:
         return self.compliant / self.hosts if self.hosts else 0.0
 
 
-# ---------------------------------------------------------------------------------------------
-# schema and migrations
-
-
-def _run_script(conn: sqlite3.Connection, script: str) -> None:
-    # Not executescript(): it commits first, and a migration must stay one transaction.
-    for statement in script.split(";"):
-        if statement.strip():
-            conn.execute(statement)
-
-
-def _migrate_1(conn: sqlite3.Connection) -> None:
-    _run_script(
-        conn,
-        """
-        CREATE TABLE runs (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            run_id TEXT NOT NULL UNIQUE,
-            started_at TEXT NOT NULL,
-            finished_at TEXT,
-            inventory TEXT NOT NULL DEFAULT '',
-            playbooks TEXT NOT NULL DEFAULT '[]',
-            check_ids TEXT NOT NULL DEFAULT '[]',
-            interrupted INTEGER NOT NULL DEFAULT 0,
-            fleetcheck_version TEXT NOT NULL DEFAULT '',
-            hosts INTEGER NOT NULL,
-            compliant INTEGER NOT NULL,
-            noncompliant INTEGER NOT NULL,
-            unchecked INTEGER NOT NULL,
-            failing_checks INTEGER NOT NULL,
-            waived_checks INTEGER NOT NULL,
-            recorded_at TEXT NOT NULL
-        );
-        CREATE INDEX runs_started ON runs (started_at, seq);
-        CREATE TABLE host_results (
-            run_seq INTEGER NOT NULL REFERENCES runs (seq) ON DELETE CASCADE,
-            host TEXT NOT NULL,
-            address TEXT NOT NULL DEFAULT '',
-            transport TEXT NOT NULL DEFAULT '',
-            groups_json TEXT NOT NULL DEFAULT '[]',
-            status TEXT NOT NULL,
-            message TEXT NOT NULL DEFAULT '',
-            error_type TEXT,
-            started_at TEXT,
-            duration_s REAL NOT NULL DEFAULT 0,
-            attempts INTEGER NOT NULL DEFAULT 1,
-            PRIMARY KEY (run_seq, host)
-        );
-        CREATE TABLE texts (
-            id INTEGER PRIMARY KEY,
-            hash BLOB NOT NULL UNIQUE,
-            body TEXT NOT NULL
-        );
-        CREATE TABLE check_results (
-            run_seq INTEGER NOT NULL REFERENCES runs (seq) ON DELETE CASCADE,
-            host_id INTEGER NOT NULL,
-            check_id INTEGER NOT NULL,
-            status TEXT NOT NULL,
-            message_id INTEGER NOT NULL,
-            observed_id INTEGER NOT NULL,
-            expected_id INTEGER NOT NULL,
-            remediation_id INTEGER NOT NULL,
-            severity_id INTEGER NOT NULL,
-            tags_id INTEGER NOT NULL,
-            waiver TEXT
-        );
-        CREATE UNIQUE INDEX check_results_streak ON check_results (host_id, check_id, run_seq);
-        CREATE INDEX check_results_run ON check_results (run_seq);
-        """
-    )
-
-
-#: MIGRATIONS[i] brings a database from user_version i to i + 1. Append, never edit.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_1]
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        _migrate(conn, path)
-    except (sqlite3.DatabaseError, OSError) as exc:
-        raise HistoryError(
-            f"{path}: cannot open the history database ({exc}). "
-            "Move the file aside or pass --history with another path, or --no-history."
-        ) from None
-    return conn
-
-
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(MIGRATIONS):
-        raise HistoryError(
-            f"{path}: history schema version {version} is newer than this fleetcheck knows "
-            f"({len(MIGRATIONS)}). Upgrade fleetcheck or use another --history path."
-        )
-    for target in range(version, len(MIGRATIONS)):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Re-read inside the write lock: a concurrent opener may have migrated already.
-            if conn.execute("PRAGMA user_version").fetchone()[0] != target:
-                conn.execute("ROLLBACK")
-                continue
-            MIGRATIONS[target](conn)
-            conn.execute(f"PRAGMA user_version = {target + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
-
-# ---------------------------------------------------------------------------------------------
-# the store
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
-
-
-def run_counts(run: RunResult) -> dict[str, int]:
-    """Host and check counts of a run (the numbers stored with it and shown in reports)."""
-    hosts = len(run.hosts)
-    compliant = sum(1 for h in run.hosts if h.status == HostStatus.COMPLIANT)
-    noncompliant = sum(1 for h in run.hosts if h.status == HostStatus.NONCOMPLIANT)
-    unchecked = sum(1 for h in run.hosts if h.status in UNCHECKED_STATUSES)
-    failing = sum(1 for h in run.hosts for c in h.checks if c.status in FAILING_CHECK_STATUSES)
-    waived = sum(1 for h in run.hosts for c in h.checks if c.status == CheckStatus.WAIVED)
-    return {
-        "hosts": hosts,
-        "compliant": compliant,
-        "noncompliant": noncompliant,
-        "unchecked": unchecked,
-        "failing_checks": failing,
-        "waived_checks": waived,
-    }
 
 
 def _intern(conn: sqlite3.Connection, texts: set[str]) -> dict[str, int]:
@@ -248,7 +74,7 @@ class History:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._conn = _connect(self.path)
+        self._conn = connect(self.path)
 
     def close(self) -> None:
         self._conn.close()
@@ -263,7 +89,7 @@ class History:
 
     def record(self, run: RunResult) -> None:
         """Store `run` atomically; recording the same run_id again replaces it."""
-        counts = run_counts(run)
+        counts = run.counts()
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -275,8 +101,8 @@ class History:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run.run_id,
-                    _iso(run.started_at),
-                    _iso(run.finished_at),
+                    iso(run.started_at),
+                    iso(run.finished_at),
                     run.inventory,
                     _dumps(run.playbooks),
                     _dumps(run.check_ids),
@@ -288,7 +114,7 @@ class History:
                     counts["unchecked"],
                     counts["failing_checks"],
                     counts["waived_checks"],
-                    _iso(datetime.now(UTC)),
+                    iso(datetime.now(UTC)),
                 ),
             )
             seq = cur.lastrowid
@@ -304,7 +130,7 @@ class History:
                         h.status.value,
                         h.message,
                         h.error_type,
-                        _iso(h.started_at),
+                        iso(h.started_at),
                         h.duration_s,
                         h.attempts,
                     )
@@ -559,9 +385,9 @@ class History:
         else:
             seq = self._seq_of(run_id)
         params: dict[str, Any] = {"seq": seq}
-        for i, status in enumerate(sorted(FAILING_CHECK_STATUSES)):
+        for i, status in enumerate(sorted(FAILING)):
             params[f"f{i}"] = status.value
-        failing = ",".join(f":f{i}" for i in range(len(FAILING_CHECK_STATUSES)))
+        failing = ",".join(f":f{i}" for i in range(len(FAILING)))
         # Ordered by run start time (not insertion order): a re-recorded run keeps its place.
         sql = f"""
             WITH now_at AS (SELECT started_at AS t FROM runs WHERE seq = :seq),
@@ -592,57 +418,3 @@ class History:
             if when is not None:
                 result[(host, check_id)] = when
         return result
-
-
-# ---------------------------------------------------------------------------------------------
-# overlapping runs
-
-
-def _lock_path(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".lock")
-
-
-@contextlib.contextmanager
-def run_lock(db_path: Path | str) -> Iterator[Path]:
-    """Hold an exclusive, non-blocking OS lock for one run; refuse a second concurrent run.
-
-    The kernel drops the lock when the holder dies (even by kill -9), so a stale lock file
-    never blocks the next night. Yields the lock file's path.
-    """
-    lock = _lock_path(Path(db_path))
-    try:
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise HistoryError(
-            f"{lock}: cannot create the run lock ({exc.strerror}). "
-            "Pass --history with a writable path, or --no-history."
-        ) from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            raise RunLockedError(
-                f"another fleetcheck run is using {db_path}{holder}. "
-                "Wait for it to finish (or stop it), or point this run at another --history file."
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": _iso(datetime.now(UTC))}).encode(), 0)
-        try:
-            yield lock
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-def _read_holder(fd: int) -> str:
-    try:
-        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-    except (OSError, ValueError):
-        return ""
-    if not isinstance(info, dict) or "pid" not in info:
-        return ""
-    return f" (held by PID {info['pid']} since {info.get('since', '?')})"

@@ -183,7 +183,7 @@ def _meaning(code: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fleetcheck.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m fleetcheck.lab.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=DEMO_HOSTS, help="fleet size (default 50)")
     parser.add_argument("--seed", type=int, default=7, help="scenario mix seed")
     parser.add_argument("--keep", type=Path, default=None, help="keep inventory and reports in this folder")

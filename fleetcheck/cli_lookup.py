@@ -1,0 +1,188 @@
+"""The read-only commands of the `fleetcheck` CLI (inventory, checks, explain, report, diff) and
+the parse/print helpers every command shares. `fleetcheck.cli` mounts them on its typer app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn, cast
+
+import typer
+
+from fleetcheck.errors import UserError
+from fleetcheck.results import EXIT_USAGE, RunResult
+
+if TYPE_CHECKING:
+    from fleetcheck.inventory import Inventory
+
+Playbooks = Annotated[
+    list[str] | None, typer.Option("--playbook", "-p", metavar="NAME|PATH", help="Playbook name or path (repeatable).")
+]
+Reports = Annotated[
+    list[str] | None,
+    typer.Option("--report", "-r", metavar="FORMAT:PATH", help="FORMAT:PATH, repeatable; json, csv, junit, markdown, html, prometheus."),
+]
+ViewOpt = Annotated[str, typer.Option("--view", metavar="VIEW", help="Terminal output: full, hosts, checks or summary.")]
+Wide = Annotated[bool, typer.Option("--wide", help="Show every host and full messages.")]
+HistoryPath = Annotated[Path | None, typer.Option("--history", metavar="PATH", help="SQLite history file.")]
+WaiversPath = Annotated[Path | None, typer.Option("--waivers", metavar="FILE", help="Waivers YAML file.")]
+
+
+def err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    err(f"fleetcheck: {message}")
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Errors written for the user -> one paragraph and exit 2, never a traceback."""
+    try:
+        yield
+    except UserError as exc:
+        fail(str(exc))
+
+
+def load_inventory(name: str) -> Inventory:
+    from fleetcheck import api
+
+    inv = api.load_inventory(name)
+    for warning in inv.warnings:
+        err(f"warning: {warning}")
+    return inv
+
+
+def inventory_cmd(
+    inventory: Annotated[str, typer.Argument(metavar="INVENTORY", help="Inventory file (native or Ansible YAML).")],
+    limit: Annotated[str | None, typer.Option("--limit", "-l", metavar="PATTERN", help="Host pattern, as for `run`.")] = None,
+) -> None:
+    """Show the hosts, groups and effective settings an inventory resolves to (passwords redacted).
+
+    \b
+    Examples:
+      fleetcheck inventory inventories/lab.yml
+      fleetcheck inventory prod.yml --limit 'datacenter-a:&web'
+    """
+    from fleetcheck.inventory import apply_limit
+    from fleetcheck.inventory.show import render_inventory
+
+    with user_errors():
+        inv = load_inventory(inventory)
+        hosts = apply_limit(inv.hosts, inv.groups, limit)
+        typer.echo(render_inventory(inv, hosts), nl=False)
+
+
+def checks_cmd(
+    playbook: Playbooks = None,
+    all_checks: Annotated[bool, typer.Option("--all", help="Every built-in check, not only a playbook's.")] = False,
+) -> None:
+    """List the checks of a playbook (default: the System State Backup playbook).
+
+    \b
+    Examples:
+      fleetcheck checks
+      fleetcheck checks -p my-playbook.yml
+      fleetcheck checks --all
+    """
+    with user_errors():
+        from fleetcheck import api
+        from fleetcheck.checks import render_checks_table
+
+        playbooks = [] if all_checks else api.load_playbooks(playbook or [api.DEFAULT_PLAYBOOK])
+        typer.echo(render_checks_table(playbooks))
+
+
+def explain_cmd(
+    check_id: Annotated[str, typer.Argument(metavar="CHECK_ID", help="A check id, as `fleetcheck checks` lists them.")],
+) -> None:
+    """Explain one check: what it verifies, why it matters, how to fix a failure, its parameters.
+
+    \b
+    Example:
+      fleetcheck explain vss-writers
+    """
+    with user_errors():
+        from fleetcheck.checks import render_explain
+
+        try:
+            typer.echo(render_explain(check_id), nl=False)
+        except KeyError as exc:
+            raise UserError(str(exc.args[0]) if exc.args else f"unknown check id {check_id!r}") from None
+
+
+def report_cmd(
+    results: Annotated[
+        Path,
+        typer.Argument(metavar="RESULTS", help="A json report (`run --report json:PATH`) or a run journal (`--journal`)."),
+    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="table, json, csv, junit, markdown, html, prometheus.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="PATH", help="Write here (default: stdout).")] = None,
+    view: Annotated[str, typer.Option("--view", metavar="VIEW", help="table only: full, hosts, checks or summary.")] = "full",
+    wide: Annotated[bool, typer.Option("--wide", help="table only: no truncation.")] = False,
+) -> None:
+    """Render saved results again in another format, without touching the network.
+
+    \b
+    Examples:
+      fleetcheck report out/run.json --format table --view checks
+      fleetcheck report out/run.json --format junit -o out/junit.xml
+    """
+    from fleetcheck import api
+    from fleetcheck.reports.base import WRITERS, ReportContext, get_renderer, get_writer, write_atomic
+
+    with user_errors():
+        result = api.load_results(results)
+        fmt = fmt.lower()
+        if fmt != "table" and fmt not in WRITERS:
+            raise UserError(f"unknown format '{fmt}'; known: table, {', '.join(sorted(WRITERS))}")
+        if fmt != "table" and output is not None:
+            get_writer(fmt)(result, output, ReportContext())
+            return
+        text = render_table(result, view, wide) if fmt == "table" else get_renderer(fmt)(result, ReportContext())
+        if output is not None:
+            write_atomic(output, text)
+        else:
+            typer.echo(text, nl=False)
+
+
+View = Literal["full", "hosts", "checks", "summary"]
+
+
+def check_view(view: str) -> View:
+    if view not in ("full", "hosts", "checks", "summary"):
+        raise UserError(f"--view '{view}': expected full, hosts, checks or summary")
+    return cast(View, view)
+
+
+def render_table(result: RunResult, view: str, wide: bool) -> str:
+    from fleetcheck.reports.table import TableOptions, render_table
+
+    ascii_only = (sys.stdout.encoding or "").lower().replace("-", "") not in ("utf8", "utf16", "utf32")
+    return render_table(result, TableOptions(view=check_view(view), wide=wide, ascii=ascii_only))
+
+
+def diff_cmd(
+    run_a: Annotated[str | None, typer.Argument(metavar="RUN_A", help="Older run (id, prefix, last, last~N).")] = None,
+    run_b: Annotated[str | None, typer.Argument(metavar="RUN_B", help="Newer run (default: the latest).")] = None,
+    history: HistoryPath = None,
+    list_runs: Annotated[bool, typer.Option("--list", help="List the recorded runs instead.")] = False,
+) -> None:
+    """What changed between two recorded runs: new failures, fixed, still failing, hosts gone or new.
+
+    \b
+    Examples:
+      fleetcheck diff                  # the latest run against the one before
+      fleetcheck diff last~7 last      # this week
+      fleetcheck diff --list
+    """
+    with user_errors():
+        from fleetcheck import nightly
+
+        text = nightly.list_runs_text(history) if list_runs else nightly.diff_text(history, run_a, run_b)
+        typer.echo(text)
