@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from fleetcheck import __version__
+from fleetcheck import cli_options as opts
 from fleetcheck.cli_lookup import (
     HistoryPath,
     Playbooks,
@@ -73,7 +74,7 @@ Examples:
 app = typer.Typer(
     help=APP_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -96,6 +97,7 @@ def _main(
 
 
 app.command("inventory")(inventory_cmd)
+app.command("config")(opts.config_cmd)
 app.command("checks")(checks_cmd)
 app.command("explain")(explain_cmd)
 app.command("report")(report_cmd)
@@ -106,7 +108,11 @@ app.command("report")(report_cmd)
 
 @app.command("run", epilog=EXIT_CODES_HELP)
 def run_cmd(
-    inventory: Annotated[str, typer.Argument(metavar="INVENTORY", help="Inventory file: ./NAME, then inventories/NAME.")],
+    ctx: typer.Context,
+    inventory: Annotated[
+        str | None, typer.Argument(metavar="INVENTORY", help="Inventory file: ./NAME, then inventories/NAME.")
+    ] = None,
+    inventory_opt: opts.InventoryOpt = None,
     playbook: Annotated[
         list[str] | None,
         typer.Option("--playbook", "-p", metavar="NAME|PATH", help="Playbook name or path (repeatable; default: the inventory's, "
@@ -139,11 +145,18 @@ def run_cmd(
     ] = None,
     history: HistoryPath = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Do not record this run.")] = False,
-    since: Annotated[str | None, typer.Option("--since", metavar="last", help="Compare with a previous run: 'last'.")] = None,
+    since: opts.Since = None,
     waivers: WaiversPath = None,
     mail_to: Annotated[str | None, typer.Option("--mail-to", metavar="ADDR", help="ADDR[,ADDR]: mail the change summary.")] = None,
     smtp: Annotated[str | None, typer.Option("--smtp", metavar="HOST[:PORT]", help="HOST[:PORT] of the mail relay.")] = None,
     mail_always: Annotated[bool, typer.Option("--mail-always", help="Mail even when nothing changed.")] = False,
+    tags: opts.Tags = None,
+    skip_tags: opts.SkipTags = None,
+    checks: opts.Checks = None,
+    fail_on: opts.FailOn = None,
+    list_hosts: opts.ListHosts = False,
+    verbose: opts.Verbose = 0,
+    config: opts.ConfigPath = None,
 ) -> None:
     """Check every host of an inventory and print the fleet's compliance table.
 
@@ -152,36 +165,50 @@ def run_cmd(
       fleetcheck run prod.yml
       fleetcheck run prod.yml -p system-state-backup --limit 'dc-*' --forks 100
       fleetcheck run prod.yml --quiet --report json:/var/lib/fleetcheck/last.json
+      fleetcheck run -i prod.yml --tags wsb --fail-on noncompliant -v
+    Options not given here come from fleetcheck.toml (`fleetcheck config` shows them).
     """
     from rich.console import Console
 
-    from fleetcheck import api, nightly
+    from fleetcheck import api, logsetup, nightly
     from fleetcheck.progress import Mode, Progress
 
     with user_errors():
-        inv = load_inventory(inventory)
+        v = opts.with_config(ctx, config, dict(
+            playbook=playbook, limit=limit, forks=forks, timeout=timeout, report=report, view=view, wide=wide,
+            save_facts=save_facts, journal=journal, ssh_known_hosts=ssh_known_hosts, psrp_client=psrp_client,
+            history=history, no_history=no_history, since=since, waivers=waivers, mail_to=mail_to, smtp=smtp,
+            mail_always=mail_always, tags=tags, skip_tags=skip_tags, checks=checks, fail_on=fail_on,
+        ))
+        inv = load_inventory(opts.inventory_arg(inventory, inventory_opt))
+        if list_hosts:
+            opts.print_hosts(inv, v["limit"])
+            raise typer.Exit(EXIT_OK)
+        opts.require_terminal_for_prompt(ask_pass)
+        logsetup.configure(verbose)
         options = api.RunOptions(
-            limit=limit,
-            forks=forks,
-            timeout=timeout,  # None: each host's inventory timeout (default 120 s)
-            reports=api.parse_report_specs(report or []),
-            save_facts=save_facts,
-            journal=api.prepare_journal(journal or api.default_journal_path()),
-            ssh_known_hosts=ssh_known_hosts,
-            psrp_client=psrp_client,
-            history=None if no_history else (history or nightly.default_history_path()),
-            since=since or "last",
-            waivers=waivers,
-            mail=nightly.mail_settings(mail_to, smtp, always=mail_always),
+            limit=v["limit"],
+            forks=v["forks"],
+            timeout=v["timeout"],  # None: each host's inventory timeout (default 120 s)
+            reports=api.parse_report_specs(v["report"] or []),
+            save_facts=v["save_facts"],
+            journal=api.prepare_journal(v["journal"] or api.default_journal_path()),
+            ssh_known_hosts=v["ssh_known_hosts"],
+            psrp_client=v["psrp_client"],
+            history=None if v["no_history"] else (v["history"] or nightly.default_history_path()),
+            since=v["since"] or "last",
+            waivers=v["waivers"],
+            mail=nightly.mail_settings(v["mail_to"], v["smtp"], always=v["mail_always"]),
             prompt=getpass.getpass if ask_pass else None,
             console=None if quiet else Console(highlight=False, soft_wrap=True),
+            tags=v["tags"] or (), skip_tags=v["skip_tags"] or (), checks=v["checks"] or (), fail_on=v["fail_on"] or "any",
         )
-        check_view(view)
-        if no_history and since:
+        view, wide = check_view(v["view"]), v["wide"]
+        if v["no_history"] and v["since"]:
             raise UserError("--since compares with recorded runs; it cannot be used with --no-history")
         mode: Mode = "quiet" if quiet else ("bar" if sys.stderr.isatty() else "lines")
         with Progress(mode) as options.progress:
-            outcome = api.run(inv, playbook or [], options)
+            outcome = api.run(inv, v["playbook"] or [], options)
     _print_outcome(outcome, view="summary" if quiet else view, wide=wide, quiet=quiet)
 
 

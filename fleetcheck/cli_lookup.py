@@ -23,7 +23,7 @@ Playbooks = Annotated[
 ]
 Reports = Annotated[
     list[str] | None,
-    typer.Option("--report", "-r", metavar="FORMAT:PATH", help="FORMAT:PATH, repeatable; json, csv, junit, markdown, html, prometheus."),
+    typer.Option("--report", "-r", metavar="FORMAT:PATH", help="FORMAT:PATH, repeatable; json, csv, junit, markdown, html, prometheus, sarif."),
 ]
 ViewOpt = Annotated[str, typer.Option("--view", metavar="VIEW", help="Terminal output: full, hosts, checks or summary.")]
 Wide = Annotated[bool, typer.Option("--wide", help="Show every host and full messages.")]
@@ -98,20 +98,35 @@ def checks_cmd(
         typer.echo(render_checks_table(playbooks))
 
 
+def _check_id_choices(incomplete: str) -> list[str]:
+    from fleetcheck.checks.registry import CHECK_ORDER
+
+    return [c for c in CHECK_ORDER if c.startswith(incomplete.lower())]
+
+
 def explain_cmd(
-    check_id: Annotated[str, typer.Argument(metavar="CHECK_ID", help="A check id, as `fleetcheck checks` lists them.")],
+    check_id: Annotated[
+        str,
+        typer.Argument(metavar="CHECK_ID|N", help="A check id (any case), or the number the table shows for it.",
+                       autocompletion=_check_id_choices),
+    ],
+    playbook: Playbooks = None,
 ) -> None:
     """Explain one check: what it verifies, why it matters, how to fix a failure, its parameters.
 
     \b
-    Example:
+    Examples:
       fleetcheck explain vss-writers
+      fleetcheck explain 11            # check number 11 of the table (default playbook's order)
+      fleetcheck explain 3 -p my.yml   # number 3 in my.yml's order
     """
     with user_errors():
+        from fleetcheck import api
         from fleetcheck.checks import render_explain
 
+        order = [cid for pb in api.load_playbooks(playbook) for cid in pb.check_ids()] if playbook else None
         try:
-            typer.echo(render_explain(check_id), nl=False)
+            typer.echo(render_explain(check_id, order), nl=False)
         except KeyError as exc:
             raise UserError(str(exc.args[0]) if exc.args else f"unknown check id {check_id!r}") from None
 
@@ -121,7 +136,7 @@ def report_cmd(
         Path,
         typer.Argument(metavar="RESULTS", help="A json report (`run --report json:PATH`) or a run journal (`--journal`)."),
     ],
-    fmt: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="table, json, csv, junit, markdown, html, prometheus.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="table, json, csv, junit, markdown, html, prometheus, sarif.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", metavar="PATH", help="Write here (default: stdout).")] = None,
     view: Annotated[str, typer.Option("--view", metavar="VIEW", help="table only: full, hosts, checks or summary.")] = "full",
     wide: Annotated[bool, typer.Option("--wide", help="table only: no truncation.")] = False,

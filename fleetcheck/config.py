@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from fleetcheck.errors import UserError
+
 FILE_NAME = "fleetcheck.toml"
 SYSTEM_DIR = Path("/etc/fleetcheck")
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -33,7 +35,7 @@ FailOn = Literal["noncompliant", "unreachable", "any"]
 View = Literal["full", "hosts", "checks", "summary"]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration file that cannot be used; the message names file, line and fix."""
 
 

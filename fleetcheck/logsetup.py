@@ -20,14 +20,21 @@ def level_for(verbosity: int) -> int:
     return logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
 
 
+_installed: list[logging.Handler] = []
+
+
 def configure(verbosity: int, stream: object = None) -> logging.Handler:
-    """Install one stderr handler on the root logger for `verbosity`; returns it (tests remove it)."""
+    """Install one stderr handler on the root logger for `verbosity` (replacing the one a previous
+    call installed, so a process running several commands does not print each record twice)."""
     from fleetcheck.transports.base import quiet_token_loggers
 
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
     handler.setFormatter(logging.Formatter(FORMAT, datefmt="%H:%M:%S"))
     root = logging.getLogger()
+    while _installed:
+        root.removeHandler(_installed.pop())
     root.addHandler(handler)
+    _installed.append(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger("fleetcheck").setLevel(level_for(verbosity))
     library = logging.INFO if verbosity >= 2 else logging.WARNING

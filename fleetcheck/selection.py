@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fleetcheck.errors import UserError
 from fleetcheck.playbook import Playbook
 
 
-class SelectionError(ValueError):
+class SelectionError(UserError, ValueError):
     """A filter that selects nothing or names something unknown."""
 
 

@@ -59,7 +59,7 @@ class RunningHosts:
     def running(self) -> list[tuple[str, float, float | None]]:
         """(host, seconds running, deadline) for every running host, longest running first."""
         now = self.clock()
-        rows = [(host, now - t0, self.timeouts.get(host)) for host, t0 in self._started.items()]
+        rows = [(host, now - t0, self.timeouts.get(host)) for host, t0 in list(self._started.items())]
         return sorted(rows, key=lambda r: (-r[1], r[0]))
 
     def counts_text(self) -> str:

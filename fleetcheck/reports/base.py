@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetcheck.errors import UserError
-from fleetcheck.results import FAILING, CheckStatus, HostResult, HostStatus, RunResult
+from fleetcheck.results import CheckStatus, HostResult, HostStatus, RunResult
 
 
 @dataclass

@@ -34,7 +34,7 @@ from fleetcheck.reports.ordering import (
     sorted_hosts,
     worst_severity,
 )
-from fleetcheck.results import FAILING, UNCHECKED_STATUSES, CheckStatus, HostResult, HostStatus, RunResult
+from fleetcheck.results import FAILING, CheckStatus, HostResult, HostStatus, RunResult
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 OBSERVED_MAX_CHARS = 240
