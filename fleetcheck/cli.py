@@ -53,6 +53,8 @@ Exit codes:
   3  at least one host could not be checked (unreachable, auth_failed, timeout,
      protocol_error, unsupported); takes precedence over 1
   4  interrupted (Ctrl-C, SIGTERM) or internal error
+  --fail-on noncompliant: only failed checks fail the run (1); unreachable: only
+  hosts that could not be checked (3); any (the default): both, as above.
 """
 
 APP_HELP = f"""

@@ -183,16 +183,24 @@ def render_table(result: RunResult, view: str, wide: bool) -> str:
 
 
 def diff_cmd(
-    run_a: Annotated[str | None, typer.Argument(metavar="RUN_A", help="Older run (id, prefix, last, last~N).")] = None,
+    run_a: Annotated[
+        str | None,
+        typer.Argument(metavar="RUN_A", help="Older run (id, prefix, last, last~N; default: the run before RUN_B "
+                       "of the same inventory and --limit)."),
+    ] = None,
     run_b: Annotated[str | None, typer.Argument(metavar="RUN_B", help="Newer run (default: the latest).")] = None,
     history: HistoryPath = None,
-    list_runs: Annotated[bool, typer.Option("--list", help="List the recorded runs instead.")] = False,
+    list_runs: Annotated[
+        bool, typer.Option("--list", help="List the recorded runs (id, date, inventory and --limit, counts) instead.")
+    ] = False,
 ) -> None:
     """What changed between two recorded runs: new failures, fixed, still failing, hosts gone or new.
 
+    The last line names the two runs compared.
+
     \b
     Examples:
-      fleetcheck diff                  # the latest run against the one before
+      fleetcheck diff                  # the latest run against the previous run of its inventory
       fleetcheck diff last~7 last      # this week
       fleetcheck diff --list
     """
