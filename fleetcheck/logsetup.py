@@ -23,11 +23,17 @@ def level_for(verbosity: int) -> int:
 _installed: list[logging.Handler] = []
 
 
-def configure(verbosity: int, stream: object = None) -> logging.Handler:
+def configure(verbosity: int, stream: object = None) -> logging.Handler | None:
     """Install one stderr handler on the root logger for `verbosity` (replacing the one a previous
-    call installed, so a process running several commands does not print each record twice)."""
+    call installed, so a process running several commands does not print each record twice).
+
+    Without `-v` nothing is changed: Python's default shows warnings and errors on stderr, and a
+    library caller's own logging configuration stays as it is.
+    """
     from fleetcheck.transports.base import quiet_token_loggers
 
+    if verbosity <= 0:
+        return None
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
     handler.setFormatter(logging.Formatter(FORMAT, datefmt="%H:%M:%S"))
     root = logging.getLogger()

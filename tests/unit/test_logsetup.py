@@ -22,7 +22,13 @@ def restore() -> Iterator[None]:
     logging.getLogger().handlers[:] = handlers
 
 
-@pytest.mark.parametrize(("verbosity", "info", "debug", "lib_info"), [(0, False, False, False), (1, True, False, False), (2, True, True, True)])
+def test_without_verbose_nothing_changes(restore: None) -> None:
+    before = logging.getLogger("fleetcheck").level, list(logging.getLogger().handlers)
+    assert logsetup.configure(0) is None
+    assert (logging.getLogger("fleetcheck").level, list(logging.getLogger().handlers)) == before
+
+
+@pytest.mark.parametrize(("verbosity", "info", "debug", "lib_info"), [(1, True, False, False), (2, True, True, True)])
 def test_levels(restore: None, verbosity: int, info: bool, debug: bool, lib_info: bool) -> None:
     out = io.StringIO()
     logsetup.configure(verbosity, out)
