@@ -24,13 +24,11 @@ import gc
 import logging
 import os
 import signal
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from fleetcheck import __version__
 from fleetcheck.errors import UserError
@@ -307,7 +305,7 @@ def _run_fleet(
             save_facts=options.save_facts,
             inventory=scope,
             ssh_known_hosts=options.ssh_known_hosts,
-            psrp_client=options.psrp_client,
+            psrp_client=_psrp_client(options.psrp_client),
             transports=options.transports,
             on_event=on_event,
             stop=stop,
@@ -326,6 +324,13 @@ def _run_fleet(
     except KeyboardInterrupt:  # a second Ctrl-C while hosts were closing
         return _partial_result(scope, names, done, started)
     return holder[0]
+
+
+def _psrp_client(name: str | None) -> Literal["pypsrp", "native"] | None:
+    """The run-wide PSRP client override, already checked by `run` before any connection."""
+    if name in (None, "pypsrp", "native"):
+        return cast('Literal["pypsrp", "native"] | None', name)
+    raise UserError(f"--psrp-client '{name}': expected pypsrp or native")
 
 
 def _partial_result(inventory: str, playbooks: list[str], done: list[HostResult], started: datetime) -> RunResult:
@@ -485,14 +490,6 @@ def stop_workers(grace: float = EXIT_GRACE_S) -> int:
     Returns how many still run: a thread stuck in a hung read would only delay the process's
     exit by up to its host's deadline, so the caller may leave without waiting for it.
     """
-    deadline = time.monotonic() + grace
-    for thread in _worker_threads():
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return len(_worker_threads())
+    from fleetcheck import transports
 
-
-def _worker_threads() -> list[threading.Thread]:
-    return [
-        t for t in threading.enumerate()
-        if t is not threading.main_thread() and t.is_alive() and not t.daemon and t.name.startswith("fleetcheck")
-    ]
+    return transports.stop_workers(grace)

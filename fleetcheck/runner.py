@@ -30,18 +30,26 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from fleetcheck import __version__
+from fleetcheck.errors import HostError, ProtocolError, TimedOut
+from fleetcheck.inventory.model import Host
 from fleetcheck.journal import Journal
 from fleetcheck.results import CheckResult, HostResult, HostStatus, RunResult, host_status
 from fleetcheck.results import exit_code as exit_code
-from fleetcheck.transports.base import ScriptOutput, Transport, secret_value
-from fleetcheck.transports.errors import Failure, FailureContext, classify, redact
+from fleetcheck.transports import TransportOptions, Transports, transport_name, worker_pool
+from fleetcheck.transports.base import CANCEL_GRACE, ScriptOutput, Transport, failure_context
+from fleetcheck.transports.errors import map_exceptions, redact
+from fleetcheck.transports.target import Target
+
+if TYPE_CHECKING:
+    from fleetcheck.facts import FactsDocument
+    from fleetcheck.playbook import Playbook
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +86,17 @@ class RunOptions:
     save_facts: Path | None = None
     on_event: Callable[[RunEvent], None] | None = None
     inventory: str = ""
-    #: SSH host key policy: "default" (~/.ssh/known_hosts), "accept" (no check) or a file path.
+    #: SSH host key policy when a host sets none: "default" (~/.ssh/known_hosts), "accept" (no check) or a file.
     ssh_known_hosts: str | None = "default"
     #: Set it (e.g. from a SIGTERM handler) to stop like Ctrl-C.
     stop: asyncio.Event | None = None
-    #: Replace transports by name (tests, plugins); missing names get the built-in ones.
-    transports: Mapping[str, Transport] | None = None
+    #: Transports by name (tests, plugins), or instances filed under their `name`; the rest come
+    #: from the registry in `fleetcheck.transports`.
+    transports: Mapping[str, Transport] | Sequence[Transport] | None = None
+    #: One transport for every host, whatever its inventory says (e.g. a `MockTransport`).
+    transport: Transport | None = None
     #: Overrides every host's `psrp_client` (pypsrp | native) when set (`--psrp-client`).
-    psrp_client: str | None = None
+    psrp_client: Literal["pypsrp", "native"] | None = None
 
 
 @dataclass
@@ -98,7 +109,7 @@ class Plan:
     check_ids: list[str] = field(default_factory=list)
 
 
-def build_plan(playbooks: Sequence[Any]) -> Plan:
+def build_plan(playbooks: Sequence[Playbook]) -> Plan:
     """Merge the playbooks' probe requests into one bundle."""
     from fleetcheck.playbook import merge_probe_requests
     from fleetcheck.probes.bundle import build_bundle
@@ -108,7 +119,7 @@ def build_plan(playbooks: Sequence[Any]) -> Plan:
     return Plan(script=bundle.script, args_json=bundle.args_json, playbook_names=names, check_ids=_check_ids(playbooks))
 
 
-def _check_ids(playbooks: Sequence[Any]) -> list[str]:
+def _check_ids(playbooks: Sequence[Playbook]) -> list[str]:
     """Enabled built-in then custom check ids, in playbook order, without duplicates."""
     ids: list[str] = []
     for pb in playbooks:
@@ -128,13 +139,13 @@ status_from_checks = host_status
 
 
 def judge_output(
-    host: Any, output: ScriptOutput, playbooks: Sequence[Any], scan_time: datetime
-) -> tuple[HostStatus, str, list[CheckResult], Any, str | None]:
+    target: Target | None, output: ScriptOutput, playbooks: Sequence[Playbook], scan_time: datetime
+) -> tuple[HostStatus, str, list[CheckResult], FactsDocument | None, str | None]:
     """Script output -> (status, message, checks, facts or None, error_type)."""
     from fleetcheck.checks import EvalContext, evaluate, unsupported_reason
     from fleetcheck.probes.bundle import parse_facts
 
-    secrets = _secrets(host)
+    secrets = target.secrets() if target is not None else ()
     if not output.stdout.strip():
         first = output.errors[0] if output.errors else f"exit code {output.exit_code}"
         msg = f"the probe script failed on the host: {redact(first, secrets)[:300]}"
@@ -152,20 +163,10 @@ def judge_output(
     return status, message, checks, facts, None
 
 
-def _secrets(host: Any) -> tuple[str, ...]:
-    pw = secret_value(host)
-    return (pw,) if pw else ()
-
-
-def failure_context(host: Any, timeout: float) -> FailureContext:
-    return FailureContext(
-        transport=host.transport,
-        address=host.address,
-        port=host.effective_port,
-        auth=host.auth,
-        timeout=timeout,
-        secrets=_secrets(host),
-    )
+def internal_error(target: Target, what: str, exc: BaseException) -> ProtocolError:
+    """A defect or local failure while handling one host: that host's row, never the run's end."""
+    detail = redact(" ".join(str(exc).split()), target.secrets())[:300]
+    return ProtocolError(f"internal error {what}: {type(exc).__name__}: {detail}", error_type="internal")
 
 
 # --- the orchestrator -------------------------------------------------------------------
@@ -173,50 +174,43 @@ def failure_context(host: Any, timeout: float) -> FailureContext:
 
 @dataclass
 class _Collected:
-    """What the network part of one host produced: output or the classified failure."""
+    """What the network part of one host produced: output or the failure."""
 
     started_at: datetime
     t0: float
     attempts: int = 0
     output: ScriptOutput | None = None
-    failure: Failure | None = None
+    failure: HostError | None = None
 
 
-class _LazyTransports(Mapping[str, Transport]):
-    """A read-only mapping that builds each transport on first lookup (imports cost ~0.1 s each)."""
+def _per_host_deadline(exc: HostError, timeout: float) -> HostError:
+    """A transport reports the time it was given for its attempt; the admin reads the host's deadline."""
+    if isinstance(exc, TimedOut) and exc.error_type == "timeout":
+        return TimedOut(f"no answer within {timeout:g} s", transient=exc.transient)
+    return exc
 
-    def __init__(
-        self, factories: dict[str, Any], cache: dict[str, Transport], given: dict[str, Transport]
-    ) -> None:
-        self._factories = factories
-        self._built = cache
-        self._built.update(given)
 
-    def __getitem__(self, name: str) -> Transport:
-        if name not in self._built:
-            if name not in self._factories:
-                raise KeyError(name)
-            self._built[name] = self._factories[name]()
-        return self._built[name]
-
-    def __iter__(self) -> Any:
-        return iter(dict.fromkeys([*self._factories, *self._built]))
-
-    def __len__(self) -> int:
-        return len(dict.fromkeys([*self._factories, *self._built]))
+def as_target(host: Host | Target) -> Target:
+    """The typed target for an inventory host (a `Target` passes through)."""
+    return host if isinstance(host, Target) else host.to_target()
 
 
 class _Fleet:
     """State of one run (counts, journal, transports)."""
 
-    def __init__(self, hosts: Sequence[Any], playbooks: Sequence[Any], plan: Plan, options: RunOptions) -> None:
-        self.hosts = list(hosts)
+    def __init__(
+        self, targets: Sequence[Target], playbooks: Sequence[Playbook], plan: Plan, options: RunOptions
+    ) -> None:
+        self.targets = list(targets)
         self.playbooks = list(playbooks)
         self.plan = plan
         self.options = options
         self.forks = max(1, int(options.forks))
-        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=self.forks, thread_name_prefix="fleetcheck")
-        self.transports = self._transports()
+        self.executor: concurrent.futures.ThreadPoolExecutor = worker_pool(self.forks)
+        self.transports = Transports(
+            TransportOptions(executor=self.executor, ssh_known_hosts=options.ssh_known_hosts),
+            options.transports or (),
+        )
         self.sem = asyncio.Semaphore(self.forks)
         self.done = 0
         self.failed = 0
@@ -231,49 +225,22 @@ class _Fleet:
         self.journal = Journal(options.journal) if options.journal else None
         self._sync_timer: asyncio.TimerHandle | None = None
 
-    def _transports(self) -> _LazyTransports:
-        """Transports by name, each built (and its library imported) only when a host needs it."""
-        options = self.options
-        cache: dict[str, Transport] = {}
-
-        def psrp() -> Transport:
-            if "psrp" not in cache:
-                from fleetcheck.transports.psrp import PsrpTransport
-
-                cache["psrp"] = PsrpTransport(self.executor)
-            return cache["psrp"]
-
-        def psrp_native() -> Transport:
-            from fleetcheck.transports.psrp_native import NativePsrpTransport
-
-            return NativePsrpTransport(fallback=psrp)  # pypsrp only for auth methods native does not speak
-
-        def winrm() -> Transport:
-            from fleetcheck.transports.winrm import WinrmTransport
-
-            return WinrmTransport(self.executor)
-
-        def ssh() -> Transport:
-            from fleetcheck.transports.ssh import SshTransport
-
-            return SshTransport(known_hosts=options.ssh_known_hosts)
-
-        factories = {"psrp": psrp, "psrp:native": psrp_native, "winrm": winrm, "ssh": ssh}
-        return _LazyTransports(factories, cache, dict(options.transports or {}))
-
-    def transport_name(self, host: Any) -> str:
-        """`psrp` hosts may ask for the native client (inventory `psrp_client`, or the run's override)."""
-        if host.transport != "psrp":
-            return str(host.transport)
-        client = self.options.psrp_client or getattr(host, "psrp_client", "pypsrp")
-        return "psrp:native" if client == "native" else "psrp"
+    def transport_for(self, target: Target) -> Transport:
+        """The run's single transport if given, else the target's by name (ProtocolError if unknown)."""
+        if self.options.transport is not None:
+            return self.options.transport
+        name = transport_name(target, self.options.psrp_client)
+        try:
+            return self.transports[name]
+        except KeyError:
+            raise ProtocolError(f"unknown transport {target.transport!r}", error_type="config") from None
 
     def emit(self, kind: EventKind, host: str | None = None, result: HostResult | None = None, message: str = "") -> None:
         cb = self.options.on_event
         if cb is None:
             return
         try:
-            cb(RunEvent(kind, len(self.hosts), self.done, self.failed, host, result, message))
+            cb(RunEvent(kind, len(self.targets), self.done, self.failed, host, result, message))
         except Exception:  # a progress bar must never break the run
             log.exception("progress callback failed")
 
@@ -286,7 +253,10 @@ class _Fleet:
             if c.check_id not in self.run.check_ids:
                 self.run.check_ids.append(c.check_id)
         if self.journal:
-            self.journal.write_host(self.run.run_id, result)
+            try:
+                self.journal.write_host(self.run.run_id, result)
+            except (OSError, ValueError) as exc:  # the row stays in the result; the close reports lasting trouble
+                log.error("journal write for %s failed: %s", result.host, type(exc).__name__)
             self._schedule_sync()
         self.emit("host_finished", result.host, result)
 
@@ -306,77 +276,102 @@ class _Fleet:
         except (OSError, ValueError) as exc:  # the next write or the close reports a lasting failure
             log.warning("journal fsync failed: %s", exc)
 
-    async def host_task(self, host: Any) -> None:
+    async def host_task(self, target: Target) -> None:
         # The slot covers the network part only; judging happens after the shell is closed.
         async with self.sem:
             if self.options.stop is not None and self.options.stop.is_set():
                 return
-            self.emit("host_started", host.name)
-            collected = await self.collect(host)
-        self.record(self.finish(host, collected))
+            self.emit("host_started", target.name)
+            collected = await self.collect(target)
+        try:
+            result = self.finish(target, collected)
+        except Exception as exc:  # one host's data must never end the run
+            log.exception("judging %s failed", target.name)
+            result = self.row(target, collected, internal_error(target, "while judging the host", exc))
+        self.record(result)
 
-    async def collect(self, host: Any) -> _Collected:
+    async def collect(self, target: Target) -> _Collected:
         """Run the bundle with retries for transient failures, all within the host's deadline."""
-        timeout = float(self.options.timeout if self.options.timeout is not None else host.timeout)
+        timeout = float(self.options.timeout if self.options.timeout is not None else target.timeout)
         loop = asyncio.get_running_loop()
         got = _Collected(started_at=datetime.now(UTC), t0=loop.time())
         deadline = got.t0 + timeout
-        transport = self.transports.get(self.transport_name(host))
-        if transport is None:
-            got.failure = Failure(HostStatus.PROTOCOL_ERROR, f"unknown transport {host.transport!r}", "config")
+        try:
+            transport = self.transport_for(target)
+        except HostError as exc:
+            got.failure = exc
             return got
+        context = failure_context(target, timeout)
         while True:
             got.attempts += 1
             left = deadline - loop.time()
             try:
-                got.output = await asyncio.wait_for(
-                    transport.run(host, self.plan.script, self.plan.args_json, timeout=left),
-                    left + DEADLINE_GRACE,
-                )
+                with map_exceptions(context):  # a plugin transport that lets a library error through
+                    got.output = await asyncio.wait_for(
+                        transport.run(target, self.plan.script, self.plan.args_json, timeout=left),
+                        left + DEADLINE_GRACE,
+                    )
                 return got
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failure = classify(exc, failure_context(host, timeout))
+            except HostError as exc:
+                failure = _per_host_deadline(exc, timeout)
                 delay = self.options.backoff * (2 ** (got.attempts - 1)) * (0.8 + 0.4 * random.random())
                 if (
                     failure.transient
                     and got.attempts <= self.options.retries
                     and deadline - loop.time() - delay >= MIN_ATTEMPT_S
                 ):
-                    self.emit("host_retry", host.name, message=failure.message)
+                    self.emit("host_retry", target.name, message=failure.message)
                     await asyncio.sleep(delay)
                     continue
                 got.failure = failure
                 return got
 
-    def finish(self, host: Any, got: _Collected) -> HostResult:
+    def finish(self, target: Target, got: _Collected) -> HostResult:
         """Judge what was collected (pure, local) into the host's result row."""
-        base: dict[str, Any] = {
-            "host": host.name,
-            "address": host.address,
-            "transport": host.transport,
-            "groups": list(host.groups),
-            "started_at": got.started_at,
-            "attempts": got.attempts,
-        }
-        checks: list[CheckResult] = []
-        error_type: str | None
         if got.failure is not None or got.output is None:
-            failure = got.failure or Failure(HostStatus.PROTOCOL_ERROR, "no output", "internal")
-            status, message, error_type = failure.status, failure.message, failure.error_type
-        else:
-            scan_time = datetime.now(UTC)
-            status, message, checks, facts, error_type = judge_output(
-                host, got.output, self.playbooks, scan_time
-            )
-            if facts is not None and self.options.save_facts is not None:
-                facts = facts.model_copy(update={"scanned_at": scan_time.isoformat()})
-                save_facts(self.options.save_facts, host.name, facts)
-        duration = round(asyncio.get_running_loop().time() - got.t0, 3)
+            return self.row(target, got, got.failure or ProtocolError("no output", error_type="internal"))
+        scan_time = datetime.now(UTC)
+        status, message, checks, facts, error_type = judge_output(target, got.output, self.playbooks, scan_time)
+        if facts is not None and self.options.save_facts is not None:
+            facts = facts.model_copy(update={"scanned_at": scan_time.isoformat()})
+            try:
+                save_facts(self.options.save_facts, target.name, facts)
+            except Exception as exc:  # a full disk or an impossible file name: this host's row says so
+                log.warning("saving the facts of %s failed: %s", target.name, exc)
+                return self.row(target, got, internal_error(target, "while saving the facts", exc))
         return HostResult(
-            **base, status=status, message=message, error_type=error_type, checks=checks, duration_s=duration
+            host=target.name,
+            address=target.address,
+            transport=target.transport,
+            groups=list(target.groups),
+            started_at=got.started_at,
+            attempts=got.attempts,
+            status=status,
+            message=message,
+            error_type=error_type,
+            checks=checks,
+            duration_s=self._duration(got),
         )
+
+    def row(self, target: Target, got: _Collected, failure: HostError) -> HostResult:
+        """The result row of a host that failed: its status, sentence and error type."""
+        return HostResult(
+            host=target.name,
+            address=target.address,
+            transport=target.transport,
+            groups=list(target.groups),
+            started_at=got.started_at,
+            attempts=got.attempts,
+            status=failure.status,
+            message=failure.message,
+            error_type=failure.error_type,
+            checks=[],
+            duration_s=self._duration(got),
+        )
+
+    @staticmethod
+    def _duration(got: _Collected) -> float:
+        return round(asyncio.get_running_loop().time() - got.t0, 3)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -390,7 +385,7 @@ class _Fleet:
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def save_facts(directory: Path, host_name: str, facts: Any) -> Path:
+def save_facts(directory: Path, host_name: str, facts: FactsDocument) -> Path:
     """Write one host's facts document (exactly what the host printed, re-serialized) atomically."""
     directory.mkdir(parents=True, exist_ok=True)
     name = _SAFE_NAME.sub("_", host_name).strip("._") or "host"
@@ -402,22 +397,28 @@ def save_facts(directory: Path, host_name: str, facts: Any) -> Path:
 
 
 async def run_fleet(
-    hosts: Sequence[Any], playbooks: Sequence[Any], options: RunOptions | None = None, *, plan: Plan | None = None
+    hosts: Iterable[Host | Target],
+    playbooks: Sequence[Playbook],
+    options: RunOptions | None = None,
+    *,
+    plan: Plan | None = None,
 ) -> RunResult:
     """Run the playbooks on every host; always returns a RunResult (partial when interrupted)."""
     options = options or RunOptions()
-    fleet = _Fleet(hosts, playbooks, plan or build_plan(playbooks), options)
+    fleet = _Fleet([as_target(h) for h in hosts], playbooks, plan or build_plan(playbooks), options)
     if fleet.journal:
         fleet.journal.write_start(fleet.run)
     fleet.emit("run_started")
-    tasks = [asyncio.create_task(fleet.host_task(h), name=f"host:{h.name}") for h in fleet.hosts]
+    tasks = [asyncio.create_task(fleet.host_task(t), name=f"host:{t.name}") for t in fleet.targets]
     stopper = asyncio.create_task(options.stop.wait()) if options.stop is not None else None
     try:
-        pending: set[asyncio.Future[Any]] = set(tasks)
+        pending: set[asyncio.Task[None]] = set(tasks)
         while pending:
-            waiters = pending | ({stopper} if stopper is not None else set())
+            waiters: set[asyncio.Task[None] | asyncio.Task[Literal[True]]] = set(pending)
+            if stopper is not None:
+                waiters.add(stopper)
             finished, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            pending -= finished
+            pending.difference_update(finished)
             if stopper is not None and stopper in finished:
                 raise asyncio.CancelledError("stop requested")
             for t in finished:
@@ -445,13 +446,11 @@ async def run_fleet(
     return fleet.run
 
 
-async def _cancel_all(tasks: Sequence[asyncio.Task[Any]]) -> None:
+async def _cancel_all(tasks: Sequence[asyncio.Task[None]]) -> None:
     """Cancel host tasks and wait (bounded) while they close their remote shells."""
     for t in tasks:
         t.cancel()
     t0 = time.monotonic()
-    from fleetcheck.transports.base import CANCEL_GRACE
-
     with contextlib.suppress(Exception):
         await asyncio.wait(tasks, timeout=CANCEL_GRACE + 2.0)
     log.debug("cancelled %d host tasks in %.2f s", len(tasks), time.monotonic() - t0)

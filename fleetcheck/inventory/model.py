@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from fleetcheck.transports.target import PsrpSettings, SshSettings, Target, TransportSettings, WinrmSettings
+
 TransportName = Literal["psrp", "winrm", "ssh"]
 PsrpClientName = Literal["pypsrp", "native"]
 AuthName = Literal["negotiate", "ntlm", "basic", "kerberos", "certificate", "credssp", "password", "key"]
@@ -35,6 +37,8 @@ class Host(BaseModel):
     tags: list[str] = Field(default_factory=list)
     playbooks: list[str] = Field(default_factory=list)
     vars: dict[str, Any] = Field(default_factory=dict)  # anything else, for custom checks
+    #: ssh only: "default" (~/.ssh/known_hosts), "accept" (no host key check; labs only) or a file.
+    ssh_known_hosts: str | None = None
 
     @property
     def effective_port(self) -> int:
@@ -43,3 +47,32 @@ class Host(BaseModel):
         if self.transport == "ssh":
             return 22
         return 5986 if self.scheme == "https" else 5985
+
+    def to_target(self) -> Target:
+        """The typed target a transport runs against: identity plus only its transport's settings."""
+        return Target(
+            name=self.name,
+            address=self.address,
+            settings=self._transport_settings(),
+            groups=tuple(self.groups),
+            tags=tuple(self.tags),
+            timeout=self.timeout,
+        )
+
+    def _transport_settings(self) -> TransportSettings:
+        common: dict[str, Any] = {"port": self.port, "username": self.username, "password": self.password}
+        if self.transport == "ssh":
+            auth = self.auth if self.auth in ("password", "key") else "password"
+            return SshSettings.model_validate(
+                {"auth": auth, "key_path": self.key_path, "known_hosts": self.ssh_known_hosts, **common}
+            )
+        wsman: dict[str, Any] = {
+            "scheme": self.scheme,
+            "auth": self.auth if self.auth not in ("password", "key") else "negotiate",
+            "cert_validation": self.cert_validation,
+            "ca_path": self.ca_path,
+            **common,
+        }
+        if self.transport == "winrm":
+            return WinrmSettings.model_validate(wsman)
+        return PsrpSettings.model_validate({**wsman, "client": self.psrp_client})

@@ -132,8 +132,6 @@ def resolve_host(
         )
     if transport == "ssh" and "scheme" not in merged:
         merged["scheme"] = "http"  # meaningless for ssh; keeps `inventory` output honest
-    if "ssh_known_hosts" in merged:  # the ssh transport reads it from host.vars
-        merged["vars"] = {**merged.get("vars", {}), "ssh_known_hosts": merged.pop("ssh_known_hosts")}
     merged["groups"] = groups
     try:
         return Host(name=name, **merged)

@@ -1,9 +1,10 @@
 """The one interface every transport implements (httpx-style: small, async, swappable).
 
 A transport runs one static PowerShell script with one JSON argument on one host and
-returns what came back. It never builds PowerShell from inventory or playbook values: the
-JSON argument reaches the script as a PSRP parameter (psrp) or base64 inside a fixed
-bootstrap (winrm, ssh). Classification of failures lives in `transports.errors`.
+returns what came back, or raises one `fleetcheck.errors.HostError` subclass (the library's
+exceptions are mapped inside the transport, see `transports.errors.map_exceptions`). It never
+builds PowerShell from inventory or playbook values: the JSON argument reaches the script as
+a PSRP parameter (psrp) or base64 inside a fixed bootstrap (winrm, ssh).
 """
 
 from __future__ import annotations
@@ -12,9 +13,23 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import socket
+import threading
+import time
+import weakref
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
+
+from fleetcheck.transports.errors import (
+    WSMAN_RULES,
+    DeadlineExceeded,
+    FailureContext,
+    RunCancelled,
+    map_exceptions,
+)
+from fleetcheck.transports.target import Target
 
 
 @dataclass
@@ -30,14 +45,24 @@ class ScriptOutput:
 class Transport(ABC):
     """Run `script` with the single parameter `-ArgsJson <json>` on one host."""
 
-    name: ClassVar[str]
+    #: The name hosts select it by (`transport: psrp`) and the registry files it under.
+    name: str = ""
 
     @abstractmethod
-    async def run(self, host: Any, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
-        """Connect, authenticate, run, close; raise on transport failure (classified later)."""
+    async def run(self, target: Target, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
+        """Connect, authenticate, run, close; raise a `HostError` on failure."""
 
 
-# --- additive: shared plumbing for the concrete transports ---------------------------
+def failure_context(target: Target, timeout: float) -> FailureContext:
+    """What the exception mapper needs to know about one attempt on `target`."""
+    return FailureContext(
+        transport=target.transport,
+        address=target.address,
+        port=target.port,
+        auth=target.auth,
+        timeout=timeout,
+        secrets=target.secrets(),
+    )
 
 #: Output cap per host (facts documents are tens of KiB; anything near this is a fault).
 MAX_OUTPUT_BYTES = 16 * 1024 * 1024
@@ -53,9 +78,6 @@ class Budget:
     """
 
     def __init__(self, timeout: float, *, close_reserve: float | None = None) -> None:
-        import threading
-        import time
-
         self._clock = time.monotonic
         self.timeout = timeout
         self.close_reserve = close_reserve if close_reserve is not None else min(2.0, max(0.2, timeout * 0.1))
@@ -75,9 +97,6 @@ class Budget:
         An idle connection stays usable, so the worker can still delete its shell with one
         request; an aborted one forces the close over a fresh, re-authenticated connection.
         """
-        import contextlib
-        import socket
-
         with self._lock:
             self._cancelled.set()
             if not self._in_flight or not self._abortable:
@@ -126,8 +145,6 @@ class Budget:
 
     def check(self) -> float:
         """Raise if cancelled (outside closing) or out of time; else return the seconds left."""
-        from fleetcheck.transports.errors import DeadlineExceeded, RunCancelled
-
         if self.cancelled and not self.closing:
             raise RunCancelled("run interrupted")
         left = self.remaining()
@@ -141,16 +158,7 @@ class Budget:
         self.deadline = max(self.deadline, self._clock() + minimum)
 
 
-def secret_value(host: Any) -> str | None:
-    """The host's password as plain text, for the one call that needs it."""
-    pw = getattr(host, "password", None)
-    if pw is None:
-        return None
-    getter = getattr(pw, "get_secret_value", None)
-    return str(getter()) if getter else str(pw)
-
-
-def track_connections(session: Any, budget: Budget) -> None:
+def track_connections(session: Any, budget: Budget) -> None:  # requests.Session (untyped pools)
     """Make every connection a requests session opens known to `budget` (for a prompt Ctrl-C).
 
     Wraps the urllib3 pool factories of the session's adapters, as pypsrp itself does, so
@@ -168,7 +176,7 @@ def track_connections(session: Any, budget: Budget) -> None:
         }
 
 
-def _tracking_factory(factory: Any, budget: Budget) -> Any:
+def _tracking_factory(factory: Callable[..., Any], budget: Budget) -> Callable[..., Any]:
     def make_pool(*args: Any, **kwargs: Any) -> Any:
         pool = factory(*args, **kwargs)
         new_conn = pool._new_conn
@@ -200,24 +208,58 @@ def quiet_token_loggers() -> None:
 CANCEL_GRACE = 10.0
 
 
+#: Name prefix of the transports' worker threads.
+WORKER_THREAD_PREFIX = "fleetcheck-worker"
+_workers: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+_workers_lock = threading.Lock()
+
+
+def _register_worker() -> None:
+    with _workers_lock:
+        _workers.add(threading.current_thread())
+
+
+def worker_pool(max_workers: int) -> concurrent.futures.ThreadPoolExecutor:
+    """A bounded executor for the synchronous clients whose threads `stop_workers` can wait for."""
+    return concurrent.futures.ThreadPoolExecutor(
+        max_workers=max_workers, thread_name_prefix=WORKER_THREAD_PREFIX, initializer=_register_worker
+    )
+
+
+def stop_workers(grace: float) -> int:
+    """Wait up to `grace` seconds for the worker threads; return how many still run.
+
+    After an interrupted run a worker may still be closing a remote shell (a scarce quota on
+    Windows) or be stuck in a hung read; the caller decides whether to leave without it.
+    """
+    deadline = time.monotonic() + max(0.0, grace)
+    with _workers_lock:
+        threads = [t for t in _workers if t is not threading.current_thread()]
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return sum(1 for t in threads if t.is_alive())
+
+
 class ThreadedTransport(Transport):
     """A transport over a synchronous client library, one worker thread per host.
 
-    The runner owns the executor (bounded by --forks); subclasses only say how one host runs.
+    The runner owns the executor (bounded by --forks, see `worker_pool`); subclasses only say
+    how one host runs, and their library's exceptions are mapped here, once.
     """
 
     def __init__(self, executor: concurrent.futures.Executor | None = None) -> None:
         self._executor = executor
 
     @abstractmethod
-    def run_sync(self, host: Any, script: str, args_json: str, budget: Budget) -> ScriptOutput:
+    def run_sync(self, target: Target, script: str, args_json: str, budget: Budget) -> ScriptOutput:
         """Connect, run and close in the calling thread; raise the FIRST failure."""
 
-    async def run(self, host: Any, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
+    async def run(self, target: Target, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
         budget = Budget(timeout)
         loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._executor, self.run_sync, host, script, args_json, budget)
-        return await await_worker(fut, budget)
+        with map_exceptions(failure_context(target, timeout), WSMAN_RULES):
+            fut = loop.run_in_executor(self._executor, self.run_sync, target, script, args_json, budget)
+            return await await_worker(fut, budget)
 
 
 async def await_worker(fut: asyncio.Future[ScriptOutput], budget: Budget) -> ScriptOutput:

@@ -1,21 +1,27 @@
-"""Turn the first exception of a host's session into one status and an admin's sentence.
+"""Map the client libraries' exceptions into fleetcheck's `HostError` tree, at the transport boundary.
 
-Sans-IO: `classify` is a pure function over exception objects (from pypsrp, pywinrm,
-requests/urllib3, asyncssh, ssl and the OS) and a little context about the attempt.
-The libraries wrap errors several layers deep (requests -> urllib3 -> OSError), so the
-rules look through the whole cause chain. Messages never quote a secret: any text taken
+Each transport wraps its library calls in `map_exceptions(context)` (the pattern of httpx's
+`map_httpcore_exceptions`): whatever pypsrp, pywinrm, requests/urllib3, asyncssh, pyspnego,
+ssl or the OS raise leaves the transport as one `fleetcheck.errors.HostError` subclass,
+carrying the admin's sentence, a stable `error_type` and whether a retry may help. The runner
+then decides with `isinstance` only.
+
+`classify` is a pure function over exception objects and a little context about the
+attempt. The libraries wrap errors several layers deep (requests -> urllib3 -> OSError), so
+the rules look through the whole cause chain. Messages never quote a secret: any text taken
 from an exception goes through `redact` with the attempt's secrets.
 
 Status choices (documented because several are judgement calls):
-- connection refused / reset / name not resolved / no TCP answer -> `unreachable`
-- credentials rejected, HTTP 401/403, WSMan access denied -> `auth_failed` (never retried)
-- no answer within the deadline, WSMan OperationTimeout -> `timeout`
-- TLS problems, HTTP 4xx/5xx, WSMan faults (quota included), garbage -> `protocol_error`
-Transient (worth a retry with backoff): reset, HTTP 503, WinRM shell quota, lost SSH link.
+- connection refused / reset / name not resolved / no TCP answer -> `Unreachable`
+- credentials rejected, HTTP 401/403, WSMan access denied -> `AuthRejected` (never retried)
+- no answer within the deadline, WSMan OperationTimeout -> `TimedOut`
+- TLS problems, HTTP 4xx/5xx, WSMan faults (quotas included), garbage -> `ProtocolError`
+Transient (worth a retry with backoff): reset, HTTP 503, WinRM quotas, lost SSH link.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 import ssl
@@ -23,15 +29,25 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from fleetcheck.errors import (
+    WSMAN_ACCESS_DENIED,
+    WSMAN_CANNOT_CONNECT,
+    WSMAN_INVALID_SELECTORS,
+    WSMAN_MAX_OPERATIONS,
+    WSMAN_MAX_SHELLS,
+    WSMAN_PROFILE_MARKED,
+    WSMAN_TIMED_OUT,
+    AuthRejected,
+    HostError,
+    ProtocolError,
+    TimedOut,
+    Unreachable,
+    Unsupported,
+)
 from fleetcheck.results import HostStatus
 
-WSMAN_TIMED_OUT = 2150858793  # 0x80338029 w:TimedOut (OperationTimeout)
-WSMAN_SHELL_QUOTA = 2150859174  # 0x803381A6 MaxShellsPerUser exceeded
-WSMAN_INVALID_SELECTORS = 2150858843  # 0x8033805B unknown shell/command
-WSMAN_CANNOT_CONNECT = 2150858770  # 0x80338012
-WSMAN_ACCESS_DENIED = 2147942405  # 0x80070005 E_ACCESSDENIED
-WSMAN_PROFILE_MARKED = 2147943418  # 0x800703FA registry key marked for deletion
-WSMAN_QUOTA_CODES = frozenset({WSMAN_SHELL_QUOTA, 2150859173, 2150859171, 2150859172})
+#: Other WinRM per-user quota faults (0x803381A3, 0x803381A4), named by their code only.
+WSMAN_OTHER_QUOTA_CODES = frozenset({2150859171, 2150859172})
 
 _MAX_DETAIL = 160
 
@@ -64,14 +80,22 @@ class FailureContext:
         return f"{self.address}:{self.port}" if self.port else self.address
 
 
-@dataclass(frozen=True)
-class Failure:
-    """One classified failure: the host's status, the sentence, a stable short code, retry hint."""
+_BY_STATUS: dict[HostStatus, type[HostError]] = {
+    HostStatus.UNREACHABLE: Unreachable,
+    HostStatus.AUTH_FAILED: AuthRejected,
+    HostStatus.TIMEOUT: TimedOut,
+    HostStatus.PROTOCOL_ERROR: ProtocolError,
+    HostStatus.UNSUPPORTED: Unsupported,
+}
 
-    status: HostStatus
-    message: str
-    error_type: str
-    transient: bool = False
+
+def host_error(
+    status: HostStatus, message: str, error_type: str, transient: bool = False, *, wsman_code: int | None = None
+) -> HostError:
+    """The `HostError` subclass for `status`, with the admin's sentence and a stable short code."""
+    if status is HostStatus.PROTOCOL_ERROR:
+        return ProtocolError(message, wsman_code=wsman_code, error_type=error_type, transient=transient)
+    return _BY_STATUS.get(status, ProtocolError)(message, error_type=error_type, transient=transient)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -134,71 +158,86 @@ _AUTH_HINTS = {
 }
 
 
-def _auth_failure(ctx: FailureContext, what: str = "credentials rejected") -> Failure:
-    label = _AUTH_LABELS.get(ctx.auth, ctx.auth)
-    hint = _AUTH_HINTS.get(ctx.auth, "check the user name and password")
-    return Failure(HostStatus.AUTH_FAILED, f"{what} ({label}) - {hint}", "auth")
+def auth_rejected(auth: str, what: str = "credentials rejected") -> AuthRejected:
+    """The host refused the credentials of method `auth` (labelled and hinted for an admin)."""
+    label = _AUTH_LABELS.get(auth, auth)
+    hint = _AUTH_HINTS.get(auth, "check the user name and password")
+    return AuthRejected(f"{what} ({label}) - {hint}", error_type="auth")
+
+
+def missing_credentials() -> AuthRejected:
+    """No user name or password for a method that needs both: a settings problem."""
+    msg = "no credentials for this host - set username and password_env (or use --ask-pass)"
+    return AuthRejected(msg, error_type="auth_config")
+
+
+def cleartext_auth(auth: str) -> AuthRejected:
+    """A method whose credentials would cross plain HTTP unencrypted: refused before sending."""
+    label = _AUTH_LABELS.get(auth, auth)
+    msg = f"{label} over HTTP would send credentials unencrypted - use scheme: https (port 5986) or auth: negotiate"
+    return AuthRejected(msg, error_type="auth_config")
+
+
+def _auth_failure(ctx: FailureContext, what: str = "credentials rejected") -> HostError:
+    return auth_rejected(ctx.auth, what)
 
 
 # --- rules: each looks at the whole chain and returns a Failure or None -------------
 
 
-Rule = Callable[[list[BaseException], FailureContext], "Failure | None"]
+Rule = Callable[[list[BaseException], FailureContext], "HostError | None"]
 
 
-def _ours(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
+def _ours(chain: list[BaseException], ctx: FailureContext) -> HostError | None:
     for exc in chain:
         if isinstance(exc, DeadlineExceeded):
-            return Failure(HostStatus.TIMEOUT, f"no answer within {_seconds(ctx)}", "timeout")
+            return host_error(HostStatus.TIMEOUT, f"no answer within {_seconds(ctx)}", "timeout")
         if isinstance(exc, RunCancelled):
-            return Failure(HostStatus.TIMEOUT, "interrupted before the host answered", "interrupted")
+            return host_error(HostStatus.TIMEOUT, "interrupted before the host answered", "interrupted")
         if isinstance(exc, OutputTooLarge):
-            return Failure(HostStatus.PROTOCOL_ERROR, f"output too large: {_detail(exc, ctx)}", "output_too_large")
+            return host_error(HostStatus.PROTOCOL_ERROR, f"output too large: {_detail(exc, ctx)}", "output_too_large")
     return None
 
 
-def _auth_setup(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
+def _auth_setup(chain: list[BaseException], ctx: FailureContext) -> HostError | None:
     """Auth methods this machine cannot use: a settings problem, same for every host."""
-    label = _AUTH_LABELS.get(ctx.auth, ctx.auth)
     for exc in chain:
         low = str(exc).lower()
         missing = isinstance(exc, ImportError) or (_module(exc) == "winrm" and "not installed" in low)
         if missing and ("gssapi" in low or "kerberos" in low):
             msg = "Kerberos is not available on this machine - install gssapi and krb5 (pip install 'pypsrp[kerberos]') or use auth: negotiate"
-            return Failure(HostStatus.AUTH_FAILED, msg, "auth_unavailable")
+            return host_error(HostStatus.AUTH_FAILED, msg, "auth_unavailable")
         if missing and "credssp" in low:
             msg = "CredSSP is not available on this machine - pip install requests-credssp, or use auth: negotiate"
-            return Failure(HostStatus.AUTH_FAILED, msg, "auth_unavailable")
+            return host_error(HostStatus.AUTH_FAILED, msg, "auth_unavailable")
         if isinstance(exc, ValueError) and "cannot use message encryption with auth" in low:
-            msg = f"{label} over HTTP would send credentials unencrypted - use scheme: https (port 5986) or auth: negotiate"
-            return Failure(HostStatus.AUTH_FAILED, msg, "auth_config")
+            return cleartext_auth(ctx.auth)
         if "no username or password" in low or "requires a username" in low or "requires a password" in low:
-            msg = "no credentials for this host - set username and password_env (or use --ask-pass)"
-            return Failure(HostStatus.AUTH_FAILED, msg, "auth_config")
+            return missing_credentials()
         if _module(exc) == "winrm" and "cert_pem" in low:
             msg = "certificate auth needs a client certificate and key, which the inventory cannot name yet - use negotiate"
-            return Failure(HostStatus.AUTH_FAILED, msg, "auth_config")
+            return host_error(HostStatus.AUTH_FAILED, msg, "auth_config")
     return None
 
 
-def _auth(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
+def _auth(chain: list[BaseException], ctx: FailureContext) -> HostError | None:
     for exc in chain:
         name = type(exc).__name__
         mod = _module(exc)
         if mod in ("pypsrp", "winrm") and name in ("AuthenticationError", "InvalidCredentialsError"):
             return _auth_failure(ctx)
         if mod == "winrm" and name == "BasicAuthDisabledError":
-            return Failure(HostStatus.AUTH_FAILED, "Basic authentication is disabled on the host (AllowBasic)", "auth")
+            return host_error(HostStatus.AUTH_FAILED, "Basic authentication is disabled on the host (AllowBasic)", "auth")
         if mod == "asyncssh" and name == "PermissionDenied":
             return _auth_failure(ctx)
         if isinstance(exc, PermissionError) and "challenge" in str(exc).lower():
             # requests_ntlm: a 401 that offers no NTLM challenge (method disabled or refused)
             msg = "authentication refused: the host offered no NTLM challenge - is Negotiate enabled for WinRM?"
-            return Failure(HostStatus.AUTH_FAILED, msg, "auth")
+            return host_error(HostStatus.AUTH_FAILED, msg, "auth")
     return None
 
 
-def _tls(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
+def _tls(chain: list[BaseException], ctx: FailureContext) -> HostError | None:
     for exc in chain:
         if isinstance(exc, ssl.SSLCertVerificationError):
             reason = exc.verify_message or exc.reason or "verification failed"
@@ -207,35 +246,35 @@ def _tls(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
                     f"TLS certificate does not match {ctx.address} ({reason}) - connect by the name in the "
                     "certificate, or set cert_validation: false"
                 )
-                return Failure(HostStatus.PROTOCOL_ERROR, msg, "tls_hostname")
+                return host_error(HostStatus.PROTOCOL_ERROR, msg, "tls_hostname")
             msg = f"TLS certificate not trusted ({reason}) - set ca_path or cert_validation: false"
-            return Failure(HostStatus.PROTOCOL_ERROR, msg, "tls_untrusted")
+            return host_error(HostStatus.PROTOCOL_ERROR, msg, "tls_untrusted")
     for exc in chain:
         if isinstance(exc, ssl.SSLError):
             reason = exc.reason or _detail(exc, ctx)
             hint = " - is this an HTTP port? check scheme and port" if "WRONG_VERSION" in str(reason).upper() else ""
-            return Failure(HostStatus.PROTOCOL_ERROR, f"TLS handshake failed ({reason}){hint}", "tls")
+            return host_error(HostStatus.PROTOCOL_ERROR, f"TLS handshake failed ({reason}){hint}", "tls")
     return None
 
 
-def _ssh_specific(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
+def _ssh_specific(chain: list[BaseException], ctx: FailureContext) -> HostError | None:
     for exc in chain:
         if _module(exc) != "asyncssh":
             continue
         name = type(exc).__name__
         if name == "HostKeyNotVerifiable":
             msg = "SSH host key not trusted - add it to known_hosts, or set known_hosts: none (lab only)"
-            return Failure(HostStatus.PROTOCOL_ERROR, msg, "ssh_hostkey")
+            return host_error(HostStatus.PROTOCOL_ERROR, msg, "ssh_hostkey")
         if name == "ConnectionLost":
-            return Failure(HostStatus.UNREACHABLE, f"SSH connection to {ctx.endpoint} lost", "reset", True)
+            return host_error(HostStatus.UNREACHABLE, f"SSH connection to {ctx.endpoint} lost", "reset", True)
         if name in ("DisconnectError", "ProtocolError", "KeyExchangeFailed", "ProtocolNotSupported", "MACError"):
-            return Failure(HostStatus.PROTOCOL_ERROR, f"SSH session failed: {_detail(exc, ctx)}", "ssh")
+            return host_error(HostStatus.PROTOCOL_ERROR, f"SSH session failed: {_detail(exc, ctx)}", "ssh")
         if name == "ChannelOpenError":
-            return Failure(HostStatus.PROTOCOL_ERROR, f"SSH channel refused: {_detail(exc, ctx)}", "ssh")
+            return host_error(HostStatus.PROTOCOL_ERROR, f"SSH channel refused: {_detail(exc, ctx)}", "ssh")
     return None
 
 
-def _wsman_fault(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
+def _wsman_fault(chain: list[BaseException], ctx: FailureContext) -> HostError | None:
     for exc in chain:
         if type(exc).__name__ != "WSManFaultError" or _module(exc) not in ("pypsrp", "winrm"):
             continue
@@ -247,34 +286,43 @@ def _wsman_fault(chain: list[BaseException], ctx: FailureContext) -> Failure | N
     return None
 
 
-def _fault_failure(code: int | None, reason: str, ctx: FailureContext) -> Failure:
+def _fault_failure(code: int | None, reason: str, ctx: FailureContext) -> HostError:
     reason = redact(" ".join(reason.split()), ctx.secrets)[:_MAX_DETAIL]
-    if code in WSMAN_QUOTA_CODES:
+    if code == WSMAN_MAX_SHELLS:
         msg = "WinRM shell quota reached (MaxShellsPerUser) - close stale sessions or raise the limit"
-        return Failure(HostStatus.PROTOCOL_ERROR, msg, "quota", True)
+        return host_error(HostStatus.PROTOCOL_ERROR, msg, "quota", True, wsman_code=code)
+    if code == WSMAN_MAX_OPERATIONS:
+        msg = (
+            "WinRM operation quota reached (MaxConcurrentOperationsPerUser) - "
+            "close stale sessions or raise the limit"
+        )
+        return host_error(HostStatus.PROTOCOL_ERROR, msg, "quota", True, wsman_code=code)
+    if code in WSMAN_OTHER_QUOTA_CODES:
+        msg = f"WinRM quota reached (0x{code:08X}) - close stale sessions or raise the limit"
+        return host_error(HostStatus.PROTOCOL_ERROR, msg, "quota", True, wsman_code=code)
     if code == WSMAN_TIMED_OUT:  # pypsrp cannot ride it out while opening the pool: worth a retry
         msg = "WinRM operation timed out on the host (OperationTimeout) - the host is overloaded or hung"
-        return Failure(HostStatus.TIMEOUT, msg, "wsman_timeout", True)
+        return host_error(HostStatus.TIMEOUT, msg, "wsman_timeout", True)
     if code == WSMAN_ACCESS_DENIED:
         msg = "access denied by WinRM - the account must be a local administrator or in Remote Management Users"
-        return Failure(HostStatus.AUTH_FAILED, msg, "access_denied")
+        return host_error(HostStatus.AUTH_FAILED, msg, "access_denied")
     if code == WSMAN_CANNOT_CONNECT:
-        return Failure(HostStatus.UNREACHABLE, f"WinRM client cannot connect to {ctx.endpoint}", "wsman_connect")
+        return host_error(HostStatus.UNREACHABLE, f"WinRM client cannot connect to {ctx.endpoint}", "wsman_connect")
     if code == WSMAN_INVALID_SELECTORS:
         msg = "the remote shell disappeared (idle timeout or closed by another client)"
-        return Failure(HostStatus.PROTOCOL_ERROR, msg, "shell_gone", True)
+        return host_error(HostStatus.PROTOCOL_ERROR, msg, "shell_gone", True, wsman_code=code)
     if code == WSMAN_PROFILE_MARKED:
         msg = (
             "WinRM provider failed (0x800703FA: a user profile key is marked for deletion) - "
             "restart the WinRM service or sign out the account's stale sessions"
         )
-        return Failure(HostStatus.PROTOCOL_ERROR, msg, "wsman_800703FA")
+        return host_error(HostStatus.PROTOCOL_ERROR, msg, "wsman_800703FA", wsman_code=code)
     hex_code = f"0x{code:08X}" if code is not None else "without a code"
     tail = f": {reason}" if reason else ""
-    return Failure(HostStatus.PROTOCOL_ERROR, f"WinRM fault {hex_code}{tail}", f"wsman_{hex_code}")
+    return host_error(HostStatus.PROTOCOL_ERROR, f"WinRM fault {hex_code}{tail}", f"wsman_{hex_code}", wsman_code=code)
 
 
-def _http_status(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
+def _http_status(chain: list[BaseException], ctx: FailureContext) -> HostError | None:
     for exc in chain:
         if type(exc).__name__ != "WinRMTransportError" or _module(exc) not in ("pypsrp", "winrm"):
             continue
@@ -282,98 +330,98 @@ def _http_status(chain: list[BaseException], ctx: FailureContext) -> Failure | N
         if code in (401,):
             return _auth_failure(ctx)
         if code == 403:
-            return Failure(HostStatus.AUTH_FAILED, "access denied (HTTP 403) by the WinRM listener", "http_403")
+            return host_error(HostStatus.AUTH_FAILED, "access denied (HTTP 403) by the WinRM listener", "http_403")
         if code == 503:
             msg = "WinRM service unavailable (HTTP 503) - busy or restarting"
-            return Failure(HostStatus.UNREACHABLE, msg, "http_503", True)
+            return host_error(HostStatus.UNREACHABLE, msg, "http_503", True)
         if code == 404:
             msg = f"no WinRM endpoint at {ctx.endpoint}/wsman (HTTP 404) - check port and path"
-            return Failure(HostStatus.PROTOCOL_ERROR, msg, "http_404")
+            return host_error(HostStatus.PROTOCOL_ERROR, msg, "http_404")
         if code == 400:
             msg = "WinRM rejected the request (HTTP 400) - often a message-encryption or channel-binding mismatch"
-            return Failure(HostStatus.PROTOCOL_ERROR, msg, "http_400")
+            return host_error(HostStatus.PROTOCOL_ERROR, msg, "http_400")
         if code == 413:
             msg = "request larger than the host's MaxEnvelopeSizekb (HTTP 413)"
-            return Failure(HostStatus.PROTOCOL_ERROR, msg, "http_413")
-        return Failure(HostStatus.PROTOCOL_ERROR, f"WinRM answered HTTP {code} without a usable fault", f"http_{code}")
+            return host_error(HostStatus.PROTOCOL_ERROR, msg, "http_413")
+        return host_error(HostStatus.PROTOCOL_ERROR, f"WinRM answered HTTP {code} without a usable fault", f"http_{code}")
     return None
 
 
-def _socket(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
+def _socket(chain: list[BaseException], ctx: FailureContext) -> HostError | None:
     listener = "sshd" if ctx.transport == "ssh" else "WinRM"
     for exc in chain:
         if isinstance(exc, ConnectionRefusedError) or (
             isinstance(exc, OSError) and exc.errno == errno.ECONNREFUSED
         ):
             msg = f"connection refused on {ctx.endpoint} - is {listener} listening?"
-            return Failure(HostStatus.UNREACHABLE, msg, "refused")
+            return host_error(HostStatus.UNREACHABLE, msg, "refused")
     for exc in chain:
         if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError) or (
             type(exc).__name__ == "RemoteDisconnected"
         ):
-            return Failure(HostStatus.UNREACHABLE, f"connection reset by {ctx.endpoint}", "reset", True)
+            return host_error(HostStatus.UNREACHABLE, f"connection reset by {ctx.endpoint}", "reset", True)
     for exc in chain:
         if isinstance(exc, socket.gaierror) or type(exc).__name__ == "NameResolutionError":
-            return Failure(HostStatus.UNREACHABLE, f"cannot resolve {ctx.address} - check address", "dns")
+            return host_error(HostStatus.UNREACHABLE, f"cannot resolve {ctx.address} - check address", "dns")
         if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL):
-            return Failure(HostStatus.UNREACHABLE, f"no route to {ctx.endpoint}", "no_route")
+            return host_error(HostStatus.UNREACHABLE, f"no route to {ctx.endpoint}", "no_route")
     return None
 
 
-def _timeouts(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
+def _timeouts(chain: list[BaseException], ctx: FailureContext) -> HostError | None:
     for exc in chain:
         name = type(exc).__name__
         if name in ("ConnectTimeout", "ConnectTimeoutError"):
             msg = f"no answer to the connection attempt on {ctx.endpoint} - host down or port filtered"
-            return Failure(HostStatus.UNREACHABLE, msg, "connect_timeout")
+            return host_error(HostStatus.UNREACHABLE, msg, "connect_timeout")
     for exc in chain:
         if isinstance(exc, TimeoutError) or type(exc).__name__ in ("ReadTimeout", "ReadTimeoutError", "Timeout"):
-            return Failure(HostStatus.TIMEOUT, f"no answer within {_seconds(ctx)}", "timeout")
+            return host_error(HostStatus.TIMEOUT, f"no answer within {_seconds(ctx)}", "timeout")
     return None
 
 
-def _garbage(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
+def _garbage(chain: list[BaseException], ctx: FailureContext) -> HostError | None:
     for exc in chain:
         if isinstance(exc, ET.ParseError):
-            return Failure(HostStatus.PROTOCOL_ERROR, "malformed WinRM response (not valid XML)", "malformed")
+            return host_error(HostStatus.PROTOCOL_ERROR, "malformed WinRM response (not valid XML)", "malformed")
         if _module(exc) == "spnego":
             return _spnego_failure(exc, ctx)
         name = type(exc).__name__
         if _module(exc) == "pypsrp" and name in ("InvalidRunspacePoolStateError", "InvalidPSRPOperation"):
-            return Failure(
+            return host_error(
                 HostStatus.PROTOCOL_ERROR, f"PowerShell runspace pool unusable: {_detail(exc, ctx)}", "broken_pool"
             )
         if _module(exc) in ("pypsrp", "winrm") and name == "WinRMError":
-            return Failure(HostStatus.PROTOCOL_ERROR, f"WinRM protocol error: {_detail(exc, ctx)}", "wsman")
+            return host_error(HostStatus.PROTOCOL_ERROR, f"WinRM protocol error: {_detail(exc, ctx)}", "wsman")
         if _module(exc) in ("requests", "urllib3") and name in ("ProtocolError", "ChunkedEncodingError"):
-            return Failure(HostStatus.PROTOCOL_ERROR, f"broken HTTP response: {_detail(exc, ctx)}", "http")
+            return host_error(HostStatus.PROTOCOL_ERROR, f"broken HTTP response: {_detail(exc, ctx)}", "http")
         if isinstance(exc, UnicodeDecodeError):
-            return Failure(HostStatus.PROTOCOL_ERROR, "output was not valid text (encoding)", "encoding")
+            return host_error(HostStatus.PROTOCOL_ERROR, "output was not valid text (encoding)", "encoding")
     return None
 
 
 _SPNEGO_DECRYPT = frozenset({"BadMICError", "UnsupportedQop", "NoContextError", "ContextExpiredError"})
 
 
-def _spnego_failure(exc: BaseException, ctx: FailureContext) -> Failure:
+def _spnego_failure(exc: BaseException, ctx: FailureContext) -> HostError:
     """pyspnego errors: unwrapping a message (encryption) or building the auth token."""
     name = type(exc).__name__
     if name in _SPNEGO_DECRYPT:
         msg = f"message encryption failed ({name}) - the response could not be decrypted"
-        return Failure(HostStatus.PROTOCOL_ERROR, msg, "decrypt")
+        return host_error(HostStatus.PROTOCOL_ERROR, msg, "decrypt")
     if name in ("NoCredentialError", "InvalidCredentialError", "CredentialsExpiredError"):
         msg = "no usable credentials - set username and password_env (or obtain a Kerberos ticket)"
-        return Failure(HostStatus.AUTH_FAILED, msg, "auth")
+        return host_error(HostStatus.AUTH_FAILED, msg, "auth")
     label = _AUTH_LABELS.get(ctx.auth, ctx.auth)
-    return Failure(HostStatus.AUTH_FAILED, f"{label} authentication failed ({name}): {_detail(exc, ctx)}", "auth")
+    return host_error(HostStatus.AUTH_FAILED, f"{label} authentication failed ({name}): {_detail(exc, ctx)}", "auth")
 
 
-def _connection_generic(chain: list[BaseException], ctx: FailureContext) -> Failure | None:
+def _connection_generic(chain: list[BaseException], ctx: FailureContext) -> HostError | None:
     for exc in chain:
         if type(exc).__name__ == "ConnectionError" and _module(exc) == "requests":
-            return Failure(HostStatus.UNREACHABLE, f"cannot connect to {ctx.endpoint}: {_detail(exc, ctx)}", "connect")
+            return host_error(HostStatus.UNREACHABLE, f"cannot connect to {ctx.endpoint}: {_detail(exc, ctx)}", "connect")
         if isinstance(exc, ConnectionError):
-            return Failure(HostStatus.UNREACHABLE, f"connection to {ctx.endpoint} failed", "connect", True)
+            return host_error(HostStatus.UNREACHABLE, f"connection to {ctx.endpoint} failed", "connect", True)
     return None
 
 
@@ -392,13 +440,32 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def classify(exc: BaseException, ctx: FailureContext | None = None) -> Failure:
+#: The WinRM transports (pypsrp, pywinrm, the native client): every rule but asyncssh's.
+WSMAN_RULES: tuple[Rule, ...] = tuple(rule for rule in RULES if rule is not _ssh_specific)
+#: The SSH transport: asyncssh's rules and the shared ones, no WSMan faults or HTTP codes.
+SSH_RULES: tuple[Rule, ...] = tuple(rule for rule in RULES if rule not in (_wsman_fault, _http_status))
+
+
+def classify(exc: BaseException, ctx: FailureContext | None = None, rules: tuple[Rule, ...] = RULES) -> HostError:
     """Classify the FIRST exception of an attempt (never one raised while closing)."""
+    if isinstance(exc, HostError):
+        return exc
     ctx = ctx or FailureContext()
     chain = list(exception_chain(exc))
-    for rule in RULES:
+    for rule in rules:
         failure = rule(chain, ctx)
         if failure is not None:
             return failure
     msg = f"unexpected {type(exc).__name__}: {_detail(exc, ctx)}"
-    return Failure(HostStatus.PROTOCOL_ERROR, msg, "internal")
+    return host_error(HostStatus.PROTOCOL_ERROR, msg, "internal")
+
+
+@contextlib.contextmanager
+def map_exceptions(ctx: FailureContext, rules: tuple[Rule, ...] = RULES) -> Iterator[None]:
+    """Let only `HostError` leave the block: a library's exception becomes its classified subclass."""
+    try:
+        yield
+    except HostError:
+        raise
+    except Exception as exc:
+        raise classify(exc, ctx, rules) from exc

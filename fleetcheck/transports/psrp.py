@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, ClassVar
+from typing import Any
 
-from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
+from pypsrp.complex_objects import PSInvocationState
+from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
 from fleetcheck.transports.base import (
@@ -26,10 +27,10 @@ from fleetcheck.transports.base import (
     ScriptOutput,
     ThreadedTransport,
     quiet_token_loggers,
-    secret_value,
     track_connections,
 )
 from fleetcheck.transports.errors import OutputTooLarge, RunCancelled
+from fleetcheck.transports.target import PsrpSettings, Target, settings_as
 
 log = logging.getLogger(__name__)
 quiet_token_loggers()
@@ -78,19 +79,18 @@ class _BoundedWSMan(WSMan):
             self._budget.end_request()
 
 
-def wsman_settings(host: Any) -> dict[str, Any]:
+def wsman_settings(target: Target) -> dict[str, Any]:
     """pypsrp WSMan keyword arguments for a host, defaulting as a Windows admin expects."""
-    ssl = host.scheme == "https"
-    cert_validation: bool | str = bool(host.cert_validation)
-    if cert_validation and host.ca_path:
-        cert_validation = str(host.ca_path)
-    auth = host.auth if host.auth in ("negotiate", "ntlm", "basic", "kerberos", "credssp", "certificate") else "negotiate"
+    psrp = settings_as(target, PsrpSettings)
+    cert_validation: bool | str = psrp.cert_validation
+    if cert_validation and psrp.ca_path:
+        cert_validation = str(psrp.ca_path)
     return {
-        "server": host.address,
-        "port": host.effective_port,
-        "ssl": ssl,
-        "auth": auth,
-        "username": host.username,
+        "server": target.address,
+        "port": psrp.effective_port,
+        "ssl": psrp.scheme == "https",
+        "auth": psrp.auth,
+        "username": psrp.username,
         "cert_validation": cert_validation,
         # HTTP: NTLM/Kerberos message encryption; HTTPS: TLS protects the payload.
         "encryption": "auto",
@@ -142,16 +142,16 @@ def _error_texts(ps: PowerShell) -> list[str]:
 class PsrpTransport(ThreadedTransport):
     """Runs the bundle as `add_script(script).add_parameter("ArgsJson", args_json)`."""
 
-    name: ClassVar[str] = "psrp"
+    name = "psrp"
 
-    def run_sync(self, host: Any, script: str, args_json: str, budget: Budget) -> ScriptOutput:
-        return run_sync(host, script, args_json, budget)
+    def run_sync(self, target: Target, script: str, args_json: str, budget: Budget) -> ScriptOutput:
+        return run_sync(target, script, args_json, budget)
 
 
-def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOutput:
+def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> ScriptOutput:
     """Open a pool, run one pipeline, close; raise the FIRST failure."""
-    settings = wsman_settings(host)
-    wsman = _BoundedWSMan(password=secret_value(host), budget=budget, **settings)
+    settings = wsman_settings(target)
+    wsman = _BoundedWSMan(password=target.settings.secret(), budget=budget, **settings)
     pool = RunspacePool(wsman)
     first: BaseException | None = None
     original: BaseException | None = None
@@ -178,14 +178,14 @@ def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOu
         first = RunCancelled("run interrupted") if budget.cancelled else exc
     # Same connection only if it is known good: no error, or a cancel seen between requests.
     clean = not budget.aborted and (original is None or isinstance(original, RunCancelled))
-    _close_quietly(pool, wsman, settings, host, budget, clean=clean)
+    _close_quietly(pool, wsman, settings, target, budget, clean=clean)
     if first is not None:
         raise first
     return result
 
 
 def _close_quietly(
-    pool: RunspacePool, wsman: WSMan, settings: dict[str, Any], host: Any, budget: Budget, *, clean: bool
+    pool: RunspacePool, wsman: WSMan, settings: dict[str, Any], target: Target, budget: Budget, *, clean: bool
 ) -> None:
     """Delete the remote shell; never let a close error replace the real one."""
     budget.start_closing()
@@ -195,10 +195,10 @@ def _close_quietly(
             return
         if not clean:
             # The failed connection's encryption state is stale: talk over a fresh one.
-            shell.wsman = _BoundedWSMan(password=secret_value(host), budget=budget, **settings)
+            shell.wsman = _BoundedWSMan(password=target.settings.secret(), budget=budget, **settings)
         shell.close()
     except BaseException as exc:  # closing is best effort by design
-        log.debug("closing the shell on %s failed: %s", host.address, type(exc).__name__)
+        log.debug("closing the shell on %s failed: %s", target.address, type(exc).__name__)
     finally:
         with contextlib.suppress(Exception):
             wsman.close()

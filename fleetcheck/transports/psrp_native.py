@@ -23,20 +23,31 @@ import ssl
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
-from pypsrp.exceptions import AuthenticationError, InvalidRunspacePoolStateError, WinRMTransportError
+from pypsrp.exceptions import InvalidRunspacePoolStateError, WinRMTransportError
 
+from fleetcheck.errors import WSMAN_TIMED_OUT
 from fleetcheck.transports import wsman_client as wc
 from fleetcheck.transports.base import (
     MAX_OUTPUT_BYTES,
     Budget,
     ScriptOutput,
     Transport,
+    failure_context,
     quiet_token_loggers,
-    secret_value,
 )
-from fleetcheck.transports.errors import WSMAN_TIMED_OUT, DeadlineExceeded, OutputTooLarge, RunCancelled
+from fleetcheck.transports.errors import (
+    WSMAN_RULES,
+    DeadlineExceeded,
+    OutputTooLarge,
+    RunCancelled,
+    auth_rejected,
+    cleartext_auth,
+    map_exceptions,
+    missing_credentials,
+)
+from fleetcheck.transports.target import PsrpSettings, Target, endpoint_address, settings_as
 
 log = logging.getLogger(__name__)
 quiet_token_loggers()
@@ -194,14 +205,15 @@ class _Auth:
 class WSManSession:
     """The WSMan conversation with one host: connection, authentication, encryption."""
 
-    def __init__(self, host: Any, auth: _Auth, ssl_ctx: ssl.SSLContext | None, budget: Budget) -> None:
-        self.host = host
+    def __init__(self, target: Target, auth: _Auth, ssl_ctx: ssl.SSLContext | None, budget: Budget) -> None:
+        self.target = target
+        self.settings = settings_as(target, PsrpSettings)
         self.auth = auth
         self.budget = budget
         self.ssl_ctx = ssl_ctx
         self.conn: HttpConnection | None = None
         self.ctx: Any = None  # spnego context bound to the current connection
-        self.endpoint = f"{host.scheme}://{_bracket(host.address)}:{host.effective_port}/wsman"
+        self.endpoint = f"{self.settings.scheme}://{endpoint_address(target.address)}:{self.settings.effective_port}/wsman"
         self.session_id = f"uuid:{str(uuid.uuid4()).upper()}"
         self.max_envelope = wc.DEFAULT_MAX_ENVELOPE
         self.in_flight = False
@@ -213,7 +225,7 @@ class WSManSession:
         if self.conn is not None and self.conn.reusable and not self.conn.reader.at_eof():  # type: ignore[union-attr]
             return self.conn
         self.close()
-        conn = HttpConnection(self.host.address, self.host.effective_port, self.ssl_ctx)
+        conn = HttpConnection(self.target.address, self.settings.effective_port, self.ssl_ctx)
         try:
             await conn.connect(min(CONNECT_TIMEOUT, self._left()))
             if self.auth.method != "basic":
@@ -235,21 +247,19 @@ class WSManSession:
         offered = first.headers.get("www-authenticate", "")
         provider = _pick_provider(offered)
         if provider is None:
-            raise AuthenticationError(f"Failed to authenticate the user {self.auth.username} with {self.auth.method}")
+            raise auth_rejected(self.auth.method)
         # Raw NTLMSSP under the Negotiate header (as pypsrp's auth="ntlm"): Windows accepts it and it
         # skips the SPNEGO wrapping; without gssapi, pyspnego's negotiate would pick NTLM anyway.
         protocol = "ntlm"
         cbt = None
         der = conn.peer_cert()
         if der is not None:
-            from pypsrp.negotiate import HTTPNegotiateAuth
-
-            cbt = GssChannelBindings(application_data=b"tls-server-end-point:" + HTTPNegotiateAuth._get_certificate_hash(der))
+            cbt = GssChannelBindings(application_data=b"tls-server-end-point:" + tls_server_end_point(der))
         options = spnego.NegotiateOptions.wrapping_winrm if self.auth.encrypt else spnego.NegotiateOptions.none
         ctx = spnego.client(
             self.auth.username,
             self.auth.password,
-            hostname=self.host.address,
+            hostname=self.target.address,
             service="HTTP",
             channel_bindings=cbt,
             protocol=protocol,
@@ -262,16 +272,14 @@ class WSManSession:
             resp = await conn.request(b"", {"Authorization": header}, self._left())
             in_token = _auth_token(resp.headers.get("www-authenticate", ""))
             if resp.status == 401 and in_token is None:
-                raise AuthenticationError(
-                    f"Failed to authenticate the user {self.auth.username} with {self.auth.method}"
-                )
+                raise auth_rejected(self.auth.method)
             if resp.status not in (200, 401):
                 _raise_status(resp, self.auth)
             token = ctx.step(in_token) if in_token is not None and not ctx.complete else None
             if not conn.reusable:
                 raise ConnectionResetError("the host closed the connection during authentication")
         if not ctx.complete:
-            raise AuthenticationError(f"Failed to authenticate the user {self.auth.username} with {self.auth.method}")
+            raise auth_rejected(self.auth.method)
         self.ctx = ctx
 
     async def post(self, env: wc.Envelope, *, abortable: bool = True) -> Any:
@@ -299,9 +307,7 @@ class WSManSession:
                 data = wc.unwrap(data, ctype, self.ctx.unwrap_winrm)
             if resp.status != 200:
                 if resp.status == 401:
-                    raise AuthenticationError(
-                        f"Failed to authenticate the user {self.auth.username} with {self.auth.method}"
-                    )
+                    raise auth_rejected(self.auth.method)
                 text = data.decode("utf-8", "replace")
                 try:
                     fault = wc.parse_fault(data)
@@ -338,10 +344,6 @@ class WSManSession:
         self.ctx = None
 
 
-def _bracket(address: str) -> str:
-    return f"[{address}]" if ":" in address else address
-
-
 def _pick_provider(header: str) -> str | None:
     low = header.lower()
     for name in ("Negotiate", "Kerberos", "NTLM"):
@@ -359,7 +361,7 @@ def _auth_token(header: str) -> bytes | None:
 
 def _raise_status(resp: HttpResponse, auth: _Auth) -> None:
     if resp.status == 401:
-        raise AuthenticationError(f"Failed to authenticate the user {auth.username} with {auth.method}")
+        raise auth_rejected(auth.method)
     text = resp.body.decode("utf-8", "replace")
     try:
         fault = wc.parse_fault(resp.body)
@@ -414,7 +416,7 @@ class _MessageCache:
 class NativePsrpTransport(Transport):
     """PSRP with our own asyncio WSMan client; same contract and failure types as `PsrpTransport`."""
 
-    name: ClassVar[str] = "psrp"
+    name = "psrp:native"
 
     def __init__(self, fallback: Transport | Callable[[], Transport] | None = None) -> None:
         self._fallback = fallback
@@ -432,10 +434,10 @@ class NativePsrpTransport(Transport):
             self._hashes[password] = got
         return got
 
-    def _ssl_context(self, host: Any) -> ssl.SSLContext | None:
-        if host.scheme != "https":
+    def _ssl_context(self, psrp: PsrpSettings) -> ssl.SSLContext | None:
+        if psrp.scheme != "https":
             return None
-        key = (bool(host.cert_validation), str(host.ca_path) if host.ca_path else None)
+        key = (psrp.cert_validation, str(psrp.ca_path) if psrp.ca_path else None)
         ctx = self._ssl.get(key)
         if ctx is None:
             if not key[0]:
@@ -447,46 +449,61 @@ class NativePsrpTransport(Transport):
             self._ssl[key] = ctx
         return ctx
 
-    def _auth(self, host: Any) -> _Auth | None:
-        method = host.auth if host.auth in NATIVE_AUTHS else None
+    def _auth(self, psrp: PsrpSettings) -> _Auth | None:
+        method = psrp.auth if psrp.auth in NATIVE_AUTHS else None
         if method is None or (method == "negotiate" and _kerberos_available()):
             return None
-        password = secret_value(host)
-        username = host.username
+        password = psrp.secret()
+        username = psrp.username
         if not username or password is None:
-            raise ValueError("no username or password given for the host")
-        https = host.scheme == "https"
+            raise missing_credentials()
+        https = psrp.scheme == "https"
         if method == "basic":
             if not https:
-                raise ValueError(
-                    "Cannot use message encryption with auth 'basic', either set encryption='never', use ssl=True "
-                    "or use one of the following auth providers: credssp, kerberos, negotiate, ntlm"
-                )
+                raise cleartext_auth(method)
             return _Auth("basic", username, password, encrypt=False)
         return _Auth(method, username, self._ntlm_secret(password), encrypt=not https)
 
-    async def run(self, host: Any, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
-        auth = self._auth(host)
-        if auth is None:  # Kerberos, CredSSP, certificate: pypsrp speaks them
-            if self._fallback is None:
-                from fleetcheck.transports.psrp import PsrpTransport
+    def _fallback_transport(self) -> Transport:
+        if self._fallback is None:
+            from fleetcheck.transports.psrp import PsrpTransport
 
-                self._fallback = PsrpTransport()
-            elif not isinstance(self._fallback, Transport):
-                self._fallback = self._fallback()
-            return await self._fallback.run(host, script, args_json, timeout=timeout)
-        budget = Budget(timeout)
-        session = WSManSession(host, auth, self._ssl_context(host), budget)
-        shell = _Shell(session, self.messages)
-        try:
-            return await shell.run(script, args_json)
-        except asyncio.CancelledError:
-            budget.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(shell.close_after_cancel(), CANCEL_GRACE)
-            raise
-        finally:
-            session.close()
+            self._fallback = PsrpTransport()
+        elif not isinstance(self._fallback, Transport):
+            self._fallback = self._fallback()
+        return self._fallback
+
+    async def run(self, target: Target, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
+        psrp = settings_as(target, PsrpSettings)
+        auth = self._auth(psrp)
+        if auth is None:  # Kerberos, CredSSP, certificate: pypsrp speaks them
+            return await self._fallback_transport().run(target, script, args_json, timeout=timeout)
+        with map_exceptions(failure_context(target, timeout), WSMAN_RULES):
+            budget = Budget(timeout)
+            session = WSManSession(target, auth, self._ssl_context(psrp), budget)
+            shell = _Shell(session, self.messages)
+            try:
+                return await shell.run(script, args_json)
+            except asyncio.CancelledError:
+                budget.cancel()
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(shell.close_after_cancel(), CANCEL_GRACE)
+                raise
+            finally:
+                session.close()
+
+
+def tls_server_end_point(der: bytes) -> bytes:
+    """RFC 5929 channel binding: the certificate's hash by its signature hash (SHA-256 for MD5/SHA-1)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    algorithm = x509.load_der_x509_certificate(der).signature_hash_algorithm
+    if algorithm is None or isinstance(algorithm, hashes.MD5 | hashes.SHA1):
+        algorithm = hashes.SHA256()
+    digest = hashes.Hash(algorithm)
+    digest.update(der)
+    return digest.finalize()
 
 
 @functools.lru_cache(maxsize=1)
@@ -644,7 +661,7 @@ class _Shell:
         except asyncio.CancelledError:
             raise  # the shell id stays: the cancel handler tries once more on a fresh connection
         except BaseException as exc:  # closing is best effort by design
-            log.debug("closing the shell on %s failed: %s", self.s.host.address, type(exc).__name__)
+            log.debug("closing the shell on %s failed: %s", self.s.target.address, type(exc).__name__)
         self.shell_id = None
 
     async def close_after_cancel(self) -> None:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
-import xml.etree.ElementTree as ET
-from typing import Any, ClassVar
+from typing import Any
 
 from winrm.protocol import Protocol
 
@@ -23,11 +21,12 @@ from fleetcheck.transports.base import (
     ScriptOutput,
     ThreadedTransport,
     quiet_token_loggers,
-    secret_value,
     track_connections,
 )
 from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
+from fleetcheck.transports.clixml import decode_clixml_errors
 from fleetcheck.transports.errors import OutputTooLarge, RunCancelled
+from fleetcheck.transports.target import Target, WinrmSettings, endpoint_address, settings_as
 
 log = logging.getLogger(__name__)
 quiet_token_loggers()
@@ -44,37 +43,6 @@ _PYWINRM_AUTH = {
     "credssp": "credssp",
     "certificate": "certificate",
 }
-
-_CLIXML_PREFIX = "#< CLIXML"
-_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
-
-
-def decode_clixml_errors(stderr: str) -> list[str]:
-    """PowerShell's `#< CLIXML` stderr -> error lines (plain stderr passes through as lines)."""
-    text = stderr.strip()
-    if not text:
-        return []
-    if not text.startswith(_CLIXML_PREFIX):
-        return [line for line in text.splitlines() if line.strip()]
-    body = text[len(_CLIXML_PREFIX) :].strip()
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError:
-        return [body[:2000]]
-    lines: list[str] = []
-    current = ""
-    for el in root.iter():
-        if el.tag.rsplit("}", 1)[-1] != "S" or el.get("S") != "Error" or el.text is None:
-            continue
-        current += _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), el.text)
-        while "\n" in current:
-            line, current = current.split("\n", 1)
-            if line.strip():
-                lines.append(line.rstrip("\r"))
-    if current.strip():
-        lines.append(current.strip())
-    return lines
-
 
 class _BoundedProtocol(Protocol):
     """pywinrm Protocol whose every request respects the attempt's budget."""
@@ -104,17 +72,15 @@ class _BoundedProtocol(Protocol):
             self._budget.end_request()
 
 
-def protocol_settings(host: Any) -> dict[str, Any]:
+def protocol_settings(target: Target) -> dict[str, Any]:
     """pywinrm Protocol keyword arguments for a host (password added at the call)."""
-    port = host.effective_port
-    validation = "validate" if host.cert_validation else "ignore"
-    address = f"[{host.address}]" if ":" in host.address and not host.address.startswith("[") else host.address
+    winrm = settings_as(target, WinrmSettings)
     return {
-        "endpoint": f"{host.scheme}://{address}:{port}/wsman",
-        "transport": _PYWINRM_AUTH.get(host.auth, "ntlm"),
-        "username": host.username,
-        "server_cert_validation": validation,
-        "ca_trust_path": str(host.ca_path) if host.ca_path else None,
+        "endpoint": f"{winrm.scheme}://{endpoint_address(target.address)}:{winrm.effective_port}/wsman",
+        "transport": _PYWINRM_AUTH.get(winrm.auth, "ntlm"),
+        "username": winrm.username,
+        "server_cert_validation": "validate" if winrm.cert_validation else "ignore",
+        "ca_trust_path": str(winrm.ca_path) if winrm.ca_path else None,
         "message_encryption": "auto",
         "proxy": None,
         "read_timeout_sec": DEFAULT_OPERATION_TIMEOUT + 5,
@@ -125,16 +91,16 @@ def protocol_settings(host: Any) -> dict[str, Any]:
 class WinrmTransport(ThreadedTransport):
     """pywinrm WinRS: `powershell.exe ... -EncodedCommand <bootstrap>` + stdin."""
 
-    name: ClassVar[str] = "winrm"
+    name = "winrm"
 
-    def run_sync(self, host: Any, script: str, args_json: str, budget: Budget) -> ScriptOutput:
-        return run_sync(host, script, args_json, budget)
+    def run_sync(self, target: Target, script: str, args_json: str, budget: Budget) -> ScriptOutput:
+        return run_sync(target, script, args_json, budget)
 
 
-def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOutput:
+def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> ScriptOutput:
     """Open a cmd shell, run the bootstrap, feed stdin, collect; raise the FIRST failure."""
-    settings = protocol_settings(host)
-    proto = _BoundedProtocol(password=secret_value(host), budget=budget, **settings)
+    settings = protocol_settings(target)
+    proto = _BoundedProtocol(password=target.settings.secret(), budget=budget, **settings)
     shell_id: str | None = None
     command_id: str | None = None
     first: BaseException | None = None
@@ -162,7 +128,7 @@ def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOu
     # Same connection only if it is known good: no error, or a cancel seen between requests.
     clean = not budget.aborted and (original is None or isinstance(original, RunCancelled))
     finished = command_id if first is None else None  # a cancelled command dies with its shell
-    _close_quietly(proto, settings, host, budget, shell_id, finished, clean=clean)
+    _close_quietly(proto, settings, target, budget, shell_id, finished, clean=clean)
     if first is not None:
         raise first
     return result
@@ -171,7 +137,7 @@ def run_sync(host: Any, script: str, args_json: str, budget: Budget) -> ScriptOu
 def _close_quietly(
     proto: Protocol,
     settings: dict[str, Any],
-    host: Any,
+    target: Target,
     budget: Budget,
     shell_id: str | None,
     command_id: str | None,
@@ -185,12 +151,12 @@ def _close_quietly(
             return
         closer = proto
         if not clean:
-            closer = _BoundedProtocol(password=secret_value(host), budget=budget, **settings)
+            closer = _BoundedProtocol(password=target.settings.secret(), budget=budget, **settings)
         if command_id is not None and clean:
             closer.cleanup_command(shell_id, command_id)
         closer.close_shell(shell_id)
     except BaseException as exc:  # closing is best effort by design
-        log.debug("closing the shell on %s failed: %s", host.address, type(exc).__name__)
+        log.debug("closing the shell on %s failed: %s", target.address, type(exc).__name__)
     finally:
         with contextlib.suppress(Exception):
             proto.transport.close_session()

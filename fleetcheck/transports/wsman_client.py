@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape, quoteattr
 
+from psrpcore.types import PSCryptoProvider
 from pypsrp.exceptions import WinRMError, WSManFaultError
 
 NS = {
@@ -391,13 +392,20 @@ def pipeline_state(data: bytes) -> int:
     return int(m.group(1))
 
 
+def _no_key_provider() -> PSCryptoProvider:
+    """psrpcore's public base provider: no session key, so a SecureString could not be read (none is expected)."""
+    return PSCryptoProvider()
+
+
 def clixml_string(value: str) -> str:
     """Undo CLIXML's `_xHHHH_` escapes (line breaks, control and astral characters)."""
     if "_x" not in value:
         return value
-    from psrpcore.types._serializer import _deserialize_string
+    from psrpcore.types import deserialize
 
-    return _deserialize_string(value)
+    element = ET.Element("S")
+    element.text = value
+    return str(deserialize(element, _no_key_provider()))
 
 
 def output_text(data: bytes) -> str:
@@ -409,10 +417,9 @@ def output_text(data: bytes) -> str:
         return clixml_string(root.text or "")
     if root.tag == "Nil":
         return ""
-    from psrpcore._crypto import PSRemotingCrypto
     from psrpcore.types import deserialize
 
-    return str(deserialize(root, PSRemotingCrypto()))
+    return str(deserialize(root, _no_key_provider()))
 
 
 def _prop(obj: ET.Element | None, name: str) -> str | None:

@@ -126,8 +126,8 @@ async def test_ssh_host_keys_are_verified(
     monkeypatch.setenv("HOME", str(tmp_path))  # an empty ~/.ssh/known_hosts
     async with LabFleet(hosts=2, ssh=True, seed=4) as fleet:
         hosts = fleet_hosts(fleet, tmp_path, "ssh")
-        assert all(h.vars.get("ssh_known_hosts") for h in hosts)  # the lab writes its keys to a file
-        unknown = [hosts[0], hosts[1].model_copy(update={"vars": {}})]  # LAB-0002: no known key
+        assert all(h.ssh_known_hosts for h in hosts)  # the lab writes its keys to a file
+        unknown = [hosts[0], hosts[1].model_copy(update={"ssh_known_hosts": None})]  # LAB-0002: no known key
         run = await run_fleet(unknown, playbooks, RunOptions(timeout=DEADLINE))  # policy "default"
     r = _by_name(run.hosts)
     assert r["LAB-0001"].status is HostStatus.COMPLIANT

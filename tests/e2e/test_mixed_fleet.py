@@ -94,12 +94,12 @@ async def test_large_script_streams_over_stdin(
     async with LabFleet(hosts=1, ssh=transport == "ssh", seed=1) as fleet:
         (host,) = fleet_hosts(fleet, tmp_path, transport)
         t = WinrmTransport() if transport == "winrm" else SshTransport()
-        out = await t.run(host, big, plan.args_json, timeout=30)
+        out = await t.run(host.to_target(), big, plan.args_json, timeout=30)
         lab = fleet.hosts[host.name].lab
         assert lab is not None
         received = lab.received_scripts[-1]
         sends = lab.requests_by_action.get("Send", 0)
-    status, _, checks, _, _ = judge_output(host, out, playbooks, datetime.now(UTC))
+    status, _, checks, _, _ = judge_output(host.to_target(), out, playbooks, datetime.now(UTC))
     assert status is HostStatus.COMPLIANT and len(checks) == len(plan.check_ids)
     # the whole script arrived, as data on stdin (the bootstrap may normalise line ends)
     assert received["script_length"] >= len(big)

@@ -14,8 +14,10 @@ from fleetcheck.inventory.model import Host
 from fleetcheck.lab.fleet import LabFleet
 from fleetcheck.results import HostResult, HostStatus
 from fleetcheck.runner import RunOptions, build_plan, judge_output, run_fleet
+from fleetcheck.transports.base import ScriptOutput
 from fleetcheck.transports.psrp import PsrpTransport
 from fleetcheck.transports.psrp_native import NativePsrpTransport
+from fleetcheck.transports.target import Target
 
 MIX = {
     "healthy-2019": 1,
@@ -57,9 +59,9 @@ async def test_inventory_setting_selects_native(
     calls: list[str] = []
 
     class Spy(NativePsrpTransport):
-        async def run(self, host: Any, script: str, args_json: str, *, timeout: float) -> Any:
-            calls.append(host.name)
-            return await super().run(host, script, args_json, timeout=timeout)
+        async def run(self, target: Target, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
+            calls.append(target.name)
+            return await super().run(target, script, args_json, timeout=timeout)
 
     async with LabFleet(hosts=2, seed=2) as fleet:
         h1, h2 = fleet_hosts(fleet, tmp_path, "psrp")
@@ -95,13 +97,13 @@ async def test_big_script_and_legacy_envelopes(
     async with LabFleet(hosts=2, mix={"healthy-2019": 1, "legacy-ps2": 1}, seed=3) as fleet:
         transport = NativePsrpTransport()
         for host in fleet_hosts(fleet, tmp_path, "psrp"):
-            out = await transport.run(host, big, plan.args_json, timeout=30)
+            out = await transport.run(host.to_target(), big, plan.args_json, timeout=30)
             lab = fleet.hosts[host.name].lab
             assert lab is not None
             received = lab.received_scripts[-1]
             assert received["script_length"] == len(big) and big.startswith(received["script"])
             sends[fleet.hosts[host.name].scenario] = lab.requests_by_action.get("Send", 0)
-            status, *_ = judge_output(host, out, playbooks, datetime.now(UTC))
+            status, *_ = judge_output(host.to_target(), out, playbooks, datetime.now(UTC))
             assert status in (HostStatus.COMPLIANT, HostStatus.UNSUPPORTED)
     assert sends["healthy-2019"] >= 1
     assert sends["legacy-ps2"] > sends["healthy-2019"]
@@ -116,14 +118,14 @@ async def test_big_output_errors_and_terminating_error_match_pypsrp(
     async with LabFleet(hosts=3, faults=faults, seed=4) as fleet:
         h1, h2, h3 = fleet_hosts(fleet, tmp_path, "psrp")
         native, classic = NativePsrpTransport(), PsrpTransport()
-        big_n = await native.run(h1, plan.script, plan.args_json, timeout=30)
-        big_c = await classic.run(h1, plan.script, plan.args_json, timeout=30)
+        big_n = await native.run(h1.to_target(), plan.script, plan.args_json, timeout=30)
+        big_c = await classic.run(h1.to_target(), plan.script, plan.args_json, timeout=30)
         lab = fleet.hosts[h1.name].lab
         assert lab is not None and lab.requests_by_action.get("Receive", 0) >= 4
-        err_n = await native.run(h2, "Get-NoSuchThing -Name x", "{}", timeout=30)
-        err_c = await classic.run(h2, "Get-NoSuchThing -Name x", "{}", timeout=30)
-        thr_n = await native.run(h3, plan.script, plan.args_json, timeout=30)
-        thr_c = await classic.run(h3, plan.script, plan.args_json, timeout=30)
+        err_n = await native.run(h2.to_target(), "Get-NoSuchThing -Name x", "{}", timeout=30)
+        err_c = await classic.run(h2.to_target(), "Get-NoSuchThing -Name x", "{}", timeout=30)
+        thr_n = await native.run(h3.to_target(), plan.script, plan.args_json, timeout=30)
+        thr_c = await classic.run(h3.to_target(), plan.script, plan.args_json, timeout=30)
     assert len(big_n.stdout) >= 1_900_000 and big_n == big_c
     assert err_n.errors and "not recognized" in err_n.errors[0]
     assert err_n == err_c
@@ -133,31 +135,30 @@ async def test_big_output_errors_and_terminating_error_match_pypsrp(
 async def test_refused_and_wrong_password(tmp_path: Path, fleet_hosts: Callable[..., list[Host]]) -> None:
     from pydantic import SecretStr
 
-    from fleetcheck.transports.errors import FailureContext, classify
+    from fleetcheck.errors import AuthRejected, Unreachable
 
     async with LabFleet(hosts=2, faults="LAB-0001:refuse", seed=5) as fleet:
         h1, h2 = fleet_hosts(fleet, tmp_path, "psrp")
         bad = h2.model_copy(update={"password": SecretStr("wrong-Passw0rd")})
         t = NativePsrpTransport()
-        with pytest.raises(OSError) as refused:
-            await t.run(h1, "hostname", "{}", timeout=5)
-        with pytest.raises(Exception) as denied:
-            await t.run(bad, "hostname", "{}", timeout=5)
-    assert classify(refused.value, FailureContext(address=h1.address)).status is HostStatus.UNREACHABLE
-    failure = classify(denied.value, FailureContext(secrets=("wrong-Passw0rd",)))
-    assert failure.status is HostStatus.AUTH_FAILED and "wrong-Passw0rd" not in failure.message
+        with pytest.raises(Unreachable) as refused:  # mapped at the transport boundary
+            await t.run(h1.to_target(), "hostname", "{}", timeout=5)
+        with pytest.raises(AuthRejected) as denied:
+            await t.run(bad.to_target(), "hostname", "{}", timeout=5)
+    assert refused.value.status is HostStatus.UNREACHABLE and h1.address in refused.value.message
+    assert denied.value.status is HostStatus.AUTH_FAILED and "wrong-Passw0rd" not in denied.value.message
 
 
 async def test_hang_times_out_within_deadline_and_deletes_shell(
     tmp_path: Path, fleet_hosts: Callable[..., list[Host]]
 ) -> None:
-    from fleetcheck.transports.errors import DeadlineExceeded
+    from fleetcheck.errors import TimedOut
 
     async with LabFleet(hosts=1, faults="*:hang@Receive#2", seed=6) as fleet:
         (host,) = fleet_hosts(fleet, tmp_path, "psrp")
         t0 = time.monotonic()
-        with pytest.raises(DeadlineExceeded):
-            await NativePsrpTransport().run(host, "hostname", "{}", timeout=2.0)
+        with pytest.raises(TimedOut, match="no answer within 2 s"):
+            await NativePsrpTransport().run(host.to_target(), "hostname", "{}", timeout=2.0)
         assert time.monotonic() - t0 < 2.0 + 0.5
         assert fleet.counters.open_shells == 0  # deleted in the close reserve, over a fresh connection
 
@@ -202,7 +203,7 @@ async def test_cancel_during_create_still_deletes_the_shell(
 
     async with LabFleet(hosts=1, faults="*:latency=0.4@Create", seed=7) as fleet:
         (host,) = fleet_hosts(fleet, tmp_path, "psrp")
-        task = asyncio.create_task(NativePsrpTransport().run(host, "hostname", "{}", timeout=30))
+        task = asyncio.create_task(NativePsrpTransport().run(host.to_target(), "hostname", "{}", timeout=30))
         await asyncio.sleep(0.2)  # the Create is sent; the host answers it 0.4 s later
         assert fleet.counters.open_shells == 0
         task.cancel()

@@ -7,7 +7,6 @@ import socket
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
 
 import pytest
 from typer.testing import CliRunner
@@ -17,27 +16,28 @@ from fleetcheck.errors import UserError
 from fleetcheck.history import History
 from fleetcheck.journal import read_journal
 from fleetcheck.results import HostResult, HostStatus, RunResult
-from fleetcheck.transports.base import ScriptOutput, Transport
+from fleetcheck.transports.base import ScriptOutput
+from fleetcheck.transports.mock import MockTransport
+from fleetcheck.transports.target import Target
 
 SCENARIOS = {"WEB01": "healthy-2019", "WEB02": "wsb-missing", "DB01": "healthy-2019"}
 
 
-class LabAnswers(Transport):
-    """Answers the bundle in-process from a lab scenario per host, the way a Windows host would."""
-
-    name: ClassVar[str] = "psrp"
+class LabAnswers(MockTransport):
+    """A MockTransport answering the bundle in-process from a lab scenario per host, as Windows would."""
 
     def __init__(self) -> None:
+        super().__init__(self.answer, name="psrp")
         self.seen: list[str] = []
 
-    async def run(self, host: Any, script: str, args_json: str, *, timeout: float) -> ScriptOutput:
+    def answer(self, target: Target, script: str, args_json: str) -> ScriptOutput:
         from fleetcheck.lab.host import LabHost
         from fleetcheck.lab.scenarios import load_scenario
         from fleetcheck.lab.simprobes import answer_bundle
 
-        self.seen.append(host.name)
-        machine = load_scenario(SCENARIOS[host.name]).model_copy(update={"hostname": host.name})
-        return ScriptOutput(stdout=answer_bundle(LabHost(host.name, machine), script, args_json))
+        self.seen.append(target.name)
+        machine = load_scenario(SCENARIOS[target.name]).model_copy(update={"hostname": target.name})
+        return ScriptOutput(stdout=answer_bundle(LabHost(target.name, machine), script, args_json))
 
 
 class Recorder:

@@ -48,7 +48,7 @@ def test_inventory_mixes_three_transports_and_loads(tmp_path: Path) -> None:
     winrm = inv.host(by_transport["winrm"][0])
     assert (winrm.scheme, winrm.effective_port, winrm.ca_path) == ("https", 5986, tmp_path / "ca.pem")
     ssh = inv.host(by_transport["ssh"][0])
-    assert ssh.auth == "password" and ssh.vars["ssh_known_hosts"] == "accept"
+    assert ssh.auth == "password" and ssh.ssh_known_hosts == "accept"
     assert inv.host("LAB-0001").port == 20001 and inv.host("LAB-0001").timeout == 8
     assert all(h.password_env == "FLEETCHECK_LAB_PASSWORD" and h.password is None for h in inv.hosts)
 

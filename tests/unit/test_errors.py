@@ -18,6 +18,7 @@ import urllib3.exceptions
 import winrm.exceptions as winrm_exc
 from pydantic import SecretStr
 
+from fleetcheck.errors import WSMAN_MAX_OPERATIONS, WSMAN_MAX_SHELLS, ProtocolError
 from fleetcheck.inventory.model import Host
 from fleetcheck.results import HostStatus
 from fleetcheck.transports import psrp, winrm
@@ -30,6 +31,7 @@ from fleetcheck.transports.errors import (
     exception_chain,
     redact,
 )
+from fleetcheck.transports.target import Target
 
 CTX = FailureContext(transport="psrp", address="127.0.1.5", port=5985, auth="ntlm", timeout=30.0)
 
@@ -60,10 +62,20 @@ def test_pywinrm_invalid_credentials_is_auth_failed() -> None:
 
 
 def test_quota_fault_is_transient_protocol_error() -> None:
-    exc = psrp_exc.WSManFaultError(2150859174, "SRV", "This user is allowed a maximum number of 30 concurrent shells", "", "", "")
+    exc = psrp_exc.WSManFaultError(2150859173, "SRV", "This user is allowed a maximum number of 30 concurrent shells", "", "", "")
     f = classify(exc, CTX)
     assert (f.status, f.error_type, f.transient) == (HostStatus.PROTOCOL_ERROR, "quota", True)
-    assert f.message.startswith("WinRM shell quota reached")
+    assert f.message.startswith("WinRM shell quota reached (MaxShellsPerUser)")
+    assert isinstance(f, ProtocolError) and f.wsman_code == WSMAN_MAX_SHELLS
+
+
+def test_operations_quota_fault_names_max_concurrent_operations() -> None:
+    # 0x803381A6 is MaxConcurrentOperationsPerUser: telling the admin to raise MaxShellsPerUser is wrong.
+    exc = winrm_exc.WSManFaultError(500, "Bad HTTP response", "", "quota", wsman_fault_code=2150859174)
+    f = classify(exc, FailureContext(transport="winrm"))
+    assert (f.status, f.error_type, f.transient) == (HostStatus.PROTOCOL_ERROR, "quota", True)
+    assert "MaxConcurrentOperationsPerUser" in f.message and "MaxShellsPerUser" not in f.message
+    assert isinstance(f, ProtocolError) and f.wsman_code == WSMAN_MAX_OPERATIONS
 
 
 def test_pywinrm_fault_uses_wsman_code_not_http_code() -> None:
@@ -88,8 +100,15 @@ def test_requests_ntlm_without_challenge_is_auth_failed() -> None:
 
 @pytest.mark.parametrize(("auth", "words"), [("kerberos", "Kerberos is not"), ("credssp", "CredSSP is not")])
 def test_auth_methods_missing_here(auth: str, words: str) -> None:
+    import importlib.util
+
     # pywinrm checks before connecting; pypsrp raises ImportError from pyspnego at the first 401
-    real = _caught(lambda: winrm.run_sync(_host(_free_port(), auth=auth), "x", "{}", Budget(2)))
+    libraries = ("gssapi", "kerberos") if auth == "kerberos" else ("requests_credssp",)
+    if all(importlib.util.find_spec(name) is None for name in libraries):  # the real refusal
+        real = _caught(lambda: winrm.run_sync(_target(winrm, _host(_free_port(), auth=auth)), "x", "{}", Budget(2)))
+    else:  # installed here: pywinrm's own exception, as it raises it where the library is missing
+        pykerberos = "kerberos, but pykerberos" if auth == "kerberos" else "credssp, but requests-credssp"
+        real = winrm_exc.WinRMError(f"requested auth method is {pykerberos} is not installed")
     made = ImportError("GSSAPIProxy requires the Python gssapi library: No module named 'gssapi'")
     for exc in (real, made) if auth == "kerberos" else (real,):
         f = classify(exc, FailureContext(auth=auth))
@@ -98,7 +117,7 @@ def test_auth_methods_missing_here(auth: str, words: str) -> None:
 
 
 def test_basic_over_http_is_refused_before_sending_the_password() -> None:
-    exc = _caught(lambda: psrp.run_sync(_host(_free_port(), auth="basic"), "x", "{}", Budget(2)))
+    exc = _caught(lambda: psrp.run_sync(_target(psrp, _host(_free_port(), auth="basic")), "x", "{}", Budget(2)))
     f = classify(exc, FailureContext(auth="basic"))
     assert (f.status, f.error_type) == (HostStatus.AUTH_FAILED, "auth_config")
     assert f.message.startswith("Basic over HTTP would send credentials unencrypted")
@@ -203,6 +222,11 @@ def _host(port: int, **kw: object) -> Host:
     return Host.model_validate(base)
 
 
+def _target(mod: object, host: Host) -> Target:
+    """The host as a target of the transport module `mod` (psrp or winrm)."""
+    return host.model_copy(update={"transport": mod.__name__.rsplit(".", 1)[1]}).to_target()  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def rst_server() -> Iterator[int]:
     """Accepts, reads a little, then resets the connection (SO_LINGER 0)."""
@@ -257,7 +281,7 @@ def silent_server() -> Iterator[int]:
 def test_real_refused(mod: object) -> None:
     port = _free_port()
     host = _host(port)
-    exc = _caught(lambda: mod.run_sync(host, "x", "{}", Budget(5)))  # type: ignore[attr-defined]
+    exc = _caught(lambda: mod.run_sync(_target(mod, host), "x", "{}", Budget(5)))  # type: ignore[attr-defined]
     f = classify(exc, FailureContext(address="127.0.0.1", port=port))
     assert f.status is HostStatus.UNREACHABLE
     assert f.message == f"connection refused on 127.0.0.1:{port} - is WinRM listening?"
@@ -265,7 +289,7 @@ def test_real_refused(mod: object) -> None:
 
 @pytest.mark.parametrize("mod", [psrp, winrm])
 def test_real_reset(mod: object, rst_server: int) -> None:
-    exc = _caught(lambda: mod.run_sync(_host(rst_server), "x", "{}", Budget(5)))  # type: ignore[attr-defined]
+    exc = _caught(lambda: mod.run_sync(_target(mod, _host(rst_server)), "x", "{}", Budget(5)))  # type: ignore[attr-defined]
     f = classify(exc, FailureContext(address="127.0.0.1", port=rst_server))
     assert (f.status, f.error_type, f.transient) == (HostStatus.UNREACHABLE, "reset", True)
 
@@ -275,7 +299,7 @@ def test_real_hang_costs_at_most_the_deadline(mod: object, silent_server: int) -
     import time
 
     t0 = time.monotonic()
-    exc = _caught(lambda: mod.run_sync(_host(silent_server), "x", "{}", Budget(1.5)))  # type: ignore[attr-defined]
+    exc = _caught(lambda: mod.run_sync(_target(mod, _host(silent_server)), "x", "{}", Budget(1.5)))  # type: ignore[attr-defined]
     elapsed = time.monotonic() - t0
     f = classify(exc, FailureContext(address="127.0.0.1", port=silent_server, timeout=1.5))
     assert f.status is HostStatus.TIMEOUT
@@ -303,7 +327,7 @@ def test_real_untrusted_tls(tmp_path: Path) -> None:
 
     threading.Thread(target=serve, daemon=True).start()
     host = _host(port, scheme="https")
-    exc = _caught(lambda: psrp.run_sync(host, "x", "{}", Budget(5)))
+    exc = _caught(lambda: psrp.run_sync(_target(psrp, host), "x", "{}", Budget(5)))
     srv.close()
     f = classify(exc, FailureContext(address="127.0.0.1", port=port))
     assert (f.status, f.error_type) == (HostStatus.PROTOCOL_ERROR, "tls_untrusted")
@@ -325,7 +349,7 @@ def test_missing_username_is_named() -> None:
     import spnego.exceptions as sp
 
     host = _host(_free_port()).model_copy(update={"username": None, "password": None})
-    real = _caught(lambda: winrm.run_sync(host, "x", "{}", Budget(2)))  # pywinrm checks before connecting
+    real = _caught(lambda: winrm.run_sync(_target(winrm, host), "x", "{}", Budget(2)))  # pywinrm checks before connecting
     msg = "No username or password was specified and the credential cache did not exist or contained no credentials"
     made = sp.OperationNotAvailableError(context_msg=msg)  # what pypsrp gets from pyspnego at the first 401
     for exc in (real, made):
@@ -357,6 +381,24 @@ def http_503() -> Iterator[int]:
 
 @pytest.mark.parametrize("mod", [psrp, winrm])
 def test_real_503_is_transient(mod: object, http_503: int) -> None:
-    exc = _caught(lambda: mod.run_sync(_host(http_503), "x", "{}", Budget(5)))  # type: ignore[attr-defined]
+    exc = _caught(lambda: mod.run_sync(_target(mod, _host(http_503)), "x", "{}", Budget(5)))  # type: ignore[attr-defined]
     f = classify(exc, FailureContext(address="127.0.0.1", port=http_503))
     assert (f.status, f.error_type, f.transient) == (HostStatus.UNREACHABLE, "http_503", True)
+
+
+def test_each_transport_maps_its_own_libraries() -> None:
+    from fleetcheck.errors import HostError, Unreachable
+    from fleetcheck.transports.errors import SSH_RULES, WSMAN_RULES, map_exceptions
+
+    fault = psrp_exc.WSManFaultError(2150859173, "", "quota", "", "", "")
+    assert classify(fault, CTX, WSMAN_RULES).error_type == "quota"
+    assert classify(fault, CTX, SSH_RULES).error_type == "internal"  # the SSH mapper knows no WSMan faults
+    lost = asyncssh.ConnectionLost("Connection lost")
+    assert classify(lost, CTX, SSH_RULES).error_type == "reset"
+    with pytest.raises(Unreachable) as info, map_exceptions(CTX, WSMAN_RULES):
+        raise ConnectionRefusedError(111, "Connection refused")
+    assert isinstance(info.value.__cause__, ConnectionRefusedError)
+    mine = Unreachable("already ours")
+    with pytest.raises(HostError) as passed, map_exceptions(CTX):
+        raise mine
+    assert passed.value is mine

@@ -160,7 +160,7 @@ def test_ansible_inventory_maps_what_we_support(tmp_path: Path) -> None:
     assert (db1.address, db1.port) == ("127.0.0.9", 15986)
     assert db1.password is None  # vaulted: ignored, with a warning
     assert (jump.transport, jump.auth, str(jump.key_path)) == ("ssh", "key", "/k/id")
-    assert jump.vars["ssh_known_hosts"] == "accept"
+    assert jump.ssh_known_hosts == "accept"
     assert web1.vars["site"] == "paris"
     assert inv.groups["databases"] == ["db1", "web01.corp.example"]
 

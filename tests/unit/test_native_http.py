@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr
 from pypsrp.exceptions import WinRMTransportError
 
+from fleetcheck.errors import AuthRejected
 from fleetcheck.inventory.model import Host
 from fleetcheck.results import HostStatus
 from fleetcheck.transports.errors import DeadlineExceeded, FailureContext, OutputTooLarge, classify
@@ -20,6 +21,7 @@ from fleetcheck.transports.psrp_native import (
     NativePsrpTransport,
     _MessageCache,
 )
+from fleetcheck.transports.target import PsrpSettings, Target
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]
 
@@ -119,6 +121,16 @@ def _host(**kw: Any) -> Host:
     return Host(**{**base, **kw})
 
 
+def _target(**kw: Any) -> Target:
+    return _host(**kw).to_target()
+
+
+def _settings(**kw: Any) -> PsrpSettings:
+    settings = _target(**kw).settings
+    assert isinstance(settings, PsrpSettings)
+    return settings
+
+
 async def test_http_500_with_fault_and_without(serve: Callable[[Handler], Any]) -> None:
     """A 500 with a SOAP fault raises pypsrp's WSManFaultError (by code); garbage keeps the HTTP code."""
     fault_xml = (
@@ -138,14 +150,14 @@ async def test_http_500_with_fault_and_without(serve: Callable[[Handler], Any]) 
 
     port = await serve(handler)
     t = NativePsrpTransport()
-    host = _host(scheme="https", auth="basic", port=port)  # basic: no 401 dance, straight to the request
+    # basic: no 401 dance, straight to the request
     from fleetcheck.transports.base import Budget
     from fleetcheck.transports.psrp_native import WSManSession
     from fleetcheck.transports.wsman_client import ACTION_CREATE
 
-    auth = t._auth(host)
+    auth = t._auth(_settings(scheme="https", auth="basic", port=port))
     assert auth is not None
-    session = WSManSession(host.model_copy(update={"scheme": "http"}), auth, None, Budget(5))
+    session = WSManSession(_target(auth="basic", port=port), auth, None, Budget(5))
     with pytest.raises(Exception) as fault:
         await session.post(session.envelope(ACTION_CREATE))
     with pytest.raises(WinRMTransportError) as plain:
@@ -157,8 +169,8 @@ async def test_http_500_with_fault_and_without(serve: Callable[[Handler], Any]) 
 
 def test_nt_hash_computed_once_per_password() -> None:
     t = NativePsrpTransport()
-    a = t._auth(_host())
-    b = t._auth(_host(name="other"))
+    a = t._auth(_settings(auth="ntlm"))  # negotiate goes to pypsrp where gssapi is installed
+    b = t._auth(_settings(auth="ntlm", name="other"))
     assert a is not None and b is not None
     # MS-NLMP's test vector: NTOWFv1("Password") = a4f49c406510bdcab6824ee7c30fd852
     assert t._ntlm_secret("Password").endswith(":a4f49c406510bdcab6824ee7c30fd852")
@@ -167,14 +179,18 @@ def test_nt_hash_computed_once_per_password() -> None:
 
 
 def test_basic_over_http_refused_like_pypsrp() -> None:
-    with pytest.raises(ValueError) as exc:
-        NativePsrpTransport()._auth(_host(auth="basic"))
-    assert classify(exc.value, FailureContext(auth="basic")).error_type == "auth_config"
+    with pytest.raises(AuthRejected) as exc:
+        NativePsrpTransport()._auth(_settings(auth="basic"))
+    assert exc.value.error_type == "auth_config"
+    assert exc.value.message == classify(ValueError(
+        "Cannot use message encryption with auth 'basic', either set encryption='never', use ssl=True "
+        "or use one of the following auth providers: credssp, kerberos, negotiate, ntlm"
+    ), FailureContext(auth="basic")).message  # the same sentence pypsrp's refusal maps to
 
 
 def test_kerberos_and_friends_go_to_pypsrp() -> None:
-    assert NativePsrpTransport()._auth(_host(auth="kerberos")) is None
-    assert NativePsrpTransport()._auth(_host(auth="credssp")) is None
+    assert NativePsrpTransport()._auth(_settings(auth="kerberos")) is None
+    assert NativePsrpTransport()._auth(_settings(auth="credssp")) is None
 
 
 def test_messages_serialized_once_and_decodable() -> None:
@@ -198,16 +214,21 @@ def test_messages_serialized_once_and_decodable() -> None:
 def test_run_option_and_inventory_select_the_client() -> None:
     from fleetcheck.playbook import load_playbook
     from fleetcheck.runner import RunOptions, _Fleet, build_plan
+    from fleetcheck.transports import transport_name
+    from fleetcheck.transports.psrp import PsrpTransport
+    from fleetcheck.transports.winrm import WinrmTransport
 
     plan = build_plan([load_playbook("system-state-backup")])
-    pyp = _host()
-    nat = _host(psrp_client="native")
+    pyp = _target()
+    nat = _target(psrp_client="native")
     fleet = _Fleet([pyp, nat], [], plan, RunOptions())
-    assert [fleet.transport_name(h) for h in (pyp, nat)] == ["psrp", "psrp:native"]
-    assert isinstance(fleet.transports["psrp:native"], NativePsrpTransport)
+    assert [transport_name(h) for h in (pyp, nat)] == ["psrp", "psrp:native"]
+    assert isinstance(fleet.transport_for(nat), NativePsrpTransport)
+    assert isinstance(fleet.transport_for(pyp), PsrpTransport)
     forced = _Fleet([pyp], [], plan, RunOptions(psrp_client="native"))
-    assert forced.transport_name(pyp) == "psrp:native"
-    assert forced.transport_name(_host(transport="winrm")) == "winrm"
+    assert transport_name(pyp, "native") == "psrp:native"
+    assert isinstance(forced.transport_for(pyp), NativePsrpTransport)
+    assert isinstance(forced.transport_for(_target(transport="winrm")), WinrmTransport)
     fleet.close()
     forced.close()
 
@@ -252,10 +273,9 @@ async def test_connection_close_means_a_new_connection(serve: Callable[[Handler]
         writer.close()
 
     port = await serve(handler)
-    host = _host(scheme="https", auth="basic", port=port)
-    auth = NativePsrpTransport()._auth(host)
+    auth = NativePsrpTransport()._auth(_settings(scheme="https", auth="basic", port=port))
     assert auth is not None
-    session = WSManSession(host.model_copy(update={"scheme": "http"}), auth, None, Budget(5))
+    session = WSManSession(_target(auth="basic", port=port), auth, None, Budget(5))
     for _ in range(2):
         await session.post(session.envelope(ACTION_DELETE, shell_id="S"))
     session.close()

@@ -15,10 +15,12 @@ from fleetcheck.journal import Journal, read_journal
 from fleetcheck.results import HostResult, HostStatus, RunResult
 from fleetcheck.runner import save_facts
 from fleetcheck.transports.base import Budget
+from fleetcheck.transports.clixml import decode_clixml_errors
 from fleetcheck.transports.errors import DeadlineExceeded, RunCancelled
 from fleetcheck.transports.psrp import wsman_settings
 from fleetcheck.transports.ssh import SshTransport, known_hosts_setting
-from fleetcheck.transports.winrm import decode_clixml_errors, protocol_settings
+from fleetcheck.transports.target import Target
+from fleetcheck.transports.winrm import protocol_settings
 
 
 def _host(**kw: object) -> Host:
@@ -26,25 +28,29 @@ def _host(**kw: object) -> Host:
     return Host.model_validate(base | kw)
 
 
+def _target(transport: str, **kw: object) -> Target:
+    return _host(transport=transport, **kw).to_target()
+
+
 def test_psrp_defaults_are_what_an_admin_expects(tmp_path: Path) -> None:
-    https = wsman_settings(_host())
+    https = wsman_settings(_target("psrp", ))
     assert (https["ssl"], https["port"], https["cert_validation"], https["auth"]) == (True, 5986, True, "negotiate")
     assert https["reconnection_retries"] == 0
-    http = wsman_settings(_host(scheme="http"))
+    http = wsman_settings(_target("psrp", scheme="http"))
     assert (http["ssl"], http["port"], http["encryption"]) == (False, 5985, "auto")  # auto = encrypted on HTTP
     ca = tmp_path / "ca.pem"
-    assert wsman_settings(_host(ca_path=ca))["cert_validation"] == str(ca)
-    assert wsman_settings(_host(cert_validation=False, ca_path=ca))["cert_validation"] is False
+    assert wsman_settings(_target("psrp", ca_path=ca))["cert_validation"] == str(ca)
+    assert wsman_settings(_target("psrp", cert_validation=False, ca_path=ca))["cert_validation"] is False
     assert "password" not in https
 
 
 def test_winrm_settings() -> None:
-    s = protocol_settings(_host(scheme="http", port=15985))
+    s = protocol_settings(_target("winrm", scheme="http", port=15985))
     assert s["endpoint"] == "http://127.0.1.1:15985/wsman"
-    assert protocol_settings(_host(address="::1"))["endpoint"] == "https://[::1]:5986/wsman"
+    assert protocol_settings(_target("winrm", address="::1"))["endpoint"] == "https://[::1]:5986/wsman"
     assert s["transport"] == "ntlm" and s["server_cert_validation"] == "validate"
-    assert protocol_settings(_host(cert_validation=False))["server_cert_validation"] == "ignore"
-    assert protocol_settings(_host(auth="basic"))["transport"] == "basic"
+    assert protocol_settings(_target("winrm", cert_validation=False))["server_cert_validation"] == "ignore"
+    assert protocol_settings(_target("winrm", auth="basic"))["transport"] == "basic"
     assert "password" not in s
 
 
@@ -53,11 +59,11 @@ def test_ssh_options_and_known_hosts(tmp_path: Path) -> None:
     assert known_hosts_setting("default") == ()
     assert known_hosts_setting(str(tmp_path / "kh")) == str(tmp_path / "kh")
     t = SshTransport()
-    pw = t.connect_options(_host(transport="ssh", auth="password"), 5)
+    pw = t.connect_options(_target("ssh", auth="password"), 5)
     assert (pw["port"], pw["password"], pw["client_keys"], pw["known_hosts"]) == (22, "pw", (), ())
-    key = t.connect_options(_host(transport="ssh", auth="key", key_path=tmp_path / "id", password=None), 5)
+    key = t.connect_options(_target("ssh", auth="key", key_path=tmp_path / "id", password=None), 5)
     assert key["client_keys"] == [str(tmp_path / "id")] and key["password"] is None
-    lab = t.connect_options(_host(transport="ssh", vars={"ssh_known_hosts": "accept"}), 5)
+    lab = t.connect_options(_target("ssh", ssh_known_hosts="accept"), 5)
     assert lab["known_hosts"] is None
 
 
@@ -163,3 +169,13 @@ def test_journal_host_line_is_the_result_as_report_json(tmp_path: Path) -> None:
         want = h.model_copy(update={"message": "déjà vu ✓"}).model_dump(mode="json")
         assert json.loads(line) == {"record": "host", "run_id": run.run_id, "result": want}
     assert [h.message for h in read_journal(path).hosts] == ["déjà vu ✓"] * len(run.hosts)
+
+
+def test_clixml_non_bmp_character_is_one_character_not_surrogates() -> None:
+    stderr = (
+        '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+        '<S S="Error">Disk _xD83D__xDCBE_ full_x000D__x000A_</S></Objs>'
+    )
+    lines = decode_clixml_errors(stderr)
+    assert lines == ["Disk \U0001f4be full"]
+    assert lines[0].encode("utf-8")  # lone surrogates would raise UnicodeEncodeError here

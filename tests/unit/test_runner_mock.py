@@ -1,0 +1,171 @@
+"""The runner driven through MockTransport: no network, no pypsrp; one host's trouble is one row."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from fleetcheck.errors import AuthRejected, HostError, ProtocolError, Unreachable
+from fleetcheck.inventory.model import Host
+from fleetcheck.playbook import Playbook, load_playbook
+from fleetcheck.results import HostStatus
+from fleetcheck.runner import RunOptions, run_fleet
+from fleetcheck.transports import get_transport, stop_workers, transport_names, worker_pool
+from fleetcheck.transports.base import ScriptOutput, Transport
+from fleetcheck.transports.mock import MockTransport
+from fleetcheck.transports.target import PsrpSettings, SshSettings, Target, WinrmSettings
+
+
+def _facts(target: Target, script: str, args_json: str, scenario: str = "healthy-2019") -> str:
+    from fleetcheck.lab.host import LabHost
+    from fleetcheck.lab.scenarios import load_scenario
+    from fleetcheck.lab.simprobes import answer_bundle
+
+    machine = load_scenario(scenario).model_copy(update={"hostname": target.name[:15]})
+    return answer_bundle(LabHost(target.name, machine), script, args_json)
+
+
+def _hosts(*names: str) -> list[Host]:
+    return [
+        Host(name=n, address="192.0.2.1", transport="winrm", username="u", password=SecretStr("pw-secret-1"))
+        for n in names
+    ]
+
+
+@pytest.fixture(scope="module")
+def playbooks() -> list[Playbook]:
+    return [load_playbook("system-state-backup")]
+
+
+async def test_a_small_fleet_through_mock_transport(playbooks: list[Playbook]) -> None:
+    seen: list[Target] = []
+
+    def handler(target: Target, script: str, args_json: str) -> ScriptOutput:
+        seen.append(target)
+        if target.name == "down":
+            raise Unreachable("connection refused on 192.0.2.1:5986 - is WinRM listening?", error_type="refused")
+        if target.name == "badpw":
+            raise AuthRejected("credentials rejected (NTLM) - check the password")
+        if target.name == "legacy":
+            return ScriptOutput(stdout=_facts(target, script, args_json, "legacy-ps2"))
+        return ScriptOutput(stdout=_facts(target, script, args_json))
+
+    mock = MockTransport(handler)
+    run = await run_fleet(_hosts("ok", "down", "badpw", "legacy"), playbooks, RunOptions(transport=mock, retries=0))
+    by = {h.host: h for h in run.hosts}
+    assert by["ok"].status is HostStatus.COMPLIANT and by["ok"].checks
+    assert (by["down"].status, by["down"].error_type) == (HostStatus.UNREACHABLE, "refused")
+    assert by["down"].message == "connection refused on 192.0.2.1:5986 - is WinRM listening?"
+    assert (by["badpw"].status, by["badpw"].error_type) == (HostStatus.AUTH_FAILED, "auth_failed")
+    assert by["legacy"].status is HostStatus.UNSUPPORTED
+    # the handler sees typed targets carrying only the winrm settings of the inventory host
+    assert {type(t.settings) for t in seen} == {WinrmSettings}
+    assert seen[0].port == 5986 and seen[0].secrets() == ("pw-secret-1",)
+
+
+async def test_async_handler_and_library_exception_mapped(playbooks: list[Playbook]) -> None:
+    calls = 0
+
+    async def handler(target: Target, script: str, args_json: str) -> ScriptOutput:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0)
+        if calls == 1:  # a plain OS error, as a library would raise it: mapped and retried (transient)
+            raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+        return ScriptOutput(stdout=_facts(target, script, args_json))
+
+    opts = RunOptions(transports=[MockTransport(handler, name="winrm")], retries=1, backoff=0.01)
+    run = await run_fleet(_hosts("flaky"), playbooks, opts)
+    assert (run.hosts[0].status, run.hosts[0].attempts) == (HostStatus.COMPLIANT, 2)
+
+
+async def test_judging_failure_is_that_hosts_row(playbooks: list[Playbook], monkeypatch: pytest.MonkeyPatch) -> None:
+    import fleetcheck.checks as checks
+
+    real = checks.evaluate
+
+    def evaluate(facts, pbs, ctx=None):  # type: ignore[no-untyped-def]
+        if facts.host.computer_name.lower() == "boom":
+            raise KeyError("a rule defect")
+        return real(facts, pbs, ctx)
+
+    monkeypatch.setattr(checks, "evaluate", evaluate)
+    mock = MockTransport(lambda t, s, a: ScriptOutput(stdout=_facts(t, s, a)))
+    run = await run_fleet(_hosts("boom", "fine"), playbooks, RunOptions(transport=mock))
+    by = {h.host: h for h in run.hosts}
+    assert (by["boom"].status, by["boom"].error_type) == (HostStatus.PROTOCOL_ERROR, "internal")
+    assert by["boom"].message.startswith("internal error while judging the host: KeyError")
+    assert by["fine"].status is HostStatus.COMPLIANT
+
+
+async def test_facts_that_cannot_be_saved_are_that_hosts_row(playbooks: list[Playbook], tmp_path: Path) -> None:
+    long_name = "srv-" + "x" * 296  # a 300-character host name: ENAMETOOLONG for its facts file
+    mock = MockTransport(lambda t, s, a: ScriptOutput(stdout=_facts(t, s, a)))
+    opts = RunOptions(transport=mock, save_facts=tmp_path / "facts")
+    run = await run_fleet(_hosts(long_name, "short"), playbooks, opts)
+    by = {h.host: h for h in run.hosts}
+    assert (by[long_name].status, by[long_name].error_type) == (HostStatus.PROTOCOL_ERROR, "internal")
+    assert by[long_name].message.startswith("internal error while saving the facts: OSError")
+    assert by["short"].status is HostStatus.COMPLIANT
+    assert (tmp_path / "facts" / "short.json").is_file()
+
+
+async def test_real_refusal_leaves_the_transport_as_our_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    for name in ("psrp", "winrm", "ssh", "psrp:native"):
+        transport = get_transport(name)
+        host = Host(
+            name="T", address="127.0.0.1", port=port, scheme="http", auth="ntlm" if name != "ssh" else "password",
+            transport=name.split(":")[0], psrp_client="native" if name.endswith("native") else "pypsrp",
+            username="u", password=SecretStr("pw-secret-1"),
+        )
+        with pytest.raises(HostError) as info:
+            await transport.run(host.to_target(), "x", "{}", timeout=5)
+        listener = "sshd" if name == "ssh" else "WinRM"
+        assert isinstance(info.value, Unreachable), name
+        assert info.value.message == f"connection refused on 127.0.0.1:{port} - is {listener} listening?"
+
+
+def test_registry_names_and_settings_models() -> None:
+    assert {"psrp", "psrp:native", "winrm", "ssh"} <= set(transport_names())
+    for name in ("psrp", "winrm", "ssh"):
+        assert isinstance(get_transport(name), Transport) and get_transport(name).name == name
+    with pytest.raises(KeyError):
+        get_transport("telnet")
+    ssh = Host(name="j", address="::1", transport="ssh", auth="key", key_path=Path("/k/id"), ssh_known_hosts="accept")
+    target = ssh.to_target()
+    assert isinstance(target.settings, SshSettings) and target.settings.known_hosts == "accept"
+    assert target.port == 22 and target.settings.uses_key
+    psrp = Host(name="p", address="h", scheme="http").to_target().settings
+    assert isinstance(psrp, PsrpSettings) and psrp.effective_port == 5985
+
+
+async def test_transport_for_another_kind_of_host_is_a_config_error(playbooks: list[Playbook]) -> None:
+    from fleetcheck.transports.winrm import WinrmTransport
+
+    run = await run_fleet(
+        [Host(name="s", address="127.0.0.1", transport="ssh")], playbooks,
+        RunOptions(transport=WinrmTransport(), retries=0),
+    )
+    assert (run.hosts[0].status, run.hosts[0].error_type) == (HostStatus.PROTOCOL_ERROR, "config")
+    assert isinstance(ProtocolError("x"), HostError)
+
+
+def test_stop_workers_waits_then_counts_the_stuck() -> None:
+    pool = worker_pool(2)
+    release = time.monotonic() + 0.6
+    pool.submit(lambda: time.sleep(max(0.0, release - time.monotonic())))
+    pool.submit(lambda: None)
+    pool.shutdown(wait=False)
+    t0 = time.monotonic()
+    assert stop_workers(0.1) >= 1  # the sleeper still runs after the grace
+    assert time.monotonic() - t0 < 0.5
+    assert stop_workers(5.0) == 0
