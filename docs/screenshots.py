@@ -1,7 +1,7 @@
 """Regenerate the README screenshots from real lab runs: `python docs/screenshots.py`.
 
 Two nights of a 120-host simulated fleet (fleetcheck lab on loopback) are checked with the
-default playbook and recorded in a temporary history; the second night's terminal table is
+default playbook through `fleetcheck.api.run` and recorded in a temporary history; the second night's terminal table is
 rendered at 80 and 160 columns (SVG, as a terminal shows it, plus the plain text), and its HTML
 report is opened in headless Chromium for a PNG of the top of the page. Everything lands in
 docs/screenshots/. Needs the test extras (playwright) and Chromium (`/usr/bin/chromium`).
@@ -10,10 +10,12 @@ docs/screenshots/. Needs the test extras (playwright) and Chromium (`/usr/bin/ch
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
@@ -34,17 +36,20 @@ MIX = {
 TONIGHT_FAULTS = "LAB-0007:refuse,LAB-0042:refuse,LAB-0050:http401,LAB-0090:hang"
 
 
-async def _night(tmp: Path, faults: str) -> object:
-    from fleetcheck.inventory.loader import load_credentials, load_inventory
+async def _serve_and_run(tmp: Path, faults: str) -> Any:
+    """One night: a lab fleet on loopback, checked through the library API (history + HTML report)."""
+    from fleetcheck import api
     from fleetcheck.lab.fleet import PASSWORD_ENV, LabFleet
-    from fleetcheck.playbook import load_playbook
-    from fleetcheck.runner import RunOptions, run_fleet
 
     async with LabFleet(hosts=HOSTS, mix=MIX, seed=11, faults=faults or None) as fleet:
         inv = fleet.write_inventory(tmp / "lab.yml", transport="winrm")
-        hosts = load_credentials(load_inventory(inv).hosts, environ={PASSWORD_ENV: fleet.password})
-        options = RunOptions(forks=60, timeout=8, retries=0, inventory=str(inv))
-        return await run_fleet(hosts, [load_playbook("system-state-backup")], options)
+        os.environ[PASSWORD_ENV] = fleet.password
+        options = api.RunOptions(
+            forks=60, timeout=8, history=tmp / "history.sqlite3", journal=tmp / "journal.jsonl",
+            reports=[api.ReportSpec("html", tmp / "report.html")], handle_sigterm=False,
+        )
+        # api.run drives its own event loop: run it in a thread while this loop serves the lab.
+        return await asyncio.to_thread(api.run, inv, [], options)
 
 
 def _terminal(text: str, width: int, name: str) -> None:
@@ -72,21 +77,16 @@ def _html_png(html: Path) -> None:
 
 
 def main() -> int:
-    from fleetcheck import nightly
-    from fleetcheck.reports.base import get_writer
     from fleetcheck.reports.table import TableOptions, render_table
 
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="fleetcheck-shots-") as name:
         tmp = Path(name)
-        opts = nightly.NightlyOptions(history_path=tmp / "history.sqlite3")
-        nightly.finish_run(asyncio.run(_night(tmp, "")), opts)  # type: ignore[arg-type]
-        outcome = nightly.finish_run(asyncio.run(_night(tmp, TONIGHT_FAULTS)), opts)  # type: ignore[arg-type]
+        asyncio.run(_serve_and_run(tmp, ""))
+        outcome = asyncio.run(_serve_and_run(tmp, TONIGHT_FAULTS))
         for width in (80, 160):
             _terminal(render_table(outcome.run, TableOptions(width=width)), width, f"terminal-{width}")
-        html = tmp / "report.html"
-        get_writer("html")(outcome.run, html, outcome.context)
-        _html_png(html)
+        _html_png(tmp / "report.html")
     return 0
 
 
