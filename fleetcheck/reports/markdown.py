@@ -81,7 +81,8 @@ def _checks_section(result: RunResult) -> list[str]:
         more = f" and {len(entries) - HOSTS_PER_CHECK} more" if len(entries) > HOSTS_PER_CHECK else ""
         remediation = next((c.remediation for _, c in entries if c.remediation), "")
         lines += [
-            f"### `{cid}`: {_cell(titles[cid])} ({severities.get(cid, 'medium')}, {plural(len(entries), 'host')})",
+            f"### `{cid}`{': ' + _cell(titles[cid]) if titles[cid] != cid else ''} "
+            f"({severities.get(cid, 'medium')}, {plural(len(entries), 'host')})",
             "",
             f"Example: {_cell(entries[0][1].message)}",
         ]
