@@ -8,6 +8,7 @@ are done, the text names the hosts still running and how long each has run again
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,14 +72,20 @@ class RunningHosts:
         return len(self._started) > 0 and (self.done >= TAIL_SHARE * self.total or left <= TAIL_HOSTS)
 
     def waiting_text(self, max_names: int = MAX_NAMES) -> str:
-        """`waiting for 2 hosts: LAB-0050 (14 s of 30), LAB-0007 (3 s of 30)`; empty before the tail."""
+        """`waiting for 2 hosts: LAB-0050 (14 s of 30), LAB-0007 (3 s of 30)`; empty before the tail.
+
+        A host past its deadline has timed out and is closing its connection; it says so rather
+        than "31 s of 30".
+        """
         if not self.in_tail():
             return ""
         rows = self.running()
         names = []
         for host, elapsed, deadline in rows[:max_names]:
-            limit = f" of {deadline:g}" if deadline else ""
-            names.append(f"{host} ({elapsed:.0f} s{limit})")
+            if deadline and elapsed > deadline:  # timed out, its connection is being closed
+                names.append(f"{host} ({math.ceil(elapsed)} s, past its {deadline:g} s deadline, closing)")
+            else:  # whole seconds rounded down: 29.6 s of 30 never reads "30 s of 30"
+                names.append(f"{host} ({math.floor(elapsed)} s{f' of {deadline:g}' if deadline else ''})")
         more = f" +{len(rows) - max_names} more" if len(rows) > max_names else ""
         return f"waiting for {_plural(len(rows), 'host')}: {', '.join(names)}{more}"
 

@@ -28,6 +28,10 @@ def test_counts_by_class_and_the_hosts_still_running() -> None:
     assert state.counts_text() == "6 compliant · 1 noncompliant · 2 could not check"
     clock.now += 5
     assert state.waiting_text() == "waiting for 1 host: LAB-0009 (14 s of 30)"
+    clock.now += 15.8
+    assert state.waiting_text() == "waiting for 1 host: LAB-0009 (29 s of 30)"  # 29.8 s: not rounded up to the limit
+    clock.now += 1.2  # past the deadline: the host is timed out and being closed, never "31 s of 30"
+    assert state.waiting_text() == "waiting for 1 host: LAB-0009 (31 s, past its 30 s deadline, closing)"
 
 
 def test_many_running_are_cut_and_log_lines_are_rate_limited() -> None:
