@@ -22,9 +22,14 @@ import typer
 from fleetcheck import __version__
 from fleetcheck import cli_options as opts
 from fleetcheck.cli_lookup import (
+    AskVault,
     HistoryPath,
+    InventoryArg,
+    InventoryOpts,
+    ListHosts,
     Playbooks,
     Reports,
+    VaultFiles,
     ViewOpt,
     WaiversPath,
     Wide,
@@ -44,6 +49,7 @@ from fleetcheck.results import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from fleetcheck import api
+    from fleetcheck.inventory import Inventory
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -111,10 +117,8 @@ app.command("report")(report_cmd)
 @app.command("run", epilog=EXIT_CODES_HELP)
 def run_cmd(
     ctx: typer.Context,
-    inventory: Annotated[
-        str | None, typer.Argument(metavar="INVENTORY", help="Inventory file: ./NAME, then inventories/NAME.")
-    ] = None,
-    inventory_opt: opts.InventoryOpt = None,
+    inventory: InventoryArg = None,
+    sources: InventoryOpts = None,
     playbook: Annotated[
         list[str] | None,
         typer.Option("--playbook", "-p", metavar="NAME|PATH", help="Playbook name or path (repeatable; default: the inventory's, "
@@ -152,11 +156,14 @@ def run_cmd(
     mail_to: Annotated[str | None, typer.Option("--mail-to", metavar="ADDR", help="ADDR[,ADDR]: mail the change summary.")] = None,
     smtp: Annotated[str | None, typer.Option("--smtp", metavar="HOST[:PORT]", help="HOST[:PORT] of the mail relay.")] = None,
     mail_always: Annotated[bool, typer.Option("--mail-always", help="Mail even when nothing changed.")] = False,
+    vault_files: VaultFiles = None,
+    ask_vault: AskVault = False,
+    list_hosts: ListHosts = False,
+    show_skipped: Annotated[bool, typer.Option("--show-skipped", help="List the hosts skipped (not Windows remoting) and why.")] = False,
     tags: opts.Tags = None,
     skip_tags: opts.SkipTags = None,
     checks: opts.Checks = None,
     fail_on: opts.FailOn = None,
-    list_hosts: opts.ListHosts = False,
     verbose: opts.Verbose = 0,
     config: opts.ConfigPath = None,
 ) -> None:
@@ -182,10 +189,14 @@ def run_cmd(
             history=history, no_history=no_history, since=since, waivers=waivers, mail_to=mail_to, smtp=smtp,
             mail_always=mail_always, tags=tags, skip_tags=skip_tags, checks=checks, fail_on=fail_on,
         ))
-        inv = load_inventory(opts.inventory_arg(inventory, inventory_opt))
+        inv = load_inventory(inventory, sources, vault_files, ask_vault, summary=not show_skipped)
+        if show_skipped or list_hosts:
+            _list_selection(inv, v["limit"], show_skipped=show_skipped, list_hosts=list_hosts)
         if list_hosts:
-            opts.print_hosts(inv, v["limit"])
             raise typer.Exit(EXIT_OK)
+        if not inv.hosts:
+            raise UserError(f"no host to check: all {len(inv.skipped)} hosts of the inventory are skipped "
+                            "(not Windows remoting); `fleetcheck inventory` shows why")
         opts.require_terminal_for_prompt(ask_pass)
         logsetup.configure(verbose)
         options = api.RunOptions(
@@ -212,6 +223,20 @@ def run_cmd(
         with Progress(mode) as options.progress:
             outcome = api.run(inv, v["playbook"] or [], options)
     _print_outcome(outcome, view="summary" if quiet else view, wide=wide, quiet=quiet)
+
+
+def _list_selection(inv: Inventory, limit: str | None, *, show_skipped: bool, list_hosts: bool) -> None:
+    """`--show-skipped`: each skipped host and why (stderr); `--list-hosts`: the selection, as Ansible prints it."""
+    from fleetcheck.inventory import apply_limit
+    from fleetcheck.inventory.show import render_skipped
+
+    if show_skipped and inv.skipped:
+        err(render_skipped(inv.skipped).rstrip())
+    if list_hosts:
+        hosts = apply_limit(inv.hosts, inv.groups, limit) if inv.hosts or limit else []
+        typer.echo(f"  hosts ({len(hosts)}):")
+        for host in hosts:
+            typer.echo(f"    {host.name}")
 
 
 def _print_outcome(outcome: api.RunOutcome, *, view: str, wide: bool, quiet: bool) -> NoReturn:

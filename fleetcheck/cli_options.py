@@ -15,7 +15,6 @@ from fleetcheck.errors import UserError
 
 if TYPE_CHECKING:
     from fleetcheck.config import EffectiveConfig
-    from fleetcheck.inventory import Inventory
 
 
 def _check_ids(incomplete: str) -> list[str]:
@@ -30,10 +29,6 @@ def _tags(incomplete: str) -> list[str]:
     return sorted({t for c in CHECKS.values() for t in c.tags if t.startswith(incomplete.lower())})
 
 
-InventoryOpt = Annotated[
-    str | None, typer.Option("--inventory", "-i", metavar="INVENTORY", help="The inventory, as an option (like ansible -i).")
-]
-ListHosts = Annotated[bool, typer.Option("--list-hosts", help="Print the hosts the run would check (after --limit) and exit.")]
 Verbose = Annotated[int, typer.Option("--verbose", "-v", count=True, help="Log to stderr: -v progress details, -vv debug.")]
 Tags = Annotated[
     list[str] | None,
@@ -68,16 +63,6 @@ Since = Annotated[
 
 #: fleetcheck.toml [run] key -> parameter of `fleetcheck run` (the rest have the same name).
 PARAM_OF = {"playbooks": "playbook", "reports": "report"}
-
-
-def inventory_arg(positional: str | None, option: str | None) -> str:
-    """INVENTORY as the argument or as -i/--inventory, exactly once."""
-    if positional and option and positional != option:
-        raise UserError(f"two inventories given ({positional} and -i {option}); give one")
-    name = positional or option
-    if not name:
-        raise UserError("no inventory: fleetcheck run INVENTORY (or -i INVENTORY)")
-    return name
 
 
 def load_config(path: Path | None) -> EffectiveConfig:
@@ -117,16 +102,6 @@ def require_terminal_for_prompt(ask_pass: bool) -> None:
             "--ask-pass needs a terminal to prompt on; under cron or in a pipe put the password in the "
             "environment variable the inventory names (password_env)"
         )
-
-
-def print_hosts(inv: Inventory, limit: str | None) -> None:
-    """--list-hosts: what `run` would check, as Ansible prints it."""
-    from fleetcheck.inventory import apply_limit
-
-    hosts = apply_limit(inv.hosts, inv.groups, limit)
-    typer.echo(f"  hosts ({len(hosts)}):")
-    for host in hosts:
-        typer.echo(f"    {host.name}")
 
 
 def config_cmd(config: ConfigPath = None) -> None:
