@@ -44,6 +44,7 @@ from fleetcheck.cli_lookup import (
     report_cmd,
     user_errors,
 )
+from fleetcheck.cli_sites import Broker, Shard, SiteWait, worker_cmd
 from fleetcheck.errors import UserError
 from fleetcheck.results import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
@@ -145,9 +146,9 @@ def run_cmd(
                           help="SSH host key policy (a host's ssh_known_hosts setting wins).")
     ] = "default",
     psrp_client: Annotated[
-        str | None, typer.Option("--psrp-client", metavar="pypsrp|native",
-                                 help="PSRP client for psrp hosts, overriding their psrp_client setting: pypsrp "
-                                      "(threads, the default) or native (asyncio, less CPU per host).")
+        str | None, typer.Option("--psrp-client", metavar="native|pypsrp",
+                                 help="PSRP client for psrp hosts, overriding their psrp_client setting: native "
+                                      "(asyncio, the default) or pypsrp (threads).")
     ] = None,
     history: HistoryPath = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Do not record this run.")] = False,
@@ -166,6 +167,9 @@ def run_cmd(
     fail_on: opts.FailOn = None,
     verbose: opts.Verbose = 0,
     config: opts.ConfigPath = None,
+    broker: Broker = None,
+    shard: Shard = None,
+    site_wait: SiteWait = 30.0,
 ) -> None:
     """Check every host of an inventory and print the fleet's compliance table.
 
@@ -180,6 +184,7 @@ def run_cmd(
     from rich.console import Console
 
     from fleetcheck import api, logsetup, nightly
+    from fleetcheck.dispatch.shard import parse_shard
     from fleetcheck.progress import Mode, Progress
 
     with user_errors():
@@ -215,6 +220,9 @@ def run_cmd(
             prompt=getpass.getpass if ask_pass else None,
             console=None if quiet else Console(highlight=False, soft_wrap=True),
             tags=v["tags"] or (), skip_tags=v["skip_tags"] or (), checks=v["checks"] or (), fail_on=v["fail_on"] or "any",
+            broker=broker,
+            site_wait=site_wait,
+            shard=parse_shard(shard) if shard else None,
         )
         view, wide = check_view(v["view"]), v["wide"]
         if v["no_history"] and v["since"]:
@@ -287,10 +295,40 @@ def evaluate_cmd(
     _print_outcome(outcome, view=view, wide=wide, quiet=False)
 
 
+@app.command("merge")
+def merge_cmd(
+    parts: Annotated[list[Path], typer.Argument(metavar="PART.json...", help="json reports of `run --shard K/N`.")],
+    history: HistoryPath = None,
+    report: Reports = None,
+    view: ViewOpt = "full",
+    wide: Wide = False,
+) -> None:
+    """Combine the json reports of shard runs into one run: one table, history entry and report.
+
+    \b
+    Example:
+      fleetcheck run prod.yml --shard 2/5 --no-history --report json:part2.json   # on each box
+      fleetcheck merge part*.json --history nightly.db --report html:fleet.html
+    """
+    from rich.console import Console
+
+    from fleetcheck import api
+
+    with user_errors():
+        check_view(view)
+        options = api.MergeOptions(
+            history=history, reports=api.parse_report_specs(report or []),
+            console=Console(highlight=False, soft_wrap=True),
+        )
+        outcome = api.merge_parts(parts, options)
+    _print_outcome(outcome, view=view, wide=wide, quiet=False)
+
+
 # --------------------------------------------------------------------------- diff and plug-in commands
 
 
 app.command("diff")(diff_cmd)
+app.command("worker")(worker_cmd)
 
 
 def _mount(entry: EntryPoint) -> None:

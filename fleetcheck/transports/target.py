@@ -46,7 +46,7 @@ class PsrpSettings(_WsmanSettings):
     """PSRP over WinRM: pypsrp (threads) or the native asyncio client."""
 
     kind: Literal["psrp"] = "psrp"
-    client: PsrpClient = "pypsrp"
+    client: PsrpClient = "native"
 
 
 class WinrmSettings(_WsmanSettings):
@@ -90,6 +90,8 @@ class Target(BaseModel):
     groups: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     timeout: float = 120.0
+    #: `local`, or the site whose workers reach the host (fleetcheck.dispatch).
+    site: str = "local"
 
     @property
     def transport(self) -> str:
