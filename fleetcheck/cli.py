@@ -46,6 +46,7 @@ from fleetcheck.cli_lookup import (
 )
 from fleetcheck.cli_sites import Broker, Shard, SiteWait, worker_cmd
 from fleetcheck.errors import UserError
+from fleetcheck.fixcli import FIX_HELP, fix_cmd, history_fixes_cmd
 from fleetcheck.results import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -60,8 +61,7 @@ Exit codes:
   3  at least one host could not be checked (unreachable, auth_failed, timeout,
      protocol_error, unsupported); takes precedence over 1
   4  interrupted (Ctrl-C, SIGTERM) or internal error
-  --fail-on noncompliant: only failed checks fail the run (1); unreachable: only
-  hosts that could not be checked (3); any (the default): both, as above.
+  --fail-on noncompliant|unreachable narrows which hosts fail the run.
 """
 
 APP_HELP = f"""
@@ -76,6 +76,7 @@ Examples:
   fleetcheck inventory prod.yml                 # what resolves, passwords redacted
   fleetcheck checks                             # the checks of the default playbook
   fleetcheck explain CHECK_ID                   # what a check looks at and how to fix it
+  fleetcheck fix prod.yml                       # plan the fixes for failing checks (--apply to make them)
   fleetcheck report out/run.json --format markdown -o out/run.md
   fleetcheck lab serve --hosts 50               # a simulated Windows fleet on loopback
 {EXIT_CODES_HELP}"""
@@ -188,12 +189,7 @@ def run_cmd(
     from fleetcheck.progress import Mode, Progress
 
     with user_errors():
-        v = opts.with_config(ctx, config, dict(
-            playbook=playbook, limit=limit, forks=forks, timeout=timeout, report=report, view=view, wide=wide,
-            save_facts=save_facts, journal=journal, ssh_known_hosts=ssh_known_hosts, psrp_client=psrp_client,
-            history=history, no_history=no_history, since=since, waivers=waivers, mail_to=mail_to, smtp=smtp,
-            mail_always=mail_always, tags=tags, skip_tags=skip_tags, checks=checks, fail_on=fail_on,
-        ))
+        v = opts.with_config(ctx, config, {k: x for k, x in locals().items() if k in opts.CONFIGURABLE})
         inv = load_inventory(inventory, sources, vault_files, ask_vault, summary=not show_skipped)
         if show_skipped or list_hosts:
             _list_selection(inv, v["limit"], show_skipped=show_skipped, list_hosts=list_hosts)
@@ -329,6 +325,10 @@ def merge_cmd(
 
 app.command("diff")(diff_cmd)
 app.command("worker")(worker_cmd)
+app.command("fix", epilog=FIX_HELP)(fix_cmd)
+_history = typer.Typer(help="What the history database recorded.", no_args_is_help=True)
+_history.command("fixes")(history_fixes_cmd)
+app.add_typer(_history, name="history")
 
 
 def _mount(entry: EntryPoint) -> None:

@@ -154,9 +154,13 @@ def explain_cmd(
         typer.Argument(metavar="CHECK_ID|N", help="A check id (any case), or the number the table shows for it.",
                        autocompletion=_check_id_choices),
     ],
-    playbook: Playbooks = None,
+    playbook: Annotated[
+        list[str] | None,
+        typer.Option("--playbook", "-p", metavar="NAME|PATH", help="Whose check numbers and remedy settings to use."),
+    ] = None,
 ) -> None:
-    """Explain one check: what it verifies, why it matters, how to fix a failure, its parameters.
+    """Explain one check: what it verifies, why it matters, how to fix a failure, its parameters,
+    and the automatic fix of `fleetcheck fix` (whether the playbook enables it).
 
     \b
     Examples:
@@ -167,12 +171,16 @@ def explain_cmd(
     with user_errors():
         from fleetcheck import api
         from fleetcheck.checks import render_explain
+        from fleetcheck.checks.render import resolve_check_ref
+        from fleetcheck.remedies.explain import render_remedy
 
         order = [cid for pb in api.load_playbooks(playbook) for cid in pb.check_ids()] if playbook else None
         try:
+            check_id = resolve_check_ref(check_id, order)
             typer.echo(render_explain(check_id, order), nl=False)
         except KeyError as exc:
             raise UserError(str(exc.args[0]) if exc.args else f"unknown check id {check_id!r}") from None
+        typer.echo(render_remedy(check_id, api.load_playbooks(playbook or [api.DEFAULT_PLAYBOOK])), nl=False)
 
 
 def report_cmd(

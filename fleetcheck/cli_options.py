@@ -63,6 +63,12 @@ Since = Annotated[
 
 #: fleetcheck.toml [run] key -> parameter of `fleetcheck run` (the rest have the same name).
 PARAM_OF = {"playbooks": "playbook", "reports": "report"}
+#: Parameters of `fleetcheck run` a configuration file may set (fleetcheck.config.RunConfig's keys).
+CONFIGURABLE = frozenset({
+    "playbook", "limit", "forks", "timeout", "report", "view", "wide", "save_facts", "journal", "ssh_known_hosts",
+    "psrp_client", "history", "no_history", "since", "waivers", "mail_to", "smtp", "mail_always", "tags",
+    "skip_tags", "checks", "fail_on",
+})
 
 
 def load_config(path: Path | None) -> EffectiveConfig:

@@ -101,6 +101,8 @@ class RunOptions:
     #: `remote = True` runs the host elsewhere (a site's worker): it holds no fork slot here and
     #: owns the host's deadline and retries.
     route: Callable[[Target], Transport | None] | None = None
+    #: Called with (host name, facts document) for every host whose facts were read (fix plans from them).
+    on_facts: Callable[[str, FactsDocument], None] | None = None
 
 
 @dataclass
@@ -353,6 +355,8 @@ class _Fleet:
         # a site's worker says when the host answered: rules about the host's clock compare with that
         scan_time = getattr(got.output, "scanned_at", None) or datetime.now(UTC)
         status, message, checks, facts, error_type = judge_output(target, got.output, self.playbooks, scan_time)
+        if facts is not None and self.options.on_facts is not None:
+            self.options.on_facts(target.name, facts)
         if facts is not None and self.options.save_facts is not None:
             facts = facts.model_copy(update={"scanned_at": scan_time.isoformat()})
             try:

@@ -24,6 +24,7 @@ class ReportContext:
     changes: Any | None = None  # fleetcheck.changes.ChangeSet (nightly report)
     trend: list[Any] | None = None  # per-run compliance points, oldest first
     check_trend: dict[str, dict[str, int]] | None = None  # run id -> check id -> failing hosts
+    fixes: dict[str, list[str]] | None = None  # host -> "CHECK fixed by fleetcheck fix at ..." since the last run
 
 
 Writer = Callable[[RunResult, Path, ReportContext], None]

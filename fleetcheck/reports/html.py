@@ -253,6 +253,7 @@ def build_view(run: RunResult, ctx: ReportContext | None = None) -> dict[str, An
     check_ids = _check_ids(run)
     hosts = sorted_hosts(run)
     data = matrix_data(run, check_ids, hosts)
+    data["fixes"] = {h.host: (ctx.fixes or {})[h.host] for h in hosts if (ctx.fixes or {}).get(h.host)}
     severities = check_severities(run)
     titles = check_titles(check_ids)
     statuses = Counter(h.status.value for h in run.hosts)
@@ -287,6 +288,7 @@ def build_view(run: RunResult, ctx: ReportContext | None = None) -> dict[str, An
         "check_trends": _check_trends(ctx, check_ids, run),
         "changes": ctx.changes,
         "change_max": CHANGE_LIST_MAX,
+        "fixes": ctx.fixes or {},
     }
 
 

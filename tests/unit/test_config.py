@@ -73,3 +73,9 @@ def test_describe_prints_values_and_sources_as_toml(dirs: dict[str, Path]) -> No
     assert lines["timeout"] == "(default)"
     body = "\n".join(line.split("    #")[0] for line in text.split("[run]\n")[1].splitlines() if "(default)" not in line)
     assert tomllib.loads(body) == {"forks": 25, "mail_to": "ops@example.com", "wide": True, "limit": "dc-*"}
+
+
+def test_every_config_key_is_a_run_option() -> None:
+    from fleetcheck.cli_options import CONFIGURABLE, PARAM_OF
+
+    assert {PARAM_OF.get(k, k) for k in config.RunConfig.model_fields} == CONFIGURABLE

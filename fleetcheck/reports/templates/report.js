@@ -194,6 +194,12 @@
     sum.appendChild(document.createTextNode(extra));
     box.appendChild(sum);
     if (h.message) { box.appendChild(el("p", null, h.message)); }
+    var fixes = (data.fixes || {})[h.name];
+    if (fixes && fixes.length) {  // what `fleetcheck fix` changed on this host since the last run
+      var fixed = el("p", { "class": "fixed" });
+      fixes.forEach(function (note, i) { if (i) { fixed.appendChild(el("br")); } fixed.appendChild(document.createTextNode(note)); });
+      box.appendChild(fixed);
+    }
     if (h.details.length) {
       var t = el("table", { "class": "detail" });
       var head = el("tr");
