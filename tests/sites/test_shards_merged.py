@@ -16,6 +16,7 @@ from fleetcheck.lab.fleet import PASSWORD_ENV, LabFleet
 def comparable(data: dict[str, Any]) -> dict[str, Any]:
     for key in ("run_id", "started_at", "finished_at"):
         data.pop(key)
+    data.get("summary", {}).pop("duration_s", None)  # wall time, like started/finished
     for host in data["hosts"]:
         host.pop("started_at")
         host.pop("duration_s")

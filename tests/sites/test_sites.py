@@ -95,6 +95,7 @@ def normalized_report(path: Path) -> dict[str, Any]:
     assert max(abs(s) for s in skews(data)) < 1.0  # judged as of when the host answered, not when it arrived
     for key in ("run_id", "started_at", "finished_at"):
         data.pop(key)
+    data.get("summary", {}).pop("duration_s", None)  # wall time, like started/finished
     for host in data["hosts"]:
         for key in ("started_at", "duration_s"):
             host.pop(key)
