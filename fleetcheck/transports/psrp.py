@@ -30,6 +30,7 @@ from fleetcheck.transports.base import (
     track_connections,
 )
 from fleetcheck.transports.errors import OutputTooLarge, RunCancelled
+from fleetcheck.transports.httpcap import cap_responses
 from fleetcheck.transports.target import PsrpSettings, Target, settings_as
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class _BoundedWSMan(WSMan):
                 session = self.transport._build_session()  # reads proxy/CA environment once
                 session.trust_env = False  # ...not again per request (a quarter of client CPU)
                 track_connections(session, self._budget)
+                cap_responses(session, self._budget)
                 self.transport.session = session
             # Long-polls must end (with a WSMan TimedOut fault) before the socket read times out.
             self.operation_timeout = max(1, min(self._op_cap, int(left) - 1))
@@ -175,7 +177,7 @@ def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> Scr
         )
     except BaseException as exc:
         original = exc
-        first = RunCancelled("run interrupted") if budget.cancelled else exc
+        first = RunCancelled("run interrupted") if budget.cancelled else budget.overrun() if budget.expired else exc
     # Same connection only if it is known good: no error, or a cancel seen between requests.
     clean = not budget.aborted and (original is None or isinstance(original, RunCancelled))
     _close_quietly(pool, wsman, settings, target, budget, clean=clean)

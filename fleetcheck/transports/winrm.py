@@ -26,6 +26,7 @@ from fleetcheck.transports.base import (
 from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
 from fleetcheck.transports.clixml import decode_clixml_errors
 from fleetcheck.transports.errors import OutputTooLarge, RunCancelled
+from fleetcheck.transports.httpcap import cap_responses
 from fleetcheck.transports.target import Target, WinrmSettings, endpoint_address, settings_as
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class _BoundedProtocol(Protocol):
 
         def tracked_send(session: Any, prepared_request: Any) -> Any:
             track_connections(session, budget)  # before the session opens its first pool
+            cap_responses(session, budget)
             session.trust_env = False  # proxy/CA environment was read when it was built
             return send_request(session, prepared_request)
 
@@ -124,7 +126,7 @@ def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> Scr
         )
     except BaseException as exc:
         original = exc
-        first = RunCancelled("run interrupted") if budget.cancelled else exc
+        first = RunCancelled("run interrupted") if budget.cancelled else budget.overrun() if budget.expired else exc
     # Same connection only if it is known good: no error, or a cancel seen between requests.
     clean = not budget.aborted and (original is None or isinstance(original, RunCancelled))
     finished = command_id if first is None else None  # a cancelled command dies with its shell

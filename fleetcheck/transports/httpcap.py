@@ -1,0 +1,116 @@
+"""Bounded HTTP responses for the requests-based clients (pypsrp, pywinrm).
+
+requests reads a whole body into memory before pypsrp or pywinrm see it, whatever its size
+or encoding: an endless chunked body, a 2 GB Content-Length or a gzip bomb can take the
+scanner down. `cap_responses` mounts `CappedAdapter` around each adapter of a session (the
+public `Session.mount`): it asks for `Accept-Encoding: identity`, refuses any compressed
+body (WinRM never compresses), refuses a declared length over the cap, and hands requests a
+body reader that stops at the cap and at the attempt's deadline. Auth handlers (NTLM,
+Negotiate) resend through `response.connection`, which is the capped adapter too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from requests import PreparedRequest, Response, Session
+from requests.adapters import BaseAdapter
+
+from fleetcheck.transports.base import Budget
+from fleetcheck.transports.errors import ResponseRefused
+
+#: Largest WSMan response body read (pypsrp/pywinrm ask for envelopes of 150-500 KiB).
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+_READ_SIZE = 64 * 1024
+
+
+class CappedBody:
+    """A urllib3 response as requests reads it, with a size cap and the deadline checked per read."""
+
+    def __init__(self, raw: Any, budget: Budget, limit: int) -> None:
+        self._raw = raw
+        self._budget = budget
+        self._limit = limit
+
+    def stream(self, amt: int | None = _READ_SIZE, decode_content: bool | None = None) -> Iterator[bytes]:
+        total = 0
+        for chunk in self._raw.stream(min(amt or _READ_SIZE, _READ_SIZE), decode_content=False):
+            total += len(chunk)
+            if total > self._limit:
+                self._raw.close()
+                raise ResponseRefused(f"body larger than {self._limit // (1024 * 1024)} MiB")
+            self._budget.check_progress()
+            yield chunk
+
+    def read(self, amt: int | None = None, decode_content: bool | None = None, **kwargs: Any) -> bytes:
+        want = self._limit + 1 if amt is None else min(amt, self._limit + 1)
+        data = b"".join(_take(self.stream(), want))
+        return data
+
+    def __getattr__(self, name: str) -> Any:  # release_conn, close, headers, ...
+        return getattr(self._raw, name)
+
+
+def _take(chunks: Iterator[bytes], want: int) -> Iterator[bytes]:
+    got = 0
+    for chunk in chunks:
+        yield chunk
+        got += len(chunk)
+        if got >= want:
+            return
+
+
+class CappedAdapter(BaseAdapter):
+    """Wraps a session's adapter: identity encoding only, bounded body, deadline per read."""
+
+    def __init__(self, inner: BaseAdapter, budget: Budget, limit: int = MAX_RESPONSE_BYTES) -> None:
+        super().__init__()
+        self.inner = inner
+        self.budget = budget
+        self.limit = limit
+
+    @property
+    def poolmanager(self) -> Any:
+        return getattr(self.inner, "poolmanager", None)
+
+    def send(
+        self,
+        request: PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: dict[str, str] | None = None,
+    ) -> Response:
+        request.headers["Accept-Encoding"] = "identity"
+        response = self.inner.send(request, stream=True, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
+        response.connection = self  # type: ignore[assignment]  # requests types it as HTTPAdapter
+        refusal = _refusal(response, self.limit)
+        if refusal is not None:
+            response.close()
+            raise ResponseRefused(refusal)
+        response.raw = CappedBody(response.raw, self.budget, self.limit)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _refusal(response: Response, limit: int) -> str | None:
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        return f"compressed body ({encoding[:40]}) although identity was asked for"
+    length = response.headers.get("Content-Length", "").strip()
+    if length and (not length.isdigit() or len(length) > 18):
+        return f"unreadable Content-Length {length[:40]!r}"
+    if length and int(length) > limit:
+        return f"declared body of {int(length)} bytes, over the {limit // (1024 * 1024)} MiB cap"
+    return None
+
+
+def cap_responses(session: Session, budget: Budget, limit: int = MAX_RESPONSE_BYTES) -> None:
+    """Mount a `CappedAdapter` around every adapter of `session` (idempotent)."""
+    for prefix, adapter in list(session.adapters.items()):
+        if not isinstance(adapter, CappedAdapter):
+            session.mount(prefix, CappedAdapter(adapter, budget, limit))
