@@ -23,6 +23,7 @@ import contextlib
 import gc
 import os
 import signal
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -413,7 +414,7 @@ def _evaluate_dir(facts_dir: Path, playbooks: list[Playbook], names: list[str]) 
         )
         hosts.append(
             HostResult(
-                host=path.stem, address=facts.host.computer_name, status=status, message=message,
+                host=facts.inventory_name or urllib.parse.unquote(path.stem), address=facts.host.computer_name, status=status, message=message,
                 error_type=error_type, checks=checks,
             )
         )

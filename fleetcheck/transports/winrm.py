@@ -25,7 +25,7 @@ from fleetcheck.transports.base import (
 )
 from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
 from fleetcheck.transports.clixml import decode_clixml_errors
-from fleetcheck.transports.errors import OutputTooLarge, RunCancelled
+from fleetcheck.transports.errors import OutputTooLarge, RunCancelled, cleartext_auth
 from fleetcheck.transports.httpcap import cap_responses
 from fleetcheck.transports.target import Target, WinrmSettings, endpoint_address, settings_as
 
@@ -101,6 +101,9 @@ class WinrmTransport(ThreadedTransport):
 
 def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> ScriptOutput:
     """Open a cmd shell, run the bootstrap, feed stdin, collect; raise the FIRST failure."""
+    winrm = settings_as(target, WinrmSettings)
+    if winrm.auth == "basic" and winrm.scheme == "http":  # pywinrm would send the password in clear
+        raise cleartext_auth(winrm.auth)
     settings = protocol_settings(target)
     proto = _BoundedProtocol(password=target.settings.secret(), budget=budget, **settings)
     shell_id: str | None = None

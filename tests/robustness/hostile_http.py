@@ -44,7 +44,7 @@ def _send_forever(sock: socket.socket, first: bytes, chunk: bytes, pause: float 
 
 
 def endless_chunks(sock: socket.socket) -> None:
-    _send_forever(sock, _HEAD + b"Transfer-Encoding: chunked\r\n\r\n", b"%x\r\n" % len(_BLOCK) + _BLOCK + b"\r\n")
+    _send_forever(sock, _HEAD + b"Transfer-Encoding: chunked\r\n\r\n", f"{len(_BLOCK):x}\r\n".encode() + _BLOCK + b"\r\n")
 
 
 def huge_chunk(sock: socket.socket) -> None:
@@ -63,7 +63,7 @@ def huge_length_unannounced(sock: socket.socket) -> None:
 def _bomb_mode(kind: str, encoding: bytes) -> Callable[[socket.socket], None]:
     def send(sock: socket.socket) -> None:
         body = _cached_bomb(kind)
-        sock.sendall(_HEAD + b"Content-Encoding: " + encoding + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        sock.sendall(_HEAD + b"Content-Encoding: " + encoding + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         time.sleep(30)
 
     return send
@@ -82,9 +82,9 @@ def endless_headers(sock: socket.socket) -> None:
 
 
 def entity_expansion(sock: socket.socket) -> None:
-    ents = "".join(f'<!ENTITY e{i} "{"&e%d;" % (i - 1) * 10}">' for i in range(1, 10))
+    ents = "".join(f'<!ENTITY e{i} "{f"&e{i - 1};" * 10}">' for i in range(1, 10))
     body = f'<?xml version="1.0"?><!DOCTYPE s:Envelope [<!ENTITY e0 "lol">{ents}]><s:Envelope>&e9;</s:Envelope>'.encode()
-    sock.sendall(_HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    sock.sendall(_HEAD + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
     time.sleep(30)
 
 
