@@ -6,7 +6,6 @@ team can keep one inventory for both tools.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from fleetcheck.inventory.errors import InventoryError
+from fleetcheck.inventory.hostrange import MAX_HOSTS, count_range, expand_host_pattern
 from fleetcheck.inventory.settings import HostSettings, ParsedInventory, Settings, validation_to_error
 from fleetcheck.yamlfile import MarkedDict, VaultValue, line_of
 
 GROUP_KEYS = ("hosts", "children", "vars")
 MAX_GROUP_DEPTH = 32
-MAX_RANGE_HOSTS = 10_000
 
 
 def _cert_validation(value: Any) -> bool:
@@ -148,29 +147,6 @@ def map_vars(
     return out
 
 
-_RANGE = re.compile(r"\[([0-9]+|[a-z]):([0-9]+|[a-z])(?::([0-9]+))?\]")
-
-
-def expand_host_pattern(name: str) -> list[str]:
-    """Ansible host ranges: `web[01:03].corp` -> web01.corp, web02.corp, web03.corp."""
-    match = _RANGE.search(name)
-    if match is None:
-        return [name]
-    start, end, step_text = match.group(1), match.group(2), match.group(3)
-    step = int(step_text) if step_text else 1
-    if start.isdigit() and end.isdigit():
-        width = len(start) if start.startswith("0") else 0
-        items = [str(i).zfill(width) for i in range(int(start), int(end) + 1, max(step, 1))]
-    elif start.isalpha() and end.isalpha():
-        items = [chr(c) for c in range(ord(start), ord(end) + 1, max(step, 1))]
-    else:
-        raise ValueError(f"cannot expand host range in {name!r}")
-    if len(items) > MAX_RANGE_HOSTS:
-        raise ValueError(f"host range in {name!r} expands to more than {MAX_RANGE_HOSTS} hosts")
-    head, tail = name[: match.start()], name[match.end() :]
-    return [expanded for item in items for expanded in expand_host_pattern(head + item + tail)]
-
-
 class _Walker:
     def __init__(self, root: Any, path: Path) -> None:
         self.root = root
@@ -205,6 +181,8 @@ class _Walker:
             raise InventoryError(self.path, line_of(self.root, [*loc, "hosts"]), f"{name}.hosts", "expected a mapping")
         for host_key, entry in hosts.items():
             try:
+                if len(self.inv.drafts) + count_range(str(host_key)) > MAX_HOSTS:
+                    raise ValueError(f"the inventory would hold more than {MAX_HOSTS} hosts")
                 names = expand_host_pattern(str(host_key))
             except ValueError as exc:
                 raise InventoryError(self.path, line_of(self.root, [*loc, "hosts", host_key]), str(host_key), str(exc)) from None

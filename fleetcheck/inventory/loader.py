@@ -11,13 +11,13 @@ from pydantic import SecretStr
 
 from fleetcheck.inventory.ansible import looks_like_ansible, parse_ansible
 from fleetcheck.inventory.errors import InventoryError
+from fleetcheck.inventory.hostrange import MAX_HOSTS
 from fleetcheck.inventory.model import Host
 from fleetcheck.inventory.native import parse_native
 from fleetcheck.inventory.settings import PASSWORD_AUTHS, resolve_host
 from fleetcheck.yamlfile import YamlFileError, load_yaml
 
 SEARCH_DIRS = (Path("."), Path("inventories"))
-MAX_HOSTS = 100_000
 
 
 @dataclass
