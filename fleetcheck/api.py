@@ -187,6 +187,8 @@ def default_journal_path() -> Path:
 
 def prepare_journal(path: Path) -> Path:
     """Create the folder; keep the journal bounded by moving a big one aside (one old copy)."""
+    if path.is_dir():
+        raise UserError(f"--journal {path}: is a folder; give a file name, e.g. {path / 'journal.jsonl'}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_file() and path.stat().st_size > JOURNAL_ROTATE_BYTES:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -228,6 +229,7 @@ def _build_check(check_id: str, raw: Any, path: str, root: Any) -> CheckSettings
     except ValidationError as exc:
         _raise_validation(exc, path, root, ("checks", check_id, "params"))
         raise  # unreachable
+    _check_probe_requests(cdef.requests(params), path, line_of(root, ("checks", check_id, "params")), f"checks.{check_id}.params")
     return CheckSettings(
         id=check_id,
         enabled=entry.enabled,
@@ -262,7 +264,19 @@ def parse_playbook(text: str, path: str = "<playbook>") -> Playbook:
         customs.append(custom)
     if not checks and not customs:
         raise PlaybookError(path, line_of(data, ("checks",)), "checks", "the playbook has no checks", "list at least one check id")
-    return Playbook(name=raw.name, description=raw.description, source=path, checks=checks, custom_checks=customs)
+    playbook = Playbook(name=raw.name, description=raw.description, source=path, checks=checks, custom_checks=customs)
+    _check_probe_requests(playbook.probe_requests(), path, line_of(data, ("checks",)), "checks")
+    return playbook
+
+
+def _check_probe_requests(requests: Mapping[str, Any], path: str, line: int | None, key: str) -> None:
+    """What `run` will send must be valid at load, so `checks` and `run` accept the same playbooks."""
+    from fleetcheck.probes.bundle import BundleError, build_bundle
+
+    try:
+        build_bundle(requests)
+    except BundleError as exc:
+        raise PlaybookError(path, line, key, f"cannot be sent to the hosts: {exc}", "shorten or fix the values") from None
 
 
 def builtin_playbooks() -> list[str]:
