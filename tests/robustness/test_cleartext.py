@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 
@@ -36,10 +37,8 @@ class _Listener:
             except OSError:
                 continue
             conn.settimeout(1)
-            try:
+            with contextlib.suppress(OSError):
                 self.received += conn.recv(65536)
-            except OSError:
-                pass
             conn.close()
 
     def close(self) -> None:
