@@ -18,6 +18,7 @@ from fleetcheck.reports.base import (
     sorted_hosts,
     summary_line,
 )
+from fleetcheck.reports.sanitize import sanitize_result
 from fleetcheck.results import FAILING, UNCHECKED_STATUSES, CheckStatus, HostResult, HostStatus, RunResult
 
 View = Literal["full", "hosts", "checks", "summary"]
@@ -163,6 +164,7 @@ def _wrap_items(prefix: str, items: list[str], width: int = 100) -> str:
 def render_table(result: RunResult, opts: TableOptions | None = None) -> str:
     """The whole terminal report for the chosen view."""
     opts = opts or TableOptions()
+    result = sanitize_result(result)
     parts: list[str] = []
     if opts.view in ("full", "hosts"):
         parts.append(render_hosts(result, opts))
