@@ -363,7 +363,9 @@ def _finish(
 def write_reports(result: RunResult, specs: Sequence[ReportSpec], context: ReportContext) -> list[str]:
     """Write every requested report; one failing writer does not stop the others."""
     from fleetcheck.reports.base import get_writer
+    from fleetcheck.reports.sanitize import sanitize_result
 
+    result = sanitize_result(result)  # host text is safe for terminals and XML in every format
     problems: list[str] = []
     for spec in specs:
         try:

@@ -217,9 +217,10 @@ def _mail(outcome: NightlyOutcome, settings: MailSettings) -> None:
     if not should_send(outcome.changes, settings.always):
         return
     from fleetcheck.reports.html import render  # jinja2 only when mail is actually sent
+    from fleetcheck.reports.sanitize import sanitize_result
 
     try:
-        html = render(outcome.run, outcome.context)
+        html = render(sanitize_result(outcome.run), outcome.context)
         outcome.mail_sent = send_report(outcome.run, outcome.changes, settings, html, outcome.notes)
     except MailError as exc:
         outcome.errors.append(str(exc))

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from fleetcheck.errors import UserError
-from fleetcheck.reports.sanitize import sanitize_result
 from fleetcheck.results import FAILING, CheckStatus, HostResult, HostStatus, RunResult
 
 
@@ -43,15 +42,15 @@ WRITERS: dict[str, str] = {
 
 
 def get_writer(fmt: str) -> Writer:
-    """The file writer of a format (host text sanitized first); raises KeyError for unknown formats."""
+    """The file writer of a format; raises KeyError for unknown formats."""
     writer: Writer = importlib.import_module(WRITERS[fmt]).write
-    return lambda result, path, context: writer(sanitize_result(result), path, context)
+    return writer
 
 
 def get_renderer(fmt: str) -> Renderer:
-    """The text renderer of a format (host text sanitized first); raises KeyError for unknown formats."""
+    """The text renderer of a format; raises KeyError for unknown formats."""
     renderer: Renderer = importlib.import_module(WRITERS[fmt]).render
-    return lambda result, context: renderer(sanitize_result(result), context)
+    return renderer
 
 
 # --- helpers shared by the built-in formats (plain data in, plain data out) ---

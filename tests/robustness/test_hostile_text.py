@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from fleetcheck.reports.base import WRITERS, ReportContext, get_renderer, get_writer
-from fleetcheck.reports.sanitize import sanitize_text
+from fleetcheck.api import ReportSpec, write_reports
+from fleetcheck.reports.base import WRITERS, ReportContext
+from fleetcheck.reports.sanitize import sanitize_result, sanitize_text
 from fleetcheck.reports.table import TableOptions, render_table
 from fleetcheck.results import CheckResult, CheckStatus, HostResult, HostStatus, RunResult
+from tests.robustness.cli_helpers import cli
 
 OSC = "\x1b]0;owned\x07"
 CSI = "\x1b[31m"
@@ -38,16 +40,26 @@ def test_sanitize_text_keeps_tabs_and_newlines_visible_controls() -> None:
 
 @pytest.mark.parametrize("fmt", sorted(WRITERS))
 def test_every_report_format_is_free_of_control_characters(fmt: str, tmp_path: Path) -> None:
-    text = get_renderer(fmt)(_result(), ReportContext())
-    assert not [c for c in FORBIDDEN if c in text], fmt
     path = tmp_path / f"out.{fmt}"
-    get_writer(fmt)(_result(), path, ReportContext())
+    assert write_reports(_result(), [ReportSpec(fmt, path)], ReportContext()) == []
     data = path.read_text(encoding="utf-8")
     assert not [c for c in FORBIDDEN if c in data], fmt
     if fmt == "junit":
         ET.fromstring(data.encode())
     if fmt == "json":
         assert "srv" in json.loads(data)["hosts"][0]["host"]
+
+
+def test_report_command_sanitizes(tmp_path: Path) -> None:
+    saved = tmp_path / "run.json"
+    saved.write_text(_result().model_dump_json(by_alias=True), encoding="utf-8")
+    for fmt in ["table", *sorted(WRITERS)]:
+        code, out = cli("report", str(saved), "-f", fmt)
+        assert code == 0 and not [c for c in FORBIDDEN if c in out], fmt
+
+
+def test_sanitized_result_keeps_every_host() -> None:
+    assert [h.status for h in sanitize_result(_result()).hosts] == [h.status for h in _result().hosts]
 
 
 def test_terminal_table_is_free_of_control_characters() -> None:
