@@ -143,6 +143,7 @@ def run_cmd(
     waivers: WaiversPath = None,
     mail_to: Annotated[str | None, typer.Option("--mail-to", metavar="ADDR", help="ADDR[,ADDR]: mail the change summary.")] = None,
     smtp: Annotated[str | None, typer.Option("--smtp", metavar="HOST[:PORT]", help="HOST[:PORT] of the mail relay.")] = None,
+    smtp_tls: Annotated[str | None, typer.Option("--smtp-tls", metavar="MODE", help="require, starttls or none (default: require when a password is set).")] = None,
     mail_always: Annotated[bool, typer.Option("--mail-always", help="Mail even when nothing changed.")] = False,
 ) -> None:
     """Check every host of an inventory and print the fleet's compliance table.
@@ -172,7 +173,7 @@ def run_cmd(
             history=None if no_history else (history or nightly.default_history_path()),
             since=since or "last",
             waivers=waivers,
-            mail=nightly.mail_settings(mail_to, smtp, always=mail_always),
+            mail=nightly.mail_settings(mail_to, smtp, always=mail_always, smtp_tls=smtp_tls),
             prompt=getpass.getpass if ask_pass else None,
             console=None if quiet else Console(highlight=False, soft_wrap=True),
         )
