@@ -120,6 +120,8 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
+#: Seconds the watchdog waits past a request's socket timeout before cutting it.
+WATCHDOG_SLACK = 0.3
 
 
 class Budget:
@@ -144,6 +146,8 @@ class Budget:
         self._abortable = True
         self.aborted = False  # cancel() cut a request short: the connection is unusable
         self.expired = False  # the watchdog cut a request short at the deadline
+        self.accepted = False  # the host answered an authenticated request (any status but 401)
+        self.rejected_mid_session = False  # ...and later answered 401 (credentials revoked, session lost)
         self.closing = False
         self._alarm: int | None = None
 
@@ -193,7 +197,10 @@ class Budget:
             self.end_request()
             raise
         # An abortable request ends with its phase; a Create (see above) at the hard deadline.
+        # WATCHDOG_SLACK lets a silent host meet its socket timeout first ("no answer"); the
+        # watchdog then only ends hosts that keep sending too slowly.
         end = self._clock() + left if abortable else max(self.deadline, self._clock() + left)
+        end += WATCHDOG_SLACK
         self._alarm = _WATCHDOG.arm(end, self._expire)
         return left
 
@@ -206,7 +213,14 @@ class Budget:
 
     def overrun(self) -> TooSlow:
         """The error to report when the watchdog ended a request: the host kept sending too slowly."""
-        return TooSlow(f"the host was still answering when the deadline of {self.timeout:g} s ran out")
+        return TooSlow(f"the host was still answering when the deadline of {round(self.timeout, 1):g} s ran out")
+
+    def note_status(self, status: int) -> None:
+        """Remember HTTP statuses: a 401 after an accepted request means the session was rejected."""
+        if status == 401 and self.accepted:
+            self.rejected_mid_session = True
+        elif status != 401:
+            self.accepted = True
 
     def check_progress(self) -> None:
         """Raise `TooSlow` when a response is still being read after the phase's end."""

@@ -86,6 +86,7 @@ class CappedAdapter(BaseAdapter):
         request.headers["Accept-Encoding"] = "identity"
         response = self.inner.send(request, stream=True, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
         response.connection = self  # type: ignore[assignment]  # requests types it as HTTPAdapter
+        self.budget.note_status(response.status_code)
         refusal = _refusal(response, self.limit)
         if refusal is not None:
             response.close()

@@ -25,7 +25,7 @@ from fleetcheck.transports.base import (
 )
 from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
 from fleetcheck.transports.clixml import decode_clixml_errors
-from fleetcheck.transports.errors import OutputTooLarge, RunCancelled, cleartext_auth
+from fleetcheck.transports.errors import OutputTooLarge, RunCancelled, auth_rejected, cleartext_auth
 from fleetcheck.transports.httpcap import cap_responses
 from fleetcheck.transports.target import Target, WinrmSettings, endpoint_address, settings_as
 
@@ -129,7 +129,7 @@ def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> Scr
         )
     except BaseException as exc:
         original = exc
-        first = RunCancelled("run interrupted") if budget.cancelled else budget.overrun() if budget.expired else exc
+        first = _first_failure(exc, budget, target)
     # Same connection only if it is known good: no error, or a cancel seen between requests.
     clean = not budget.aborted and (original is None or isinstance(original, RunCancelled))
     finished = command_id if first is None else None  # a cancelled command dies with its shell
@@ -137,6 +137,17 @@ def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> Scr
     if first is not None:
         raise first
     return result
+
+
+def _first_failure(exc: BaseException, budget: Budget, target: Target) -> BaseException:
+    """What ended the attempt, as the admin should read it."""
+    if budget.cancelled:
+        return RunCancelled("run interrupted")
+    if budget.expired:
+        return budget.overrun()
+    if budget.rejected_mid_session:  # the client re-authenticated and failed differently (often HTTP 400)
+        return auth_rejected(target.auth, "credentials rejected in the middle of the session (HTTP 401)")
+    return exc
 
 
 def _close_quietly(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.robustness.cli_helpers import cli
+from robustness.cli_helpers import cli
 
 INVENTORY = "hosts:\n  h1: {address: 127.0.0.1, port: 9, scheme: http, username: u, password_env: FC_ROB_PW}\n"
 ENV = {"FC_ROB_PW": "Sentinel-Pw1"}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fleetcheck.inventory.address import address_problem
-from tests.robustness.cli_helpers import cli
+from robustness.cli_helpers import cli
 
 BAD_ADDRESSES = ["127.0.0.77/x", "#", "?", "host#frag", "host?q=1", "127.0.0.1:5985", "xn--zz.example", "a..b",
                  "-lead.example", "300.1.1.1", "a b", "a" * 64 + ".example"]

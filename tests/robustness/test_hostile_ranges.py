@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fleetcheck.inventory.hostrange import count_range
-from tests.robustness.cli_helpers import cli
+from robustness.cli_helpers import cli
 
 
 def test_count_range_is_arithmetic() -> None:

@@ -14,7 +14,7 @@ from fleetcheck.transports import psrp_native
 from fleetcheck.transports.psrp import PsrpTransport
 from fleetcheck.transports.target import PsrpSettings, Target, WinrmSettings
 from fleetcheck.transports.winrm import WinrmTransport
-from tests.robustness.hostile_http import MODES, hostile_server
+from robustness.hostile_http import MODES, hostile_server
 
 DEADLINE = 2.5
 MEMORY_CEILING_MB = 200

@@ -14,7 +14,7 @@ from fleetcheck.reports.base import WRITERS, ReportContext
 from fleetcheck.reports.sanitize import sanitize_result, sanitize_text
 from fleetcheck.reports.table import TableOptions, render_table
 from fleetcheck.results import CheckResult, CheckStatus, HostResult, HostStatus, RunResult
-from tests.robustness.cli_helpers import cli
+from robustness.cli_helpers import cli
 
 OSC = "\x1b]0;owned\x07"
 CSI = "\x1b[31m"
