@@ -159,7 +159,9 @@ class Budget:
         """
         with self._lock:
             self._cancelled.set()
-            if not self._in_flight or not self._abortable:
+            # A close request (Signal, Delete) is never cut: it is what frees the host's shell
+            # quota, and the watchdog still bounds it by the deadline.
+            if not self._in_flight or not self._abortable or self.closing:
                 return
         self._abort()
 

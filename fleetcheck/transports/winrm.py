@@ -132,8 +132,7 @@ def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> Scr
         first = _first_failure(exc, budget, target)
     # Same connection only if it is known good: no error, or a cancel seen between requests.
     clean = not budget.aborted and (original is None or isinstance(original, RunCancelled))
-    finished = command_id if first is None else None  # a cancelled command dies with its shell
-    _close_quietly(proto, settings, target, budget, shell_id, finished, clean=clean)
+    _close_quietly(proto, settings, target, budget, shell_id, command_id, clean=clean)
     if first is not None:
         raise first
     return result
@@ -160,19 +159,28 @@ def _close_quietly(
     *,
     clean: bool,
 ) -> None:
-    """Terminate the command and delete the shell; errors here never replace the real one."""
+    """Signal the command to terminate, then delete the shell; errors here never replace the real one.
+
+    Each step is tried on its own: a Signal that fails (a reset connection) must not cost the
+    Delete, which is what frees the host's shell quota.
+    """
     budget.start_closing()
+    closer = proto
     try:
         if shell_id is None:
             return
-        closer = proto
         if not clean:
             closer = _BoundedProtocol(password=target.settings.secret(), budget=budget, **settings)
-        if command_id is not None and clean:
-            closer.cleanup_command(shell_id, command_id)
+        if command_id is not None:
+            try:
+                closer.cleanup_command(shell_id, command_id)
+            except Exception as exc:
+                log.debug("signalling the command on %s failed: %s", target.address, type(exc).__name__)
+                closer = _BoundedProtocol(password=target.settings.secret(), budget=budget, **settings)
         closer.close_shell(shell_id)
     except BaseException as exc:  # closing is best effort by design
         log.debug("closing the shell on %s failed: %s", target.address, type(exc).__name__)
     finally:
-        with contextlib.suppress(Exception):
-            proto.transport.close_session()
+        for used in {id(proto): proto, id(closer): closer}.values():
+            with contextlib.suppress(Exception):
+                used.transport.close_session()

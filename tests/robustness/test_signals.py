@@ -68,3 +68,37 @@ async def _run_and_signal(tmp_path: Path, transport: str, client: str, sig: sign
 @pytest.mark.parametrize(("transport", "client", "sig"), CASES, ids=[f"{t}-{c}-{s.name}" for t, c, s in CASES])
 def test_signal_mid_run(tmp_path: Path, transport: str, client: str, sig: signal.Signals) -> None:
     asyncio.run(_run_and_signal(tmp_path, transport, client, sig))
+
+
+WINDOW_FAULTS = "*:latency=0.3@Create,*:latency=0.2@Receive"
+
+
+async def _interrupt_in_window(tmp_path: Path, transport: str, client: str, sig: signal.Signals, delay: float) -> int:
+    async with LabFleet(hosts=HOSTS, faults=WINDOW_FAULTS, seed=9, addressing="ports") as fleet:
+        inv = fleet.write_inventory(tmp_path / f"lab-{delay}.yml", transport=transport)  # type: ignore[arg-type]
+        env = {**os.environ, PASSWORD_ENV: fleet.password, "PYTHONPATH": os.getcwd()}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "fleetcheck", "run", str(inv), "--timeout", "60", "--quiet", "--no-history",
+            "--journal", str(tmp_path / "journal.jsonl"), "--psrp-client", client,
+            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while fleet.counters.open_shells < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(delay)  # Creates, Commands, Receives and first closes in flight
+        proc.send_signal(sig)
+        assert await asyncio.wait_for(proc.wait(), 30) in (4, 130)
+        end = time.monotonic() + 5
+        while fleet.counters.open_shells and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        return int(fleet.counters.open_shells)
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(("transport", "client"), [("winrm", "pypsrp"), ("psrp", "pypsrp"), ("psrp", "native")])
+def test_graceful_interrupt_closes_every_shell_whenever_it_comes(tmp_path: Path, transport: str, client: str) -> None:
+    left = [
+        asyncio.run(_interrupt_in_window(tmp_path, transport, client, sig, delay))
+        for sig, delay in ((signal.SIGTERM, 0.12), (signal.SIGINT, 0.26), (signal.SIGTERM, 0.29))
+    ]
+    assert left == [0, 0, 0]
