@@ -19,10 +19,10 @@ from typing import Any
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from robustness.cli_helpers import cli
 
 from fleetcheck.errors import UserError
 from fleetcheck.waivers import load_waivers
+from robustness.cli_helpers import cli
 
 NATIVE_INVENTORY = """\
 vars: {username: ops, password_env: FC_FUZZ_PW, scheme: http, timeout: 1}
