@@ -80,12 +80,13 @@ class _Watchdog:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._heap: list[tuple[float, int, Callable[[int], None]]] = []
         self._live: set[int] = set()
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
 
-    def arm(self, when: float, callback: Callable[[], None]) -> int:
+    def arm(self, when: float, callback: Callable[[int], None]) -> int:
+        """Call `callback(token)` at monotonic time `when` unless `disarm(token)` comes first."""
         with self._cond:
             token = next(self._ids)
             heapq.heappush(self._heap, (when, token, callback))
@@ -116,12 +117,14 @@ class _Watchdog:
                 heapq.heappop(self._heap)
                 self._live.discard(token)
             with contextlib.suppress(Exception):
-                callback()
+                callback(token)
 
 
 _WATCHDOG = _Watchdog()
 #: Seconds the watchdog waits past a request's socket timeout before cutting it.
 WATCHDOG_SLACK = 0.3
+#: Seconds past the hard deadline a shell Create may still answer before it is cut.
+CREATE_GRACE_S = 0.6
 
 
 class Budget:
@@ -165,10 +168,10 @@ class Budget:
                 return
         self._abort()
 
-    def _expire(self) -> None:
+    def _expire(self, alarm: int) -> None:
         """The watchdog's callback: the request outlived its phase, cut it (even a Create)."""
         with self._lock:
-            if not self._in_flight:
+            if not self._in_flight or self._alarm != alarm:  # that request ended; another one runs
                 return
             self.expired = True
         self._abort()
@@ -201,9 +204,15 @@ class Budget:
         # An abortable request ends with its phase; a Create (see above) at the hard deadline.
         # WATCHDOG_SLACK lets a silent host meet its socket timeout first ("no answer"); the
         # watchdog then only ends hosts that keep sending too slowly.
-        end = self._clock() + left if abortable else max(self.deadline, self._clock() + left)
-        end += WATCHDOG_SLACK
-        self._alarm = _WATCHDOG.arm(end, self._expire)
+        # Close requests (Signal, Delete) are bounded by their socket timeouts only: freeing
+        # the host's shell quota is worth more than ending the host on the dot.
+        if self.closing:
+            return left
+        # A Create is cut only well past the hard deadline: cutting it may leave a shell whose
+        # id we never learn, so it gets every chance to answer first.
+        end = self._clock() + left + WATCHDOG_SLACK if abortable else self.deadline + CREATE_GRACE_S
+        with self._lock:
+            self._alarm = _WATCHDOG.arm(end, self._expire)
         return left
 
     def end_request(self) -> None:
@@ -215,7 +224,7 @@ class Budget:
 
     def overrun(self) -> TooSlow:
         """The error to report when the watchdog ended a request: the host kept sending too slowly."""
-        return TooSlow(f"the host was still answering when the deadline of {round(self.timeout, 1):g} s ran out")
+        return TooSlow(f"the exchange with the host did not complete within {round(self.timeout, 1):g} s")
 
     def note_status(self, status: int) -> None:
         """Remember HTTP statuses: a 401 after an accepted request means the session was rejected."""
@@ -225,7 +234,13 @@ class Budget:
             self.accepted = True
 
     def check_progress(self) -> None:
-        """Raise `TooSlow` when a response is still being read after the phase's end."""
+        """Raise `TooSlow` when a response is still being read after the phase's end.
+
+        Never for a Create (its shell id must be learnt) nor while closing (the Delete, or the
+        authentication before it, must be read to the end); the watchdog bounds those.
+        """
+        if self.closing or not self._abortable:
+            return
         if self.remaining() <= 0:
             self.expired = True
             raise self.overrun()

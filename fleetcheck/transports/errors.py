@@ -199,7 +199,7 @@ Rule = Callable[[list[BaseException], FailureContext], "HostError | None"]
 def _ours(chain: list[BaseException], ctx: FailureContext) -> HostError | None:
     for exc in chain:
         if isinstance(exc, TooSlow):
-            return host_error(HostStatus.TIMEOUT, f"{exc} - the answer came too slowly", "too_slow")
+            return host_error(HostStatus.TIMEOUT, f"{exc} (answers kept arriving, too slowly)", "too_slow")
         if isinstance(exc, ResponseRefused):
             return host_error(HostStatus.PROTOCOL_ERROR, f"response refused: {exc}", "response_refused")
         if isinstance(exc, DeadlineExceeded):
