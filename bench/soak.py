@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -71,17 +72,13 @@ async def _measure(argv: list[str], env: dict[str, str], stop_after: float | Non
     peak = 0
     ps = psutil.Process(proc.pid)
     while proc.returncode is None:
-        try:
+        with contextlib.suppress(psutil.Error):
             peak = max(peak, ps.memory_info().rss)
-        except psutil.Error:
-            pass
         if stop_after is not None and time.monotonic() - started > stop_after:
             proc.send_signal(signal.SIGTERM)
             stop_after = None
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), 0.1)
-        except TimeoutError:
-            pass
     return time.monotonic() - started, peak / 1024 / 1024
 
 
@@ -152,7 +149,7 @@ def main() -> int:
     parser.add_argument("--forks", type=int, default=100)
     parser.add_argument("--clients", default="psrp/pypsrp,winrm,psrp/native,ssh", help="comma-separated, in turn")
     args = parser.parse_args()
-    chosen = [(c.split("/")[0], (c.split("/") + ["pypsrp"])[1]) for c in args.clients.split(",")]
+    chosen = [(c.split("/")[0], [*c.split("/"), "pypsrp"][1]) for c in args.clients.split(",")]
     figures = asyncio.run(soak(args.hosts, args.rounds, args.timeout, args.forks, chosen))
     full = [f for f in figures if not f.interrupted]
     ok = all(f.healthy_right == f.healthy and f.faulty_right == f.faulty for f in full)
