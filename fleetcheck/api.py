@@ -145,12 +145,30 @@ class RunOutcome:
 # --------------------------------------------------------------------------- inputs
 
 
-def load_inventory(name: str | Path) -> Inventory:
-    """An inventory by path, or by name in ./ then inventories/ (warnings on `.warnings`)."""
+def load_inventory(
+    name: str | Path | Sequence[str | Path],
+    *,
+    vault_password_files: Sequence[str | Path] = (),
+    vault_prompt: Callable[[str], str] | None = None,
+) -> Inventory:
+    """An inventory by path, or by name in ./ then inventories/ (warnings on `.warnings`).
+
+    Several names are several Ansible sources read as one inventory, as `ansible -i a -i b`.
+    Vault passwords come from the files given (`id@FILE` allowed), else
+    ANSIBLE_VAULT_PASSWORD_FILE, plus one prompt when `vault_prompt` is given.
+    """
     from fleetcheck.inventory import find_inventory
     from fleetcheck.inventory import load_inventory as load
+    from fleetcheck.inventory.vault import VaultError, vault_secrets
 
-    return load(find_inventory(str(name)))
+    names = [name] if isinstance(name, str | Path) else list(name)
+    if not names:
+        raise UserError("no inventory given: name one, as in `fleetcheck run INVENTORY` or `-i INVENTORY`")
+    try:
+        secrets = vault_secrets([str(f) for f in vault_password_files], ask=vault_prompt is not None, prompt=vault_prompt)
+    except VaultError as exc:
+        raise UserError(str(exc)) from None
+    return load([find_inventory(str(n)) for n in names], secrets=secrets, vault_files=[str(f) for f in vault_password_files])
 
 
 def load_playbooks(names: Sequence[str | Path | Playbook]) -> list[Playbook]:

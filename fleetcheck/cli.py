@@ -21,9 +21,14 @@ import typer
 
 from fleetcheck import __version__
 from fleetcheck.cli_lookup import (
+    AskVault,
     HistoryPath,
+    InventoryArg,
+    InventoryOpts,
+    ListHosts,
     Playbooks,
     Reports,
+    VaultFiles,
     ViewOpt,
     WaiversPath,
     Wide,
@@ -43,6 +48,7 @@ from fleetcheck.results import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from fleetcheck import api
+    from fleetcheck.inventory import Inventory
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -106,7 +112,8 @@ app.command("report")(report_cmd)
 
 @app.command("run", epilog=EXIT_CODES_HELP)
 def run_cmd(
-    inventory: Annotated[str, typer.Argument(metavar="INVENTORY", help="Inventory file: ./NAME, then inventories/NAME.")],
+    inventory: InventoryArg = None,
+    sources: InventoryOpts = None,
     playbook: Annotated[
         list[str] | None,
         typer.Option("--playbook", "-p", metavar="NAME|PATH", help="Playbook name or path (repeatable; default: the inventory's, "
@@ -133,9 +140,9 @@ def run_cmd(
                           help="SSH host key policy (a host's ssh_known_hosts setting wins).")
     ] = "default",
     psrp_client: Annotated[
-        str | None, typer.Option("--psrp-client", metavar="pypsrp|native",
-                                 help="PSRP client for psrp hosts, overriding their psrp_client setting: pypsrp "
-                                      "(threads, the default) or native (asyncio, less CPU per host).")
+        str | None, typer.Option("--psrp-client", metavar="native|pypsrp",
+                                 help="PSRP client for psrp hosts, overriding their psrp_client setting: native "
+                                      "(asyncio, the default) or pypsrp (threads).")
     ] = None,
     history: HistoryPath = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Do not record this run.")] = False,
@@ -145,6 +152,10 @@ def run_cmd(
     smtp: Annotated[str | None, typer.Option("--smtp", metavar="HOST[:PORT]", help="HOST[:PORT] of the mail relay.")] = None,
     smtp_tls: Annotated[str | None, typer.Option("--smtp-tls", metavar="MODE", help="require, starttls or none (default: require when a password is set).")] = None,
     mail_always: Annotated[bool, typer.Option("--mail-always", help="Mail even when nothing changed.")] = False,
+    vault_files: VaultFiles = None,
+    ask_vault: AskVault = False,
+    list_hosts: ListHosts = False,
+    show_skipped: Annotated[bool, typer.Option("--show-skipped", help="List the hosts skipped (not Windows remoting) and why.")] = False,
 ) -> None:
     """Check every host of an inventory and print the fleet's compliance table.
 
@@ -160,7 +171,14 @@ def run_cmd(
     from fleetcheck.progress import Mode, Progress
 
     with user_errors():
-        inv = load_inventory(inventory)
+        inv = load_inventory(inventory, sources, vault_files, ask_vault, summary=not show_skipped)
+        if show_skipped or list_hosts:
+            _list_selection(inv, limit, show_skipped=show_skipped, list_hosts=list_hosts)
+        if list_hosts:
+            raise typer.Exit(EXIT_OK)
+        if not inv.hosts:
+            raise UserError(f"no host to check: all {len(inv.skipped)} hosts of the inventory are skipped "
+                            "(not Windows remoting); `fleetcheck inventory` shows why")
         options = api.RunOptions(
             limit=limit,
             forks=forks,
@@ -184,6 +202,20 @@ def run_cmd(
         with Progress(mode) as options.progress:
             outcome = api.run(inv, playbook or [], options)
     _print_outcome(outcome, view="summary" if quiet else view, wide=wide, quiet=quiet)
+
+
+def _list_selection(inv: Inventory, limit: str | None, *, show_skipped: bool, list_hosts: bool) -> None:
+    """`--show-skipped`: each skipped host and why (stderr); `--list-hosts`: the selection, as Ansible prints it."""
+    from fleetcheck.inventory import apply_limit
+    from fleetcheck.inventory.show import render_skipped
+
+    if show_skipped and inv.skipped:
+        err(render_skipped(inv.skipped).rstrip())
+    if list_hosts:
+        hosts = apply_limit(inv.hosts, inv.groups, limit) if inv.hosts or limit else []
+        typer.echo(f"  hosts ({len(hosts)}):")
+        for host in hosts:
+            typer.echo(f"    {host.name}")
 
 
 def _print_outcome(outcome: api.RunOutcome, *, view: str, wide: bool, quiet: bool) -> NoReturn:

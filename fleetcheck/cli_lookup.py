@@ -29,6 +29,19 @@ ViewOpt = Annotated[str, typer.Option("--view", metavar="VIEW", help="Terminal o
 Wide = Annotated[bool, typer.Option("--wide", help="Show every host and full messages.")]
 HistoryPath = Annotated[Path | None, typer.Option("--history", metavar="PATH", help="SQLite history file.")]
 WaiversPath = Annotated[Path | None, typer.Option("--waivers", metavar="FILE", help="Waivers YAML file.")]
+InventoryArg = Annotated[
+    str | None, typer.Argument(metavar="INVENTORY", help="Inventory: a file (native, Ansible YAML or INI), a "
+                               "directory, or a dynamic source; ./NAME, then inventories/NAME.")
+]
+InventoryOpts = Annotated[
+    list[str] | None, typer.Option("--inventory", "-i", metavar="SOURCE", help="Inventory source, as Ansible's -i (repeatable).")
+]
+VaultFiles = Annotated[
+    list[str] | None, typer.Option("--vault-password-file", metavar="[ID@]FILE",
+                                   help="Ansible Vault password file (repeatable; an executable file is run).")
+]
+AskVault = Annotated[bool, typer.Option("--ask-vault-pass", help="Prompt for the Ansible Vault password.")]
+ListHosts = Annotated[bool, typer.Option("--list-hosts", help="Print the names of the hosts selected and stop.")]
 
 
 def err(message: str) -> None:
@@ -49,33 +62,64 @@ def user_errors() -> Iterator[None]:
         fail(str(exc))
 
 
-def load_inventory(name: str) -> Inventory:
-    from fleetcheck import api
+def load_inventory(
+    name: str | None, sources: list[str] | None = None, vault_files: list[str] | None = None,
+    ask_vault: bool = False, *, summary: bool = True,
+) -> Inventory:
+    """The positional INVENTORY and every -i SOURCE as one inventory; warnings (and the skipped
+    hosts' one-line summary) go to stderr."""
+    import getpass
 
-    inv = api.load_inventory(name)
+    from fleetcheck import api
+    from fleetcheck.inventory.show import skipped_summary
+
+    names = [*([name] if name else []), *(sources or [])]
+    inv = api.load_inventory(names, vault_password_files=vault_files or [],
+                             vault_prompt=getpass.getpass if ask_vault else None)
     for warning in inv.warnings:
         err(f"warning: {warning}")
+    line = skipped_summary(inv.skipped) if summary else None
+    if line:
+        err(line)
     return inv
 
 
 def inventory_cmd(
-    inventory: Annotated[str, typer.Argument(metavar="INVENTORY", help="Inventory file (native or Ansible YAML).")],
+    inventory: InventoryArg = None,
+    sources: InventoryOpts = None,
     limit: Annotated[str | None, typer.Option("--limit", "-l", metavar="PATTERN", help="Host pattern, as for `run`.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The resolved inventory as JSON, shaped like `ansible-inventory --list`.")] = False,
+    list_hosts: ListHosts = False,
+    vault_files: VaultFiles = None,
+    ask_vault: AskVault = False,
 ) -> None:
-    """Show the hosts, groups and effective settings an inventory resolves to (passwords redacted).
+    """Show the hosts, groups, effective settings (and where each came from) an inventory resolves
+    to, and the hosts skipped with the reason; passwords redacted.
 
     \b
     Examples:
       fleetcheck inventory inventories/lab.yml
-      fleetcheck inventory prod.yml --limit 'datacenter-a:&web'
+      fleetcheck inventory -i hosts.ini --limit 'datacenter-a:&web'
+      fleetcheck inventory -i inventory/ --vault-password-file ~/.vault-pass --json
     """
+    import json
+
     from fleetcheck.inventory import apply_limit
+    from fleetcheck.inventory.export import inventory_json
     from fleetcheck.inventory.show import render_inventory
 
     with user_errors():
-        inv = load_inventory(inventory)
-        hosts = apply_limit(inv.hosts, inv.groups, limit)
-        typer.echo(render_inventory(inv, hosts), nl=False)
+        inv = load_inventory(inventory, sources, vault_files, ask_vault, summary=False)
+        hosts = apply_limit(inv.hosts, inv.groups, limit) if inv.hosts or limit else []
+        if as_json:
+            inv.hosts = hosts
+            typer.echo(json.dumps(inventory_json(inv), indent=2))
+        elif list_hosts:
+            typer.echo(f"  hosts ({len(hosts)}):")
+            for host in hosts:
+                typer.echo(f"    {host.name}")
+        else:
+            typer.echo(render_inventory(inv, hosts), nl=False)
 
 
 def checks_cmd(

@@ -3,8 +3,8 @@
 Every file a user hands us may be wrong or hostile, so loading is bounded and every mistake
 names the file and line (`YamlFileError`, a `UserError`: the CLI exits 2, never a traceback):
 
-- safe tags only, plus Ansible's `!vault` (kept as an opaque `VaultValue`, never decrypted or
-  shown) and `!unsafe` (a plain string);
+- safe tags only, plus Ansible's `!vault` (a `VaultValue` holding its ciphertext, opened only by
+  `inventory/vault.py` when a vault password is given; never shown) and `!unsafe` (a plain string);
 - mappings load as `MarkedDict` and sequences as `MarkedList`, which remember the line of each
   key and item, so a pydantic error location can be walked back to a line with `line_of`;
 - a size cap on the bytes read (a device like /dev/zero is read only up to the cap);
@@ -48,7 +48,10 @@ class YamlFileError(UserError):
 
 
 class VaultValue:
-    """An Ansible `!vault` value: we cannot decrypt it and never show it."""
+    """An Ansible `!vault` value: ciphertext until a vault password opens it; never shown."""
+
+    def __init__(self, ciphertext: str = "") -> None:
+        self.ciphertext = ciphertext
 
     def __repr__(self) -> str:
         return "<vaulted>"
@@ -94,7 +97,7 @@ class _Loader(yaml.SafeLoader):
             self.depth -= 1
 
 
-_Loader.add_constructor("!vault", lambda loader, node: VaultValue())
+_Loader.add_constructor("!vault", lambda loader, node: VaultValue(str(loader.construct_scalar(node))))  # type: ignore[arg-type]
 _Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))  # type: ignore[arg-type]
 
 

@@ -1,4 +1,4 @@
-"""Inventory plugins: the native format and Ansible YAML, both resolved to `model.Host`."""
+"""Inventories: the native format and Ansible sources (sources/: INI, YAML, directories, dynamic), resolved to `model.Host`."""
 
 from fleetcheck.inventory.errors import InventoryError
 from fleetcheck.inventory.limit import LimitError, apply_limit

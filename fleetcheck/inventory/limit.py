@@ -59,7 +59,11 @@ def apply_limit(hosts: Sequence[Host], groups: Mapping[str, list[str]], pattern:
     for other in intersections:
         selected &= other
     selected -= exclusions
-    if not selected:
+    checkable = selected & {h.name for h in hosts}
+    if selected and not checkable:  # group members that an Ansible inventory lists but fleetcheck skips
+        shown = ", ".join(sorted(selected)[:5]) + (f" and {len(selected) - 5} more" if len(selected) > 5 else "")
+        raise LimitError(f"--limit '{pattern}' matches only hosts that are skipped (not Windows remoting): {shown}")
+    if not checkable:
         known = ", ".join(sorted(groups)[:10]) or "none"
         raise LimitError(f"--limit '{pattern}' matches no host (groups: {known})")
-    return [h for h in hosts if h.name in selected]
+    return [h for h in hosts if h.name in checkable]

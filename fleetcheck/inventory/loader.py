@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
-from fleetcheck.inventory.ansible import looks_like_ansible, parse_ansible
+from fleetcheck.inventory.ansible import looks_like_ansible
 from fleetcheck.inventory.errors import InventoryError
-from fleetcheck.inventory.hostrange import MAX_HOSTS
 from fleetcheck.inventory.model import Host
-from fleetcheck.inventory.native import parse_native
+from fleetcheck.inventory.native import TOP_KEYS, parse_native
 from fleetcheck.inventory.settings import PASSWORD_AUTHS, resolve_host
+from fleetcheck.inventory.sources import looks_like_ini, read_sources
+from fleetcheck.inventory.sources.resolve import resolve
+from fleetcheck.inventory.sources.vars_files import VarsFiles
+from fleetcheck.inventory.vault import VaultSecrets
 from fleetcheck.yamlfile import YamlFileError, load_yaml
 
 SEARCH_DIRS = (Path("."), Path("inventories"))
+MAX_HOSTS = 100_000
 
 
 @dataclass
@@ -31,6 +37,12 @@ class Inventory:
     playbooks: list[str] = field(default_factory=list)
     waivers: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    #: Ansible sources only: hosts left out with the reason, where each setting came from, group children.
+    skipped: dict[str, str] = field(default_factory=dict)
+    provenance: Mapping[str, dict[str, str]] = field(default_factory=dict)
+    children: dict[str, list[str]] = field(default_factory=dict)
+    direct: dict[str, list[str]] = field(default_factory=dict)
+    connection_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def host(self, name: str) -> Host:
         return next(h for h in self.hosts if h.name == name)
@@ -48,54 +60,88 @@ def find_inventory(name: str | Path, cwd: Path | None = None) -> Path:
         if not target.suffix:
             candidates += [target.with_suffix(".yml"), target.with_suffix(".yaml")]
     for candidate in candidates:
-        if candidate.is_file():
+        if candidate.is_file() or candidate.is_dir():
             return candidate
     tried = ", ".join(str(c) for c in dict.fromkeys(candidates))
     raise InventoryError(given, None, None, "inventory file not found", f"looked for {tried}")
 
 
-def load_inventory(path: Path) -> Inventory:
-    """Parse either format; raises `InventoryError` (with line numbers) for anything wrong."""
+def load_inventory(
+    path: Path | Sequence[Path], *, secrets: VaultSecrets | None = None, vault_files: Sequence[str] = ()
+) -> Inventory:
+    """Parse any supported source; raises `InventoryError` (with file and line) for anything wrong.
+
+    One YAML file in fleetcheck's native format is read by the native reader; everything else
+    (Ansible YAML, INI, directories, several sources, dynamic sources) by the Ansible readers.
+    """
+    paths = [path] if isinstance(path, Path) else list(path)
+    first = paths[0]
+    data: Any = None
+    if len(paths) == 1 and first.is_file() and first.suffix in (".yml", ".yaml"):
+        try:
+            data = load_yaml(first)
+        except YamlFileError as exc:
+            if not looks_like_ini(first):  # Ansible tries its INI reader on a .yml that is not YAML
+                raise InventoryError(first, exc.line, exc.key, exc.problem, exc.hint) from None
+            return load_ansible_sources(paths, secrets or VaultSecrets(), list(vault_files))
+        if data is None:
+            raise InventoryError(first, None, None, "the inventory is empty", "see docs/inventory-format.md")
+        if isinstance(data, dict) and _is_native(data):
+            return _load_native(first, data)
+    return load_ansible_sources(paths, secrets or VaultSecrets(), list(vault_files), data)
+
+
+def _is_native(data: dict[Any, Any]) -> bool:
+    """fleetcheck's own format: its top-level keys, or one of the keys only it has."""
+    if looks_like_ansible(data) or "plugin" in data:
+        return False
+    if set(data) <= set(TOP_KEYS) or set(data) & {"playbooks", "groups", "waivers"}:
+        return True
+    return any(difflib.get_close_matches(str(key), TOP_KEYS, n=1, cutoff=0.8) for key in data)
+
+
+def load_ansible_sources(
+    paths: list[Path], secrets: VaultSecrets, vault_files: list[str], preloaded: Any = None
+) -> Inventory:
+    """Ansible's reading: every source, group_vars/host_vars, precedence, vault, templates, skips."""
     try:
-        data = load_yaml(path)
-    except YamlFileError as exc:
-        if _looks_like_ini(path):
-            raise InventoryError(path, None, None, "this looks like an INI inventory; fleetcheck reads YAML",
-                                 "convert it: ansible-inventory -i FILE --list --yaml > hosts.yml") from None
-        raise InventoryError(path, exc.line, exc.key, exc.problem, exc.hint) from None
-    if data is None:
-        raise InventoryError(path, None, None, "the inventory is empty", "see docs/inventory-format.md")
-    if not isinstance(data, dict):
-        if _looks_like_ini(path):
-            raise InventoryError(path, None, None, "this looks like an INI inventory; fleetcheck reads YAML",
-                                 "convert it: ansible-inventory -i FILE --list --yaml > hosts.yml")
-        raise InventoryError(path, getattr(data, "line", 1), None, "expected a mapping at the top level")
-    parsed = parse_ansible(data, path) if looks_like_ansible(data) else parse_native(data, path)
+        found = read_sources(paths, secrets, vault_files, preloaded)
+    except RecursionError:
+        raise InventoryError(paths[0], None, None, "the inventory nests too deeply to read") from None
+    if not found.inv.hosts:
+        raise InventoryError(paths[0], None, None, "the inventory defines no host", "add hosts to a group")
+    files = VarsFiles(found.bases, secrets)
+    resolved = resolve(found.inv, files, secrets)
+    kinds = sorted(set(found.kinds))
+    fmt = "ansible" if kinds in ([], ["yaml"]) else "ansible (" + ", ".join(kinds) + ")"
+    warnings = [*(f"{kind}: {detail}" for kind, detail in found.inv.warnings), *resolved.warnings]
+    return Inventory(
+        paths[0], fmt, resolved.hosts, resolved.groups, [], None, warnings,
+        skipped=resolved.skipped, provenance=resolved.provenance, children=resolved.children,
+        direct=resolved.direct, connection_vars=resolved.connection_vars,
+    )
+
+
+def _load_native(path: Path, data: Any) -> Inventory:
+    parsed = parse_native(data, path)
     if not parsed.drafts:
         raise InventoryError(path, None, None, "the inventory defines no host", "add entries under 'hosts'")
     if len(parsed.drafts) > MAX_HOSTS:
         raise InventoryError(path, None, None, f"more than {MAX_HOSTS} hosts")
     hosts: list[Host] = []
     warnings = list(parsed.warnings)
+    inline: list[str] = []
     for draft in parsed.drafts.values():
         host = resolve_host(draft.name, draft.groups, draft.levels, path=path, line=draft.line)
         if host.password is not None:
-            warnings.append(
-                f"{path}, line {draft.line}: host {host.name} has a password written in the inventory; "
-                "prefer password_env or --ask-pass"
-            )
+            inline.append(host.name)
         hosts.append(host)
+    if inline:  # one line per file, however many hosts
+        shown = ", ".join(inline[:3]) + (f" and {len(inline) - 3} more" if len(inline) > 3 else "")
+        warnings.append(f"{path}: password written in the inventory for {len(inline)} "
+                        f"host{'s' if len(inline) != 1 else ''} ({shown}); prefer password_env or --ask-pass")
     waivers = (path.parent / parsed.waivers) if parsed.waivers else None
     return Inventory(path, parsed.fmt, hosts, parsed.groups, parsed.playbooks, waivers, _dedupe(warnings))
-
-
-def _looks_like_ini(path: Path) -> bool:
-    try:
-        head = path.read_text(encoding="utf-8", errors="replace")[:4096]
-    except OSError:
-        return False
-    lines = [ln.strip() for ln in head.splitlines() if ln.strip() and not ln.lstrip().startswith(("#", ";"))]
-    return bool(lines) and lines[0].startswith("[") and lines[0].endswith("]")
 
 
 def _dedupe(items: list[str]) -> list[str]:

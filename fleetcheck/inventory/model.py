@@ -25,7 +25,7 @@ class Host(BaseModel):
     scheme: Literal["http", "https"] = "https"
     port: int | None = None  # None: the transport's default for the scheme
     auth: AuthName = "negotiate"
-    psrp_client: PsrpClientName = "pypsrp"  # psrp only: pypsrp (threads) or native (asyncio)
+    psrp_client: PsrpClientName = "native"  # psrp only: native (asyncio, the default) or pypsrp (threads)
     username: str | None = None
     password: SecretStr | None = None  # never logged: SecretStr prints as '**********'
     password_env: str | None = None

@@ -6,6 +6,7 @@ the line that holds it; `resolve_host` then folds the levels, lowest precedence 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +63,8 @@ class HostSettings(Settings):
 def _describe(err: Any, allowed: Sequence[str]) -> tuple[str, str]:
     kind = err.get("type", "")
     if kind == "extra_forbidden":
-        return "unknown key", "allowed keys: " + ", ".join(allowed)
+        close = difflib.get_close_matches(str(err["loc"][-1]) if err.get("loc") else "", list(allowed), n=1)
+        return "unknown key", (f"did you mean '{close[0]}'?" if close else "allowed keys: " + ", ".join(allowed))
     if kind == "literal_error":
         return f"got {err.get('input')!r}; expected {err['msg'].removeprefix('Input should be ')}", ""
     return f"{err['msg']} (got {err.get('input')!r})", ""
@@ -120,7 +122,7 @@ def resolve_host(
     for key in [k for k in merged if ":" in k]:  # transport-scoped keys (Ansible's ansible_winrm_*/psrp_*)
         value = merged.pop(key)
         scope, _, real = key.partition(":")
-        if scope == transport:
+        if transport in scope.split("|"):
             merged[real] = value
     merged.setdefault("address", name)
     problem = address_problem(str(merged["address"]))

@@ -14,8 +14,9 @@ import socket
 
 from fleetcheck.lab.fleetmodel import STANDARD_PORTS, Addressing, FleetConfigError
 
-#: Addresses tried for one host before giving up (others may be held by a parallel fleet).
-HUNT_LIMIT = 4096
+#: Addresses tried for one host before giving up (others may be held by a parallel fleet,
+#: e.g. the first 5,000 of a 10,000-host bench lab served by two processes).
+HUNT_LIMIT = 32768
 
 
 def loopback_address(index: int) -> str:

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import spnego
 from spnego.channel_bindings import GssChannelBindings
+from spnego.exceptions import BadBindingsError
 
 from fleetcheck.lab.machine import LabUser, MachineState
 
@@ -36,11 +37,16 @@ NEGOTIATE_OFFER = ("WWW-Authenticate", "Negotiate")
 BASIC_OFFER = ("WWW-Authenticate", 'Basic realm="WSMAN"')
 
 
+#: The LM hash Windows stores when it keeps none (NoLMHash, the default since Vista):
+#: NTLMv2 never uses it, and no client here may fall back to LM.
+NO_LM_HASH = "AAD3B435B51404EEAAD3B435B51404EE"
+
+
 @functools.lru_cache(maxsize=256)
 def _hashes(password: str) -> tuple[str, str]:
-    from spnego._ntlm_raw.crypto import lmowfv1, ntowfv1
+    from Cryptodome.Hash import MD4
 
-    return lmowfv1(password).hex().upper(), ntowfv1(password).hex().upper()
+    return NO_LM_HASH, MD4.new(password.encode("utf-16-le")).hexdigest().upper()
 
 
 def _usable(user: LabUser) -> bool:
@@ -128,9 +134,17 @@ class AuthStep:
 class ConnectionAuth:
     """Auth state of one TCP connection (NTLM contexts belong to the connection, not the host)."""
 
-    def __init__(self, machine: MachineState, bindings: GssChannelBindings | None, basic_allowed: bool) -> None:
+    def __init__(
+        self,
+        machine: MachineState,
+        bindings: GssChannelBindings | None,
+        basic_allowed: bool,
+        *,
+        cbt_hardening: str = "Relaxed",
+    ) -> None:
         self.machine = machine
-        self.bindings = bindings
+        self.bindings = None if cbt_hardening == "None" else bindings
+        self.cbt_strict = cbt_hardening == "Strict"
         self.basic_allowed = basic_allowed
         self.context: Any = None
         self.principal: str | None = None
@@ -185,15 +199,24 @@ class ConnectionAuth:
         if self.context is None or self.principal is not None or token.startswith(b"NTLMSSP\x00\x01"):
             self.principal = None
             try:
-                self.context = _with_user_file(
-                    path, lambda: spnego.server(protocol="negotiate", channel_bindings=self.bindings)
-                )
+                # bindings are checked per step (below), so Relaxed can accept a client that sends none
+                self.context = _with_user_file(path, lambda: spnego.server(protocol="negotiate"))
             except Exception:
                 self.reset()
                 return AuthStep("reject")
         ctx = self.context
         try:
-            out = _with_user_file(path, lambda: ctx.step(token))
+            out = _with_user_file(path, lambda: ctx.step(token, channel_bindings=self.bindings))
+        except BadBindingsError as exc:
+            # Relaxed (Windows' default): a client without channel binding is accepted, a wrong one is not
+            if self.cbt_strict or "not present" not in str(exc):
+                self.reset()
+                return AuthStep("reject")
+            try:
+                out = _with_user_file(path, lambda: ctx.step(token))
+            except Exception:
+                self.reset()
+                return AuthStep("reject")
         except Exception:
             self.reset()
             return AuthStep("reject")

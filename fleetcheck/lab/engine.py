@@ -84,6 +84,7 @@ class ScriptOutcome:
     terminating: LabErrorRecord | None = None
     exit_code: int = 0
     hung: bool = False
+    should_exit: int | None = None  # `exit N` ran: PSRP hosts get SetShouldExit(N)
 
 
 class OutputSink(Protocol):
@@ -246,8 +247,46 @@ async def run_script(host: LabHost, request: ScriptRequest, sink: OutputSink) ->
     return outcome
 
 
+#: `exit $LASTEXITCODE` / `exit 3` as the last line (Ansible's raw wrapper and similar).
+_EXIT_LINE = re.compile(r"^\s*exit(?:\s+(\$LASTEXITCODE|-?\d+))?\s*;?\s*$", re.I)
+#: `cmd.exe /c X`, `cmd /c X`, `powershell.exe -Command X`: run X, as the wrapper would.
+_WRAPPED = re.compile(
+    r"^\s*(?:&\s*)?(?:cmd(?:\.exe)?\s+/c|powershell(?:\.exe)?\s+(?:-NoProfile\s+|-NonInteractive\s+)*-Command)\s+(.+)$",
+    re.I,
+)
+
+
+def _split_exit(script: str) -> tuple[str, str | None]:
+    """The script without a trailing `exit` line, and that line's argument ("" for a bare exit)."""
+    lines = script.rstrip().splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if lines:
+        match = _EXIT_LINE.match(lines[-1])
+        if match:
+            return "\n".join(lines[:-1]), match.group(1) or ""
+    return script, None
+
+
+def _unwrap(script: str) -> str:
+    match = _WRAPPED.match(script.strip())
+    return match.group(1).strip().strip('"') if match and "\n" not in script.strip() else script
+
+
 def _answer(host: LabHost, request: ScriptRequest) -> tuple[list[Any], ScriptOutcome]:
-    script = request.script
+    script, exit_arg = _split_exit(request.script)
+    script = _unwrap(script)
+    values, outcome = _answer_script(host, request, script)
+    if exit_arg is not None:
+        # a native command sets $LASTEXITCODE: 0 when it ran, 1 when it was not found
+        last = outcome.exit_code
+        code = last if exit_arg.lower() == "$lastexitcode" else int(exit_arg or 0)
+        outcome.should_exit = code
+        outcome.exit_code = code
+    return values, outcome
+
+
+def _answer_script(host: LabHost, request: ScriptRequest, script: str) -> tuple[list[Any], ScriptOutcome]:
     if BUNDLE_MARKER in script:
         args_json = str(request.parameters.get("ArgsJson", "{}"))
         answer = _answer_bundle(host, script, args_json)

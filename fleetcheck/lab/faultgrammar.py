@@ -149,11 +149,15 @@ def parse_faults(text: str) -> list[FaultRule]:
 
 
 def latency_rules(latency_ms: float) -> list[FaultRule]:
-    """`--latency-ms` as rules: per WSMan request and per SSH command (not per script).
+    """`--latency-ms` as rules: per WSMan request, per HTTP authentication leg and per SSH
+    command (not per script).
 
     Appended after the user's rules: the first matching spec fires, so a host's own latency
     rule takes precedence.
     """
     if not latency_ms:
         return []
-    return [FaultRule("*", FaultSpec(kind="latency", on=action, value=latency_ms / 1000.0)) for action in WSMAN_ACTIONS]
+    return [
+        FaultRule("*", FaultSpec(kind="latency", on=action, value=latency_ms / 1000.0))
+        for action in (*WSMAN_ACTIONS, "auth")
+    ]

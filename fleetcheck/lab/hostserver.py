@@ -47,6 +47,7 @@ from fleetcheck.lab.wsman import (
     generic_fault,
     invalid_selectors,
     new_uuid,
+    parse_duration,
     parse_request,
     shell_quota,
     simple_response,
@@ -96,7 +97,10 @@ class _Listener:
         if self.tls and self.cert_der is not None:
             wrong = pick_fault(self.host, "auth", ("cbt_mismatch",)) is not None
             bindings = channel_bindings(os.urandom(32) if wrong else self.cert_der)
-        return ConnectionAuth(self.host.machine, bindings, self.basic_allowed)
+        level = self.host.machine.winrm.cbt_hardening_level
+        if pick_fault(self.host, "auth", ("cbt_strict",)) is not None:
+            level = "Strict"
+        return ConnectionAuth(self.host.machine, bindings, self.basic_allowed, cbt_hardening=level)
 
 
 def _check_loopback(address: str) -> None:
@@ -225,6 +229,9 @@ class _Connection:
             raise _Hang if early.kind == "hang" else _Reset
         authorization = request.headers.get("authorization")
         step = self.auth.step(authorization)
+        if step.outcome != "ok" or not request.body:
+            # an authentication leg crosses the network like any request: same added latency
+            await self._latency("auth")
         if step.outcome == "reject":
             return self._unauthorized()
         if step.outcome == "challenge":
@@ -319,11 +326,14 @@ class _Connection:
         return None
 
     # -- WSMan dispatch ------------------------------------------------------------------------
-    def _shell(self, wsreq: WsmanRequest) -> LabShell:
+    def _shell(self, wsreq: WsmanRequest, *, get: bool = False) -> LabShell:
         shell = self.host.shells.get(wsreq.selectors.get("ShellId", "").upper())
         if not isinstance(shell, LabShell) or shell.closed:
             raise invalid_selectors()
-        shell.touch()
+        if shell.disconnected and not get and wsreq.verb != "Delete":
+            raise invalid_selectors()  # until a Connect, which the lab does not offer
+        if not get:
+            shell.touch()
         return shell
 
     async def _dispatch(self, wsreq: WsmanRequest) -> bytes:
@@ -333,7 +343,7 @@ class _Connection:
         if verb == "Get":
             if wsreq.resource_uri.startswith(CONFIG_URI):
                 return self._config(wsreq)
-            return envelope(wsreq, self._shell(wsreq).state_xml())
+            return envelope(wsreq, self._shell(wsreq, get=True).state_xml(get=True))
         if verb == "Delete":
             self._shell(wsreq).close()
             return delete_response(wsreq)
@@ -373,7 +383,9 @@ class _Connection:
 
             shell = PsrpShell(host, shell_id, owner, wsreq.resource_uri, self.client_ip, base64.b64decode(creation.text or ""))
         elif wsreq.resource_uri == CMD_URI:
-            shell = WinrsShell(host, new_uuid(), owner, wsreq.resource_uri, self.client_ip, wsreq.options.get("WINRS_CODEPAGE", "437"))
+            winrs = WinrsShell(host, new_uuid(), owner, wsreq.resource_uri, self.client_ip, wsreq.options.get("WINRS_CODEPAGE", "437"))
+            winrs.configure(shell_el)
+            shell = winrs
         else:
             raise WSManFault(
                 2150858811,
@@ -381,6 +393,9 @@ class _Connection:
                 f"The WS-Management service cannot process the request. The resource URI ({wsreq.resource_uri}) was not found in the WS-Management catalog. ",
                 "s:Sender",
             )
+        idle = shell_el.find(f"{{{NS_RSP}}}IdleTimeOut")
+        if idle is not None and idle.text:
+            shell.set_idle_timeout(parse_duration(idle.text, 0.0))
         return create_response(wsreq, shell.shell_id, shell.state_xml())
 
     def _config(self, wsreq: WsmanRequest) -> bytes:

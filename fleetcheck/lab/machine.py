@@ -38,6 +38,9 @@ class WinRMSettings(_Model):
     allow_unencrypted: bool = False
     basic_auth: bool = True
     protocol_version: str = "2.3"  # "2.1" = PowerShell 2.0 host (150 KiB envelopes)
+    #: Service/Auth/CbtHardeningLevel: Relaxed (Windows' default) accepts NTLM without a channel
+    #: binding and rejects a wrong one; Strict requires it; None ignores it.
+    cbt_hardening_level: Literal["None", "Relaxed", "Strict"] = "Relaxed"
 
 
 class OsInfo(_Model):

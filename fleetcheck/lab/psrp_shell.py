@@ -10,34 +10,43 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import struct
 import uuid
 from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import Any
-from xml.etree import ElementTree
 
 from psrpcore import (
     CreatePipelineEvent,
     EndOfPipelineInputEvent,
+    GetAvailableRunspacesEvent,
+    GetCommandMetadataEvent,
     PSRPEvent,
     PSRPPayload,
+    ResetRunspaceStateEvent,
     ServerPipeline,
     ServerRunspacePool,
+    SetMaxRunspacesEvent,
+    SetMinRunspacesEvent,
     StreamType,
 )
-from psrpcore._payload import PSRPMessage, create_message
 from psrpcore.types import (
-    ApplicationPrivateData,
+    CommandOrigin,
+    CommandTypes,
     ErrorCategory,
     ErrorCategoryInfo,
     ErrorRecord,
+    HostMethodIdentifier,
+    InvocationInfo,
     NETException,
+    PipelineState,
+    PSCustomObject,
     PSInvocationState,
+    PSPrimitiveDictionary,
     PSRPMessageType,
     PSVersion,
     RunspacePoolState,
     SessionCapability,
-    deserialize,
-    serialize,
 )
 
 from fleetcheck.lab.engine import LabErrorRecord, PSVersionValue, ScriptOutcome, ScriptRequest, run_script
@@ -45,75 +54,102 @@ from fleetcheck.lab.faults import pick_fault
 from fleetcheck.lab.host import LabHost
 from fleetcheck.lab.render import out_string_lines
 from fleetcheck.lab.shellbase import LabShell
-from fleetcheck.lab.wsman import NS_RSP, StreamChunk, WSManFault, WsmanRequest, receive_response
+from fleetcheck.lab.wsman import (
+    NS_RSP,
+    StreamChunk,
+    WSManFault,
+    WsmanRequest,
+    invalid_selectors,
+    receive_response,
+    unknown_command,
+)
 
 _FRAGMENT_SIZE = 32768
 _TERMINAL = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
 
 
-#: Messages whose CLIXML is the same from session to session (client constants, repeated
-#: scripts). Deserialising them is most of the server's CPU; the objects are only read.
-_CACHED_TYPES = frozenset({PSRPMessageType.SessionCapability, PSRPMessageType.InitRunspacePool, PSRPMessageType.CreatePipeline})
+#: Sessions open with the same client constants and scripts; psrpcore's CLIXML work for them
+#: is most of the lab's CPU. Both caches hold what psrpcore produced the first time, read only.
 _CACHE_MAX_ENTRIES = 64
-_CACHE_MAX_BYTES = 64 * 1024
-_DESERIALIZED: OrderedDict[tuple[PSRPMessageType, bytes], Any] = OrderedDict()
-_SERIALIZED: dict[tuple[PSRPMessageType, tuple[str, str]], bytes] = {}
+_CACHE_MAX_BYTES = 256 * 1024
 
 
-class _CachingRunspacePool(ServerRunspacePool):
-    """ServerRunspacePool that reuses deserialised client constants and serialised replies
-    (psrpcore pinned to 0.3.1; these override its internals)."""
+@dataclass(frozen=True)
+class _OpenReply:
+    """What psrpcore answered to one pool-open payload, and the pool state it left."""
 
-    def __init__(self, application_private_data: dict[str, Any], constant_key: tuple[str, str]) -> None:
-        self._constant_key = constant_key
-        super().__init__(application_private_data=application_private_data)
+    messages: tuple[bytes, ...]  # whole server messages, with the pool id of `rpid`
+    rpid: bytes
+    capability: Any
+    host: Any
+    arguments: Any
+    min_runspaces: int
+    max_runspaces: int
 
-    def _process_message(self, message: PSRPMessage) -> PSRPEvent:
-        data = message.data
-        if message.message_type not in _CACHED_TYPES or len(data) > _CACHE_MAX_BYTES:
-            return super()._process_message(message)
-        key = (message.message_type, bytes(data))
-        ps_object = _DESERIALIZED.get(key)
-        if ps_object is None:
-            ps_object = deserialize(
-                ElementTree.fromstring(data),
-                cipher=self._cipher,
-                our_capability=self.our_capability,
-                their_capability=self.their_capability,
-            )
-            _DESERIALIZED[key] = ps_object
-            if len(_DESERIALIZED) > _CACHE_MAX_ENTRIES:
-                _DESERIALIZED.popitem(last=False)
-        else:
-            _DESERIALIZED.move_to_end(key)
-        event = PSRPEvent.create(message.message_type, ps_object, message.runspace_pool_id, message.pipeline_id)
-        getattr(self, f"_process_{message.message_type.name}")(event)
-        return event
 
-    def prepare_message(
-        self,
-        message: Any,
-        message_type: PSRPMessageType | None = None,
-        pipeline_id: uuid.UUID | None = None,
-        stream_type: StreamType = StreamType.default,
-    ) -> None:
-        """Reuse the serialised form of the per-host constant replies (capability, private data)."""
-        if not isinstance(message, (ApplicationPrivateData, SessionCapability)) or pipeline_id is not None:
-            super().prepare_message(message, message_type, pipeline_id, stream_type)
-            return
-        kind = PSRPMessageType.get_message_id(type(message))
-        key = (kind, self._constant_key)
-        b_data = _SERIALIZED.get(key)
-        if b_data is None:
-            element = serialize(message, self._cipher, our_capability=self.our_capability, their_capability=self.their_capability)
-            b_data = ElementTree.tostring(element, encoding="utf-8", method="xml")
-            if len(_SERIALIZED) >= _CACHE_MAX_ENTRIES:
-                _SERIALIZED.clear()
-            _SERIALIZED[key] = b_data
-        b_msg = create_message(False, kind, b_data, self.runspace_pool_id, None)
-        self._send_buffer.append(
-            PSRPMessage(kind, bytearray(b_msg), self.runspace_pool_id, None, self._fragment_counter, stream_type)
-        )
+_OPEN_REPLIES: OrderedDict[tuple[Any, ...], _OpenReply] = OrderedDict()
+_PIPELINES: OrderedDict[bytes, Any] = OrderedDict()  # CreatePipeline CLIXML -> PowerShell metadata
+
+
+def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    cache[key] = value
+    if len(cache) > _CACHE_MAX_ENTRIES:
+        cache.popitem(last=False)
+
+
+_KNOWN_COMMANDS = {
+    "Get-Command": "Microsoft.PowerShell.Core",
+    "Get-Service": "Microsoft.PowerShell.Management",
+    "Get-Process": "Microsoft.PowerShell.Management",
+    "Get-ItemProperty": "Microsoft.PowerShell.Management",
+    "Get-Content": "Microsoft.PowerShell.Management",
+    "New-PSSession": "Microsoft.PowerShell.Core",
+    "Invoke-Command": "Microsoft.PowerShell.Core",
+    "ConvertTo-Json": "Microsoft.PowerShell.Utility",
+    "ConvertFrom-Json": "Microsoft.PowerShell.Utility",
+    "Write-Output": "Microsoft.PowerShell.Utility",
+}
+
+
+def _os_build(host: LabHost) -> str:
+    """`[Environment]::OSVersion.Version` of the simulated host, e.g. 10.0.17763.5830."""
+    os_info = host.machine.os
+    major_minor = ".".join(os_info.version.split(".")[:2]) or "10.0"
+    return f"{major_minor}.{os_info.build_number}.{os_info.ubr or 0}"
+
+
+_BOM = b"\xef\xbb\xbf"
+_HEADER = struct.Struct(">QQBI")
+
+
+def _whole_messages(data: bytes) -> list[bytes]:
+    """The messages in a payload whose every message is one fragment (psrpcore without a size)."""
+    out: list[bytes] = []
+    pos = 0
+    while pos + _HEADER.size <= len(data):
+        _oid, _fid, flags, length = _HEADER.unpack_from(data, pos)
+        if flags & 3 == 3:
+            out.append(data[pos + _HEADER.size : pos + _HEADER.size + length])
+        pos += _HEADER.size + length
+    return out
+
+
+def _fragments(object_id: int, message: bytes, size: int = _FRAGMENT_SIZE) -> list[bytes]:
+    room = size - _HEADER.size
+    parts = [message[i : i + room] for i in range(0, len(message), room)] or [b""]
+    last = len(parts) - 1
+    return [
+        _HEADER.pack(object_id, fid, (1 if fid == 0 else 0) | (2 if fid == last else 0), len(part)) + part
+        for fid, part in enumerate(parts)
+    ]
+
+
+def _message_type(fragment: bytes) -> int | None:
+    """The message type of a start fragment (None for a continuation)."""
+    _oid, _fid, flags, length = _HEADER.unpack_from(fragment)
+    if not flags & 1 or length < 8:
+        return None
+    return int(struct.unpack_from("<I", fragment, _HEADER.size + 4)[0])
 
 
 def _b64(text: str | None) -> bytes:
@@ -123,21 +159,75 @@ def _b64(text: str | None) -> bytes:
         raise WSManFault(2150858817, "w:InvalidMessageInformationHeader", "The stream data is not valid base64.", "s:Sender") from None
 
 
-def _private_data(version: str) -> dict[str, Any]:
+def _private_data(version: str, os_build: str) -> dict[str, Any]:
+    """ApplicationPrivateData as Windows PowerShell 5.1 sends it: a PSPrimitiveDictionary whose
+    BuildVersion is the OS build (10.0.17763.x on Server 2019), with PSCompatibleVersions."""
     ps = PSVersion(version)
-    return {
-        "PSVersionTable": {
-            "PSVersion": ps,
+    compatible = [PSVersion(v) for v in ("1.0", "2.0", "3.0", "4.0", "5.0", "5.1.0.0")]
+    if ps.major < 5:
+        compatible = [v for v in compatible if v.major <= ps.major]
+    table = PSPrimitiveDictionary(
+        {
+            "PSRemotingProtocolVersion": PSVersion("2.3"),
             "PSEdition": "Desktop",
-            "BuildVersion": ps,
+            "PSCompatibleVersions": compatible,
+            "BuildVersion": PSVersion(os_build),
             "CLRVersion": PSVersion("4.0.30319.42000"),
+            "PSVersion": ps,
             "WSManStackVersion": PSVersion("3.0"),
+            "SerializationVersion": PSVersion("1.1.0.1"),
         }
-    }
+    )
+    return {"PSVersionTable": table}
+
+
+def _invocation(record: LabErrorRecord) -> InvocationInfo:
+    """Where the error happened, as PowerShell records it for a command typed at line 1."""
+    line = record.command or ""
+    return InvocationInfo(
+        BoundParameters={},
+        CommandOrigin=CommandOrigin.Internal,
+        ExpectingInput=False,
+        HistoryId=1,
+        InvocationName=line,
+        Line=line,
+        OffsetInLine=1,
+        PipelineLength=0,
+        PipelinePosition=0,
+        PositionMessage=f"At line:1 char:1\n+ {line}\n+ {'~' * max(1, len(line))}" if line else "",
+        PSCommandPath=None,
+        PSScriptRoot="",
+        ScriptLineNumber=1,
+        ScriptName="",
+        UnboundArguments=[],
+    )
+
+
+def _write_error(pipe: ServerPipeline, record: LabErrorRecord) -> None:
+    """A non-terminating error with the parts Windows serializes (InvocationInfo, iteration, stack)."""
+    exc, info = _error_record(record)
+    pipe.write_error(
+        exc,
+        info,
+        target_object=record.target,
+        fully_qualified_error_id=record.fully_qualified_error_id,
+        invocation_info=_invocation(record),
+        pipeline_iteration_info=[0, 0],
+        script_stack_trace="at <ScriptBlock>, <No file>: line 1",
+    )
 
 
 def _error_record(record: LabErrorRecord) -> tuple[NETException, ErrorCategoryInfo]:
-    exc = NETException(Message=record.message, HResult=-2146233087)
+    exc = NETException(
+        Message=record.message,
+        HResult=-2146233087,
+        Data={},
+        HelpLink=None,
+        InnerException=None,
+        Source="System.Management.Automation",
+        StackTrace="   at System.Management.Automation.CommandDiscovery.LookupCommandInfo(String commandName)",
+        TargetSite=None,
+    )
     exc.PSObject.type_names = [record.exception_type, "System.SystemException", "System.Exception", "System.Object"]
     try:
         category = ErrorCategory[record.category]
@@ -179,8 +269,7 @@ class _PipelineSink:
     def write_error(self, record: LabErrorRecord) -> None:
         if self.pipe.state != PSInvocationState.Running:
             return
-        exc, info = _error_record(record)
-        self.pipe.write_error(exc, info, target_object=record.target, fully_qualified_error_id=record.fully_qualified_error_id)
+        _write_error(self.pipe, record)
         self.shell.flush()
 
 
@@ -214,11 +303,12 @@ class PsrpShell(LabShell):
         super().__init__(host, shell_id, owner, resource_uri, client_ip)
         version = host.machine.powershell.version
         protocol = host.machine.winrm.protocol_version
-        self.pool = _CachingRunspacePool(application_private_data=_private_data(version), constant_key=(version, protocol))
-        if host.machine.winrm.protocol_version != "2.3":
+        os_build = _os_build(host)
+        self.pool = ServerRunspacePool(application_private_data=_private_data(version, os_build))
+        if protocol != "2.3":
             self.pool.our_capability = SessionCapability(
                 PSVersion=PSVersion("2.0"),
-                protocolversion=PSVersion(host.machine.winrm.protocol_version),
+                protocolversion=PSVersion(protocol),
                 SerializationVersion=PSVersion("1.1.0.1"),
             )
         self.queues: dict[uuid.UUID | None, deque[bytes]] = {None: deque()}
@@ -226,25 +316,69 @@ class PsrpShell(LabShell):
         self.command_ids: dict[str, uuid.UUID] = {}  # WSMan CommandId (upper) -> PSRP pipeline id
         self.command_names: dict[uuid.UUID, str] = {}  # and back, as the client spelled it
         self.user = owner
-        self.feed(creation, None)
+        self.min_runspaces = self.max_runspaces = 1
+        self._object_id = 0
+        self._sent_to_pool: list[bytes] | None = None
+        self._open((version, protocol, os_build), creation)
         if pick_fault(host, "Create", ("broken_pool",)) is not None:
             self._break_pool()
 
+    def _open(self, constants: tuple[str, ...], creation: bytes) -> None:
+        """Open the pool: through psrpcore the first time, from its cached answer afterwards."""
+        messages = _whole_messages(creation)
+        rpid = messages[0][8:24] if messages and len(messages[0]) >= 40 else b""
+        key = (constants, tuple(m[:8] + m[24:] for m in messages))
+        cached = _OPEN_REPLIES.get(key) if rpid and sum(map(len, messages)) <= _CACHE_MAX_BYTES else None
+        if cached is None:
+            self._sent_to_pool = []
+            self.feed(creation, None)
+            sent, self._sent_to_pool = self._sent_to_pool, None
+            if rpid and self.pool.state == RunspacePoolState.Opened:
+                reply = _OpenReply(
+                    tuple(sent),
+                    self.pool.runspace_pool_id.bytes_le,
+                    self.pool.their_capability,
+                    self.pool.host,
+                    self.pool.application_arguments,
+                    self.pool.min_runspaces,
+                    self.pool.max_runspaces,
+                )
+                _remember(_OPEN_REPLIES, key, reply)
+                self.min_runspaces, self.max_runspaces = reply.min_runspaces, reply.max_runspaces
+            return
+        _OPEN_REPLIES.move_to_end(key)
+        pool = self.pool
+        pool.runspace_pool_id = uuid.UUID(bytes_le=rpid)
+        pool.their_capability = cached.capability
+        pool.host = cached.host
+        pool.application_arguments = cached.arguments
+        pool.state = RunspacePoolState.Opened
+        self.min_runspaces, self.max_runspaces = cached.min_runspaces, cached.max_runspaces
+        for message in cached.messages:
+            self._emit(None, message[:8] + rpid + message[24:])
+        self.wake()
+
     def _break_pool(self) -> None:
         """Answer the open with RunspacePoolState Broken instead of Opened."""
-        buffer = self.pool._send_buffer
-        buffer[:] = [m for m in buffer if m.message_type != PSRPMessageType.RunspacePoolState]
+        queue = self.queues[None]
+        kept = [f for f in queue if _message_type(f) != PSRPMessageType.RunspacePoolState]
+        queue.clear()
+        queue.extend(kept)
         exc = NETException(Message="The runspace pool is broken (simulated).", HResult=-2146233087)
         error = ErrorRecord(
             Exception=exc,
             CategoryInfo=ErrorCategoryInfo(Category=ErrorCategory.OpenError, Reason="PSRemotingTransportException"),
             FullyQualifiedErrorId="PSSessionStateBroken",
         )
-        self.pool._change_state(RunspacePoolState.Broken, error)
+        self.pool.state = RunspacePoolState.Opened
+        self.pool.set_broken(error)
         self.flush()
 
     # -- psrpcore plumbing -------------------------------------------------------------------
     def feed(self, raw: bytes, pipeline_id: uuid.UUID | None) -> None:
+        if pipeline_id is None:
+            # pypsrp 0.9 names the call id `CI`; .NET binds properties case-insensitively
+            raw = raw.replace(b'<I64 N="CI">', b'<I64 N="ci">')
         try:
             self.pool.receive_data(PSRPPayload(raw, StreamType.default, pipeline_id))
             while (event := self.pool.next_event()) is not None:
@@ -254,24 +388,90 @@ class PsrpShell(LabShell):
                         self._start(pipe)
                 elif isinstance(event, EndOfPipelineInputEvent) and event.pipeline_id is not None:
                     self._start(self.pool.pipeline_table[event.pipeline_id])
+                elif isinstance(event, GetCommandMetadataEvent):
+                    self._command_metadata(self.pool.pipeline_table[event.pipeline_id], event)
+                else:
+                    self._availability(event)
         except WSManFault:
             raise
         except Exception as exc:
             raise WSManFault(2150858817, "w:InternalError", f"The PSRP data could not be processed: {type(exc).__name__}.") from None
         self.flush()
 
+    def _availability(self, event: PSRPEvent) -> None:
+        """SetMax/SetMinRunspaces, ResetRunspaceState, GetAvailableRunspaces: answered as Windows does."""
+        pool = self.pool
+        if isinstance(event, SetMaxRunspacesEvent):
+            ok = event.count >= max(1, self.min_runspaces)
+            self.max_runspaces = event.count if ok else self.max_runspaces
+            pool.runspace_availability_response(event.ci, ok)
+        elif isinstance(event, SetMinRunspacesEvent):
+            ok = 1 <= event.count <= self.max_runspaces
+            self.min_runspaces = event.count if ok else self.min_runspaces
+            pool.runspace_availability_response(event.ci, ok)
+        elif isinstance(event, ResetRunspaceStateEvent):
+            running = any(p.state == PSInvocationState.Running for p in pool.pipeline_table.values())
+            pool.runspace_availability_response(event.ci, not running)
+        elif isinstance(event, GetAvailableRunspacesEvent):
+            in_use = sum(1 for p in pool.pipeline_table.values() if p.state == PSInvocationState.Running)
+            pool.runspace_availability_response(event.ci, max(0, self.max_runspaces - in_use))
+
+    def _command_metadata(self, pipe: ServerPipeline, event: GetCommandMetadataEvent) -> None:
+        """Get-Command through PSRP: a count object, then one CmdletInfo-like object per match."""
+        import fnmatch
+
+        patterns = [str(n).lower() for n in (event.pipeline.name or ["*"])]
+        names = [n for n in _KNOWN_COMMANDS if any(fnmatch.fnmatchcase(n.lower(), p) for p in patterns)]
+        pipe.start()
+        count = PSCustomObject(Count=len(names))
+        count.PSObject.type_names = [
+            "Selected.Microsoft.PowerShell.Commands.GenericMeasureInfo",
+            "System.Management.Automation.PSCustomObject",
+            "System.Object",
+        ]
+        pipe.write_output(count)
+        for name in names:
+            info = PSCustomObject(
+                Name=name,
+                Namespace=_KNOWN_COMMANDS[name],
+                HelpUri="",
+                CommandType=CommandTypes.Cmdlet,
+                ResolvedCommandName=None,
+                OutputType=[],
+                Parameters={},
+            )
+            info.PSObject.type_names = [
+                "Selected.System.Management.Automation.CmdletInfo",
+                "System.Management.Automation.PSCustomObject",
+                "System.Object",
+            ]
+            pipe.write_output(info)
+        pipe.complete()
+        self.flush()
+
     def flush(self) -> None:
         """Drain psrpcore's outgoing buffer into per-target queues and wake Receives."""
         moved = False
-        while (payload := self.pool.data_to_send(_FRAGMENT_SIZE)) is not None:
-            self.queues.setdefault(payload.pipeline_id, deque()).append(payload.data)
+        while (payload := self.pool.data_to_send()) is not None:
+            for message in _whole_messages(payload.data):
+                self._emit(payload.pipeline_id, message)
             moved = True
         if moved:
             self.wake()
 
+    def _emit(self, target: uuid.UUID | None, message: bytes) -> None:
+        """Queue one server message the way Windows frames it: a UTF-8 BOM before its CLIXML,
+        fragments of at most 32 KiB, one fragment per rsp:Stream, object ids counted per shell."""
+        if target is None and self._sent_to_pool is not None:
+            self._sent_to_pool.append(message)
+        if len(message) > 40 and not message[40:].startswith(_BOM):
+            message = message[:40] + _BOM + message[40:]
+        self._object_id += 1
+        self.queues.setdefault(target, deque()).extend(_fragments(self._object_id, message))
+
     def _start(self, pipe: ServerPipeline) -> None:
         # Windows does not announce Running; the first thing the client sees is output.
-        pipe._change_state(PSInvocationState.Running, emit=False)
+        pipe.state = PSInvocationState.Running
         self.pipe_tasks[pipe.pipeline_id] = self.spawn(self._run(pipe))
 
     async def _run(self, pipe: ServerPipeline) -> None:
@@ -279,6 +479,9 @@ class PsrpShell(LabShell):
         outcome: ScriptOutcome = await run_script(self.host, request, _PipelineSink(self, pipe, as_text))
         if pipe.state != PSInvocationState.Running:
             return
+        if outcome.should_exit is not None and self._client_has_host(pipe):
+            # what PowerShell's `exit N` does in a remote pipeline: ask the client's host to exit
+            self.pool.host_call(HostMethodIdentifier.SetShouldExit, [outcome.should_exit], pipe.pipeline_id)
         if outcome.terminating is not None:
             exc, info = _error_record(outcome.terminating)
             record = ErrorRecord(
@@ -286,10 +489,25 @@ class PsrpShell(LabShell):
                 CategoryInfo=info,
                 FullyQualifiedErrorId=outcome.terminating.fully_qualified_error_id,
             )
-            pipe._change_state(PSInvocationState.Failed, record)
+            pipe.prepare_message(PipelineState(PipelineState=int(PSInvocationState.Failed), ExceptionAsErrorRecord=record))
+            pipe.state = PSInvocationState.Failed
         else:
             pipe.complete()
         self.flush()
+
+    def idle_expired(self) -> None:
+        """A PowerShell session past its IdleTimeOut is disconnected, not deleted (Get says so)."""
+        self.disconnected = True
+        for task in list(self.pipe_tasks.values()):
+            task.cancel()
+        self.wake()
+
+    def _client_has_host(self, pipe: ServerPipeline) -> bool:
+        """Host calls go only to clients that sent a HostInfo with a host (pypsrp's PSHost, Ansible)."""
+        for info in (getattr(pipe.metadata, "host", None), self.pool.host):
+            if info is not None and not getattr(info, "IsHostNull", True):
+                return True
+        return False
 
     # -- WSMan verbs -------------------------------------------------------------------------
     def _pipeline_of(self, command_id: str | None) -> uuid.UUID | None:
@@ -298,7 +516,7 @@ class PsrpShell(LabShell):
             return None
         pid = self.command_ids.get(command_id.upper())
         if pid is None:
-            raise WSManFault(2150858843, "w:InvalidSelectors", "The command was not found. ", "s:Sender")
+            raise unknown_command()
         return pid
 
     async def command(self, request: WsmanRequest) -> str:
@@ -316,9 +534,21 @@ class PsrpShell(LabShell):
             pid = uuid.UUID(command_id)
         self.command_ids[command_id] = pid
         self.command_names[pid] = line.get("CommandId", command_id)
-        ServerPipeline(self.pool, pid)
+        pipe = ServerPipeline(self.pool, pid)
         self.queues.setdefault(pid, deque())
-        self.feed(raw, pid)
+        whole = _whole_messages(raw)
+        clixml = whole[0][40:] if len(whole) == 1 and len(whole[0]) > 40 else b""
+        create = bool(clixml) and _message_type(raw) == PSRPMessageType.CreatePipeline
+        metadata = _PIPELINES.get(clixml) if create else None
+        if metadata is None:
+            self.feed(raw, pid)
+            if create and len(clixml) <= _CACHE_MAX_BYTES and pipe.metadata is not None:
+                _remember(_PIPELINES, clixml, pipe.metadata)
+        else:  # the same CreatePipeline as an earlier session: psrpcore's object, read only
+            _PIPELINES.move_to_end(clixml)
+            pipe.metadata = metadata
+            if getattr(metadata, "no_input", True):
+                self._start(pipe)
         return line.get("CommandId", command_id)
 
     async def send(self, request: WsmanRequest) -> None:
@@ -342,7 +572,7 @@ class PsrpShell(LabShell):
         queue = self.queues.setdefault(target, deque())
         while not queue:
             if self.closed:
-                raise WSManFault(2150858843, "w:InvalidSelectors", "The shell was closed. ", "s:Sender")
+                raise invalid_selectors()
             await self.wait_change(deadline)
         # raw bytes that fit once base64-encoded, with room for the envelope and each Stream tag
         budget = (request.max_envelope_size - 3072) // 4 * 3

@@ -25,7 +25,9 @@ class LabShell:
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         loop = asyncio.get_running_loop()
+        self._created = loop.time()
         self._last_activity = loop.time()
+        self.disconnected = False  # a PowerShell shell past its idle timeout (kept for reconnection)
         self._idle = host.machine.winrm.idle_timeout_s
         self._idle_handle: asyncio.TimerHandle | None = loop.call_later(self._idle, self._check_idle)
         host.shells[shell_id] = self
@@ -42,7 +44,20 @@ class LabShell:
             self._idle_handle = loop.call_later(remaining, self._check_idle)
         else:
             self._idle_handle = None
-            self.close()
+            self.idle_expired()
+
+    def idle_expired(self) -> None:
+        """What the service does when IdleTimeOut passes: WinRS shells are deleted."""
+        self.close()
+
+    def set_idle_timeout(self, seconds: float) -> None:
+        """The IdleTimeOut the client asked for in Create (Windows honours it up to MaxIdleTimeOut)."""
+        if seconds <= 0 or self.closed:
+            return
+        self._idle = seconds
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
+        self._idle_handle = asyncio.get_running_loop().call_later(seconds, self._check_idle)
 
     def close(self) -> None:
         """Delete the shell: stop its work, forget it, wake any waiting Receive."""
@@ -90,7 +105,9 @@ class LabShell:
                 return f"{user.domain}\\{user.name}"
         return f"{self.host.machine.hostname}\\{name}"
 
-    def state_xml(self, state: str = "Connected") -> str:
+    def state_xml(self, *, get: bool = False) -> str:
+        """The rsp:Shell block of a Create (`get` False) or of a shell Get."""
+        now = asyncio.get_running_loop().time()
         return shell_xml(
             self.shell_id,
             self.resource_uri,
@@ -99,8 +116,16 @@ class LabShell:
             self._idle,
             self.input_streams,
             self.output_streams,
-            state,
+            "Disconnected" if self.disconnected else "Connected",
+            run_time_s=now - self._created if get else 0.0,
+            inactivity_s=now - self._last_activity if get else 0.0,
+            memory_mb=self.memory_used_mb() if get else None,
+            child_processes=0,
         )
+
+    def memory_used_mb(self) -> int:
+        """wsmprovhost.exe's working set as a Get reports it (PowerShell hosts use 55-60 MB)."""
+        return 57
 
     async def command(self, request: WsmanRequest) -> str:
         raise NotImplementedError

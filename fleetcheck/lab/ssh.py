@@ -180,11 +180,23 @@ def find_user(host: LabHost, username: str) -> LabUser | None:
     return next((u for u in host.machine.users if u.name.lower() == name), None)
 
 
+class _WindowsSession(asyncssh.SSHServerProcess[bytes]):
+    """A session as Windows' sshd runs it: exec and shell requests, and no subsystem at all
+    (a stock sshd_config has no `Subsystem powershell` line, so the request is refused)."""
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        return False
+
+
 class _LabSSHServer(asyncssh.SSHServer):
     def __init__(self, host: LabHost, live: set[asyncssh.SSHServerConnection]) -> None:
         self._host = host
         self._live = live
         self._conn: asyncssh.SSHServerConnection | None = None
+        self._handler = _make_process_handler(host)
+
+    def session_requested(self) -> asyncssh.SSHServerSession[bytes]:
+        return _WindowsSession(self._handler, None, 0, False)
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
@@ -352,7 +364,6 @@ async def start_ssh_listener(host: LabHost, address: str, port: int) -> asyncssh
         address,
         port,
         server_host_keys=[host_key()],
-        process_factory=_make_process_handler(host),
         encoding=None,
         server_version=SERVER_VERSION,
         allow_scp=False,

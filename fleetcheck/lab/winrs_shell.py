@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import re
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -20,7 +21,15 @@ from fleetcheck.lab.engine import LabErrorRecord, ScriptRequest, answer_generic,
 from fleetcheck.lab.host import LabHost
 from fleetcheck.lab.render import clixml_errors, console_text, error_text
 from fleetcheck.lab.shellbase import LabShell
-from fleetcheck.lab.wsman import NS_RSP, StreamChunk, WSManFault, WsmanRequest, receive_response
+from fleetcheck.lab.wsman import (
+    NS_RSP,
+    StreamChunk,
+    WSManFault,
+    WsmanRequest,
+    invalid_selectors,
+    receive_response,
+    unknown_command,
+)
 from fleetcheck.transports.bootstrap import BOOTSTRAP_MARKER, parse_bootstrap_stdin
 
 STDIN_LIMIT = 32 * 1024 * 1024
@@ -62,6 +71,34 @@ class WinrsShell(LabShell):
         super().__init__(host, shell_id, owner, resource_uri, client_ip)
         self.codepage = codepage
         self.commands: dict[str, WinrsCommand] = {}
+        user = owner.rpartition("\\")[2] or "Administrator"
+        self.cwd = f"C:\\Users\\{user}"
+        #: cmd.exe's environment; names are case-insensitive, kept upper-cased here.
+        self.env: dict[str, tuple[str, str]] = {
+            name.upper(): (name, value)
+            for name, value in (
+                ("COMPUTERNAME", host.machine.hostname),
+                ("USERNAME", user),
+                ("USERPROFILE", self.cwd),
+                ("SystemRoot", "C:\\Windows"),
+                ("windir", "C:\\Windows"),
+                ("OS", "Windows_NT"),
+            )
+        }
+
+    def configure(self, shell_el: Any) -> None:
+        """What Create asks for: rsp:WorkingDirectory and rsp:Environment variables."""
+        cwd = shell_el.find(f"{{{NS_RSP}}}WorkingDirectory")
+        if cwd is not None and (cwd.text or "").strip():
+            self.cwd = (cwd.text or "").strip()
+        for var in shell_el.iterfind(f"{{{NS_RSP}}}Environment/{{{NS_RSP}}}Variable"):
+            name = var.get("Name") or ""
+            if name:
+                self.env[name.upper()] = (name, var.text or "")
+
+    def expand(self, line: str) -> str:
+        """cmd.exe's %NAME% expansion (unknown names stay as they are)."""
+        return re.sub(r"%([^%\s]+)%", lambda m: self.env.get(m.group(1).upper(), ("", m.group(0)))[1], line)
 
     def _encoding(self, utf8: bool) -> str:
         return "utf-8" if utf8 or self.codepage == "65001" else "cp437"
@@ -86,7 +123,7 @@ class WinrsShell(LabShell):
         for stream in body.iterfind(f".//{{{NS_RSP}}}Stream") if body is not None else []:
             cmd = self.commands.get((stream.get("CommandId") or "").upper())
             if cmd is None:
-                raise WSManFault(2150858843, "w:InvalidSelectors", "The command was not found. ", "s:Sender")
+                raise unknown_command()
             try:
                 data = base64.b64decode((stream.text or "").strip(), validate=True)
             except binascii.Error:
@@ -102,11 +139,11 @@ class WinrsShell(LabShell):
         cid = ((desired.get("CommandId") if desired is not None else None) or "").upper()
         cmd = self.commands.get(cid)
         if cmd is None:
-            raise WSManFault(2150858843, "w:InvalidSelectors", "The command was not found. ", "s:Sender")
+            raise unknown_command()
         deadline = asyncio.get_running_loop().time() + request.operation_timeout
         while not (cmd.stdout or cmd.stderr or cmd.done):
             if self.closed:
-                raise WSManFault(2150858843, "w:InvalidSelectors", "The shell was closed. ", "s:Sender")
+                raise invalid_selectors()
             await self.wait_change(deadline)
         budget = max(4096, (request.max_envelope_size - 4096) // 4 * 3)
         chunks: list[StreamChunk] = []
@@ -152,9 +189,21 @@ class WinrsShell(LabShell):
         if not tokens:
             self._finish(cmd, 0)
             return
-        line = cmd.line.strip()
-        if tokens[0].lower() == "echo":
-            value: Any = line[4:].strip()
+        line = self.expand(cmd.line.strip())
+        tokens = split_command_line(line) or tokens
+        first = tokens[0].lower()
+        if first in ("cd", "chdir") and len(tokens) == 1:
+            value: Any = self.cwd
+        elif first == "set" and len(tokens) == 2:
+            prefix = tokens[1].upper()
+            found = sorted(f"{n}={v}" for key, (n, v) in self.env.items() if key.startswith(prefix))
+            if not found:
+                cmd.stderr.append(b"Environment variable " + tokens[1].encode("cp437", "replace") + b" not defined\r\n")
+                self._finish(cmd, 1)
+                return
+            value = "\r\n".join(found)
+        elif first == "echo":
+            value = line[4:].strip()
         else:
             value = answer_generic(self.host, line, self.owner)
         if value is None or tokens[0].lower() in ("write-output", "$psversiontable.psversion"):

@@ -52,12 +52,27 @@ _DURATION = re.compile(r"^PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:
 class WSManFault(Exception):
     """A request the service answers with a SOAP fault (HTTP 500)."""
 
-    def __init__(self, code: int, subcode: str, message: str, value: str = "s:Receiver") -> None:
+    def __init__(
+        self,
+        code: int,
+        subcode: str,
+        message: str,
+        value: str = "s:Receiver",
+        *,
+        reason: str | None = None,
+        detail: str | None = None,
+        provider: tuple[str, str] | None = None,
+        provider_code: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.subcode = subcode
-        self.message = message
+        self.message = message  # f:Message (inside f:ProviderFault when `provider` is set)
         self.value = value
+        self.reason = reason or message  # s:Reason/s:Text
+        self.detail = detail  # w:FaultDetail URI
+        self.provider = provider  # (provider name, dll path)
+        self.provider_code = provider_code  # a nested f:WSManFault inside the ProviderFault
 
 
 @dataclass
@@ -115,7 +130,18 @@ def parse_request(data: bytes) -> WsmanRequest:
     size = _text(header, f"{{{NS_W}}}MaxEnvelopeSize")
     if size.isdigit():
         request.max_envelope_size = int(size)
-    request.operation_timeout = parse_duration(_text(header, f"{{{NS_W}}}OperationTimeout"), 60.0)
+    timeout_text = _text(header, f"{{{NS_W}}}OperationTimeout")
+    if timeout_text and not _DURATION.match(timeout_text):
+        raise WSManFault(
+            2150858767,
+            "a:InvalidMessageInformationHeader",
+            f"The WS-Management service cannot process the request. The XML contains an invalid timeout field in "
+            f"the SOAP header: {timeout_text}. ",
+            "s:Sender",
+            reason="The WS-Management service cannot process the request. The request contains one or more invalid "
+            "SOAP headers. ",
+        )
+    request.operation_timeout = parse_duration(timeout_text, 60.0)
     for sel in header.iterfind(f"{{{NS_W}}}SelectorSet/{{{NS_W}}}Selector"):
         request.selectors[sel.get("Name", "")] = (sel.text or "").strip()
     for opt in header.iterfind(f"{{{NS_W}}}OptionSet/{{{NS_W}}}Option"):
@@ -166,8 +192,14 @@ def shell_xml(
     input_streams: str,
     output_streams: str,
     state: str = "Connected",
+    *,
+    run_time_s: float = 0.0,
+    inactivity_s: float = 0.0,
+    memory_mb: int | None = None,
+    child_processes: int = 0,
 ) -> str:
-    """The informational rsp:Shell block Windows returns on Create and Get (shorter for WinRS)."""
+    """The informational rsp:Shell block Windows returns on Create and Get (shorter for WinRS);
+    a Get adds the shell host's MemoryUsed and ChildProcesses (`memory_mb` set)."""
     psrp = resource_uri.startswith(PSRP_URI_PREFIX)
     process = f"<rsp:ProcessId>{1000 + (hash(shell_id) % 8000)}</rsp:ProcessId>" if psrp else ""
     head = (
@@ -185,7 +217,24 @@ def shell_xml(
         if psrp
         else ""
     )
-    return f"{head}{middle}<rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime><rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity></rsp:Shell>"
+    usage = (
+        f"<rsp:MemoryUsed>{memory_mb}MB</rsp:MemoryUsed><rsp:ChildProcesses>{child_processes}</rsp:ChildProcesses>"
+        if memory_mb is not None and psrp
+        else ""
+    )
+    return (
+        f"{head}{middle}<rsp:ShellRunTime>{_dhms(run_time_s)}</rsp:ShellRunTime>"
+        f"<rsp:ShellInactivity>{_dhms(inactivity_s)}</rsp:ShellInactivity>{usage}</rsp:Shell>"
+    )
+
+
+def _dhms(seconds: float) -> str:
+    """xs:duration as WinRM writes it: P0DT0H1M2S."""
+    total = max(0, int(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"P{days}DT{hours}H{minutes}M{secs}S"
 
 
 def command_response(request: WsmanRequest, command_id: str) -> bytes:
@@ -238,6 +287,8 @@ def receive_response(
 def fault_envelope(relates_to: str | None, fault: WSManFault, machine: str) -> bytes:
     """The SOAP fault Windows sends with HTTP 500."""
     relates = f"<a:RelatesTo>{escape(relates_to)}</a:RelatesTo>" if relates_to else ""
+    detail = f"<w:FaultDetail>{escape(fault.detail)}</w:FaultDetail>" if fault.detail else ""
+    message = _fault_message(fault, machine)
     return (
         '<s:Envelope xml:lang="en-US" xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
         'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:x="http://schemas.xmlsoap.org/ws/2004/09/transfer" '
@@ -246,10 +297,24 @@ def fault_envelope(relates_to: str | None, fault: WSManFault, machine: str) -> b
         f"<s:Header><a:Action>{ACTION_FAULT}</a:Action><a:MessageID>uuid:{new_uuid()}</a:MessageID>"
         f"<a:To>{ANONYMOUS}</a:To>{relates}</s:Header><s:Body><s:Fault><s:Code><s:Value>{escape(fault.value)}</s:Value>"
         f"<s:Subcode><s:Value>{escape(fault.subcode)}</s:Value></s:Subcode></s:Code>"
-        f'<s:Reason><s:Text xml:lang="en-US">{escape(fault.message)}</s:Text></s:Reason><s:Detail>'
+        f'<s:Reason><s:Text xml:lang="en-US">{escape(fault.reason)}</s:Text></s:Reason><s:Detail>{detail}'
         f'<f:WSManFault xmlns:f="{NS_F}" Code="{fault.code}" Machine={quoteattr(machine)}>'
-        f"<f:Message>{escape(fault.message)}</f:Message></f:WSManFault></s:Detail></s:Fault></s:Body></s:Envelope>"
+        f"<f:Message>{message}</f:Message></f:WSManFault></s:Detail></s:Fault></s:Body></s:Envelope>"
     ).encode()
+
+
+def _fault_message(fault: WSManFault, machine: str) -> str:
+    """f:Message, with Windows' f:ProviderFault nesting when a plugin raised the fault."""
+    if fault.provider is None:
+        return escape(fault.message)
+    name, path = fault.provider
+    inner = escape(fault.message)
+    if fault.provider_code is not None:
+        inner = (
+            f'<f:WSManFault xmlns:f="{NS_F}" Code="{fault.provider_code}" Machine={quoteattr(machine)}>'
+            f"<f:Message>{inner}</f:Message></f:WSManFault>"
+        )
+    return f"<f:ProviderFault provider={quoteattr(name)} path={quoteattr(path)}>{inner}</f:ProviderFault>"
 
 
 def timed_out() -> WSManFault:
@@ -260,14 +325,37 @@ def timed_out() -> WSManFault:
     )
 
 
+_UNEXPECTED_SELECTORS = "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors"
+_INVALID_SELECTORS = (
+    "The WS-Management service cannot process the request because the request contained invalid selectors "
+    "for the resource. "
+)
+
+
 def invalid_selectors() -> WSManFault:
+    """An unknown ShellId, as the shell provider of WsmSvc.dll words it."""
     return WSManFault(
         2150858843,
         "w:InvalidSelectors",
-        "The request for the Windows Remote Shell failed because the shell was not found on the server. "
-        "Possible causes are: the specified ShellId is incorrect or the shell no longer exists on the server. "
-        "Provide the correct ShellId or create a new shell and retry the operation. ",
+        _INVALID_SELECTORS,
         "s:Sender",
+        detail=_UNEXPECTED_SELECTORS,
+        provider=("Shell provider", "%systemroot%\\system32\\WsmSvc.dll"),
+        provider_code=2150858843,
+    )
+
+
+def unknown_command() -> WSManFault:
+    """A CommandId the shell does not know (completed or never created)."""
+    return WSManFault(
+        2150858843,
+        "w:InvalidSelectors",
+        "The Windows Remote Shell received a request to perform an operation on a command identifier that does "
+        "not exist. Either the command has completed execution or the client specified an invalid command "
+        "identifier. ",
+        "s:Sender",
+        reason=_INVALID_SELECTORS,
+        detail=_UNEXPECTED_SELECTORS,
     )
 
 

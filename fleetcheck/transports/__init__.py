@@ -34,7 +34,7 @@ def _psrp(_: Transports, options: TransportOptions) -> Transport:
 
 
 def _psrp_native(transports: Transports, _: TransportOptions) -> Transport:
-    from fleetcheck.transports.psrp_native import NativePsrpTransport
+    from fleetcheck.transports.psrp_client.transport import NativePsrpTransport
 
     # pypsrp only for the auth methods the native client does not speak (Kerberos, CredSSP...)
     return NativePsrpTransport(fallback=lambda: transports["psrp"])
@@ -84,8 +84,12 @@ class Transports(Mapping[str, Transport]):
         self._built: dict[str, Transport] = (
             dict(given) if isinstance(given, Mapping) else {t.name: t for t in given}
         )
+        self._given = frozenset(self._built)
 
     def __getitem__(self, name: str) -> Transport:
+        kind = name.partition(":")[0]
+        if name not in self._built and kind != name and kind in self._given:
+            return self._built[kind]  # a given `psrp` instance serves every psrp client variant
         if name not in self._built:
             factory = _REGISTRY.get(name)
             if factory is None:

@@ -298,6 +298,11 @@ def _wsman_fault(chain: list[BaseException], ctx: FailureContext) -> HostError |
     return None
 
 
+def wsman_fault_error(code: int | None, reason: str, ctx: FailureContext) -> HostError:
+    """The `HostError` a WSMan fault stands for, worded alike for every WinRM client."""
+    return _fault_failure(code, reason, ctx)
+
+
 def _fault_failure(code: int | None, reason: str, ctx: FailureContext) -> HostError:
     reason = redact(" ".join(reason.split()), ctx.secrets)[:_MAX_DETAIL]
     if code == WSMAN_MAX_SHELLS:
@@ -338,25 +343,29 @@ def _http_status(chain: list[BaseException], ctx: FailureContext) -> HostError |
     for exc in chain:
         if type(exc).__name__ != "WinRMTransportError" or _module(exc) not in ("pypsrp", "winrm"):
             continue
-        code = getattr(exc, "code", None)
-        if code in (401,):
-            return _auth_failure(ctx)
-        if code == 403:
-            return host_error(HostStatus.AUTH_FAILED, "access denied (HTTP 403) by the WinRM listener", "http_403")
-        if code == 503:
-            msg = "WinRM service unavailable (HTTP 503) - busy or restarting"
-            return host_error(HostStatus.UNREACHABLE, msg, "http_503", True)
-        if code == 404:
-            msg = f"no WinRM endpoint at {ctx.endpoint}/wsman (HTTP 404) - check port and path"
-            return host_error(HostStatus.PROTOCOL_ERROR, msg, "http_404")
-        if code == 400:
-            msg = "WinRM rejected the request (HTTP 400) - often a message-encryption or channel-binding mismatch"
-            return host_error(HostStatus.PROTOCOL_ERROR, msg, "http_400")
-        if code == 413:
-            msg = "request larger than the host's MaxEnvelopeSizekb (HTTP 413)"
-            return host_error(HostStatus.PROTOCOL_ERROR, msg, "http_413")
-        return host_error(HostStatus.PROTOCOL_ERROR, f"WinRM answered HTTP {code} without a usable fault", f"http_{code}")
+        return http_status_error(getattr(exc, "code", None), ctx)
     return None
+
+
+def http_status_error(code: int | None, ctx: FailureContext) -> HostError:
+    """The `HostError` an HTTP answer without a usable WSMan fault stands for (every WinRM client)."""
+    if code in (401,):
+        return _auth_failure(ctx)
+    if code == 403:
+        return host_error(HostStatus.AUTH_FAILED, "access denied (HTTP 403) by the WinRM listener", "http_403")
+    if code == 503:
+        msg = "WinRM service unavailable (HTTP 503) - busy or restarting"
+        return host_error(HostStatus.UNREACHABLE, msg, "http_503", True)
+    if code == 404:
+        msg = f"no WinRM endpoint at {ctx.endpoint}/wsman (HTTP 404) - check port and path"
+        return host_error(HostStatus.PROTOCOL_ERROR, msg, "http_404")
+    if code == 400:
+        msg = "WinRM rejected the request (HTTP 400) - often a message-encryption or channel-binding mismatch"
+        return host_error(HostStatus.PROTOCOL_ERROR, msg, "http_400")
+    if code == 413:
+        msg = "request larger than the host's MaxEnvelopeSizekb (HTTP 413)"
+        return host_error(HostStatus.PROTOCOL_ERROR, msg, "http_413")
+    return host_error(HostStatus.PROTOCOL_ERROR, f"WinRM answered HTTP {code} without a usable fault", f"http_{code}")
 
 
 def _socket(chain: list[BaseException], ctx: FailureContext) -> HostError | None:

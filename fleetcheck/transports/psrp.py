@@ -48,6 +48,7 @@ class _BoundedWSMan(WSMan):
         self._budget = budget
         self._connect_cap = float(self.transport.connection_timeout)
         self._op_cap = int(self.operation_timeout)
+        self._tuned: Any = None  # the requests session already set up for the budget
 
     def invoke(
         self,
@@ -63,12 +64,12 @@ class _BoundedWSMan(WSMan):
         # The caller's timeout and read-timeout retries are replaced by the budget's own.
         left = self._budget.begin_request(abortable=not action.endswith("/transfer/Create"))
         try:
-            if self.transport.session is None:
-                session = self.transport._build_session()  # reads proxy/CA environment once
-                session.trust_env = False  # ...not again per request (a quarter of client CPU)
+            session = self.transport.session  # pypsrp builds it on the first request (the Create)
+            if session is not None and session is not self._tuned:
+                session.trust_env = False  # proxy/CA environment read once, not per request
                 track_connections(session, self._budget)
                 cap_responses(session, self._budget)
-                self.transport.session = session
+                self._tuned = session
             # Long-polls must end (with a WSMan TimedOut fault) before the socket read times out.
             self.operation_timeout = max(1, min(self._op_cap, int(left) - 1))
             transport: Any = self.transport  # pypsrp types these as int; requests takes floats

@@ -46,7 +46,7 @@ class PsrpSettings(_WsmanSettings):
     """PSRP over WinRM: pypsrp (threads) or the native asyncio client."""
 
     kind: Literal["psrp"] = "psrp"
-    client: PsrpClient = "pypsrp"
+    client: PsrpClient = "native"
 
 
 class WinrmSettings(_WsmanSettings):

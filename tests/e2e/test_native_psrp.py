@@ -16,7 +16,7 @@ from fleetcheck.results import HostResult, HostStatus
 from fleetcheck.runner import RunOptions, build_plan, judge_output, run_fleet
 from fleetcheck.transports.base import ScriptOutput
 from fleetcheck.transports.psrp import PsrpTransport
-from fleetcheck.transports.psrp_native import NativePsrpTransport
+from fleetcheck.transports.psrp_client.transport import NativePsrpTransport
 from fleetcheck.transports.target import Target
 
 MIX = {
@@ -52,10 +52,10 @@ async def test_mixed_fleet_same_results_as_pypsrp(
     assert statuses == {HostStatus.COMPLIANT, HostStatus.NONCOMPLIANT, HostStatus.UNSUPPORTED}
 
 
-async def test_inventory_setting_selects_native(
+async def test_native_is_the_default_and_pypsrp_selectable_per_host(
     tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]
 ) -> None:
-    """`psrp_client: native` per host; a recording stand-in proves which transport ran."""
+    """No `psrp_client`: native; `psrp_client: pypsrp` per host; a recording stand-in proves which ran."""
     calls: list[str] = []
 
     class Spy(NativePsrpTransport):
@@ -65,7 +65,7 @@ async def test_inventory_setting_selects_native(
 
     async with LabFleet(hosts=2, seed=2) as fleet:
         h1, h2 = fleet_hosts(fleet, tmp_path, "psrp")
-        hosts = [h1.model_copy(update={"psrp_client": "native"}), h2]
+        hosts = [h1, h2.model_copy(update={"psrp_client": "pypsrp"})]
         run = await run_fleet(hosts, playbooks, RunOptions(forks=2, timeout=20, transports={"psrp:native": Spy()}))
     assert calls == [h1.name]
     assert {r.status for r in run.hosts} == {HostStatus.COMPLIANT}

@@ -283,7 +283,7 @@ def test_host_specific_latency_wins_over_fleet_latency() -> None:
     plans = {p.name: p.faults for p in fleet._plans()}
     receive = [f for f in plans["LAB-0002"] if f["kind"] == "latency" and f.get("on") == "Receive"]
     assert receive[0]["value"] == 2.0  # first match fires
-    assert {f["on"] for f in plans["LAB-0001"]} == {"Create", "Command", "Send", "Receive", "Signal", "Delete", "Get"}
+    assert {f["on"] for f in plans["LAB-0001"]} == {"Create", "Command", "Send", "Receive", "Signal", "Delete", "Get", "auth"}
 
 
 async def test_each_https_host_has_its_own_certificate(tmp_path: Path) -> None:

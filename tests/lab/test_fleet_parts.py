@@ -58,13 +58,13 @@ def test_detached_host_drops_the_live_lab_only() -> None:
     assert plain.lab is None and plain == host  # `lab` takes no part in equality
 
 
-def test_latency_applies_per_wsman_action_after_the_users_rules() -> None:
+def test_latency_applies_per_wsman_action_and_auth_leg_after_the_users_rules() -> None:
     assert latency_rules(0) == []
     rules = latency_rules(250)
-    assert [r.spec.on for r in rules] == list(WSMAN_ACTIONS)
+    assert [r.spec.on for r in rules] == [*WSMAN_ACTIONS, "auth"]
     assert {r.spec.value for r in rules} == {0.25} and {r.target for r in rules} == {"*"}
     fleet = LabFleet(2, faults="LAB-0001:latency=2@Receive", latency_ms=250)
-    assert fleet.rules[0].target == "LAB-0001" and len(fleet.rules) == 1 + len(WSMAN_ACTIONS)
+    assert fleet.rules[0].target == "LAB-0001" and len(fleet.rules) == 2 + len(WSMAN_ACTIONS)
 
 
 def test_fleet_config_errors_are_user_errors() -> None:

@@ -242,3 +242,11 @@ async def test_stop_drops_open_connections_and_closes_shells() -> None:
     await asyncio.sleep(0.05)
     assert host.counters.open_shells == 0
     conn.close()
+
+
+async def test_powershell_subsystem_is_refused_like_a_stock_windows_sshd(ssh_lab: SSHLab) -> None:
+    async with _connect(ssh_lab, password=PASSWORD) as conn:
+        with pytest.raises(asyncssh.ChannelOpenError, match=r"(?i)request failed"):
+            await conn.create_process(subsystem="powershell")
+        result = await conn.run("hostname", check=False)  # the connection stays usable
+    assert result.exit_status == 0

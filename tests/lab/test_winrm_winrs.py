@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
@@ -133,3 +134,27 @@ async def test_run_ps_over_https_ntlm_with_channel_binding(tmp_path: Path) -> No
     async with serve(make_host(), https=True, tmp_path=tmp_path) as ep:
         result = await in_thread(_session(ep, "ntlm").run_ps, "hostname")
     assert (result.status_code, result.std_out) == (0, b"SRV01\r\n")
+
+
+def test_create_honours_environment_and_working_directory() -> None:
+    """WinRS Create's rsp:Environment and rsp:WorkingDirectory reach cmd.exe (%VAR%, set, cd)."""
+    from winrm.protocol import Protocol
+
+    async def go() -> list[tuple[bytes, bytes, int]]:
+        async with serve(make_host()) as ep:
+
+            def run() -> list[tuple[bytes, bytes, int]]:
+                p = Protocol(ep.url, transport="ntlm", username=USER, password=PASSWORD, server_cert_validation="ignore")
+                shell = p.open_shell(env_vars={"FLEET_ENV": "lab-42"}, working_directory="D:\\work")
+                out = []
+                for command in ("echo %FLEET_ENV%", "set fleet_", "cd", "echo %NOT_SET%"):
+                    cid = p.run_command(shell, command)
+                    out.append(p.get_command_output(shell, cid))
+                    p.cleanup_command(shell, cid)
+                p.close_shell(shell)
+                return out
+
+            return await in_thread(run)
+
+    results = asyncio.run(go())
+    assert [r[0].strip() for r in results] == [b"lab-42", b"FLEET_ENV=lab-42", b"D:\\work", b"%NOT_SET%"]

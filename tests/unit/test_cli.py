@@ -325,8 +325,8 @@ def test_every_error_written_for_the_user_is_a_user_error(monkeypatch: pytest.Mo
     class Brand(UserError):
         """A user error the CLI has never heard of."""
 
-    def refuse(name: str) -> None:
-        raise Brand(f"{name}: line 3: what is wrong; what to do")
+    def refuse(names: list[str], **_: object) -> None:
+        raise Brand(f"{names[0]}: line 3: what is wrong; what to do")
 
     monkeypatch.setattr("fleetcheck.api.load_inventory", refuse)
     code, out = invoke("inventory", "x.yml")

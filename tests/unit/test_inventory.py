@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from fleetcheck.inventory import InventoryError, find_inventory, load_credentials, load_inventory
-from fleetcheck.inventory.ansible import expand_host_pattern
 from fleetcheck.inventory.show import render_inventory
+from fleetcheck.inventory.sources.base import expand_hostpattern as expand_host_pattern
 
 SECRET = "S3cret-Value-9f1"
 
@@ -152,40 +152,40 @@ def test_ansible_inventory_maps_what_we_support(tmp_path: Path) -> None:
     db1, jump = inv.host("db1"), inv.host("jump")
     assert (web2.transport, web2.auth, web2.scheme, web2.port) == ("winrm", "kerberos", "http", 5985)
     assert web2.username == "CORP\\svc-fleet" and web2.password_env == "FC_TEST_PW"
-    # a host in two groups: the later group's vars win (databases makes web01 a psrp host)
-    assert web1.groups == ["web", "databases"]
+    # a host in two groups at one depth: name order, so web's (none) would beat databases' (psrp)
+    assert web1.groups == ["databases", "web"]
     assert (web1.transport, web1.auth, web1.port) == ("psrp", "ntlm", 5985)
     # ansible_winrm_* keys do not leak into a psrp host, ansible_psrp_* do
     assert (db1.transport, db1.auth, db1.scheme, db1.cert_validation) == ("psrp", "ntlm", "https", False)
     assert (db1.address, db1.port) == ("127.0.0.9", 15986)
-    assert db1.password is None  # vaulted: ignored, with a warning
+    assert db1.password is None  # vaulted and no vault password given: left out, with a warning
     assert (jump.transport, jump.auth, str(jump.key_path)) == ("ssh", "key", "/k/id")
     assert jump.ssh_known_hosts == "accept"
     assert web1.vars["site"] == "paris"
-    assert inv.groups["databases"] == ["db1", "web01.corp.example"]
+    assert sorted(inv.groups["databases"]) == ["db1", "web01.corp.example"]
 
 
 def test_ansible_ignored_and_vaulted_keys_are_named(tmp_path: Path) -> None:
     inv = load_inventory(write(tmp_path, ANSIBLE))
     text = "\n".join(inv.warnings)
-    assert "ansible_become" in text and "ansible_shell_type" in text
-    assert "vault-encrypted value of 'ansible_password'" in text and "line 22" in text
+    assert "ansible_become" in text and "ansible_shell_type" not in text  # the shell type is used
+    assert "vault-encrypted 'ansible_password' left out" in text
+    assert "2 hosts (web01.corp.example, db1)" in text
 
 
 def test_ansible_errors_point_at_the_ansible_key(tmp_path: Path) -> None:
-    path = write(tmp_path, "all:\n  hosts:\n    a:\n      ansible_port: http\n")
+    path = write(tmp_path, "all:\n  hosts:\n    a:\n      ansible_connection: winrm\n      ansible_port: http\n")
     with pytest.raises(InventoryError) as info:
         load_inventory(path)
-    assert (info.value.line, info.value.key) == (4, "ansible_port")
-    path = write(tmp_path, "all:\n  vars:\n    ansible_connection: local\n  hosts: {a: }\n")
-    with pytest.raises(InventoryError, match="not supported") as info:
-        load_inventory(path)
-    assert info.value.line == 3
+    assert (info.value.line, info.value.key) == (5, "ansible_port")
+    inv = load_inventory(write(tmp_path, "all:\n  vars:\n    ansible_connection: local\n  hosts: {a: }\n"))
+    assert inv.hosts == [] and inv.skipped == {"a": "local"}
 
 
 def test_top_level_groups_without_all_are_ansible(tmp_path: Path) -> None:
-    inv = load_inventory(write(tmp_path, "windows:\n  hosts:\n    w1: {ansible_host: 127.0.0.5}\n"))
-    assert inv.fmt == "ansible" and inv.host("w1").address == "127.0.0.5" and inv.groups == {"windows": ["w1"]}
+    inv = load_inventory(write(tmp_path, "windows:\n  hosts:\n    w1: {ansible_host: 127.0.0.5, ansible_connection: psrp}\n"))
+    assert inv.fmt == "ansible" and inv.host("w1").address == "127.0.0.5"
+    assert inv.groups == {"ungrouped": [], "windows": ["w1"]}
 
 
 def test_host_range_expansion() -> None:
@@ -206,7 +206,9 @@ def test_inline_password_works_but_warns_and_is_redacted(tmp_path: Path) -> None
 
 
 def test_ansible_inline_password_and_custom_secret_vars_are_redacted(tmp_path: Path) -> None:
-    inv = load_inventory(write(tmp_path, f"all:\n  hosts:\n    a: {{ansible_password: '{SECRET}', my_token: '{SECRET}x'}}\n"))
+    inv = load_inventory(write(
+        tmp_path, f"all:\n  hosts:\n    a: {{ansible_connection: winrm, ansible_password: '{SECRET}', my_token: '{SECRET}x'}}\n"
+    ))
     assert SECRET not in repr(inv.hosts[0].password)
     shown = render_inventory(inv, inv.hosts)
     assert SECRET not in shown
@@ -296,8 +298,7 @@ def test_alias_bomb_is_refused_quickly(tmp_path: Path, monkeypatch: pytest.Monke
         load_inventory(write(tmp_path, "\n".join(lines) + "\n"))
 
 
-@pytest.mark.parametrize("text", ["[web]\nweb01 ansible_host=10.0.0.1\n\n[db]\ndb01\n", "# hosts\n[web]\nweb01\n"])
-def test_ini_inventory_gets_a_conversion_hint(tmp_path: Path, text: str) -> None:
-    with pytest.raises(InventoryError, match="INI inventory") as info:
-        load_inventory(write(tmp_path, text, "hosts.ini"))
-    assert "ansible-inventory -i FILE --list --yaml" in str(info.value)
+def test_ini_inventory_loads(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, "[web]\nweb01 ansible_host=10.0.0.1 ansible_connection=psrp\n\n[db]\ndb01\n", "hosts.ini"))
+    assert [h.name for h in inv.hosts] == ["web01"] and inv.host("web01").address == "10.0.0.1"
+    assert inv.skipped == {"db01": "no ansible_connection (ssh with sh)"}

@@ -1,0 +1,373 @@
+"""One HTTP/1.1 connection per host (h11 over asyncio streams), bound to its authentication.
+
+NTLM authenticates the TCP connection, not the request, and message encryption uses the keys of
+that handshake, so a `WSManConnection` owns one socket, one h11 state machine and one pyspnego
+context; when the socket is lost, a new one is opened and authenticated afresh. Every wait is
+bounded by the attempt's `Deadline`, and no response body larger than `MAX_RESPONSE_BYTES` is
+held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import re
+import ssl
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+import h11
+import spnego
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from spnego.channel_bindings import GssChannelBindings
+
+from fleetcheck.errors import AuthRejected, ProtocolError, TimedOut, Unreachable
+from fleetcheck.transports.errors import FailureContext, auth_rejected, http_status_error
+from fleetcheck.transports.psrp_client import envelope as wsman
+
+#: Largest HTTP response accepted: a 512000-byte envelope, encrypted, with room to spare.
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+MAX_HEADER_BYTES = 64 * 1024
+CONNECT_TIMEOUT = 30.0
+_READ_CHUNK = 256 * 1024
+
+
+class Deadline:
+    """One point in time that bounds a whole attempt: connect, TLS, auth and every request."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        """Seconds left; raises `TimedOut` once none are."""
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise TimedOut(f"no answer within {self.seconds:g} s")
+        return left
+
+    def extend(self, seconds: float) -> None:
+        """Grant a short grace (closing the shell after a cancel)."""
+        self.end = max(self.end, time.monotonic() + seconds)
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Credentials:
+    """How one host authenticates; `nt_hash` replaces the password for NTLM."""
+
+    method: str  # "ntlm" (Negotiate offering NTLM) or "basic"
+    username: str
+    password: str = field(repr=False)
+    nt_hash: str | None = field(default=None, repr=False)
+
+
+class NtHashCache:
+    """NT hash (MD4 of the UTF-16LE password) once per distinct password and run.
+
+    pyspnego derives both the NT and the LM hash from a password on every handshake, the LM one
+    with pure-Python DES (about 1.5 ms); NTLMv2 needs only the NT hash, which pyspnego accepts
+    through its public `NTLMHash` credential.
+    """
+
+    def __init__(self) -> None:
+        self._hashes: dict[str, str] = {}
+
+    def get(self, password: str) -> str:
+        got = self._hashes.get(password)
+        if got is None:
+            from Cryptodome.Hash import MD4
+
+            got = MD4.new(password.encode("utf-16-le")).hexdigest()
+            self._hashes[password] = got
+        return got
+
+
+def channel_bindings(cert_der: bytes) -> GssChannelBindings:
+    """RFC 5929 tls-server-end-point: the certificate's own hash, SHA-256 for MD5/SHA-1 ones."""
+    algorithm: hashes.HashAlgorithm = hashes.SHA256()
+    with contextlib.suppress(Exception):
+        own = x509.load_der_x509_certificate(cert_der).signature_hash_algorithm
+        if own is not None and not isinstance(own, hashes.MD5 | hashes.SHA1):
+            algorithm = own
+    digest = hashes.Hash(algorithm)
+    digest.update(cert_der)
+    return GssChannelBindings(application_data=b"tls-server-end-point:" + digest.finalize())
+
+
+class HttpConnection:
+    """One keep-alive HTTP/1.1 connection; h11 does the framing, this class the I/O."""
+
+    def __init__(self, address: str, port: int, ssl_ctx: ssl.SSLContext | None) -> None:
+        self.address = address
+        self.port = port
+        self.ssl_ctx = ssl_ctx
+        self.host_header = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        self.h11 = h11.Connection(our_role=h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def connect(self, deadline: Deadline) -> None:
+        try:
+            async with asyncio.timeout(min(CONNECT_TIMEOUT, deadline.left())):
+                self.reader, self.writer = await asyncio.open_connection(
+                    self.address,
+                    self.port,
+                    ssl=self.ssl_ctx,
+                    server_hostname=self.address if self.ssl_ctx is not None else None,
+                )
+        except TimeoutError:
+            deadline.left()
+            raise Unreachable(
+                f"no answer to the connection attempt on {self.host_header} - host down or port filtered",
+                error_type="connect_timeout",
+            ) from None
+        except ConnectionRefusedError:
+            raise Unreachable(
+                f"connection refused on {self.host_header} - is WinRM listening?", error_type="refused"
+            ) from None
+        # TLS and other socket errors reach the transport's classifier (one wording for all clients)
+
+    @property
+    def usable(self) -> bool:
+        return (
+            self.writer is not None
+            and not self.writer.is_closing()
+            and self.h11.our_state is h11.IDLE
+            and self.h11.their_state is h11.IDLE
+        )
+
+    def peer_cert(self) -> bytes | None:
+        sslobj = self.writer.get_extra_info("ssl_object") if self.writer is not None else None
+        return sslobj.getpeercert(True) if sslobj is not None else None
+
+    async def request(self, body: bytes, headers: list[tuple[str, str]], deadline: Deadline) -> Response:
+        """POST /wsman and read the whole answer (at most `MAX_RESPONSE_BYTES`)."""
+        assert self.writer is not None
+        all_headers = [
+            ("Host", self.host_header),
+            ("User-Agent", "fleetcheck"),
+            ("Accept-Encoding", "identity"),
+            ("Content-Length", str(len(body))),
+            *headers,
+        ]
+        try:
+            data = self.h11.send(h11.Request(method="POST", target="/wsman", headers=all_headers))
+            self.writer.write(data or b"")
+            if body:
+                # passthrough: the body goes to the socket as it is, not joined into a copy
+                self.writer.writelines(self.h11.send_with_data_passthrough(h11.Data(data=body)) or [])
+            self.writer.write(self.h11.send(h11.EndOfMessage()) or b"")
+            async with asyncio.timeout(deadline.left()):
+                return await self._response()
+        except TimeoutError:
+            self.close()
+            deadline.left()
+            raise TimedOut(f"no answer within {deadline.seconds:g} s") from None
+        except h11.ProtocolError as exc:
+            self.close()
+            raise ProtocolError(f"broken HTTP response: {exc}", error_type="http") from exc
+        except (ConnectionError, OSError) as exc:
+            self.close()
+            raise Unreachable(
+                f"connection reset by {self.host_header}", error_type="reset", transient=True
+            ) from exc
+        except BaseException:
+            self.close()
+            raise
+
+    async def _response(self) -> Response:
+        assert self.reader is not None and self.writer is not None
+        await self.writer.drain()
+        status = 0
+        headers: dict[str, str] = {}
+        body = bytearray()
+        while True:
+            event = self.h11.next_event()
+            if event is h11.NEED_DATA:
+                chunk = await self.reader.read(_READ_CHUNK)
+                self.h11.receive_data(chunk)
+                if not chunk and self.h11.their_state is not h11.DONE:
+                    raise ConnectionResetError("connection closed by the host before it answered")
+                continue
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            if isinstance(event, h11.Response):
+                status = event.status_code
+                for name, value in event.headers:
+                    key = name.decode("latin-1").lower()
+                    text = value.decode("latin-1")
+                    headers[key] = f"{headers[key]}, {text}" if key in headers else text
+                length = headers.get("content-length", "")
+                if length.isdigit() and int(length) > MAX_RESPONSE_BYTES:
+                    raise ProtocolError(
+                        f"output too large: HTTP response of {length} bytes", error_type="output_too_large"
+                    )
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise ProtocolError(
+                        "output too large: HTTP response too large", error_type="output_too_large"
+                    )
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionResetError("connection closed by the host in the middle of an answer")
+        if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
+            self.h11.start_next_cycle()
+        return Response(status, headers, bytes(body))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.transport.abort()
+        self.reader = self.writer = None
+
+
+_TOKEN_RE = re.compile(r"(Negotiate|Kerberos|NTLM)\s+([A-Za-z0-9+/=]+)", re.I)
+
+
+def _offered(header: str) -> str | None:
+    low = header.lower()
+    for name in ("Negotiate", "NTLM"):
+        if name.lower() in low:
+            return name
+    return None
+
+
+class WSManConnection:
+    """WSMan requests to one host over one authenticated (and, over HTTP, encrypted) connection."""
+
+    def __init__(
+        self,
+        address: str,
+        port: int,
+        scheme: str,
+        credentials: Credentials,
+        ssl_ctx: ssl.SSLContext | None,
+        context: FailureContext | None = None,
+    ) -> None:
+        self.address = address
+        self.context = context or FailureContext(address=address, port=port, auth=credentials.method)
+        self.port = port
+        self.credentials = credentials
+        self.ssl_ctx = ssl_ctx if scheme == "https" else None
+        self.encrypt = scheme != "https" and credentials.method != "basic"
+        host = f"[{address}]" if ":" in address else address
+        self.endpoint = f"{scheme}://{host}:{port}/wsman"
+        self.http: HttpConnection | None = None
+        self.ctx: spnego.ContextProxy | None = None
+
+    def _auth_error(self, what: str = "credentials rejected") -> AuthRejected:
+        return auth_rejected(self.context.auth, what)
+
+    async def _connection(self, deadline: Deadline) -> HttpConnection:
+        if self.http is not None and self.http.usable:
+            return self.http
+        self.close()
+        http = HttpConnection(self.address, self.port, self.ssl_ctx)
+        try:
+            await http.connect(deadline)
+            if self.credentials.method != "basic":
+                self.ctx = await self._negotiate(http, deadline)
+        except BaseException:
+            http.close()
+            raise
+        self.http = http
+        return http
+
+    async def _negotiate(self, http: HttpConnection, deadline: Deadline) -> spnego.ContextProxy:
+        """The 401 dance with empty bodies, NTLM under the Negotiate header as Windows accepts it."""
+        creds = self.credentials
+        cbt = None
+        der = http.peer_cert()
+        if der is not None:
+            cbt = channel_bindings(der)
+        credential: spnego.NTLMHash | spnego.Password
+        if creds.nt_hash is not None:
+            credential = spnego.NTLMHash(creds.username, nt_hash=creds.nt_hash)
+        else:
+            credential = spnego.Password(creds.username, creds.password)
+        options = spnego.NegotiateOptions.wrapping_winrm if self.encrypt else spnego.NegotiateOptions.none
+        ctx = spnego.client(
+            credential,
+            hostname=self.address,
+            service="HTTP",
+            channel_bindings=cbt,
+            protocol="ntlm",
+            options=options,
+        )
+        first = await http.request(b"", [], deadline)
+        provider = _offered(first.headers.get("www-authenticate", "")) if first.status == 401 else None
+        if provider is None:
+            raise (
+                self._status_error(first)
+                if first.status != 401
+                else self._auth_error("no NTLM offered by the host")
+            )
+        try:
+            token = ctx.step()
+            while token is not None:
+                header = f"{provider} {base64.b64encode(token).decode()}"
+                resp = await http.request(b"", [("Authorization", header)], deadline)
+                found = _TOKEN_RE.search(resp.headers.get("www-authenticate", ""))
+                if resp.status not in (200, 401):
+                    raise self._status_error(resp)
+                if resp.status == 401 and found is None:
+                    raise self._auth_error()
+                token = ctx.step(base64.b64decode(found.group(2))) if found and not ctx.complete else None
+        except spnego.exceptions.SpnegoError as exc:
+            raise self._auth_error(f"NTLM authentication failed ({type(exc).__name__})") from exc
+        if not ctx.complete:
+            raise self._auth_error()
+        return ctx
+
+    def _status_error(self, resp: Response) -> Exception:
+        """The error an HTTP answer other than 200 stands for (a SOAP fault, or the status)."""
+        if resp.status == 401:
+            return self._auth_error()
+        fault = wsman.parse_fault(resp.body)
+        if fault is not None:
+            return wsman.fault_error(fault, self.context)
+        return http_status_error(resp.status, self.context)
+
+    async def post(self, env: wsman.Envelope, deadline: Deadline) -> ET.Element:
+        """Send one envelope; the reply's root, or the `HostError` its fault or status means."""
+        http = await self._connection(deadline)
+        headers: list[tuple[str, str]] = []
+        if self.credentials.method == "basic":
+            raw = f"{self.credentials.username}:{self.credentials.password}".encode()
+            headers.append(("Authorization", "Basic " + base64.b64encode(raw).decode()))
+        if self.encrypt:
+            assert self.ctx is not None
+            headers.append(("Content-Type", wsman.ENC_CONTENT_TYPE))
+            body = wsman.wrap(env.data, self.ctx.wrap_winrm)
+        else:
+            headers.append(("Content-Type", "application/soap+xml;charset=UTF-8"))
+            body = env.data
+        resp = await http.request(body, headers, deadline)
+        del body
+        data = resp.body
+        ctype = resp.headers.get("content-type", "")
+        if ctype.lower().startswith("multipart/encrypted") and self.ctx is not None:
+            data = wsman.unwrap(data, ctype, self.ctx.unwrap_winrm)
+        if resp.status != 200:
+            if resp.status == 401:
+                self.close()
+            raise self._status_error(Response(resp.status, resp.headers, data))
+        return wsman.parse_reply(data, env.message_id)
+
+    def close(self) -> None:
+        if self.http is not None:
+            self.http.close()
+        self.http = None
+        self.ctx = None

@@ -1,0 +1,67 @@
+"""The native client's per-run caches against the lab: psrpcore serializes once, every host
+still receives exactly the script and argument, each under its own pool and pipeline ids."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psrpcore
+import pytest
+from winrm_helpers import PASSWORD, USER, make_host, serve
+
+from fleetcheck.transports.psrp_client.connection import Credentials, NtHashCache, WSManConnection
+from fleetcheck.transports.psrp_client.session import PayloadCache, output_text, rewrite_ids, run_script
+
+
+def test_nt_hash_matches_ms_nlmp_vector_and_is_computed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = NtHashCache()
+    assert cache.get("Password") == "a4f49c406510bdcab6824ee7c30fd852"  # MS-NLMP 4.2.2.1.2
+    from Cryptodome.Hash import MD4
+
+    calls = []
+    real = MD4.new
+    monkeypatch.setattr(MD4, "new", lambda data=None: calls.append(1) or real(data))
+    for _ in range(3):
+        cache.get("Password")
+    assert calls == []
+
+
+def test_bundle_serialized_once_and_every_host_gets_it_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    starts: list[int] = []
+    opens: list[int] = []
+    real_start, real_open = psrpcore.ClientPowerShell.start, psrpcore.ClientRunspacePool.open
+    monkeypatch.setattr(psrpcore.ClientPowerShell, "start", lambda self: starts.append(1) or real_start(self))
+    monkeypatch.setattr(psrpcore.ClientRunspacePool, "open", lambda self: opens.append(1) or real_open(self))
+    script = "# fleetcheck:bundle=v1 (not really)\nhostname\n" + "# padding\n" * 20000
+    hosts = [make_host(f"srv{i:02d}") for i in range(3)]
+
+    async def go() -> list[list[str]]:
+        cache = PayloadCache()
+        outs = []
+        for host in hosts:
+            async with serve(host) as ep:
+                creds = Credentials("ntlm", USER, PASSWORD, NtHashCache().get(PASSWORD))
+                conn = WSManConnection(ep.address, ep.port, "http", creds, None)
+                result = await run_script(conn, "hostname", {"ArgsJson": '{"x": 1}'}, 20, cache)
+                outs.append([output_text(o) for o in result.output])
+                conn = WSManConnection(ep.address, ep.port, "http", creds, None)
+                await run_script(conn, script, {"ArgsJson": '{"x": 2}'}, 20, cache)
+        return outs
+
+    outs = asyncio.run(go())
+    assert outs == [["SRV00"], ["SRV01"], ["SRV02"]]
+    assert len(starts) == 2 and len(opens) == 1  # two distinct scripts, one pool open, for six runs
+    for host in hosts:
+        got = [(r["script_length"], r["parameters"]["ArgsJson"]) for r in host.received_scripts]
+        assert got == [(len("hostname"), '{"x": 1}'), (len(script), '{"x": 2}')]
+
+
+def test_rewrite_ids_touches_only_message_headers() -> None:
+    old, new = b"\x01" * 16, b"\x02" * 16
+    message = b"\x00" * 8 + old + b"\x00" * 16 + b"<Obj>" + old + b"</Obj>"
+    frag = (
+        (1).to_bytes(8, "big") + (0).to_bytes(8, "big") + b"\x03" + len(message).to_bytes(4, "big") + message
+    )
+    out = rewrite_ids(frag, {old: new})
+    assert out[21 + 8 : 21 + 24] == new
+    assert out.endswith(b"<Obj>" + old + b"</Obj>")  # data that merely looks like an id stays
