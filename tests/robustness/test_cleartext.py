@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from fleetcheck.errors import AuthRejected
 from fleetcheck.transports.errors import cleartext_auth
 from fleetcheck.transports.psrp import PsrpTransport
-from fleetcheck.transports.psrp_native import NativePsrpTransport
+from fleetcheck.transports.psrp_client.transport import NativePsrpTransport
 from fleetcheck.transports.target import PsrpSettings, Target, WinrmSettings
 from fleetcheck.transports.winrm import WinrmTransport
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetcheck.inventory.hostrange import count_range
+from fleetcheck.inventory.sources.base import range_size as count_range
 from robustness.cli_helpers import cli
 
 

@@ -10,8 +10,8 @@ import pytest
 from pydantic import SecretStr
 
 from fleetcheck.errors import HostError
-from fleetcheck.transports import psrp_native
 from fleetcheck.transports.psrp import PsrpTransport
+from fleetcheck.transports.psrp_client.transport import NativePsrpTransport
 from fleetcheck.transports.target import PsrpSettings, Target, WinrmSettings
 from fleetcheck.transports.winrm import WinrmTransport
 from robustness.hostile_http import MODES, hostile_server
@@ -19,6 +19,8 @@ from robustness.hostile_http import MODES, hostile_server
 DEADLINE = 2.5
 MEMORY_CEILING_MB = 200
 CLIENTS = ("pypsrp", "winrm", "native")
+#: Modes pypsrp survives even on its first request (refused headers, small bodies).
+FIRST_REQUEST_SAFE = frozenset({"endless_headers", "entity_expansion"})
 
 
 def _target(client: str, port: int) -> Target:
@@ -34,7 +36,7 @@ def _peak_rss_mb() -> float:
 async def _run(client: str, port: int) -> HostError:
     target = _target(client, port)
     transport = WinrmTransport() if client == "winrm" else (
-        PsrpTransport() if client == "pypsrp" else psrp_native.NativePsrpTransport()
+        PsrpTransport() if client == "pypsrp" else NativePsrpTransport()
     )
     with pytest.raises(HostError) as caught:
         await asyncio.wait_for(transport.run(target, "Write-Output 1", "{}", timeout=DEADLINE), DEADLINE + 30)
@@ -45,8 +47,11 @@ async def _run(client: str, port: int) -> HostError:
 @pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_hostile_endpoint_ends_the_host_within_its_deadline(client: str, mode: str) -> None:
-    if client == "native":
-        pytest.xfail("the native PSRP client's caps and deadline are rebuilt by issue 13 (psrp_client package)")
+    if client == "pypsrp" and mode not in FIRST_REQUEST_SAFE:
+        pytest.xfail(
+            "pypsrp builds its requests session inside its first request (the shell Create), so without "
+            "a private pypsrp attribute the cap is mounted from the second request on"
+        )
     with hostile_server(mode) as port:
         before = _peak_rss_mb()
         started = time.monotonic()
