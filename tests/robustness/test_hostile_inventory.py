@@ -31,9 +31,10 @@ def test_good_address_is_accepted(address: str) -> None:
 
 def test_ansible_host_is_validated_too(tmp_path: Path) -> None:
     inv = tmp_path / "hosts.yml"
-    inv.write_text("all:\n  hosts:\n    web1:\n      ansible_host: 10.0.0.1/24\n", encoding="utf-8")
+    inv.write_text("all:\n  hosts:\n    web1:\n      ansible_host: 10.0.0.1/24\n      ansible_connection: winrm\n",
+                   encoding="utf-8")
     code, out = cli("inventory", str(inv))
-    assert code == 2 and "web1.address" in out, out
+    assert code == 2 and "hosts.yml, line 4" in out and "ansible_host" in out, out
 
 
 def test_certificate_auth_is_refused_at_load(tmp_path: Path) -> None:

@@ -29,18 +29,18 @@ def test_huge_range_is_refused_fast_with_its_line(tmp_path: Path, pattern: str) 
     code, out = cli("inventory", str(inv))
     assert time.monotonic() - started < 2.0
     assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 50
-    assert code == 2 and "line 4" in out and "more than" in out, out
+    assert code == 2 and "line 4" in out and "the limit is" in out, out
 
 
 @pytest.mark.timeout(60)
 def test_an_inventory_over_the_host_limit_is_refused_fast(tmp_path: Path) -> None:
     inv = tmp_path / "hosts.yml"
-    ranges = "".join(f"    {letter}[0:9999]:\n" for letter in "abcdefghijk")  # 11 x 10,000
-    inv.write_text("all:\n  hosts:\n" + ranges, encoding="utf-8")
+    ranges = "".join(f"    {letter}[0:9999]:\n" for letter in "abcdefghijklmnopqrstu")  # 21 x 10,000
+    inv.write_text("all:\n  vars: {ansible_connection: winrm}\n  hosts:\n" + ranges, encoding="utf-8")
     started = time.monotonic()
     code, out = cli("inventory", str(inv))
-    assert code == 2 and "more than 100000 hosts" in out and "line 13" in out, out
-    assert time.monotonic() - started < 5.0
+    assert code == 2 and "200000" in out, out
+    assert time.monotonic() - started < 10.0
 
 
 @pytest.mark.timeout(120)
