@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from fleetcheck.inventory.address import address_problem
 from fleetcheck.inventory.ansible import FLEETCHECK_PREFIX, MAPPED, applies
 from fleetcheck.inventory.errors import InventoryError
 from fleetcheck.inventory.model import Host
-from fleetcheck.inventory.address import address_problem
 from fleetcheck.inventory.settings import HostSettings, resolve_host
 from fleetcheck.inventory.sources.base import Origin, RawInventory, Var
 from fleetcheck.inventory.sources.precedence import Precedence
