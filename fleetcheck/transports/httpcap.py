@@ -4,14 +4,14 @@ requests reads a whole body into memory before pypsrp or pywinrm see it, whateve
 or encoding: an endless chunked body, a 2 GB Content-Length or a gzip bomb can take the
 scanner down. `cap_responses` mounts `CappedAdapter` around each adapter of a session (the
 public `Session.mount`): it asks for `Accept-Encoding: identity`, refuses any compressed
-body (WinRM never compresses), refuses a declared length over the cap, and hands requests a
-body reader that stops at the cap and at the attempt's deadline. Auth handlers (NTLM,
+body (WinRM never compresses), refuses a declared length over the cap, and bounds the
+response's `stream` (what requests reads the body with) by the cap and the deadline. Auth handlers (NTLM,
 Negotiate) resend through `response.connection`, which is the capped adapter too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from requests import PreparedRequest, Response, Session
@@ -25,40 +25,25 @@ MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 _READ_SIZE = 64 * 1024
 
 
-class CappedBody:
-    """A urllib3 response as requests reads it, with a size cap and the deadline checked per read."""
+def capped_stream(raw: Any, budget: Budget, limit: int) -> Callable[..., Iterator[bytes]]:
+    """`raw.stream` bounded: at most `limit` bytes, never decoded, the deadline checked per read.
 
-    def __init__(self, raw: Any, budget: Budget, limit: int) -> None:
-        self._raw = raw
-        self._budget = budget
-        self._limit = limit
+    Installed on the urllib3 response itself (not a wrapper), so libraries that inspect the
+    response (requests_ntlm reads the TLS certificate for channel binding) still see urllib3's.
+    """
+    original = raw.stream
 
-    def stream(self, amt: int | None = _READ_SIZE, decode_content: bool | None = None) -> Iterator[bytes]:
+    def stream(amt: int | None = _READ_SIZE, decode_content: bool | None = None) -> Iterator[bytes]:
         total = 0
-        for chunk in self._raw.stream(min(amt or _READ_SIZE, _READ_SIZE), decode_content=False):
+        for chunk in original(min(amt or _READ_SIZE, _READ_SIZE), decode_content=False):
             total += len(chunk)
-            if total > self._limit:
-                self._raw.close()
-                raise ResponseRefused(f"body larger than {self._limit // (1024 * 1024)} MiB")
-            self._budget.check_progress()
+            if total > limit:
+                raw.close()
+                raise ResponseRefused(f"body larger than {limit // (1024 * 1024)} MiB")
+            budget.check_progress()
             yield chunk
 
-    def read(self, amt: int | None = None, decode_content: bool | None = None, **kwargs: Any) -> bytes:
-        want = self._limit + 1 if amt is None else min(amt, self._limit + 1)
-        data = b"".join(_take(self.stream(), want))
-        return data
-
-    def __getattr__(self, name: str) -> Any:  # release_conn, close, headers, ...
-        return getattr(self._raw, name)
-
-
-def _take(chunks: Iterator[bytes], want: int) -> Iterator[bytes]:
-    got = 0
-    for chunk in chunks:
-        yield chunk
-        got += len(chunk)
-        if got >= want:
-            return
+    return stream
 
 
 class CappedAdapter(BaseAdapter):
@@ -91,7 +76,7 @@ class CappedAdapter(BaseAdapter):
         if refusal is not None:
             response.close()
             raise ResponseRefused(refusal)
-        response.raw = CappedBody(response.raw, self.budget, self.limit)
+        response.raw.stream = capped_stream(response.raw, self.budget, self.limit)
         return response
 
     def close(self) -> None:
