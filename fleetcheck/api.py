@@ -36,7 +36,10 @@ from fleetcheck.results import EXIT_INTERRUPTED, EXIT_OK, HostResult, RunResult,
 
 if TYPE_CHECKING:
     from fleetcheck.changes import ChangeSet
+    from fleetcheck.dispatch import Dispatcher, SiteTransport
+    from fleetcheck.dispatch.shard import Shard
     from fleetcheck.facts import FactsDocument
+    from fleetcheck.fix import FixOutcome, FixRequest
     from fleetcheck.inventory import Host, Inventory
     from fleetcheck.mail import MailSettings
     from fleetcheck.nightly import NightlyOptions
@@ -113,6 +116,16 @@ class RunOptions:
     transports: Mapping[str, Transport] | None = None
     #: Stop like Ctrl-C on SIGTERM (only possible in the main thread).
     handle_sigterm: bool = True
+    #: Broker URL (redis://...): hosts of other sites than `local` go to their site's workers.
+    broker: str | None = None
+    #: Another dispatch engine instead of Celery (tests, plugins); implies sites like `broker`.
+    dispatcher: Dispatcher | None = None
+    #: Seconds a site may stay silent before its unstarted hosts end as unreachable.
+    site_wait: float = 30.0
+    #: Hosts per batch sent to a site's queue.
+    batch_size: int = 100
+    #: Only this share of the hosts (`--shard K/N`); recorded in the run's scope for `merge`.
+    shard: Shard | None = None
 
 
 @dataclass
@@ -246,18 +259,26 @@ def run(
     when interrupted (Ctrl-C, SIGTERM: `run.interrupted`, exit code 4).
     """
     from fleetcheck import nightly
-    from fleetcheck.inventory import apply_limit, load_credentials
+    from fleetcheck.inventory import apply_limit
 
     options = options or RunOptions()
     inv = inventory if not isinstance(inventory, str | Path) else load_inventory(inventory)
     hosts = apply_limit(inv.hosts, inv.groups, options.limit)
+    if options.shard is not None:
+        from fleetcheck.dispatch.shard import select
+
+        hosts = select(hosts, options.shard)
     if options.psrp_client not in (None, "pypsrp", "native"):
         raise UserError(f"--psrp-client '{options.psrp_client}': expected pypsrp or native")
     names = [str(getattr(p, "name", p)) for p in playbooks] or list(inv.playbooks) or [DEFAULT_PLAYBOOK]
     loaded = load_playbooks(list(playbooks) or names)
-    hosts = load_credentials(hosts, ask_pass=options.prompt is not None, prompt=options.prompt)
+    hosts = _credentials(hosts, options, dispatched=options.broker is not None or options.dispatcher is not None)
     opts = _nightly(options.history, options.since, options.waivers or inv.waivers, options.mail)
     scope = run_scope(inv.path, options.limit)
+    if options.shard is not None:
+        from fleetcheck.dispatch.shard import scope_with_shard
+
+        scope = scope_with_shard(scope, options.shard)
     with nightly.run_guard(opts):
         if options.progress is not None:
             options.progress.run_started(len(hosts))
@@ -267,6 +288,60 @@ def run(
         outcome = _finish(result, len(hosts), opts, options.reports, options.console)
     outcome.warnings = list(inv.warnings)
     return outcome
+
+
+def _credentials(hosts: list[Host], options: RunOptions, *, dispatched: bool) -> list[Host]:
+    """Passwords for the hosts checked here; a site's hosts keep only the variable's NAME.
+
+    A site's worker reads the password from its own environment, so no password crosses the
+    broker: a remote host with a password written in the inventory is refused.
+    """
+    from fleetcheck.inventory import load_credentials
+    from fleetcheck.inventory.settings import host_needs_password
+
+    if not dispatched:
+        return load_credentials(hosts, ask_pass=options.prompt is not None, prompt=options.prompt)
+    local = [h for h in hosts if h.site == "local"]
+    loaded = iter(load_credentials(local, ask_pass=options.prompt is not None, prompt=options.prompt))
+    for host in hosts:
+        if host.site == "local":
+            continue
+        if host.password is not None:
+            raise UserError(
+                f"host {host.name} (site {host.site}) has its password in the inventory; a site's worker "
+                "reads it from its own environment: set password_env to the variable's name instead"
+            )
+        if host.password_env is None and host_needs_password(host):
+            raise UserError(
+                f"host {host.name} (site {host.site}) needs a password: set password_env to the name of "
+                "the variable the site's workers have in their environment"
+            )
+    return [next(loaded) if h.site == "local" else h for h in hosts]
+
+
+def _sites(hosts: list[Host], options: RunOptions) -> SiteTransport | None:
+    """The coordinator's side of the sites, when a broker or dispatcher is given and a host needs it."""
+    if options.broker is None and options.dispatcher is None:
+        return None
+    if all(h.site == "local" for h in hosts):
+        return None
+    from fleetcheck.dispatch import SiteTransport
+
+    dispatcher = options.dispatcher
+    if dispatcher is None:
+        try:
+            from fleetcheck.dispatch.celery_sites import CeleryDispatcher
+        except ImportError as exc:
+            raise UserError(f"--broker needs the sites extra: pip install 'fleetcheck[sites]' ({exc})") from None
+        dispatcher = CeleryDispatcher(str(options.broker))
+    return SiteTransport(
+        dispatcher,
+        password_envs={h.name: h.password_env for h in hosts if h.site != "local"},
+        site_wait=options.site_wait,
+        batch_size=options.batch_size,
+        run_timeout=options.timeout,
+        psrp_client=_psrp_client(options.psrp_client),
+    )
 
 
 def _run_fleet(
@@ -291,6 +366,7 @@ def _run_fleet(
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        sites = _sites(hosts, options)
         if options.handle_sigterm:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -305,10 +381,13 @@ def _run_fleet(
             transports=options.transports,
             on_event=on_event,
             stop=stop,
+            route=None if sites is None else (lambda t: sites if t.site != "local" else None),
         )
         try:
             holder.append(await runner.run_fleet(hosts, playbooks, run_options))
         finally:
+            if sites is not None:
+                await sites.close(interrupted=not holder or holder[0].interrupted)
             if options.handle_sigterm:
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.remove_signal_handler(signal.SIGTERM)
@@ -391,6 +470,35 @@ def write_reports(result: RunResult, specs: Sequence[ReportSpec], context: Repor
         except (OSError, ImportError, AttributeError) as exc:
             problems.append(f"{spec.format} report {spec.path}: {exc}")
     return problems
+
+
+# --------------------------------------------------------------------------- shard parts
+
+
+@dataclass
+class MergeOptions:
+    """How to record merged shard parts: history, reports, and where the summary goes."""
+
+    history: Path | None = None
+    since: str = "last"
+    reports: Sequence[ReportSpec] = ()
+    mail: MailSettings | None = None
+    console: Console | None = None
+
+
+def merge_parts(paths: Sequence[Path], options: MergeOptions | None = None) -> RunOutcome:
+    """The json reports of `run --shard K/N` as one run: history, changes, reports, exit code.
+
+    Waivers were applied by each part; they are not applied again.
+    """
+    from fleetcheck import nightly
+    from fleetcheck.dispatch.merge import as_part, merge_results
+
+    options = options or MergeOptions()
+    result = merge_results([as_part(path, load_results(path)) for path in paths])
+    opts = _nightly(options.history, options.since, None, options.mail)
+    with nightly.run_guard(opts):
+        return _finish(result, len(result.hosts), opts, options.reports, options.console)
 
 
 # --------------------------------------------------------------------------- saved facts
@@ -490,3 +598,46 @@ def stop_workers(grace: float = EXIT_GRACE_S) -> int:
     from fleetcheck import transports
 
     return transports.stop_workers(grace)
+
+
+# --------------------------------------------------------------------------- fix
+
+
+def fix(inventory: str | Path, playbooks: Sequence[str | Path], request: FixRequest) -> FixOutcome:
+    """`fleetcheck fix`: load and validate the inputs, plan from a scan, and with `request.apply`
+    apply in batches, re-check and write the audit trail (fleetcheck/fix.py has the rules).
+
+    Ctrl-C and SIGTERM stop between batches: the running batch ends, no later batch starts.
+    Raises a UserError before any host is contacted when an input is wrong."""
+    from fleetcheck import fix as fixing
+    from fleetcheck import runner
+    from fleetcheck.checks.registry import CHECKS
+    from fleetcheck.inventory import apply_limit, load_credentials
+
+    inv = load_inventory(inventory)
+    hosts = apply_limit(inv.hosts, inv.groups, request.limit)
+    only = set(request.checks) if request.checks else None
+    unknown = sorted((only or set()) - set(CHECKS))
+    if unknown:
+        raise fixing.FixUsageError(f"--checks: unknown check id(s) {', '.join(unknown)}; `fleetcheck checks --all` lists them")
+    pbs = load_playbooks(list(playbooks or inv.playbooks or [DEFAULT_PLAYBOOK]))
+    waive = fixing.waiver_filter(request.waivers or inv.waivers)
+    hosts = load_credentials(hosts, ask_pass=request.ask_pass is not None, prompt=request.ask_pass)
+    record = None
+    if request.history is not None:
+        history = request.history
+
+        def record(result: fixing.FixResult, fixes: list[fixing.HostFix]) -> None:
+            from fleetcheck import fixlog
+
+            fixlog.record_batch(history, result, fixes)
+
+    options = fixing.FixOptions(
+        run=runner.RunOptions(forks=request.forks, timeout=request.timeout, journal=None,
+                              inventory=run_scope(inv.path, request.limit), ssh_known_hosts=request.ssh_known_hosts,
+                              transports=request.transports),
+        checks=only, apply=request.apply, serial=request.serial, max_fail_percent=request.max_fail_percent,
+        waive=waive, confirm=request.confirm, on_batch=request.on_batch, record=record, progress=request.progress,
+    )
+    result = fixing.drive(hosts, pbs, options, request.on_stop_requested)
+    return fixing.FixOutcome(result, exit_code(result.final() if request.apply else result.scan))

@@ -43,7 +43,9 @@ from fleetcheck.cli_lookup import (
     report_cmd,
     user_errors,
 )
+from fleetcheck.cli_sites import Broker, Shard, SiteWait, worker_cmd
 from fleetcheck.errors import UserError
+from fleetcheck.fixcli import FIX_HELP, fix_cmd, history_fixes_cmd
 from fleetcheck.results import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
@@ -72,6 +74,7 @@ Examples:
   fleetcheck inventory prod.yml                 # what resolves, passwords redacted
   fleetcheck checks                             # the checks of the default playbook
   fleetcheck explain CHECK_ID                   # what a check looks at and how to fix it
+  fleetcheck fix prod.yml                       # plan the fixes for failing checks (--apply to make them)
   fleetcheck report out/run.json --format markdown -o out/run.md
   fleetcheck lab serve --hosts 50               # a simulated Windows fleet on loopback
 {EXIT_CODES_HELP}"""
@@ -156,6 +159,9 @@ def run_cmd(
     ask_vault: AskVault = False,
     list_hosts: ListHosts = False,
     show_skipped: Annotated[bool, typer.Option("--show-skipped", help="List the hosts skipped (not Windows remoting) and why.")] = False,
+    broker: Broker = None,
+    shard: Shard = None,
+    site_wait: SiteWait = 30.0,
 ) -> None:
     """Check every host of an inventory and print the fleet's compliance table.
 
@@ -168,6 +174,7 @@ def run_cmd(
     from rich.console import Console
 
     from fleetcheck import api, nightly
+    from fleetcheck.dispatch.shard import parse_shard
     from fleetcheck.progress import Mode, Progress
 
     with user_errors():
@@ -194,6 +201,9 @@ def run_cmd(
             mail=nightly.mail_settings(mail_to, smtp, always=mail_always, smtp_tls=smtp_tls),
             prompt=getpass.getpass if ask_pass else None,
             console=None if quiet else Console(highlight=False, soft_wrap=True),
+            broker=broker,
+            site_wait=site_wait,
+            shard=parse_shard(shard) if shard else None,
         )
         check_view(view)
         if no_history and since:
@@ -266,10 +276,44 @@ def evaluate_cmd(
     _print_outcome(outcome, view=view, wide=wide, quiet=False)
 
 
+@app.command("merge")
+def merge_cmd(
+    parts: Annotated[list[Path], typer.Argument(metavar="PART.json...", help="json reports of `run --shard K/N`.")],
+    history: HistoryPath = None,
+    report: Reports = None,
+    view: ViewOpt = "full",
+    wide: Wide = False,
+) -> None:
+    """Combine the json reports of shard runs into one run: one table, history entry and report.
+
+    \b
+    Example:
+      fleetcheck run prod.yml --shard 2/5 --no-history --report json:part2.json   # on each box
+      fleetcheck merge part*.json --history nightly.db --report html:fleet.html
+    """
+    from rich.console import Console
+
+    from fleetcheck import api
+
+    with user_errors():
+        check_view(view)
+        options = api.MergeOptions(
+            history=history, reports=api.parse_report_specs(report or []),
+            console=Console(highlight=False, soft_wrap=True),
+        )
+        outcome = api.merge_parts(parts, options)
+    _print_outcome(outcome, view=view, wide=wide, quiet=False)
+
+
 # --------------------------------------------------------------------------- diff and plug-in commands
 
 
 app.command("diff")(diff_cmd)
+app.command("worker")(worker_cmd)
+app.command("fix", epilog=FIX_HELP)(fix_cmd)
+_history = typer.Typer(help="What the history database recorded.", no_args_is_help=True)
+_history.command("fixes")(history_fixes_cmd)
+app.add_typer(_history, name="history")
 
 
 def _mount(entry: EntryPoint) -> None:

@@ -144,20 +144,27 @@ def checks_cmd(
 
 def explain_cmd(
     check_id: Annotated[str, typer.Argument(metavar="CHECK_ID", help="A check id, as `fleetcheck checks` lists them.")],
+    playbook: Annotated[
+        list[str] | None, typer.Option("--playbook", "-p", metavar="NAME|PATH", help="Whose remedy settings to show.")
+    ] = None,
 ) -> None:
-    """Explain one check: what it verifies, why it matters, how to fix a failure, its parameters.
+    """Explain one check: what it verifies, why it matters, how to fix a failure, its parameters,
+    and the automatic fix of `fleetcheck fix` (whether the playbook enables it).
 
     \b
     Example:
       fleetcheck explain vss-writers
     """
     with user_errors():
+        from fleetcheck import api
         from fleetcheck.checks import render_explain
+        from fleetcheck.remedies.explain import render_remedy
 
         try:
             typer.echo(render_explain(check_id), nl=False)
         except KeyError as exc:
             raise UserError(str(exc.args[0]) if exc.args else f"unknown check id {check_id!r}") from None
+        typer.echo(render_remedy(check_id, api.load_playbooks(playbook or [api.DEFAULT_PLAYBOOK])), nl=False)
 
 
 def report_cmd(

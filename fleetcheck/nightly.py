@@ -216,8 +216,22 @@ def _with_history(outcome: NightlyOutcome, opts: NightlyOptions) -> None:
                 history.prune(opts.keep_runs)
             outcome.context = build_report_context(history, outcome.run, opts.since, opts.trend_runs)
             outcome.changes = outcome.context.changes
+            previous = history.latest(before_run_id=outcome.run.run_id, complete_only=True, inventory=outcome.run.inventory)
+        outcome.context.fixes = fix_notes(opts.history_path, previous.started_at if previous else None)
     except (HistoryError, sqlite3.Error) as exc:
         outcome.errors.append(f"history not updated ({exc}); reports are written without changes.")
+
+
+def fix_notes(history_path: Path, since: datetime | None) -> dict[str, list[str]]:
+    """Host -> what `fleetcheck fix` fixed there since `since` (the previous run), for the report."""
+    from fleetcheck.fixlog import fixed_since
+
+    notes: dict[str, list[str]] = {}
+    for (host, check_id), rec in sorted(fixed_since(history_path, since).items()):
+        notes.setdefault(host, []).append(
+            f"{check_id} fixed by fleetcheck fix at {rec.at.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({rec.who}): {rec.change}"
+        )
+    return notes
 
 
 def _mail(outcome: NightlyOutcome, settings: MailSettings) -> None:

@@ -74,6 +74,8 @@ class _CheckEntry(_Strict):
     severity: Severity | None = None
     tags: list[str] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    remediate: bool = False
+    remedy: dict[str, Any] = Field(default_factory=dict)
 
 
 class CheckSettings(BaseModel):
@@ -86,6 +88,9 @@ class CheckSettings(BaseModel):
     severity: Severity = "medium"
     tags: list[str] = Field(default_factory=list)
     params: Any = None  # the check's validated CheckParams model
+    #: `fleetcheck fix --apply` may change this check's failures (off unless the playbook says so).
+    remediate: bool = False
+    remedy: Any = None  # the remedy's validated RemedyOptions model (None: the check has no remedy)
 
 
 class CustomCheck(_Strict):
@@ -236,7 +241,28 @@ def _build_check(check_id: str, raw: Any, path: str, root: Any) -> CheckSettings
         severity=entry.severity or cdef.severity,
         tags=list(entry.tags) if entry.tags is not None else list(cdef.tags),
         params=params,
+        remediate=entry.remediate,
+        remedy=_build_remedy(check_id, entry, path, root),
     )
+
+
+def _build_remedy(check_id: str, entry: _CheckEntry, path: str, root: Any) -> Any:
+    """The remedy options of a check; `remediate`/`remedy` on a check without a remedy is an error."""
+    from fleetcheck.remedies import NO_SAFE_FIX, REMEDIES
+
+    rdef = REMEDIES.get(check_id)
+    if rdef is None:
+        if entry.remediate or entry.remedy:
+            key = "remediate" if entry.remediate else "remedy"
+            why = NO_SAFE_FIX.get(check_id, "it has no remedy")
+            raise PlaybookError(path, line_of(root, ("checks", check_id, key)), f"checks.{check_id}.{key}",
+                                f"this check has no automatic fix ({why})", "remove the key; fix this by hand")
+        return None
+    try:
+        return rdef.options.model_validate(entry.remedy)
+    except ValidationError as exc:
+        _raise_validation(exc, path, root, ("checks", check_id, "remedy"))
+        raise  # unreachable
 
 
 def parse_playbook(text: str, path: str = "<playbook>") -> Playbook:

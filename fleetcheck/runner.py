@@ -98,6 +98,12 @@ class RunOptions:
     transport: Transport | None = None
     #: Overrides every host's `psrp_client` (pypsrp | native) when set (`--psrp-client`).
     psrp_client: Literal["pypsrp", "native"] | None = None
+    #: A transport chosen per host before the registry (None: the usual one). A transport with
+    #: `remote = True` runs the host elsewhere (a site's worker): it holds no fork slot here and
+    #: owns the host's deadline and retries.
+    route: Callable[[Target], Transport | None] | None = None
+    #: Called with (host name, facts document) for every host whose facts were read (fix plans from them).
+    on_facts: Callable[[str, FactsDocument], None] | None = None
 
 
 @dataclass
@@ -230,6 +236,9 @@ class _Fleet:
         """The run's single transport if given, else the target's by name (ProtocolError if unknown)."""
         if self.options.transport is not None:
             return self.options.transport
+        routed = self.options.route(target) if self.options.route is not None else None
+        if routed is not None:
+            return routed
         name = transport_name(target, self.options.psrp_client)
         try:
             return self.transports[name]
@@ -279,7 +288,8 @@ class _Fleet:
 
     async def host_task(self, target: Target) -> None:
         # The slot covers the network part only; judging happens after the shell is closed.
-        async with self.sem:
+        # A host checked elsewhere (a site's worker) takes no slot: its worker has its own forks.
+        async with contextlib.nullcontext() if self._remote(target) else self.sem:
             if self.options.stop is not None and self.options.stop.is_set():
                 return
             self.emit("host_started", target.name)
@@ -290,6 +300,10 @@ class _Fleet:
             log.exception("judging %s failed", target.name)
             result = self.row(target, collected, internal_error(target, "while judging the host", exc))
         self.record(result)
+
+    def _remote(self, target: Target) -> bool:
+        route = self.options.route
+        return route is not None and getattr(route(target), "remote", False) is True
 
     async def collect(self, target: Target) -> _Collected:
         """Run the bundle with retries for transient failures, all within the host's deadline."""
@@ -303,6 +317,14 @@ class _Fleet:
             got.failure = exc
             return got
         context = failure_context(target, timeout)
+        if getattr(transport, "remote", False) is True:  # the worker keeps the deadline and retries
+            got.attempts = 1
+            try:
+                with map_exceptions(context):
+                    got.output = await transport.run(target, self.plan.script, self.plan.args_json, timeout=timeout)
+            except HostError as exc:
+                got.failure = exc
+            return got
         while True:
             got.attempts += 1
             left = deadline - loop.time()
@@ -331,8 +353,11 @@ class _Fleet:
         """Judge what was collected (pure, local) into the host's result row."""
         if got.failure is not None or got.output is None:
             return self.row(target, got, got.failure or ProtocolError("no output", error_type="internal"))
-        scan_time = datetime.now(UTC)
+        # a site's worker says when the host answered: rules about the host's clock compare with that
+        scan_time = getattr(got.output, "scanned_at", None) or datetime.now(UTC)
         status, message, checks, facts, error_type = judge_output(target, got.output, self.playbooks, scan_time)
+        if facts is not None and self.options.on_facts is not None:
+            self.options.on_facts(target.name, facts)
         if facts is not None and self.options.save_facts is not None:
             facts = facts.model_copy(update={"scanned_at": scan_time.isoformat()})
             try:

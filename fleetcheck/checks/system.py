@@ -90,6 +90,14 @@ class ClockParams(CheckParams):
         return self
 
 
+#: A free-running clock needs a time source, which is a configuration decision, not a resync.
+LOCAL_CLOCK_FIX = (
+    "Give Windows Time a source: w32tm /config /syncfromflags:domhier /update on a domain member, or "
+    "w32tm /config /manualpeerlist:\"PEER,0x9\" /syncfromflags:manual /update, then w32tm /resync "
+    "(fleetcheck fix does this only when the playbook names the source: checks.clock.remedy.time_source)."
+)
+
+
 def clock(facts: Facts, p: ClockParams, ctx: EvalContext) -> Verdict:
     data = facts.get("time", TimeData)
     remote = parse_utc(data.utc_now)
@@ -116,13 +124,17 @@ def clock(facts: Facts, p: ClockParams, ctx: EvalContext) -> Verdict:
     if status is None:
         why = data.w32tm_error.type if data.w32tm_error else "w32tm output not recognised"
         warns.append(f"time sync state unknown ({why})")
+    elif status.local_clock:
+        # The right time is what backups and Kerberos need; a free-running clock is only a
+        # risk until it drifts past the limit, which the skew test above already fails.
+        warns.append("time source is the local CMOS clock (free running): the clock will drift")
     elif not status.synchronized:
-        msg = "time is not synchronized" + (" (local CMOS clock)" if status.local_clock else "")
-        (fails if p.require_sync else warns).append(msg)
+        (fails if p.require_sync else warns).append("time is not synchronized")
+    fix = LOCAL_CLOCK_FIX if status is not None and status.local_clock else None
     if fails:
-        return failed("; ".join(fails + warns), observed, expected)
+        return failed("; ".join(fails + warns), observed, expected, remediation=fix)
     if warns:
-        return warned("; ".join(warns), observed, expected)
+        return warned("; ".join(warns), observed, expected, remediation=fix)
     return passed(f"Clock within {abs(skew):.0f}s, synchronized with {status.source if status else '?'}", observed, expected)
 
 

@@ -39,6 +39,8 @@ class Host(BaseModel):
     vars: dict[str, Any] = Field(default_factory=dict)  # anything else, for custom checks
     #: ssh only: "default" (~/.ssh/known_hosts), "accept" (no host key check; labs only) or a file.
     ssh_known_hosts: str | None = None
+    #: Where the host is checked from: `local` (this process) or a site whose workers reach it.
+    site: str = "local"
 
     @property
     def effective_port(self) -> int:
@@ -57,6 +59,7 @@ class Host(BaseModel):
             groups=tuple(self.groups),
             tags=tuple(self.tags),
             timeout=self.timeout,
+            site=self.site,
         )
 
     def _transport_settings(self) -> TransportSettings:

@@ -52,6 +52,8 @@ class Settings(BaseModel):
     vars: dict[str, Any] | None = None
     #: ssh only: "default" (~/.ssh/known_hosts), "accept" (no host key check; labs only) or a file.
     ssh_known_hosts: str | None = Field(default=None, min_length=1)
+    #: The site whose workers check the host (`fleetcheck worker --site NAME`); `local`: this process.
+    site: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 class HostSettings(Settings):

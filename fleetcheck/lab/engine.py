@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from fleetcheck.lab.faults import pick_fault
 from fleetcheck.lab.host import LabHost
 from fleetcheck.probes.bundle import BUNDLE_MARKER
+from fleetcheck.remedies.bundle import REMEDY_MARKER
 
 RECEIVED_SCRIPTS_KEPT = 50
 _SCRIPT_RECORD_CAP = 4096  # characters of each received script kept for tests
@@ -228,7 +229,10 @@ async def run_script(host: LabHost, request: ScriptRequest, sink: OutputSink) ->
             ),
             exit_code=1,
         )
-    values, outcome = _answer(host, request)
+    if REMEDY_MARKER in request.script:  # remedy scripts change the machine: fleetcheck.lab.remedies
+        values, outcome = await importlib.import_module("fleetcheck.lab.remedies").answer_remedy(host, request)
+    else:
+        values, outcome = _answer(host, request)
     if (spec := pick_fault(host, "script", ("bad_json",))) is not None:
         values = ['{"schema": "fleetcheck/facts/v1", "probes": {"truncated": [1, 2,']
     if (spec := pick_fault(host, "script", ("oversized_output",))) is not None:

@@ -25,7 +25,8 @@ Faults: comma-separated RULEs, each TARGET:KIND[=VALUE][@ON][#NTH][%PROB][/PROBE
           connect or script; default * (everywhere)
   #NTH    only the NTH matching request (default: every one)
   %PROB   fire with this probability 0..1 (seeded per host)
-  /PROBE  the probe id, for probe-level faults
+  /PROBE  the probe id, for probe-level faults; for remedy_throws, remedy_denied and remedy_hang
+          (the fix step alone) a check id or remedy action, e.g. LAB-0002:remedy_denied/svi-permission
 Example: "LAB-0003:hang@Receive,LAB-0004:refuse,LAB-0005:http500=2150859173@Create#1,*:latency=0.05"
 """
 

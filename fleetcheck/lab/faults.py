@@ -18,6 +18,9 @@ CONNECT_KINDS = ("refuse",)
 SCRIPT_KINDS = ("slow_output", "hang", "oversized_output", "bad_json", "probe_throws", "latency")
 #: Probe-level faults, answered by fleetcheck.lab.simprobes (FaultSpec.probe: a probe id or "*").
 PROBE_KINDS = ("probe_error", "probe_denied")
+#: Faults on the fix step alone, answered by fleetcheck.lab.remedies (FaultSpec.probe: a check id,
+#: a remedy action or "*"): the change throws, is denied, or the whole remedy script hangs.
+REMEDY_KINDS = ("remedy_throws", "remedy_denied", "remedy_hang")
 
 #: WSMan fault codes worth naming (decimal, as WSManFault@Code carries them).
 TIMED_OUT = 2150858793  # 0x80338029 w:TimedOut

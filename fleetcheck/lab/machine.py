@@ -90,6 +90,8 @@ class ServiceDef(_Model):
     start_mode: str = "Auto"  # Auto | Manual | Disabled | Boot | System
     delayed_auto_start: bool | None = False  # None: property absent (before Server 2016)
     start_name: str = "LocalSystem"
+    #: Why starting it fails (the service stops again, a dependency does not start); None: it starts.
+    start_error: str | None = None
 
 
 def _default_services() -> dict[str, ServiceDef]:

@@ -23,6 +23,7 @@ class ReportContext:
 
     changes: Any | None = None  # fleetcheck.changes.ChangeSet (nightly report)
     trend: list[Any] | None = None  # per-run compliance points, oldest first
+    fixes: dict[str, list[str]] | None = None  # host -> "CHECK fixed by fleetcheck fix at ..." since the last run
 
 
 Writer = Callable[[RunResult, Path, ReportContext], None]

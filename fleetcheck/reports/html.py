@@ -240,6 +240,7 @@ def build_view(run: RunResult, ctx: ReportContext | None = None) -> dict[str, An
         "trend": _trend(ctx.trend),
         "changes": ctx.changes,
         "change_max": CHANGE_LIST_MAX,
+        "fixes": ctx.fixes or {},
     }
 
 

@@ -90,6 +90,8 @@ class Target(BaseModel):
     groups: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     timeout: float = 120.0
+    #: `local`, or the site whose workers reach the host (fleetcheck.dispatch).
+    site: str = "local"
 
     @property
     def transport(self) -> str:

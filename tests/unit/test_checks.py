@@ -483,9 +483,14 @@ def test_clock_skew_edges(skew: float, status: CheckStatus) -> None:
 
 
 def test_clock_sync_and_zone() -> None:
-    unsynced = run("clock", mod(**{"time.w32tm_text": W32TM_LOCAL}))
-    assert unsynced.status == CheckStatus.FAIL and "not synchronized" in unsynced.message
-    assert run("clock", mod(**{"time.w32tm_text": W32TM_LOCAL}), require_sync=False).status == CheckStatus.WARN
+    free_running = run("clock", mod(**{"time.w32tm_text": W32TM_LOCAL}))
+    assert free_running.status == CheckStatus.WARN and "will drift" in free_running.message
+    assert "manualpeerlist" in free_running.remediation
+    drifted = run("clock", mod(**{"time.w32tm_text": W32TM_LOCAL, "time.utc_now": at(301)}))
+    assert drifted.status == CheckStatus.FAIL and "+301s off" in drifted.message and "CMOS" in drifted.message
+    lost = W32TM_OK.replace("Leap Indicator: 0(no warning)", "Leap Indicator: 3(not synchronized)")
+    assert run("clock", mod(**{"time.w32tm_text": lost})).status == CheckStatus.FAIL
+    assert run("clock", mod(**{"time.w32tm_text": lost}), require_sync=False).status == CheckStatus.WARN
     gone = mod(**{"time.w32tm_text": None, "time.w32tm_error": {"type": "Win32Exception", "message": "x"}})
     assert run("clock", gone).status == CheckStatus.WARN
     assert run("clock", time_zone="W. Europe Standard Time").status == CheckStatus.PASS
