@@ -10,6 +10,7 @@ UserError fails the property.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import tempfile
 import time
@@ -117,7 +118,7 @@ def mutated(draw: st.DrawFn, seed: str) -> str:
     return "".join(lines)
 
 
-FUZZ = settings(max_examples=30, deadline=5000, suppress_health_check=list(HealthCheck), database=None)
+FUZZ = settings(max_examples=int(os.environ.get("FC_FUZZ_EXAMPLES", "30")), deadline=5000, suppress_health_check=list(HealthCheck), database=None)
 
 
 def _file(text: str, name: str) -> Path:
