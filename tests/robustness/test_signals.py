@@ -70,7 +70,7 @@ def test_signal_mid_run(tmp_path: Path, transport: str, client: str, sig: signal
     asyncio.run(_run_and_signal(tmp_path, transport, client, sig))
 
 
-WINDOW_FAULTS = "*:latency=0.3@Create,*:latency=0.2@Receive"
+WINDOW_FAULTS = "*:latency=0.3@Create,*:latency=0.6@Receive"
 
 
 async def _interrupt_in_window(tmp_path: Path, transport: str, client: str, sig: signal.Signals, delay: float) -> int:
