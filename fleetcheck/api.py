@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import signal
 import urllib.parse
@@ -32,7 +33,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from fleetcheck import __version__
 from fleetcheck.errors import UserError
-from fleetcheck.results import EXIT_INTERRUPTED, EXIT_OK, HostResult, RunResult, exit_code
+from fleetcheck.results import EXIT_INTERRUPTED, EXIT_OK, FAIL_ON, HostResult, RunResult, exit_code
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from fleetcheck.changes import ChangeSet
@@ -116,6 +119,12 @@ class RunOptions:
     transports: Mapping[str, Transport] | None = None
     #: Stop like Ctrl-C on SIGTERM (only possible in the main thread).
     handle_sigterm: bool = True
+    #: Run-time check filters (`--tags`, `--skip-tags`, `--checks`): narrow the playbooks' checks.
+    tags: Sequence[str] = ()
+    skip_tags: Sequence[str] = ()
+    checks: Sequence[str] = ()
+    #: Which hosts fail the run (`fleetcheck.results.exit_code`): any, noncompliant, unreachable.
+    fail_on: str = "any"
     #: Broker URL (redis://...): hosts of other sites than `local` go to their site's workers.
     broker: str | None = None
     #: Another dispatch engine instead of Celery (tests, plugins); implies sites like `broker`.
@@ -272,7 +281,14 @@ def run(
         raise UserError(f"--psrp-client '{options.psrp_client}': expected pypsrp or native")
     names = [str(getattr(p, "name", p)) for p in playbooks] or list(inv.playbooks) or [DEFAULT_PLAYBOOK]
     loaded = load_playbooks(list(playbooks) or names)
-    hosts = _credentials(hosts, options, dispatched=options.broker is not None or options.dispatcher is not None)
+    if options.fail_on not in FAIL_ON:
+        raise UserError(f"--fail-on '{options.fail_on}': expected {', '.join(FAIL_ON)}")
+    from fleetcheck.selection import select as select_checks
+
+    loaded = select_checks(loaded, options.tags, options.skip_tags, options.checks)
+    dispatched = options.broker is not None or options.dispatcher is not None
+    _kerberos_preflight([h for h in hosts if not dispatched or h.site == "local"])  # a site's workers have their own
+    hosts = _credentials(hosts, options, dispatched=dispatched)
     opts = _nightly(options.history, options.since, options.waivers or inv.waivers, options.mail)
     scope = run_scope(inv.path, options.limit)
     if options.shard is not None:
@@ -282,12 +298,31 @@ def run(
     with nightly.run_guard(opts):
         if options.progress is not None:
             options.progress.run_started(len(hosts))
+            plan = getattr(options.progress, "plan", None)
+            if plan is not None:  # sinks that show each running host's time against its deadline
+                plan({h.name: options.timeout or h.timeout for h in hosts})
         result = _run_fleet(hosts, loaded, names, scope, options)
         if options.progress is not None:
             options.progress.run_finished(result, len(hosts))
-        outcome = _finish(result, len(hosts), opts, options.reports, options.console)
+        outcome = _finish(result, len(hosts), opts, options.reports, options.console, options.fail_on)
     outcome.warnings = list(inv.warnings)
     return outcome
+
+
+class KerberosUnavailable(UserError):
+    """Kerberos hosts, but this machine cannot speak Kerberos (no gssapi or no krb5.conf)."""
+
+
+def _kerberos_preflight(hosts: Sequence[Host]) -> None:
+    """Before any connection: Kerberos hosts need gssapi (pykerberos for winrm) and a krb5.conf."""
+    from fleetcheck.transports.kerberos import preflight_message
+
+    transports: set[str] = {h.transport for h in hosts if h.auth == "kerberos"}
+    message = preflight_message(transports) if transports else None
+    if message:
+        names = [h.name for h in hosts if h.auth == "kerberos"]
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise KerberosUnavailable(f"{message} (hosts with auth: kerberos: {shown})")
 
 
 def _credentials(hosts: list[Host], options: RunOptions, *, dispatched: bool) -> list[Host]:
@@ -352,11 +387,19 @@ def _run_fleet(
 
     done: list[HostResult] = []
 
+    on_start = getattr(options.progress, "host_started", None)
+    log.info("checking %d hosts with %s, %d at a time", len(hosts), ", ".join(names), options.forks)
+
     def on_event(event: RunEvent) -> None:
         if event.kind == "host_finished" and event.result is not None:
+            log.info("%s: %s in %.1f s", event.result.host, event.result.status.value, event.result.duration_s)
             done.append(event.result)
             if options.progress is not None:
                 options.progress.host_done(event.result)
+        elif event.kind == "host_started" and event.host is not None and on_start is not None:
+            on_start(event.host)
+        elif event.kind == "host_retry":
+            log.info("%s: retrying after %s", event.host, event.message)
 
     # The result leaves through a holder, not as the main task's result: on its way out,
     # asyncio.run (3.11) formats repr() of the finished task, i.e. of the whole RunResult
@@ -439,7 +482,8 @@ def tuned_gc() -> Iterator[None]:
 
 
 def _finish(
-    result: RunResult, total: int, opts: NightlyOptions | None, reports: Sequence[ReportSpec], console: Console | None
+    result: RunResult, total: int, opts: NightlyOptions | None, reports: Sequence[ReportSpec], console: Console | None,
+    fail_on: str = "any",
 ) -> RunOutcome:
     """Waivers, history, changes, mail (fleetcheck.nightly), then the reports and the exit code."""
     from fleetcheck import nightly
@@ -451,7 +495,7 @@ def _finish(
         outcome.run, outcome.context, outcome.changes = done.run, done.context, done.changes
         outcome.summary, outcome.notes, outcome.errors = done.summary, done.notes, done.errors
     outcome.report_errors = write_reports(outcome.run, reports, outcome.context)
-    outcome.exit_code = exit_code(outcome.run)
+    outcome.exit_code = exit_code(outcome.run, fail_on)
     if outcome.report_errors and outcome.exit_code == EXIT_OK:
         outcome.exit_code = EXIT_INTERRUPTED
     return outcome

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fleetcheck.results import FAILING, UNCHECKED_STATUSES, CheckResult, HostResult, RunResult
@@ -250,19 +251,40 @@ def format_change_summary(changes: ChangeSet, max_items: int = 20) -> str:
 def diff_runs(history: History, run_a: str | None = None, run_b: str | None = None) -> str:
     """Text for `fleetcheck diff [RUN_A] [RUN_B]`.
 
-    Defaults: B is the newest run, A the run before B. References accept run ids, unique
-    prefixes, `last` and `last~N`. Raises `HistoryError` with a clear message otherwise.
+    Defaults: B is the newest run, A the run before B of the same inventory and `--limit`
+    (two cron jobs sharing a history never diff against each other). References accept run
+    ids, unique prefixes, `last` and `last~N`. The last line says which runs were compared.
+    Raises `HistoryError` with a clear message otherwise.
     """
     from fleetcheck.history import HistoryError
 
     b_id = history.resolve(run_b or "last")
+    b_run = history.get(b_id)
     if run_a is None:
-        prev = history.latest(before_run_id=b_id)
+        prev = history.latest(before_run_id=b_id, inventory=b_run.inventory)
         if prev is None:
-            raise HistoryError(f"run {b_id} is the oldest in history: there is nothing to compare it with.")
+            raise HistoryError(
+                f"run {b_id} is the oldest run of {scope_text(b_run.inventory)} in history: there is nothing "
+                "to compare it with (name both runs to compare across inventories; see `fleetcheck diff --list`)."
+            )
         a_run = prev
     else:
         a_run = history.get(history.resolve(run_a))
-    b_run = history.get(b_id)
     changes = compute_changes(a_run, b_run, history.failing_since(b_id))
-    return format_change_summary(changes, max_items=10_000)
+    which = (
+        f"Compared run {a_run.run_id} ({_stamp(a_run.started_at)}, {scope_text(a_run.inventory)}) "
+        f"with run {b_run.run_id} ({_stamp(b_run.started_at)}, {scope_text(b_run.inventory)})."
+    )
+    return format_change_summary(changes, max_items=10_000) + "\n\n" + which
+
+
+def scope_text(inventory: str) -> str:
+    """`prod.yml --limit dc-*` from a recorded scope (absolute inventory path, optional limit)."""
+    if not inventory:
+        return "no inventory recorded"
+    path, _, limit = inventory.partition(" --limit ")
+    try:
+        shown = str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        shown = path
+    return f"{shown} --limit {limit}" if limit else shown

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from fleetcheck import __version__
+from fleetcheck import cli_options as opts
 from fleetcheck.cli_lookup import (
     AskVault,
     HistoryPath,
@@ -60,6 +61,7 @@ Exit codes:
   3  at least one host could not be checked (unreachable, auth_failed, timeout,
      protocol_error, unsupported); takes precedence over 1
   4  interrupted (Ctrl-C, SIGTERM) or internal error
+  --fail-on noncompliant|unreachable narrows which hosts fail the run.
 """
 
 APP_HELP = f"""
@@ -82,7 +84,7 @@ Examples:
 app = typer.Typer(
     help=APP_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -105,6 +107,7 @@ def _main(
 
 
 app.command("inventory")(inventory_cmd)
+app.command("config")(opts.config_cmd)
 app.command("checks")(checks_cmd)
 app.command("explain")(explain_cmd)
 app.command("report")(report_cmd)
@@ -115,6 +118,7 @@ app.command("report")(report_cmd)
 
 @app.command("run", epilog=EXIT_CODES_HELP)
 def run_cmd(
+    ctx: typer.Context,
     inventory: InventoryArg = None,
     sources: InventoryOpts = None,
     playbook: Annotated[
@@ -149,7 +153,7 @@ def run_cmd(
     ] = None,
     history: HistoryPath = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Do not record this run.")] = False,
-    since: Annotated[str | None, typer.Option("--since", metavar="last", help="Compare with a previous run: 'last'.")] = None,
+    since: opts.Since = None,
     waivers: WaiversPath = None,
     mail_to: Annotated[str | None, typer.Option("--mail-to", metavar="ADDR", help="ADDR[,ADDR]: mail the change summary.")] = None,
     smtp: Annotated[str | None, typer.Option("--smtp", metavar="HOST[:PORT]", help="HOST[:PORT] of the mail relay.")] = None,
@@ -159,6 +163,12 @@ def run_cmd(
     ask_vault: AskVault = False,
     list_hosts: ListHosts = False,
     show_skipped: Annotated[bool, typer.Option("--show-skipped", help="List the hosts skipped (not Windows remoting) and why.")] = False,
+    tags: opts.Tags = None,
+    skip_tags: opts.SkipTags = None,
+    checks: opts.Checks = None,
+    fail_on: opts.FailOn = None,
+    verbose: opts.Verbose = 0,
+    config: opts.ConfigPath = None,
     broker: Broker = None,
     shard: Shard = None,
     site_wait: SiteWait = 30.0,
@@ -170,47 +180,53 @@ def run_cmd(
       fleetcheck run prod.yml
       fleetcheck run prod.yml -p system-state-backup --limit 'dc-*' --forks 100
       fleetcheck run prod.yml --quiet --report json:/var/lib/fleetcheck/last.json
+      fleetcheck run -i prod.yml --tags wsb --fail-on noncompliant -v
+    Options not given here come from fleetcheck.toml (`fleetcheck config` shows them).
     """
     from rich.console import Console
 
-    from fleetcheck import api, nightly
+    from fleetcheck import api, logsetup, nightly
     from fleetcheck.dispatch.shard import parse_shard
     from fleetcheck.progress import Mode, Progress
 
     with user_errors():
+        v = opts.with_config(ctx, config, {k: x for k, x in locals().items() if k in opts.CONFIGURABLE})
         inv = load_inventory(inventory, sources, vault_files, ask_vault, summary=not show_skipped)
         if show_skipped or list_hosts:
-            _list_selection(inv, limit, show_skipped=show_skipped, list_hosts=list_hosts)
+            _list_selection(inv, v["limit"], show_skipped=show_skipped, list_hosts=list_hosts)
         if list_hosts:
             raise typer.Exit(EXIT_OK)
         if not inv.hosts:
             raise UserError(f"no host to check: all {len(inv.skipped)} hosts of the inventory are skipped "
                             "(not Windows remoting); `fleetcheck inventory` shows why")
+        opts.require_terminal_for_prompt(ask_pass)
+        logsetup.configure(verbose)
         options = api.RunOptions(
-            limit=limit,
-            forks=forks,
-            timeout=timeout,  # None: each host's inventory timeout (default 120 s)
-            reports=api.parse_report_specs(report or []),
-            save_facts=save_facts,
-            journal=api.prepare_journal(journal or api.default_journal_path()),
-            ssh_known_hosts=ssh_known_hosts,
-            psrp_client=psrp_client,
-            history=None if no_history else (history or nightly.default_history_path()),
-            since=since or "last",
-            waivers=waivers,
-            mail=nightly.mail_settings(mail_to, smtp, always=mail_always, smtp_tls=smtp_tls),
+            limit=v["limit"],
+            forks=v["forks"],
+            timeout=v["timeout"],  # None: each host's inventory timeout (default 120 s)
+            reports=api.parse_report_specs(v["report"] or []),
+            save_facts=v["save_facts"],
+            journal=api.prepare_journal(v["journal"] or api.default_journal_path()),
+            ssh_known_hosts=v["ssh_known_hosts"],
+            psrp_client=v["psrp_client"],
+            history=None if v["no_history"] else (v["history"] or nightly.default_history_path()),
+            since=v["since"] or "last",
+            waivers=v["waivers"],
+            mail=nightly.mail_settings(v["mail_to"], v["smtp"], always=v["mail_always"], smtp_tls=smtp_tls),
             prompt=getpass.getpass if ask_pass else None,
             console=None if quiet else Console(highlight=False, soft_wrap=True),
+            tags=v["tags"] or (), skip_tags=v["skip_tags"] or (), checks=v["checks"] or (), fail_on=v["fail_on"] or "any",
             broker=broker,
             site_wait=site_wait,
             shard=parse_shard(shard) if shard else None,
         )
-        check_view(view)
-        if no_history and since:
+        view, wide = check_view(v["view"]), v["wide"]
+        if v["no_history"] and v["since"]:
             raise UserError("--since compares with recorded runs; it cannot be used with --no-history")
         mode: Mode = "quiet" if quiet else ("bar" if sys.stderr.isatty() else "lines")
         with Progress(mode) as options.progress:
-            outcome = api.run(inv, playbook or [], options)
+            outcome = api.run(inv, v["playbook"] or [], options)
     _print_outcome(outcome, view="summary" if quiet else view, wide=wide, quiet=quiet)
 
 

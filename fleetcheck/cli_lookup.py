@@ -23,7 +23,7 @@ Playbooks = Annotated[
 ]
 Reports = Annotated[
     list[str] | None,
-    typer.Option("--report", "-r", metavar="FORMAT:PATH", help="FORMAT:PATH, repeatable; json, csv, junit, markdown, html, prometheus."),
+    typer.Option("--report", "-r", metavar="FORMAT:PATH", help="FORMAT:PATH, repeatable; json, csv, junit, markdown, html, prometheus, sarif."),
 ]
 ViewOpt = Annotated[str, typer.Option("--view", metavar="VIEW", help="Terminal output: full, hosts, checks or summary.")]
 Wide = Annotated[bool, typer.Option("--wide", help="Show every host and full messages.")]
@@ -142,26 +142,42 @@ def checks_cmd(
         typer.echo(render_checks_table(playbooks))
 
 
+def _check_id_choices(incomplete: str) -> list[str]:
+    from fleetcheck.checks.registry import CHECK_ORDER
+
+    return [c for c in CHECK_ORDER if c.startswith(incomplete.lower())]
+
+
 def explain_cmd(
-    check_id: Annotated[str, typer.Argument(metavar="CHECK_ID", help="A check id, as `fleetcheck checks` lists them.")],
+    check_id: Annotated[
+        str,
+        typer.Argument(metavar="CHECK_ID|N", help="A check id (any case), or the number the table shows for it.",
+                       autocompletion=_check_id_choices),
+    ],
     playbook: Annotated[
-        list[str] | None, typer.Option("--playbook", "-p", metavar="NAME|PATH", help="Whose remedy settings to show.")
+        list[str] | None,
+        typer.Option("--playbook", "-p", metavar="NAME|PATH", help="Whose check numbers and remedy settings to use."),
     ] = None,
 ) -> None:
     """Explain one check: what it verifies, why it matters, how to fix a failure, its parameters,
     and the automatic fix of `fleetcheck fix` (whether the playbook enables it).
 
     \b
-    Example:
+    Examples:
       fleetcheck explain vss-writers
+      fleetcheck explain 11            # check number 11 of the table (default playbook's order)
+      fleetcheck explain 3 -p my.yml   # number 3 in my.yml's order
     """
     with user_errors():
         from fleetcheck import api
         from fleetcheck.checks import render_explain
+        from fleetcheck.checks.render import resolve_check_ref
         from fleetcheck.remedies.explain import render_remedy
 
+        order = [cid for pb in api.load_playbooks(playbook) for cid in pb.check_ids()] if playbook else None
         try:
-            typer.echo(render_explain(check_id), nl=False)
+            check_id = resolve_check_ref(check_id, order)
+            typer.echo(render_explain(check_id, order), nl=False)
         except KeyError as exc:
             raise UserError(str(exc.args[0]) if exc.args else f"unknown check id {check_id!r}") from None
         typer.echo(render_remedy(check_id, api.load_playbooks(playbook or [api.DEFAULT_PLAYBOOK])), nl=False)
@@ -172,7 +188,7 @@ def report_cmd(
         Path,
         typer.Argument(metavar="RESULTS", help="A json report (`run --report json:PATH`) or a run journal (`--journal`)."),
     ],
-    fmt: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="table, json, csv, junit, markdown, html, prometheus.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="table, json, csv, junit, markdown, html, prometheus, sarif.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", metavar="PATH", help="Write here (default: stdout).")] = None,
     view: Annotated[str, typer.Option("--view", metavar="VIEW", help="table only: full, hosts, checks or summary.")] = "full",
     wide: Annotated[bool, typer.Option("--wide", help="table only: no truncation.")] = False,
@@ -220,16 +236,24 @@ def render_table(result: RunResult, view: str, wide: bool) -> str:
 
 
 def diff_cmd(
-    run_a: Annotated[str | None, typer.Argument(metavar="RUN_A", help="Older run (id, prefix, last, last~N).")] = None,
+    run_a: Annotated[
+        str | None,
+        typer.Argument(metavar="RUN_A", help="Older run (id, prefix, last, last~N; default: the run before RUN_B "
+                       "of the same inventory and --limit)."),
+    ] = None,
     run_b: Annotated[str | None, typer.Argument(metavar="RUN_B", help="Newer run (default: the latest).")] = None,
     history: HistoryPath = None,
-    list_runs: Annotated[bool, typer.Option("--list", help="List the recorded runs instead.")] = False,
+    list_runs: Annotated[
+        bool, typer.Option("--list", help="List the recorded runs (id, date, inventory and --limit, counts) instead.")
+    ] = False,
 ) -> None:
     """What changed between two recorded runs: new failures, fixed, still failing, hosts gone or new.
 
+    The last line names the two runs compared.
+
     \b
     Examples:
-      fleetcheck diff                  # the latest run against the one before
+      fleetcheck diff                  # the latest run against the previous run of its inventory
       fleetcheck diff last~7 last      # this week
       fleetcheck diff --list
     """

@@ -165,7 +165,9 @@ def build_report_context(
 ) -> ReportContext:
     """Changes and trend for an already recorded `run` (also usable to re-render old runs)."""
     changes = _changes(history, run, since)
-    return ReportContext(changes=changes, trend=history.trend(trend_runs, inventory=run.inventory))
+    trend = history.trend(trend_runs, inventory=run.inventory)
+    check_trend = history.check_failures([p.run_id for p in trend])
+    return ReportContext(changes=changes, trend=trend, check_trend=check_trend)
 
 
 def _changes(history: History, run: RunResult, since: str | None) -> ChangeSet | None:
@@ -267,8 +269,10 @@ def list_runs_text(history_path: Path | None, limit: int = 20) -> str:
 
 
 def _run_line(r: RunSummary) -> str:
+    from fleetcheck.changes import scope_text
+
     flag = "  (interrupted)" if r.interrupted else ""
     return (
-        f"{r.run_id}  {r.started_at:%Y-%m-%d %H:%M}  {r.compliant}/{r.hosts} compliant, "
+        f"{r.run_id}  {r.started_at:%Y-%m-%d %H:%M}  {scope_text(r.inventory)}  {r.compliant}/{r.hosts} compliant, "
         f"{r.failing_checks} failing, {r.waived_checks} waived, {r.unchecked} not checked{flag}"
     )

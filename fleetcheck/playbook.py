@@ -116,6 +116,9 @@ class CustomCheck(_Strict):
 class _PlaybookFile(_Strict):
     name: str = Field(min_length=1, max_length=100)
     description: str = ""
+    #: `warn`: a host reached with Negotiate or Kerberos that authenticated with NTLM gets a warning.
+    ntlm_fallback: Literal["ignore", "warn"] = "ignore"
+    extends: str | None = Field(default=None, min_length=1, max_length=1000)
     checks: dict[str, Any] = Field(default_factory=dict)
     custom_checks: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -128,6 +131,7 @@ class Playbook(BaseModel):
     source: str = ""
     checks: dict[str, CheckSettings] = Field(default_factory=dict)
     custom_checks: list[CustomCheck] = Field(default_factory=list)
+    ntlm_fallback: Literal["ignore", "warn"] = "ignore"
 
     def enabled_checks(self) -> list[CheckSettings]:
         return [c for c in self.checks.values() if c.enabled]
@@ -214,7 +218,8 @@ def _suggest(word: str, choices: list[str]) -> str:
     return f"did you mean {', '.join(close)}?" if close else "run `fleetcheck checks` to list the check ids"
 
 
-def _build_check(check_id: str, raw: Any, path: str, root: Any) -> CheckSettings:
+def _build_check(check_id: str, raw: Any, path: str, root: Any, base: CheckSettings | None = None) -> CheckSettings:
+    """One `checks:` entry; with `base` (the extended playbook's), only the keys given override it."""
     if check_id not in CHECKS:
         raise PlaybookError(path, line_of(root, ("checks", check_id)), f"checks.{check_id}", "unknown check id", _suggest(check_id, CHECK_ORDER))
     cdef = CHECKS[check_id]
@@ -229,20 +234,22 @@ def _build_check(check_id: str, raw: Any, path: str, root: Any) -> CheckSettings
     except ValidationError as exc:
         _raise_validation(exc, path, root, ("checks", check_id))
         raise  # unreachable
+    given = {**(base.params.model_dump(exclude_unset=True) if base else {}), **entry.params}
     try:
-        params: CheckParams = cdef.params.model_validate(entry.params)
+        params: CheckParams = cdef.params.model_validate(given)
     except ValidationError as exc:
         _raise_validation(exc, path, root, ("checks", check_id, "params"))
         raise  # unreachable
+    default_tags = base.tags if base else list(cdef.tags)
     _check_probe_requests(cdef.requests(params), path, line_of(root, ("checks", check_id, "params")), f"checks.{check_id}.params")
     return CheckSettings(
         id=check_id,
-        enabled=entry.enabled,
-        severity=entry.severity or cdef.severity,
-        tags=list(entry.tags) if entry.tags is not None else list(cdef.tags),
+        enabled=entry.enabled if "enabled" in raw or base is None else base.enabled,
+        severity=entry.severity or (base.severity if base else cdef.severity),
+        tags=list(entry.tags) if entry.tags is not None else list(default_tags),
         params=params,
-        remediate=entry.remediate,
-        remedy=_build_remedy(check_id, entry, path, root),
+        remediate=entry.remediate if "remediate" in raw or base is None else base.remediate,
+        remedy=_build_remedy(check_id, entry, path, root) if "remedy" in raw or base is None else base.remedy,
     )
 
 
@@ -265,8 +272,32 @@ def _build_remedy(check_id: str, entry: _CheckEntry, path: str, root: Any) -> An
         raise  # unreachable
 
 
-def parse_playbook(text: str, path: str = "<playbook>") -> Playbook:
-    """Validate playbook YAML text; raises PlaybookError."""
+#: `extends:` chains longer than this are refused (and catch a playbook extending itself).
+MAX_EXTENDS_DEPTH = 5
+
+
+def _base_playbook(raw: _PlaybookFile, path: str, root: Any, depth: int) -> Playbook | None:
+    """The playbook named by `extends:` (a built-in name, or a path relative to this file)."""
+    if raw.extends is None:
+        return None
+    where = line_of(root, ("extends",))
+    if depth >= MAX_EXTENDS_DEPTH:
+        raise PlaybookError(path, where, "extends", f"more than {MAX_EXTENDS_DEPTH} playbooks deep", "does a playbook extend itself?")
+    target: str | Path = raw.extends
+    if _looks_like_path(raw.extends) and not Path(raw.extends).is_absolute() and Path(path).parent.is_dir():
+        target = Path(path).parent / raw.extends
+    try:
+        return load_playbook(target, _depth=depth + 1)
+    except PlaybookError as exc:
+        raise PlaybookError(path, where, "extends", f"cannot use {raw.extends!r}: {exc}") from None
+
+
+def parse_playbook(text: str, path: str = "<playbook>", _depth: int = 0) -> Playbook:
+    """Validate playbook YAML text; raises PlaybookError.
+
+    With `extends: NAME|PATH` the playbook starts from that one's checks (enabled, severities,
+    tags, parameters and custom checks) and changes only what it names.
+    """
     data = _parse_marked(text, path)
     if not isinstance(data, dict):
         raise PlaybookError(path, 1, None, "the top level must be a mapping (name:, checks:, ...)")
@@ -275,8 +306,11 @@ def parse_playbook(text: str, path: str = "<playbook>") -> Playbook:
     except ValidationError as exc:
         _raise_validation(exc, path, data)
         raise  # unreachable
-    checks = {cid: _build_check(cid, entry, path, data) for cid, entry in raw.checks.items()}
-    customs: list[CustomCheck] = []
+    base = _base_playbook(raw, path, data, _depth)
+    checks = dict(base.checks) if base else {}
+    for cid, entry in raw.checks.items():
+        checks[cid] = _build_check(cid, entry, path, data, checks.get(cid))
+    customs: list[CustomCheck] = list(base.custom_checks) if base else []
     for i, item in enumerate(raw.custom_checks):
         try:
             custom = CustomCheck.model_validate(item)
@@ -290,7 +324,12 @@ def parse_playbook(text: str, path: str = "<playbook>") -> Playbook:
         customs.append(custom)
     if not checks and not customs:
         raise PlaybookError(path, line_of(data, ("checks",)), "checks", "the playbook has no checks", "list at least one check id")
-    playbook = Playbook(name=raw.name, description=raw.description, source=path, checks=checks, custom_checks=customs)
+    description = raw.description or (base.description if base else "")
+    inherited = "ntlm_fallback" not in raw.model_fields_set and base is not None
+    playbook = Playbook(
+        name=raw.name, description=description, source=path, checks=checks, custom_checks=customs,
+        ntlm_fallback=base.ntlm_fallback if inherited and base is not None else raw.ntlm_fallback,
+    )
     _check_probe_requests(playbook.probe_requests(), path, line_of(data, ("checks",)), "checks")
     return playbook
 
@@ -314,7 +353,7 @@ def _looks_like_path(name_or_path: str) -> bool:
     return any(sep in name_or_path for sep in "/\\") or name_or_path.endswith((".yml", ".yaml"))
 
 
-def load_playbook(name_or_path: str | Path) -> Playbook:
+def load_playbook(name_or_path: str | Path, _depth: int = 0) -> Playbook:
     """A built-in playbook by name (`system-state-backup`) or a playbook file by path."""
     text_name = str(name_or_path)
     path = Path(name_or_path)
@@ -326,4 +365,4 @@ def load_playbook(name_or_path: str | Path) -> Playbook:
         text = read_text(path, max_bytes=MAX_PLAYBOOK_BYTES)
     except YamlFileError as exc:
         raise PlaybookError(str(path), exc.line, None, exc.problem, exc.hint) from None
-    return parse_playbook(text, str(path))
+    return parse_playbook(text, str(path), _depth)

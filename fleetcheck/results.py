@@ -101,6 +101,9 @@ class HostResult(BaseModel):
     started_at: datetime | None = None
     duration_s: float = 0.0
     attempts: int = 1
+    #: What authenticated the session: kerberos, ntlm (Negotiate fell back or NTLM asked), basic,
+    #: credssp or certificate; None for SSH and for hosts never reached.
+    auth_mechanism: str | None = None
 
     @field_validator("message")
     @classmethod
@@ -166,13 +169,25 @@ def host_status(checks: Sequence[CheckResult]) -> tuple[HostStatus, str]:
     return HostStatus.NONCOMPLIANT, "; ".join(parts)
 
 
-def exit_code(run: RunResult) -> int:
+#: `--fail-on` choices: which hosts make the run fail. `any` is the default.
+FAIL_ON = ("any", "noncompliant", "unreachable")
+
+
+def exit_code(run: RunResult, fail_on: str = "any") -> int:
     """0 all checked and compliant; 1 a check failed; 3 a host unchecked (beats 1: a host we could
-    not check hides what it would have said); 4 interrupted."""
+    not check hides what it would have said); 4 interrupted.
+
+    `fail_on` narrows what fails the run, for fleets where some host is always down:
+    `noncompliant` exits 1 for a failed check and ignores hosts that could not be checked (they
+    still show in the table and reports); `unreachable` exits 3 for a host that could not be
+    checked and ignores failed checks; `any` is both, 3 beating 1. An interrupted run is always 4.
+    """
+    if fail_on not in FAIL_ON:
+        raise ValueError(f"fail_on: expected one of {', '.join(FAIL_ON)}, not {fail_on!r}")
     if run.interrupted:
         return EXIT_INTERRUPTED
-    if any(h.status in UNCHECKED_STATUSES for h in run.hosts):
+    if fail_on != "noncompliant" and any(h.status in UNCHECKED_STATUSES for h in run.hosts):
         return EXIT_UNCHECKED
-    if any(h.status is HostStatus.NONCOMPLIANT for h in run.hosts):
+    if fail_on != "unreachable" and any(h.status is HostStatus.NONCOMPLIANT for h in run.hosts):
         return EXIT_NONCOMPLIANT
     return EXIT_OK

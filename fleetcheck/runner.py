@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from fleetcheck import __version__
+from fleetcheck.checks.authmech import ntlm_fallback
 from fleetcheck.errors import HostError, ProtocolError, TimedOut
 from fleetcheck.inventory.model import Host
 from fleetcheck.journal import Journal
@@ -356,6 +357,9 @@ class _Fleet:
         # a site's worker says when the host answered: rules about the host's clock compare with that
         scan_time = getattr(got.output, "scanned_at", None) or datetime.now(UTC)
         status, message, checks, facts, error_type = judge_output(target, got.output, self.playbooks, scan_time)
+        warning = ntlm_fallback(target.auth, got.output.auth_mechanism, self.playbooks)
+        if warning is not None:
+            checks.append(warning)
         if facts is not None and self.options.on_facts is not None:
             self.options.on_facts(target.name, facts)
         if facts is not None and self.options.save_facts is not None:
@@ -377,6 +381,7 @@ class _Fleet:
             error_type=error_type,
             checks=checks,
             duration_s=self._duration(got),
+            auth_mechanism=got.output.auth_mechanism,
         )
 
     def row(self, target: Target, got: _Collected, failure: HostError) -> HostResult:

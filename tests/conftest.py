@@ -6,13 +6,24 @@ a Negotiate login that has gssapi available would then try Kerberos first and wa
 for KDCs this machine can never reach. Every test process gets a krb5.conf with no realm and
 no DNS look-ups instead, so Negotiate falls back to NTLM at once, as it does on a host outside
 any domain. The Kerberos tests set their own KRB5_CONFIG for their throw-away realm.
+
+The Kerberos tests ask for `lab_realm` / `krb_env`: one throw-away MIT realm per test process
+(k5test, started only when a test asks for it), its KDC on 127.0.0.1 at a free port. Lab hosts
+are reached by loopback address with their FQDN as the SPN host (`negotiate_hostname_override`),
+and the realm's krb5.conf turns off DNS canonicalisation, so no name needs to resolve. Without
+the KDC packages those tests are skipped, with the missing pieces named in the skip reason.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+
+from fleetcheck.lab.kdc import LAB_USER, LAB_USER_PASSWORD, LabRealm, RealmUnavailable, missing_requirements
 
 _NO_REALM = """[libdefaults]
     dns_lookup_kdc = false
@@ -32,3 +43,28 @@ def _isolate_kerberos() -> None:
 
 
 _isolate_kerberos()
+
+
+@pytest.fixture(scope="session")
+def lab_realm() -> Iterator[LabRealm]:
+    missing = missing_requirements()
+    if missing:
+        pytest.skip("no MIT KDC on this machine (CI installs it in .ci/run): missing " + "; ".join(missing))
+    try:
+        realm = LabRealm.start()
+    except RealmUnavailable as exc:
+        pytest.skip(str(exc))
+    realm.add_user(LAB_USER, LAB_USER_PASSWORD)
+    try:
+        yield realm
+    finally:
+        realm.stop()
+
+
+@pytest.fixture
+def krb_env(lab_realm: LabRealm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LabRealm:
+    """The realm's KRB5_* variables for this test, with an empty ticket cache of its own."""
+    for name, value in lab_realm.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'ccache'}")
+    return lab_realm

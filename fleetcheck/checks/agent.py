@@ -21,6 +21,7 @@ from fleetcheck.checks.base import (
     version_at_least,
     warned,
 )
+from fleetcheck.checks.numbers import beside
 from fleetcheck.probes.schema import (
     ConnectivityData,
     DefenderData,
@@ -223,11 +224,16 @@ def scratch_space(facts: Facts, p: ScratchParams, ctx: EvalContext) -> Verdict:
     observed = {"scratch": scratch, "volume": vol.name or vol.device_id, "free_percent": round(pct, 2), "free_gb": round(free_gb, 2)}
     where = f"{vol.name or vol.device_id} (scratch {scratch})"
     if pct < p.fail_free_percent:
-        return failed(f"Only {pct:.1f}% free on {where}", observed, expected)
+        return failed(f"Only {beside(pct, p.fail_free_percent)}% free on {where}", observed, expected)
     if free_gb < p.system_state_extra_gb:
-        return failed(f"Only {free_gb:.1f} GB free on {where}; system state needs {p.system_state_extra_gb:g} GB", observed, expected)
+        return failed(
+            f"Only {beside(free_gb, p.system_state_extra_gb)} GB free on {where}; "
+            f"system state needs {p.system_state_extra_gb:g} GB",
+            observed,
+            expected,
+        )
     if pct < p.pass_free_percent:
-        return warned(f"{pct:.1f}% free on {where}, below {p.pass_free_percent:g}%", observed, expected)
+        return warned(f"{beside(pct, p.pass_free_percent)}% free on {where}, below {p.pass_free_percent:g}%", observed, expected)
     mismatch = (
         mars.scratch_location_config
         and mars.scratch_location_provider
@@ -240,7 +246,7 @@ def scratch_space(facts: Facts, p: ScratchParams, ctx: EvalContext) -> Verdict:
             expected="both ScratchLocation values equal",
             remediation="Set Config\\ScratchLocation and Config\\CloudBackupProvider\\ScratchLocation to the same folder, then restart obengine.",
         )
-    return passed(f"{pct:.1f}% ({free_gb:.1f} GB) free on {where}", observed, expected)
+    return passed(f"{beside(pct, p.pass_free_percent)}% ({free_gb:.1f} GB) free on {where}", observed, expected)
 
 
 # --------------------------------------------------------------------------- av-exclusions

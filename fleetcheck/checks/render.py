@@ -31,15 +31,38 @@ def render_checks_table(playbooks: list[Playbook]) -> str:
     return tabulate(rows, headers=["id", "enabled", "severity", "family", "tags", "title", "playbook"], tablefmt="simple")
 
 
-def render_explain(check_id: str) -> str:
+def resolve_check_ref(ref: str, order: list[str] | None = None) -> str:
+    """A check id from what a user types: the id in any case, or the number the table shows.
+
+    Numbers count in `order` (a playbook's check order; default: the registry's, which is the
+    default playbook's). Raises KeyError with close matches or the valid range.
+    """
+    order = order or CHECK_ORDER
+    text = ref.strip()
+    if text.isdigit():
+        number = int(text)
+        if 1 <= number <= len(order):
+            return order[number - 1]
+        raise KeyError(f"no check number {number}: the table numbers checks 1 to {len(order)}")
+    if text in CHECKS:
+        return text
+    by_lower = {cid.lower(): cid for cid in [*order, *CHECK_ORDER]}
+    if text.lower() in by_lower:
+        return by_lower[text.lower()]
+    close = difflib.get_close_matches(text.lower(), list(by_lower), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(by_lower[c] for c in close)}?" if close else "; run `fleetcheck checks` for the list"
+    raise KeyError(f"unknown check id {ref!r}{hint}")
+
+
+def render_explain(check_id: str, order: list[str] | None = None) -> str:
     """What a built-in check verifies, why it matters, how to fix it, and its parameters.
 
+    `check_id` may be the table's number or the id in any case (see `resolve_check_ref`).
     Raises KeyError (with close matches in the message) for an unknown id."""
-    c = CHECKS.get(check_id)
+    resolved = resolve_check_ref(check_id, order)
+    c = CHECKS.get(resolved)
     if c is None:
-        close = difflib.get_close_matches(check_id, CHECK_ORDER, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; run `fleetcheck checks` for the list"
-        raise KeyError(f"unknown check id {check_id!r}{hint}")
+        raise KeyError(f"{resolved!r} is a custom check of a playbook: see the playbook file for what it does")
     defaults = c.params().model_dump()
     lines = [
         f"{c.id}: {c.title}",

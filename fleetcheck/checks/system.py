@@ -21,6 +21,7 @@ from fleetcheck.checks.base import (
     version_at_least,
     warned,
 )
+from fleetcheck.checks.numbers import beside, signed_beside
 from fleetcheck.parsers.w32tm import parse_w32tm_status
 from fleetcheck.probes.schema import (
     AzureData,
@@ -116,9 +117,9 @@ def clock(facts: Facts, p: ClockParams, ctx: EvalContext) -> Verdict:
     fails: list[str] = []
     warns: list[str] = []
     if abs(skew) > p.max_skew_s:
-        fails.append(f"clock is {skew:+.0f}s off the scanner")
+        fails.append(f"clock is {signed_beside(skew, p.max_skew_s)}s off the scanner (limit {p.max_skew_s:g}s)")
     elif abs(skew) > p.warn_skew_s:
-        warns.append(f"clock is {skew:+.0f}s off the scanner")
+        warns.append(f"clock is {signed_beside(skew, p.warn_skew_s)}s off the scanner (warning above {p.warn_skew_s:g}s)")
     if p.time_zone and data.timezone_id.lower() != p.time_zone.lower():
         fails.append(f"time zone is {data.timezone_id}, not {p.time_zone}")
     if status is None:
@@ -135,7 +136,7 @@ def clock(facts: Facts, p: ClockParams, ctx: EvalContext) -> Verdict:
         return failed("; ".join(fails + warns), observed, expected, remediation=fix)
     if warns:
         return warned("; ".join(warns), observed, expected, remediation=fix)
-    return passed(f"Clock within {abs(skew):.0f}s, synchronized with {status.source if status else '?'}", observed, expected)
+    return passed(f"Clock within {beside(abs(skew), p.warn_skew_s, 0)}s, synchronized with {status.source if status else '?'}", observed, expected)
 
 
 # --------------------------------------------------------------------------- dotnet

@@ -22,6 +22,7 @@ from fleetcheck.checks.base import (
     unknown,
     warned,
 )
+from fleetcheck.checks.numbers import beside
 from fleetcheck.parsers.shadowstorage import parse_shadowstorage
 from fleetcheck.parsers.vsswriters import parse_vss_writers
 from fleetcheck.probes.schema import (
@@ -198,9 +199,14 @@ def shadow_storage(facts: Facts, p: ShadowParams, ctx: EvalContext) -> Verdict:
                 + (f", {free / GB:.2f} GB free on storage volume" if free is not None else "")
             )
             if room is not None and room < min_growth:
-                problems.append(f"{label} shadow storage limit reached ({used / GB:.2f} of {maximum / GB:.2f} GB)")
+                problems.append(
+                    f"{label} shadow storage limit reached ({used / GB:.2f} of {maximum / GB:.2f} GB, "
+                    f"{beside(room / GB, p.min_growth_gb, 2)} GB left)"
+                )
             if free is not None and free < min_growth:
-                problems.append(f"{label} has only {free / GB:.2f} GB free where its shadow copies are stored")
+                problems.append(
+                    f"{label} has only {beside(free / GB, p.min_growth_gb, 2)} GB free where its shadow copies are stored"
+                )
     try:
         events = events_in_window(facts, VOLSNAP_LOG, VOLSNAP_PROVIDER, p.event_ids, p.look_back_days, ctx)
     except EventsUnreadable as exc:

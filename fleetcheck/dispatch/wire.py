@@ -115,12 +115,15 @@ class HostOutcome(BaseModel):
     attempts: int = 1
     #: The worker's clock when the host answered.
     scanned_at: datetime | None = None
+    #: What authenticated the worker's session (kerberos, ntlm, ...).
+    auth_mechanism: str | None = None
 
     @classmethod
     def from_output(cls, host: str, output: ScriptOutput, attempts: int, scanned_at: datetime) -> HostOutcome:
         return cls(
             host=host, stdout=output.stdout, errors=list(output.errors), failed=output.failed,
             exit_code=output.exit_code, attempts=attempts, scanned_at=scanned_at,
+            auth_mechanism=output.auth_mechanism,
         )
 
     def output(self) -> ScriptOutput:
@@ -130,7 +133,7 @@ class HostOutcome(BaseModel):
             raise kind(self.message, error_type=self.error_type, transient=False)
         return RemoteOutput(
             stdout=self.stdout, errors=list(self.errors), failed=self.failed, exit_code=self.exit_code,
-            scanned_at=self.scanned_at,
+            auth_mechanism=self.auth_mechanism, scanned_at=self.scanned_at,
         )
 
 

@@ -350,6 +350,23 @@ class History:
         runs = self.list_runs(limit * 2, inventory=inventory)
         return list(reversed([r for r in runs if not r.interrupted][:limit]))
 
+    def check_failures(self, run_ids: list[str]) -> dict[str, dict[str, int]]:
+        """run id -> check id -> hosts on which it failed, errored or was unknown (per-check trend)."""
+        if not run_ids:
+            return {}
+        marks = ",".join("?" * len(run_ids))
+        rows = self._conn.execute(
+            "SELECT r.run_id, t.body, COUNT(*) FROM check_results c JOIN runs r ON r.seq = c.run_seq"
+            " JOIN texts t ON t.id = c.check_id"
+            f" WHERE r.run_id IN ({marks}) AND c.status IN ('fail', 'error', 'unknown')"
+            " GROUP BY r.run_id, t.body",
+            run_ids,
+        ).fetchall()
+        out: dict[str, dict[str, int]] = {rid: {} for rid in run_ids}
+        for run_id, check_id, count in rows:
+            out[run_id][check_id] = count
+        return out
+
     def first_failed_since(self, host: str, check_id: str, run_id: str | None = None) -> datetime | None:
         """Start time of the run where the current failing streak of (host, check) began.
 

@@ -1,4 +1,8 @@
-"""`--limit` patterns as Ansible reads them: names, globs, groups, `~regex`, `a:b`, `a:&b`, `a:!b`."""
+"""`--limit` patterns as Ansible reads them: names, globs, groups, `~regex`, `a:b`, `a:&b`, `a:!b`.
+
+Host names and addresses match in any case (Windows and DNS names are case-insensitive:
+`--limit lab-0001` selects `LAB-0001`); group names keep Ansible's exact matching.
+"""
 
 from __future__ import annotations
 
@@ -29,10 +33,14 @@ def _match_term(term: str, hosts: Sequence[Host], groups: Mapping[str, list[str]
             regex = re.compile(term[1:])
         except re.error as exc:
             raise LimitError(f"--limit '{term}': bad regular expression ({exc})") from None
-        return {h.name for h in hosts if regex.search(h.name)} | {
+        folded = re.compile(term[1:], re.IGNORECASE)
+        return {h.name for h in hosts if folded.search(h.name)} | {
             n for g, members in groups.items() if regex.search(g) for n in members
         }
-    found = {h.name for h in hosts if fnmatch.fnmatchcase(h.name, term) or fnmatch.fnmatchcase(h.address, term)}
+    low = term.lower()
+    found = {
+        h.name for h in hosts if fnmatch.fnmatchcase(h.name.lower(), low) or fnmatch.fnmatchcase(h.address.lower(), low)
+    }
     for group, members in groups.items():
         if fnmatch.fnmatchcase(group, term):
             found.update(members)

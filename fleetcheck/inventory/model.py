@@ -29,7 +29,12 @@ class Host(BaseModel):
     username: str | None = None
     password: SecretStr | None = None  # never logged: SecretStr prints as '**********'
     password_env: str | None = None
-    key_path: Path | None = None  # ssh private key
+    key_path: Path | None = None  # ssh private key, or the key of the client certificate
+    cert_path: Path | None = None  # certificate auth: the client certificate (PEM)
+    negotiate_hostname_override: str | None = None  # Kerberos: the SPN's host name
+    negotiate_service: Literal["WSMAN", "HTTP"] = "WSMAN"  # Kerberos: the SPN's service
+    kerberos_keytab: Path | None = None  # Kerberos: a client keytab instead of the ticket cache
+    kerberos_ccache: str | None = None  # Kerberos: a named ticket cache instead of the default
     cert_validation: bool = True
     ca_path: Path | None = None
     timeout: float = 120.0
@@ -74,6 +79,12 @@ class Host(BaseModel):
             "auth": self.auth if self.auth not in ("password", "key") else "negotiate",
             "cert_validation": self.cert_validation,
             "ca_path": self.ca_path,
+            "negotiate_hostname_override": self.negotiate_hostname_override,
+            "negotiate_service": self.negotiate_service,
+            "kerberos_keytab": self.kerberos_keytab,
+            "kerberos_ccache": self.kerberos_ccache,
+            "cert_path": self.cert_path,
+            "key_path": self.key_path,
             **common,
         }
         if self.transport == "winrm":

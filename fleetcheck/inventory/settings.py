@@ -52,6 +52,15 @@ class Settings(BaseModel):
     vars: dict[str, Any] | None = None
     #: ssh only: "default" (~/.ssh/known_hosts), "accept" (no host key check; labs only) or a file.
     ssh_known_hosts: str | None = Field(default=None, min_length=1)
+    #: Kerberos: the host name in the SPN when it differs from `address` (an IP, a load balancer,
+    #: a CNAME), Ansible's negotiate_hostname_override; and the SPN's service (WSMAN or HTTP).
+    negotiate_hostname_override: str | None = Field(default=None, min_length=1)
+    negotiate_service: Literal["WSMAN", "HTTP"] | None = None
+    #: Kerberos credentials other than the ticket cache: a client keytab, or a named cache.
+    kerberos_keytab: Path | None = None
+    kerberos_ccache: str | None = Field(default=None, min_length=1)
+    #: certificate auth: the client certificate (PEM); its key is `key_path`.
+    cert_path: Path | None = None
     #: The site whose workers check the host (`fleetcheck worker --site NAME`); `local`: this process.
     site: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -146,6 +155,11 @@ def resolve_host(
         raise InventoryError(path, line, f"{name}.auth", UNSUPPORTED_AUTHS[merged["auth"]], "use negotiate (or kerberos)")
     if transport == "ssh" and "scheme" not in merged:
         merged["scheme"] = "http"  # meaningless for ssh; keeps `inventory` output honest
+    if merged["auth"] == "certificate" and not (merged.get("cert_path") and merged.get("key_path")):
+        raise InventoryError(
+            path, line, f"{name}.auth", "auth 'certificate' needs a client certificate and its key",
+            "set cert_path and key_path (PEM files)",
+        )
     merged["groups"] = groups
     try:
         return Host(name=name, **merged)

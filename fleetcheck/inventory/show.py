@@ -65,8 +65,14 @@ def password_source(host: Host) -> str:
     if host.password_env:
         return f"env:{host.password_env}"
     if host.auth in ("kerberos", "negotiate"):
+        if host.kerberos_keytab:
+            return f"keytab:{host.kerberos_keytab}"
+        if host.kerberos_ccache:
+            return f"ticket cache:{host.kerberos_ccache}"
         return "ticket cache / none"
-    if host.auth in ("certificate", "key"):
+    if host.auth == "certificate":
+        return f"cert:{host.cert_path}"
+    if host.auth == "key":
         return "-"
     return "--ask-pass"
 

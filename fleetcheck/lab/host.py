@@ -65,3 +65,9 @@ class LabHost:
     fault_hits: dict[int, int] = field(default_factory=dict)
     #: Open WinRM shells by ShellId (owned by the protocol layer; shared by the host's listeners).
     shells: dict[str, Any] = field(default_factory=dict)
+    #: Keytab with the host's HTTP/ and WSMAN/ keys when it is joined to a lab realm (Kerberos).
+    kerberos_keytab: str | None = None
+    #: Successful logons by mechanism (kerberos, ntlm, basic, certificate, credssp).
+    logons: dict[str, int] = field(default_factory=dict)
+    #: CredSSP logons that delivered the user's credential to this host (counted, never kept).
+    delegations: int = 0

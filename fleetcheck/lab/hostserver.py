@@ -25,7 +25,14 @@ import weakref
 from dataclasses import dataclass, field
 
 from fleetcheck.lab import encryption
-from fleetcheck.lab.auth import BASIC_OFFER, NEGOTIATE_OFFER, ConnectionAuth, channel_bindings
+from fleetcheck.lab.auth import (
+    BASIC_OFFER,
+    CREDSSP_OFFER,
+    KERBEROS_OFFER,
+    NEGOTIATE_OFFER,
+    ConnectionAuth,
+    channel_bindings,
+)
 from fleetcheck.lab.faults import pick_fault
 from fleetcheck.lab.host import FaultSpec, LabHost
 from fleetcheck.lab.http import HttpError, HttpRequest, format_response, read_request
@@ -89,10 +96,26 @@ class _Listener:
         winrm = self.host.machine.winrm
         return winrm.basic_auth and (self.tls or winrm.allow_unencrypted)
 
-    def offers(self) -> list[tuple[str, str]]:
-        return [NEGOTIATE_OFFER, BASIC_OFFER] if self.basic_allowed else [NEGOTIATE_OFFER]
+    @property
+    def kerberos_keytab(self) -> str | None:
+        return self.host.kerberos_keytab if self.host.machine.winrm.kerberos_auth else None
 
-    def new_auth(self) -> ConnectionAuth:
+    def schemes(self) -> tuple[str, ...]:
+        winrm = self.host.machine.winrm
+        schemes = (("negotiate", "ntlm") if winrm.negotiate_auth else ()) + (("kerberos",) if self.kerberos_keytab else ())
+        return schemes + (("credssp",) if winrm.credssp_auth else ())
+
+    def offers(self) -> list[tuple[str, str]]:
+        """The 401's WWW-Authenticate headers: Negotiate, Kerberos (domain members), Basic."""
+        winrm = self.host.machine.winrm
+        offers = [NEGOTIATE_OFFER] if winrm.negotiate_auth else []
+        if self.kerberos_keytab:
+            offers.append(KERBEROS_OFFER)
+        if winrm.credssp_auth:
+            offers.append(CREDSSP_OFFER)
+        return [*offers, BASIC_OFFER] if self.basic_allowed else offers
+
+    def new_auth(self, client_cert_der: bytes | None = None) -> ConnectionAuth:
         bindings = None
         if self.tls and self.cert_der is not None:
             wrong = pick_fault(self.host, "auth", ("cbt_mismatch",)) is not None
@@ -100,7 +123,19 @@ class _Listener:
         level = self.host.machine.winrm.cbt_hardening_level
         if pick_fault(self.host, "auth", ("cbt_strict",)) is not None:
             level = "Strict"
-        return ConnectionAuth(self.host.machine, bindings, self.basic_allowed, cbt_hardening=level)
+        return ConnectionAuth(
+            self.host.machine,
+            bindings,
+            self.basic_allowed,
+            self.kerberos_keytab,
+            self.schemes(),
+            self._delegated,
+            client_cert_der if self.tls else None,
+            cbt_hardening=level,
+        )
+
+    def _delegated(self) -> None:
+        self.host.delegations += 1
 
 
 def _check_loopback(address: str) -> None:
@@ -164,7 +199,9 @@ async def _serve_connection(listener: _Listener, reader: asyncio.StreamReader, w
         _abort_with_rst(writer)
         return
     peer = writer.get_extra_info("peername")
-    conn = _Connection(listener, listener.new_auth(), peer[0] if peer else "127.0.0.1")
+    tls_object = writer.get_extra_info("ssl_object")
+    client_cert = tls_object.getpeercert(binary_form=True) if tls_object is not None else None
+    conn = _Connection(listener, listener.new_auth(client_cert), peer[0] if peer else "127.0.0.1")
     try:
         while True:
             try:
@@ -236,12 +273,16 @@ class _Connection:
             return self._unauthorized()
         if step.outcome == "challenge":
             return _Reply(401, headers=[("WWW-Authenticate", f"{step.scheme} {step.token or ''}".strip())])
+        if authorization and step.mechanism:
+            host.logons[step.mechanism] = host.logons.get(step.mechanism, 0) + 1
         extra = [("WWW-Authenticate", f"{step.scheme} {step.token}")] if step.token else []
         if not request.body:
             return _Reply(200, headers=extra)
-        encrypted = encryption.is_encrypted(request.headers.get("content-type", ""))
-        if encrypted:
-            if not self.auth.encrypted_session:
+        protocol = encryption.protocol_of(request.headers.get("content-type", ""))
+        if protocol is not None:
+            # The framing names the scheme that authenticated (as pypsrp notes, Windows wants the
+            # Kerberos protocol string after the Kerberos scheme, SPNEGO's after Negotiate).
+            if not self.auth.encrypted_session or protocol != encryption.protocol_for(self.auth.scheme or ""):
                 return _Reply(400)
             try:
                 plaintext = encryption.unwrap(self.auth.context, request.body)
@@ -257,18 +298,18 @@ class _Connection:
             status, body, wsreq = await self._wsman(plaintext)
         except _Unauthorized:
             return self._unauthorized()
-        return self._reply(status, body, encrypted, extra, wsreq)
+        return self._reply(status, body, protocol, extra, wsreq)
 
-    def _reply(self, status: int, body: bytes, encrypted: bool, extra: list[tuple[str, str]], wsreq: WsmanRequest | None) -> _Reply:
+    def _reply(self, status: int, body: bytes, protocol: str | None, extra: list[tuple[str, str]], wsreq: WsmanRequest | None) -> _Reply:
         garbage = wsreq is not None and wsreq.garbage
-        if encrypted:
+        if protocol is not None:
             if garbage:
                 header, data, _ = self.auth.context.wrap_winrm(body)
                 data = os.urandom(len(data))
-                payload = encryption.frame(header, data, len(body))
+                payload = encryption.frame(header, data, len(body), protocol)
             else:
-                payload = encryption.wrap(self.auth.context, body)
-            return _Reply(status, payload, [("Content-Type", encryption.CONTENT_TYPE), *extra])
+                payload = encryption.wrap(self.auth.context, body, protocol)
+            return _Reply(status, payload, [("Content-Type", encryption.content_type(protocol, len(body))), *extra])
         if garbage:
             body = os.urandom(len(body))
         return _Reply(status, body, [("Content-Type", SOAP_CONTENT_TYPE), *extra])

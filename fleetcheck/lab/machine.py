@@ -29,6 +29,15 @@ class LabUser(_Model):
     admin: bool = True
 
 
+class CertMapping(_Model):
+    """One winrm/config/service/certmapping entry: client certificates whose UPN (SAN otherName)
+    is `subject` (or `*@domain`), issued by `issuer` (the CA's subject, RFC 4514), log on as `user`."""
+
+    subject: str
+    issuer: str
+    user: str
+
+
 class WinRMSettings(_Model):
     """The WinRM service configuration (winrm get winrm/config) that changes behaviour."""
 
@@ -37,6 +46,12 @@ class WinRMSettings(_Model):
     idle_timeout_s: float = 7200.0
     allow_unencrypted: bool = False
     basic_auth: bool = True
+    # winrm/config/service/auth: Negotiate and Kerberos on by default, as on Windows.
+    negotiate_auth: bool = True
+    kerberos_auth: bool = True
+    credssp_auth: bool = False  # off by default on Windows: it hands the user's password to the host
+    certificate_auth: bool = False  # off by default on Windows
+    cert_mappings: list[CertMapping] = Field(default_factory=list)
     protocol_version: str = "2.3"  # "2.1" = PowerShell 2.0 host (150 KiB envelopes)
     #: Service/Auth/CbtHardeningLevel: Relaxed (Windows' default) accepts NTLM without a channel
     #: binding and rejects a wrong one; Strict requires it; None ignores it.

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetcheck.errors import UserError
-from fleetcheck.results import FAILING, CheckStatus, HostResult, HostStatus, RunResult
+from fleetcheck.results import CheckStatus, HostResult, HostStatus, RunResult
 
 
 @dataclass
@@ -23,6 +23,7 @@ class ReportContext:
 
     changes: Any | None = None  # fleetcheck.changes.ChangeSet (nightly report)
     trend: list[Any] | None = None  # per-run compliance points, oldest first
+    check_trend: dict[str, dict[str, int]] | None = None  # run id -> check id -> failing hosts
     fixes: dict[str, list[str]] | None = None  # host -> "CHECK fixed by fleetcheck fix at ..." since the last run
 
 
@@ -39,6 +40,7 @@ WRITERS: dict[str, str] = {
     "markdown": "fleetcheck.reports.markdown",
     "html": "fleetcheck.reports.html",
     "prometheus": "fleetcheck.reports.prometheus",
+    "sarif": "fleetcheck.reports.sarif",
 }
 
 
@@ -110,13 +112,20 @@ def check_ids(result: RunResult) -> list[str]:
     return ids
 
 
-def host_sort_key(host: HostResult) -> tuple[int, int, str]:
-    bad = sum(1 for c in host.checks if c.status in FAILING)
-    return (HOST_STATUS_RANK.get(host.status, 0), -bad, host.host.lower())
+def host_sort_key(host: HostResult) -> tuple[int, int, int, int, int, str]:
+    """Worst first: see fleetcheck.reports.ordering (most severe failing check, then count)."""
+    from fleetcheck.reports.ordering import host_sort_key as key
+
+    return key(host)
 
 
 def sorted_hosts(result: RunResult) -> list[HostResult]:
     return sorted(result.hosts, key=host_sort_key)
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """`1 host`, `2 hosts`, `0 hosts` (irregular plurals via `many`)."""
+    return f"{count} {word if count == 1 else (many or word + 's')}"
 
 
 def hosts_with(result: RunResult, check_id: str, statuses: frozenset[CheckStatus]) -> list[str]:
@@ -135,8 +144,8 @@ def summary_line(result: RunResult) -> str:
     parts = [f"{counts[s]} {s.value}" for s in HOST_STATUS_RANK if counts[s]]
     checks = Counter(c.status for h in result.hosts for c in h.checks)
     failing = checks[CheckStatus.FAIL]
-    text = f"{len(result.hosts)} hosts: " + (", ".join(reversed(parts)) or "none")
-    text += f"; {failing} failed check{'s' if failing != 1 else ''}"
+    text = plural(len(result.hosts), "host") + ": " + (", ".join(reversed(parts)) or "none")
+    text += "; " + plural(failing, "failed check")
     if checks[CheckStatus.ERROR] + checks[CheckStatus.UNKNOWN]:
         text += f", {checks[CheckStatus.ERROR] + checks[CheckStatus.UNKNOWN]} not evaluable"
     waived = result.counts()["waived_checks"]

@@ -1,14 +1,23 @@
-"""`json` report: the full `RunResult` as the documented `fleetcheck/report/v1` schema."""
+"""`json` report: the full `RunResult` as the documented `fleetcheck/report/v1` schema.
+
+Hosts come in the terminal table's order (worst first), and a `summary` block sits before them
+so a script reads the counts without walking every host. Readers of v1 that do not know
+`summary` ignore it; `load` does too (the counts are derived data).
+"""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from fleetcheck.errors import UserError
 from fleetcheck.reports.base import ReportContext, write_atomic
-from fleetcheck.results import REPORT_SCHEMA, RunResult
+from fleetcheck.reports.ordering import FAILING_STATUSES, check_severities, severity_rank, sorted_hosts
+from fleetcheck.results import REPORT_SCHEMA, UNCHECKED_STATUSES, CheckStatus, HostStatus, RunResult
 
 MAX_RESULTS_BYTES = 200 * 1024 * 1024
 
@@ -17,8 +26,43 @@ class ResultsFileError(UserError, ValueError):
     """A saved results file that cannot be read back."""
 
 
+def summary(result: RunResult) -> dict[str, Any]:
+    """Counts a dashboard or a CI step reads first."""
+    statuses = Counter(h.status for h in result.hosts)
+    checks = Counter(c.status for h in result.hosts for c in h.checks)
+    failing: Counter[str] = Counter(
+        c.check_id for h in result.hosts for c in h.checks if c.status in FAILING_STATUSES
+    )
+    severities = check_severities(result)
+    duration = (result.finished_at - result.started_at).total_seconds() if result.finished_at else None
+    return {
+        "hosts": len(result.hosts),
+        "by_status": {s.value: statuses.get(s, 0) for s in HostStatus},
+        "compliant": statuses.get(HostStatus.COMPLIANT, 0),
+        "noncompliant": statuses.get(HostStatus.NONCOMPLIANT, 0),
+        "unchecked": sum(statuses.get(s, 0) for s in UNCHECKED_STATUSES),
+        "failed_checks": checks.get(CheckStatus.FAIL, 0),
+        "not_evaluable": checks.get(CheckStatus.ERROR, 0) + checks.get(CheckStatus.UNKNOWN, 0),
+        "warnings": checks.get(CheckStatus.WARN, 0),
+        "waived": checks.get(CheckStatus.WAIVED, 0),
+        "failing_checks": [
+            {"check_id": cid, "severity": severities.get(cid, "medium"), "hosts": count}
+            for cid, count in sorted(
+                failing.items(), key=lambda kv: (-severity_rank(severities.get(kv[0], "medium")), -kv[1], kv[0])
+            )
+        ],
+        "duration_s": duration,
+        "interrupted": result.interrupted,
+    }
+
+
 def render(result: RunResult, context: ReportContext | None = None) -> str:
-    return result.model_dump_json(by_alias=True, indent=2) + "\n"
+    ordered = result.model_copy(update={"hosts": sorted_hosts(result)})
+    document: dict[str, Any] = json.loads(ordered.model_dump_json(by_alias=True))
+    hosts = document.pop("hosts")
+    document["summary"] = summary(result)
+    document["hosts"] = hosts
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 def write(result: RunResult, path: Path, context: ReportContext) -> None:

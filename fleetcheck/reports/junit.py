@@ -1,7 +1,14 @@
 """`junit` report for CI dashboards: one testsuite per host, one testcase per check.
 
-fail -> <failure>, error/unknown -> <error>, skip/waived -> <skipped>; a host we could not
-check gets a single `connect` testcase carrying the error, so dashboards count it.
+fail -> <failure>, error/unknown -> <error>, skip/waived -> <skipped>. Every host starts with a
+`connect` testcase timed with the host's real wall-clock time (connect, authenticate, collect
+facts); a host we could not check has only that one, carrying the error, so dashboards count it.
+Checks are judged locally from the collected facts in microseconds, so their own time is 0.
+
+Class names: Jenkins splits `classname` at its last dot into package and class, so a host name
+with dots (`ber-fs01.corp.example.com`) would become class `com`. The classname is therefore
+`fleetcheck.<host with dots as underscores>` (package `fleetcheck`, class the host), the test
+name is the check id, and the testsuite keeps the real host name (GitLab groups by suite).
 """
 
 from __future__ import annotations
@@ -24,8 +31,13 @@ def _details(check: CheckResult) -> str:
     return "\n".join(lines)
 
 
+def classname(host: str) -> str:
+    """`fleetcheck.ber-fs01_corp_example_com`: exactly one dot, so CI tools show the host as the class."""
+    return "fleetcheck." + host.replace(".", "_")
+
+
 def _testcase(suite: ET.Element, host: HostResult, check: CheckResult) -> str:
-    case = ET.SubElement(suite, "testcase", name=check.check_id, classname=f"fleetcheck.{host.host}", time="0")
+    case = ET.SubElement(suite, "testcase", name=check.check_id, classname=classname(host.host), time="0")
     if check.status == CheckStatus.FAIL:
         ET.SubElement(case, "failure", message=check.message, type=check.severity).text = _details(check)
         return "failures"
@@ -48,13 +60,13 @@ def _suite(root: ET.Element, host: HostResult) -> None:
     props = ET.SubElement(suite, "properties")
     for name, value in (("status", host.status.value), ("address", host.address), ("transport", host.transport)):
         ET.SubElement(props, "property", name=name, value=value)
-    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    if host.status in UNCHECKED_STATUSES or not host.checks:
-        case = ET.SubElement(suite, "testcase", name="connect", classname=f"fleetcheck.{host.host}", time="0")
-        counts["tests"] = 1
-        if host.status in UNCHECKED_STATUSES:
-            ET.SubElement(case, "error", message=host.message, type=host.status.value).text = host.message
-            counts["errors"] = 1
+    counts = {"tests": 1, "failures": 0, "errors": 0, "skipped": 0}
+    case = ET.SubElement(
+        suite, "testcase", name="connect", classname=classname(host.host), time=f"{host.duration_s:.3f}"
+    )
+    if host.status in UNCHECKED_STATUSES:
+        ET.SubElement(case, "error", message=host.message, type=host.status.value).text = host.message
+        counts["errors"] = 1
     for check in host.checks:
         counts["tests"] += 1
         outcome = _testcase(suite, host, check)

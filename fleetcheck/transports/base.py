@@ -32,6 +32,7 @@ from fleetcheck.transports.errors import (
     TooSlow,
     map_exceptions,
 )
+from fleetcheck.transports.kerberos import options_for
 from fleetcheck.transports.target import Target
 
 
@@ -43,6 +44,7 @@ class ScriptOutput:
     errors: list[str] = field(default_factory=list)
     failed: bool = False  # terminating error / non-zero exit
     exit_code: int | None = None
+    auth_mechanism: str | None = None  # what authenticated: kerberos, ntlm, basic, credssp, certificate
 
 
 class Transport(ABC):
@@ -65,6 +67,7 @@ def failure_context(target: Target, timeout: float) -> FailureContext:
         auth=target.auth,
         timeout=timeout,
         secrets=target.secrets(),
+        kerberos=options_for(target.settings, None) if target.auth in ("kerberos", "negotiate") else None,
     )
 
 #: Output cap per host (facts documents are tens of KiB; anything near this is a fault).
@@ -309,7 +312,9 @@ def _tracking_factory(factory: Callable[..., Any], budget: Budget) -> Callable[.
 
 
 #: Loggers whose DEBUG output carries authentication tokens (NTLM/SPNEGO messages).
-TOKEN_LOGGERS = ("spnego", "requests_ntlm", "requests_kerberos", "requests_credssp")
+#: Loggers that print auth tokens at DEBUG (pywinrm's vendored requests_kerberos logs the whole
+#: `Authorization: Negotiate <AP-REQ>` header, a replayable Kerberos ticket and authenticator).
+TOKEN_LOGGERS = ("spnego", "requests_ntlm", "requests_kerberos", "requests_credssp", "winrm.vendor.requests_kerberos")
 
 
 def quiet_token_loggers() -> None:

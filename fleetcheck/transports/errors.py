@@ -28,6 +28,7 @@ import ssl
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from fleetcheck.errors import (
     WSMAN_ACCESS_DENIED,
@@ -82,6 +83,7 @@ class FailureContext:
     auth: str = "negotiate"
     timeout: float | None = None
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    kerberos: Any = None  # the host's KerberosOptions (SPN host and service), for the messages
 
     @property
     def endpoint(self) -> str:
@@ -161,6 +163,8 @@ _AUTH_HINTS = {
     "ntlm": "check username format DOMAIN\\user (or .\\user for a local account) and the password",
     "basic": "Basic needs a local account, AllowBasic on the host, and HTTPS",
     "kerberos": "check the ticket (klist) and that the host name resolves to its SPN",
+    "certificate": "the host has no certmapping for this certificate's UPN and issuer, or the certificate is not valid",
+    "credssp": "check the user name and password, and that CredSSP is enabled on the host (Auth/CredSSP)",
     "password": "check the user name and password",
     "key": "check that the public key is in the account's authorized_keys (administrators_authorized_keys for admins)",
 }
@@ -217,17 +221,17 @@ def _auth_setup(chain: list[BaseException], ctx: FailureContext) -> HostError | 
         low = str(exc).lower()
         missing = isinstance(exc, ImportError) or (_module(exc) == "winrm" and "not installed" in low)
         if missing and ("gssapi" in low or "kerberos" in low):
-            msg = "Kerberos is not available on this machine - install gssapi and krb5 (pip install 'pypsrp[kerberos]') or use auth: negotiate"
+            msg = "Kerberos is not available on this machine - pip install 'fleetcheck[kerberos]' (needs libkrb5-dev), or use auth: negotiate"
             return host_error(HostStatus.AUTH_FAILED, msg, "auth_unavailable")
         if missing and "credssp" in low:
-            msg = "CredSSP is not available on this machine - pip install requests-credssp, or use auth: negotiate"
+            msg = "CredSSP is not available on this machine - pip install 'fleetcheck[credssp]', or use auth: negotiate"
             return host_error(HostStatus.AUTH_FAILED, msg, "auth_unavailable")
         if isinstance(exc, ValueError) and "cannot use message encryption with auth" in low:
             return cleartext_auth(ctx.auth)
         if "no username or password" in low or "requires a username" in low or "requires a password" in low:
             return missing_credentials()
         if _module(exc) == "winrm" and "cert_pem" in low:
-            msg = "certificate auth needs a client certificate and key, which the inventory cannot name yet - use negotiate"
+            msg = "certificate auth needs the client certificate and its key - set cert_path and key_path (PEM)"
             return host_error(HostStatus.AUTH_FAILED, msg, "auth_config")
     return None
 
@@ -446,8 +450,22 @@ def _connection_generic(chain: list[BaseException], ctx: FailureContext) -> Host
     return None
 
 
+def _kerberos(chain: list[BaseException], ctx: FailureContext) -> HostError | None:
+    """Kerberos failures by cause (KDC, principal, password, ticket, SPN, clock, credentials)."""
+    if ctx.auth not in ("kerberos", "negotiate", "credssp"):
+        return None
+    from fleetcheck.transports.kerberos import explain
+
+    for exc in chain:
+        problem = explain(exc, ctx.address, ctx.kerberos)
+        if problem is not None:
+            return host_error(HostStatus.AUTH_FAILED, redact(problem.message, ctx.secrets), problem.error_type)
+    return None
+
+
 RULES: tuple[Rule, ...] = (
     _ours,
+    _kerberos,
     _auth_setup,
     _auth,
     _tls,

@@ -31,6 +31,7 @@ from fleetcheck.transports.base import (
 )
 from fleetcheck.transports.errors import OutputTooLarge, RunCancelled, auth_rejected
 from fleetcheck.transports.httpcap import cap_responses
+from fleetcheck.transports.kerberos import TICKETS, pypsrp_auth_kwargs, pypsrp_mechanism
 from fleetcheck.transports.target import PsrpSettings, Target, settings_as
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,11 @@ class PsrpTransport(ThreadedTransport):
 def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> ScriptOutput:
     """Open a pool, run one pipeline, close; raise the FIRST failure."""
     settings = wsman_settings(target)
-    wsman = _BoundedWSMan(password=target.settings.secret(), budget=budget, **settings)
+    psrp = settings_as(target, PsrpSettings)
+    password = psrp.secret()
+    settings["password"] = password
+    settings.update(pypsrp_auth_kwargs(psrp.auth, psrp, password, TICKETS))
+    wsman = _BoundedWSMan(budget=budget, **settings)
     pool = RunspacePool(wsman)
     first: BaseException | None = None
     original: BaseException | None = None
@@ -175,6 +180,7 @@ def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> Scr
             stdout=_output_text(ps),
             errors=_error_texts(ps),
             failed=bool(ps.had_errors) or ps.state == PSInvocationState.FAILED,
+            auth_mechanism=pypsrp_mechanism(wsman, settings["auth"]),
         )
     except BaseException as exc:
         original = exc
@@ -209,7 +215,7 @@ def _close_quietly(
             return
         if not clean:
             # The failed connection's encryption state is stale: talk over a fresh one.
-            shell.wsman = _BoundedWSMan(password=target.settings.secret(), budget=budget, **settings)
+            shell.wsman = _BoundedWSMan(budget=budget, **settings)
         shell.close()
     except BaseException as exc:  # closing is best effort by design
         log.debug("closing the shell on %s failed: %s", target.address, type(exc).__name__)

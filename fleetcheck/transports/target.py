@@ -34,6 +34,15 @@ class _WsmanSettings(_Settings):
     auth: WsmanAuth = "negotiate"
     cert_validation: bool = True
     ca_path: Path | None = None
+    #: Kerberos: the SPN's host (connecting by IP, a load balancer) and service, and credentials
+    #: other than the ticket cache (a client keytab, a named cache).
+    negotiate_hostname_override: str | None = None
+    negotiate_service: Literal["WSMAN", "HTTP"] = "WSMAN"
+    kerberos_keytab: Path | None = None
+    kerberos_ccache: str | None = None
+    #: certificate auth: the client certificate and its key (PEM).
+    cert_path: Path | None = None
+    key_path: Path | None = None
 
     @property
     def effective_port(self) -> int:

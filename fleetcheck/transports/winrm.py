@@ -27,6 +27,7 @@ from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_st
 from fleetcheck.transports.clixml import decode_clixml_errors
 from fleetcheck.transports.errors import OutputTooLarge, RunCancelled, auth_rejected, cleartext_auth
 from fleetcheck.transports.httpcap import cap_responses
+from fleetcheck.transports.kerberos import TICKETS, options_for, pywinrm_auth_kwargs, use_ccache
 from fleetcheck.transports.target import Target, WinrmSettings, endpoint_address, settings_as
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ def protocol_settings(target: Target) -> dict[str, Any]:
         "proxy": None,
         "read_timeout_sec": DEFAULT_OPERATION_TIMEOUT + 5,
         "operation_timeout_sec": DEFAULT_OPERATION_TIMEOUT,
+        **pywinrm_auth_kwargs(winrm.auth, winrm),
     }
 
 
@@ -105,6 +107,17 @@ def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> Scr
     if winrm.auth == "basic" and winrm.scheme == "http":  # pywinrm would send the password in clear
         raise cleartext_auth(winrm.auth)
     settings = protocol_settings(target)
+    winrm = settings_as(target, WinrmSettings)
+    if winrm.auth == "kerberos":  # pykerberos reads a ticket cache only: this thread's, in memory
+        use_ccache(TICKETS.resolve(options_for(winrm, winrm.secret())).ccache)
+    try:
+        return _run_sync(target, settings, script, args_json, budget)
+    finally:
+        if winrm.auth == "kerberos":
+            use_ccache(None)
+
+
+def _run_sync(target: Target, settings: dict[str, Any], script: str, args_json: str, budget: Budget) -> ScriptOutput:
     proto = _BoundedProtocol(password=target.settings.secret(), budget=budget, **settings)
     shell_id: str | None = None
     command_id: str | None = None
@@ -126,6 +139,7 @@ def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> Scr
             errors=decode_clixml_errors(stderr.decode("utf-8", errors="replace")),
             failed=code != 0,
             exit_code=code,
+            auth_mechanism={"negotiate": "ntlm"}.get(target.auth, target.auth),
         )
     except BaseException as exc:
         original = exc

@@ -121,6 +121,29 @@ def test_diff_runs_from_history(tmp_path: Path) -> None:
             diff_runs(h, "zzz", None)
 
 
+def test_diff_defaults_to_the_same_inventory_and_limit_and_says_which(tmp_path: Path) -> None:
+    other = NIGHT1.model_copy(update={"run_id": "lab-1", "inventory": "/srv/lab.yml"})
+    night1 = NIGHT1.model_copy(update={"inventory": "/srv/prod.yml --limit dc-*"})
+    night2 = NIGHT2.model_copy(update={"inventory": "/srv/prod.yml --limit dc-*"})
+    later_other = other.model_copy(
+        update={"run_id": "lab-2", "started_at": NIGHT2.started_at.replace(minute=30)}
+    )
+    with History(tmp_path / "h.sqlite3") as h:
+        h.record(night1)
+        h.record(other)  # another inventory recorded between the two prod runs
+        h.record(night2)
+        text = diff_runs(h)
+        assert text.startswith("Since 2026-11-01 02:00 UTC (run n1):")
+        assert text.splitlines()[-1] == (
+            "Compared run n1 (2026-11-01 02:00 UTC, /srv/prod.yml --limit dc-*) "
+            "with run n2 (2026-11-02 02:00 UTC, /srv/prod.yml --limit dc-*)."
+        )
+        h.record(later_other)
+        assert "Compared run lab-1 " in diff_runs(h).splitlines()[-1]  # lab-2 against lab-1, not n2
+        with pytest.raises(HistoryError, match=r"oldest run of /srv/prod\.yml --limit dc-\* in history"):
+            diff_runs(h, None, "n1")
+
+
 def test_status_not_repeated_when_message_starts_with_it() -> None:
     prev = make_run("p", 0, {"old": {"a": P}})
     cur = make_run("c", 1, {"old": HostStatus.UNSUPPORTED})

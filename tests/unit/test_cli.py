@@ -274,6 +274,7 @@ def test_ask_pass_prompts_once_per_username_then_runs(tmp_path: Path, monkeypatc
         return SECRET
 
     monkeypatch.setattr("fleetcheck.cli.getpass.getpass", fake_getpass)
+    monkeypatch.setattr("fleetcheck.cli_options.stdin_is_terminal", lambda: True)
     report = tmp_path / "r.json"
     code, out = invoke(
         "run", str(inv), "--ask-pass", "--no-history", "--journal", str(tmp_path / "j.jsonl"),

@@ -84,3 +84,29 @@ def test_lab_falls_back_to_ports_when_addresses_are_scarce(monkeypatch: pytest.M
     monkeypatch.setattr(lab_fleet, "LabFleet", Broken)
     with pytest.raises(demo.DemoError, match="could not start the lab fleet"), demo.running_lab(5, seed=1):
         pass
+
+
+def test_demo_and_product_import_no_development_package() -> None:
+    """`make demo` installs only the runtime dependencies: nothing it imports may come from `.[dev]`."""
+    import re
+    import subprocess
+    import sys
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    dev = {re.split(r"[<>=\[ ]", spec)[0].lower().replace("-", "_") for spec in project["optional-dependencies"]["dev"]}
+    dev.discard(project["name"])  # `fleetcheck[sites]`: the project's own extras
+    runtime = {re.split(r"[<>=\[ ]", spec)[0].lower().replace("-", "_") for spec in project["dependencies"]}
+    code = (
+        "import sys, importlib.metadata as md\n"
+        "import fleetcheck.cli, fleetcheck.lab.demo, fleetcheck.lab.fleet, fleetcheck.api, fleetcheck.reports.html\n"
+        "import fleetcheck.reports.sarif, fleetcheck.reports.junit, fleetcheck.reports.prometheus, fleetcheck.config\n"
+        "dists = md.packages_distributions()\n"
+        "print('\\n'.join(sorted({d for m in list(sys.modules) for d in dists.get(m.split('.')[0], [])})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
+    used = {line.strip().lower().replace("-", "_") for line in out.splitlines() if line.strip()}
+    assert used & dev - runtime == set(), f"the product imports development packages: {sorted(used & dev - runtime)}"
+    makefile = (root / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^demo: \$\(RUNTIME\)$", makefile, re.M) and "pip install -q -e .\n" in makefile

@@ -71,7 +71,7 @@ async def test_two_cli_nights_then_diff(tmp_path: Path, plain_smtp: tuple[Sink, 
 
     html = (tmp_path / "report.html").read_text()
     assert f'id="n-new">{n_new}<' in html and f'id="n-fixed">{n_fixed}<' in html
-    assert "fleetcheck_check_failing_hosts{check=\"wsb-feature\"} 2" in (tmp_path / "fleetcheck.prom").read_text()
+    assert ',check="wsb-feature"} 2\n' in (tmp_path / "fleetcheck.prom").read_text()
     assert len(sink.messages) == 2 and counts in sink.messages[1]["Subject"]
 
 

@@ -217,4 +217,4 @@ def test_list_runs_text(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite3"
     assert "no history yet" in nightly.list_runs_text(path)
     nightly.finish_run(make_run("r1", 0, {"web1": {"a": F}, "web2": {"a": P}}), nightly.NightlyOptions(history_path=path))
-    assert nightly.list_runs_text(path) == "r1  2026-11-01 02:00  1/2 compliant, 1 failing, 0 waived, 0 not checked"
+    assert nightly.list_runs_text(path) == "r1  2026-11-01 02:00  prod.yml  1/2 compliant, 1 failing, 0 waived, 0 not checked"

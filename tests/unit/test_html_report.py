@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,8 +25,11 @@ def test_untrusted_text_is_escaped() -> None:
     run.hosts[0].checks[0].message = '<img src=x onerror="alert(1)">'
     html = render(run, ReportContext())
     assert EVIL not in html and "<img src=x" not in html
-    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
-    assert html.count("<script") == 1  # only our own inline script
+    assert html.count("<script") == 2  # our own script and its JSON data, nothing from the run
+    assert html.count("</script>") == 2
+    data = _data(html)
+    assert data["hosts"][0][0] == EVIL and data["hosts"][0][9][0][1] == '<img src=x onerror="alert(1)">'
+
 
 
 def test_self_contained_no_network() -> None:
@@ -53,13 +57,22 @@ def test_first_run_and_no_history_messages() -> None:
     assert "No history" in render(NIGHT1, ReportContext())
 
 
-def test_bars_sorted_by_failures_and_matrix_cells_labelled() -> None:
+def _data(html: str) -> dict:
+    """The page's JSON document, read back the way the browser reads it."""
+    body = html.split('<script type="application/json" id="fleet-data">')[1].split("</script>")[0]
+    assert "<" not in body  # nothing in it can end the element
+    return json.loads(body)
+
+
+def test_bars_sorted_by_failures_and_matrix_data_worst_first() -> None:
     view = build_view(NIGHT1)
     assert [(b.check_id, b.failing) for b in view["bars"]] == [("a", 3), ("b", 2)]
-    row = next(r for r in view["rows"] if r.host == "web2")
-    assert [c.label for c in row.cells] == ["FAIL", "FAIL"]  # text label, not colour only
-    unreachable = next(r for r in view["rows"] if r.host == "dead1")
-    assert [c.label for c in unreachable.cells] == ["—", "—"] and unreachable.unchecked
+    hosts = {h[0]: h for h in view["data"]["hosts"]}
+    assert hosts["web2"][7] == "ff"  # a status letter per check
+    assert hosts["dead1"][7] == "--" and hosts["dead1"][3] == "unreachable"
+    order = [h[0] for h in view["data"]["hosts"]]
+    assert order.index("dead1") < order.index("web2")  # could not check first, then failures
+    assert [c[0] for c in view["data"]["checks"]] == ["a", "b"]
 
 
 def test_trend_from_history(tmp_path: Path) -> None:
@@ -77,10 +90,24 @@ def test_trend_from_history(tmp_path: Path) -> None:
 
 
 def test_details_show_observed_and_remediation() -> None:
-    html = render(NIGHT1, ReportContext())
-    detail = html.split('<section id="details">')[1]
-    assert "free some space" in detail  # remediation of failing checks
-    assert "&#34;free_pct&#34;: 3.5" in detail  # observed value, JSON, escaped
+    data = _data(render(NIGHT1, ReportContext()))
+    web2 = next(h for h in data["hosts"] if h[0] == "web2")
+    _check, _message, observed, expected, remediation, _waiver = web2[9][0]
+    assert remediation == "free some space" and expected == ">= 10"
+    assert json.loads(observed)["free_pct"] == 3.5
+
+
+def test_per_check_trend_from_history(tmp_path: Path) -> None:
+    from fleetcheck import nightly
+
+    with History(tmp_path / "h.sqlite3") as h:
+        for day in range(4):
+            h.record(make_run(f"d{day}", day, {"w1": {"a": F if day % 2 else P, "b": F}, "w2": {"a": F if day == 3 else P}}))
+        ctx = nightly.build_report_context(h, h.get("d3"))
+        html = render(h.get("d3"), ctx)
+    assert ctx.check_trend == {"d0": {"b": 1}, "d1": {"a": 1, "b": 1}, "d2": {"b": 1}, "d3": {"a": 2, "b": 1}}
+    section = html.split('<section id="check-trends">')[1].split("</section>")[0]
+    assert 'data-check="a"' in section and "11-01: 0; 11-02: 1; 11-03: 0; 11-04: 2" in section
 
 
 def test_writer_registered_and_writes_file(tmp_path: Path) -> None:

@@ -29,6 +29,9 @@ def names(pattern: str | None) -> list[str]:
         ("all:!prod", ["web02", "web07", "dc1"]),
         ("~^d[bc]", ["db1", "dc1"]),
         ("127.0.1.4", ["db1"]),
+        ("DB1", ["db1"]),  # Windows host names match in any case
+        ("WEB0*:!Web07", ["web01", "web02"]),
+        ("~^D[BC]", ["db1", "dc1"]),
     ],
 )
 def test_patterns(pattern: str | None, expected: list[str]) -> None:
@@ -40,3 +43,8 @@ def test_nothing_selected_is_an_error() -> None:
         names("nosuch*")
     with pytest.raises(LimitError, match="bad regular expression"):
         names("~[")
+
+
+def test_group_names_stay_exact() -> None:
+    with pytest.raises(LimitError, match="matches no host"):
+        names("DCS")

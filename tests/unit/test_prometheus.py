@@ -74,25 +74,74 @@ def sample_run():
             "dead": HostStatus.UNREACHABLE,
         },
     )
-    return run.model_copy(update={"finished_at": run.started_at + timedelta(seconds=75.5)})
+    return run.model_copy(
+        update={
+            "finished_at": run.started_at + timedelta(seconds=75.5),
+            "inventory": "inventories/prod.yml",
+            "playbooks": ["system-state-backup"],
+        }
+    )
+
+
+def lab_s(**kv: str) -> frozenset[tuple[str, str]]:
+    """Labels of a series of the sample run (its inventory and playbook included)."""
+    return frozenset({"inventory": "inventories/prod.yml", "playbook": "system-state-backup", **kv}.items())
 
 
 def test_exposition_is_valid_and_numbers_are_right() -> None:
     run = sample_run()
     samples = parse_exposition(render(run))
-    assert samples[("fleetcheck_check_failing_hosts", lab(check="a"))] == 2
-    assert samples[("fleetcheck_check_failing_hosts", lab(check="b"))] == 1
-    assert samples[("fleetcheck_check_waived_hosts", lab(check="a"))] == 1
-    assert samples[("fleetcheck_host_compliant", lab(host="web3", status="compliant"))] == 1
-    assert samples[("fleetcheck_host_compliant", lab(host="web1", status="noncompliant"))] == 0
-    assert samples[("fleetcheck_host_compliant", lab(host='we"ird\\host\nname', status="noncompliant"))] == 0
-    assert samples[("fleetcheck_host_compliant", lab(host="dead", status="unreachable"))] == 0
-    assert samples[("fleetcheck_hosts", lab(status="noncompliant"))] == 2
-    assert samples[("fleetcheck_hosts", lab(status="timeout"))] == 0
-    assert samples[("fleetcheck_run_duration_seconds", lab())] == 75.5
+    assert samples[("fleetcheck_check_failing_hosts", lab_s(check="a"))] == 2
+    assert samples[("fleetcheck_check_failing_hosts", lab_s(check="b"))] == 1
+    assert samples[("fleetcheck_check_waived_hosts", lab_s(check="a"))] == 1
+    assert samples[("fleetcheck_host_compliant", lab_s(host="web3"))] == 1
+    assert samples[("fleetcheck_host_compliant", lab_s(host="web1"))] == 0
+    assert samples[("fleetcheck_host_compliant", lab_s(host='we"ird\\host\nname'))] == 0
+    assert samples[("fleetcheck_host_compliant", lab_s(host="dead"))] == 0
+    assert samples[("fleetcheck_host_status", lab_s(host="dead", status="unreachable"))] == 1
+    assert samples[("fleetcheck_host_status", lab_s(host="dead", status="compliant"))] == 0
+    assert samples[("fleetcheck_host_failing_checks", lab_s(host='we"ird\\host\nname'))] == 2
+    assert samples[("fleetcheck_host_failing_checks", lab_s(host="web3"))] == 0
+    assert samples[("fleetcheck_hosts", lab_s(status="noncompliant"))] == 2
+    assert samples[("fleetcheck_hosts", lab_s(status="timeout"))] == 0
+    assert samples[("fleetcheck_run_duration_seconds", lab_s())] == 75.5
     finished = datetime(2026, 11, 1, 2, 1, 15, 500000, tzinfo=UTC).timestamp()
-    assert samples[("fleetcheck_run_timestamp_seconds", lab())] == finished
-    assert samples[("fleetcheck_run_interrupted", lab())] == 0
+    assert samples[("fleetcheck_run_timestamp_seconds", lab_s())] == finished
+    assert samples[("fleetcheck_run_interrupted", lab_s())] == 0
+
+
+def test_official_parser_reads_it_and_two_inventories_do_not_clash() -> None:
+    """prometheus_client's own text parser; two inventories' files merged share no series."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    run = sample_run()
+    other = run.model_copy(update={"inventory": "inventories/lab.yml"})
+    series: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+    families = {}
+    for text in (render(run), render(other)):
+        for family in text_string_to_metric_families(text):
+            families[family.name] = family.type
+            series += [(s.name, tuple(sorted(s.labels.items()))) for s in family.samples]
+    assert len(series) == len(set(series)) > 0
+    assert families["fleetcheck_host_status"] == "gauge"
+    status = next(s for s in text_string_to_metric_families(render(run)) if s.name == "fleetcheck_host_status")
+    per_host: dict[str, float] = {}
+    for sample in status.samples:
+        assert sample.labels["inventory"] == "inventories/prod.yml"
+        per_host[sample.labels["host"]] = per_host.get(sample.labels["host"], 0) + sample.value
+    assert set(per_host.values()) == {1.0}  # exactly one current status per host
+    # a host changing status keeps the same set of series
+    flipped = run.model_copy(
+        update={"hosts": [h.model_copy(update={"status": HostStatus.TIMEOUT}) for h in run.hosts]}
+    )
+    def keys(text: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+        return {
+            (s.name, tuple(sorted(s.labels.items())))
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if s.name.startswith("fleetcheck_host_")
+        }
+    assert keys(render(run)) == keys(render(flipped))
 
 
 def test_label_escaping() -> None:

@@ -83,17 +83,20 @@ def test_basic_over_http_refused_like_pypsrp() -> None:
 
 
 def test_missing_password_is_an_auth_config_error() -> None:
-    target = _target(password=None)
+    target = _target(password=None, auth="ntlm")  # (negotiate without a password means a Kerberos ticket cache)
     with pytest.raises(AuthRejected) as exc:
         NativePsrpTransport().credentials(target, _settings(target))
     assert exc.value.error_type == "auth_config"
 
 
-def test_kerberos_and_friends_go_to_pypsrp_negotiate_is_ntlm() -> None:
+def test_credssp_and_certificate_go_to_pypsrp_kerberos_is_native_negotiate_is_ntlm() -> None:
     t = NativePsrpTransport()
-    for auth in ("kerberos", "credssp", "certificate"):
-        target = _target(auth=auth)
+    for auth in ("credssp", "certificate"):
+        target = _target(auth=auth, cert_path="/c.pem", key_path="/c.key")
         assert t.credentials(target, _settings(target)) is None
+    target = _target(auth="kerberos")
+    kerberos = t.credentials(target, _settings(target))
+    assert kerberos is not None and kerberos.method == "kerberos" and kerberos.kerberos is not None
     target = _target(auth="negotiate")
     creds = t.credentials(target, _settings(target))
     assert creds is not None and creds.method == "ntlm" and creds.nt_hash is not None

@@ -1,5 +1,6 @@
 """Everything the installed package imports is a runtime dependency, so a plain `pip install`
-runs every command (`fleetcheck lab serve --https` needs trustme, for one)."""
+runs every command (`fleetcheck lab serve --https` needs trustme, for one); the only exceptions
+are the optional features' extras (Kerberos, CredSSP, the lab's KDC), imported where used."""
 
 from __future__ import annotations
 
@@ -13,9 +14,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-#: Optional extras and the one package folder allowed to import them; the commands that need
-#: an extra turn its ImportError into a message naming `pip install 'fleetcheck[EXTRA]'`.
-EXTRAS = {"sites": "fleetcheck/dispatch"}
+#: Optional extras and the one package folder (or module) allowed to import them; the commands
+#: that need an extra turn its ImportError into a message naming `pip install 'fleetcheck[EXTRA]'`
+#: (Kerberos: the run's preflight, before any connection).
+EXTRAS = {
+    "sites": "fleetcheck/dispatch",
+    "kerberos": "fleetcheck/transports/kerberos.py",
+    "lab-kerberos": "fleetcheck/lab/kdc.py",
+}
 
 
 def _imports_by_file() -> dict[str, set[str]]:
@@ -43,9 +49,14 @@ def _extra_distributions(extra: str) -> set[str]:
     return {_name(spec) for spec in project["optional-dependencies"][extra]}
 
 
-def _runtime_distributions() -> set[str]:
+def _runtime_distributions(*, with_features: bool = False) -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return {_name(spec) for spec in project["dependencies"]}
+    names = {_name(spec) for spec in project["dependencies"]}
+    if with_features:  # the optional features' extras, not the developers' tools
+        for extra, specs in project.get("optional-dependencies", {}).items():
+            if extra not in ("dev", "devtools"):
+                names |= {_name(spec) for spec in specs} - {"fleetcheck"}
+    return names
 
 
 def _name(requirement: str) -> str:
@@ -79,7 +90,7 @@ def test_every_import_of_the_package_is_a_runtime_dependency() -> None:
         dists = {_name(d) for d in providers.get(module, [])}
         if dists & installed:
             continue
-        if any(dists & closure and all(f.startswith(folder + "/") for f in files) for folder, closure in optional.items()):
+        if any(dists & closure and all(f == folder or f.startswith(folder + "/") for f in files) for folder, closure in optional.items()):
             continue  # an optional extra, imported only by the folder that names it
         missing[module] = sorted(dists)
     assert missing == {}

@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives import hashes
 from spnego.channel_bindings import GssChannelBindings
 
 from fleetcheck.errors import AuthRejected, ProtocolError, TimedOut, Unreachable
-from fleetcheck.transports.errors import FailureContext, auth_rejected, http_status_error
+from fleetcheck.transports.errors import FailureContext, auth_rejected, http_status_error, redact
+from fleetcheck.transports.kerberos import TICKETS, KerberosAuth, explain
 from fleetcheck.transports.psrp_client import envelope as wsman
 
 #: Largest HTTP response accepted: a 512000-byte envelope, encrypted, with room to spare.
@@ -65,10 +66,11 @@ class Response:
 class Credentials:
     """How one host authenticates; `nt_hash` replaces the password for NTLM."""
 
-    method: str  # "ntlm" (Negotiate offering NTLM) or "basic"
+    method: str  # "ntlm" (Negotiate offering NTLM), "basic", or "kerberos" (Kerberos, or Negotiate that may use it)
     username: str
     password: str = field(repr=False)
     nt_hash: str | None = field(default=None, repr=False)
+    kerberos: KerberosAuth | None = None
 
 
 class NtHashCache:
@@ -266,6 +268,8 @@ class WSManConnection:
         self.endpoint = f"{scheme}://{host}:{port}/wsman"
         self.http: HttpConnection | None = None
         self.ctx: spnego.ContextProxy | None = None
+        self.protocol = wsman.ENC_PROTOCOL  # the encryption protocol of the scheme that authenticated
+        self.mechanism: str | None = "basic" if credentials.method == "basic" else None
 
     def _auth_error(self, what: str = "credentials rejected") -> AuthRejected:
         return auth_rejected(self.context.auth, what)
@@ -285,13 +289,46 @@ class WSManConnection:
         self.http = http
         return http
 
+    async def _kerberos_context(self, kerberos: KerberosAuth, cbt: GssChannelBindings | None) -> spnego.ContextProxy | None:
+        """Kerberos (or Negotiate that may use it) through the shared provider; None when Negotiate has
+        no ticket to offer and falls back to NTLM, as Windows does. The ticket (an AS exchange, once
+        per run) comes from a thread, so a slow KDC never stalls the other hosts."""
+        try:
+            options = await asyncio.to_thread(TICKETS.resolve, kerberos.options)
+        except Exception as exc:
+            if kerberos.ntlm_fallback is None:
+                raise self._kerberos_error(exc) from exc
+            return None
+        try:
+            ctx: spnego.ContextProxy = KerberosAuth(options, kerberos.protocol, kerberos.ntlm_fallback).context(
+                self.address, channel_bindings=cbt
+            )
+        except Exception as exc:
+            raise self._kerberos_error(exc) from exc
+        return ctx
+
+    def _kerberos_error(self, exc: BaseException) -> AuthRejected:
+        kerberos = self.credentials.kerberos
+        problem = explain(exc, self.address, kerberos.options if kerberos else None)
+        if problem is None:
+            return self._auth_error(f"Kerberos authentication failed ({type(exc).__name__})")
+        return AuthRejected(redact(problem.message, self.context.secrets), error_type=problem.error_type)
+
     async def _negotiate(self, http: HttpConnection, deadline: Deadline) -> spnego.ContextProxy:
-        """The 401 dance with empty bodies, NTLM under the Negotiate header as Windows accepts it."""
+        """The 401 dance with empty bodies: NTLM under the Negotiate header as Windows accepts it, or
+        Kerberos (under Negotiate, or under Kerberos where the listener offers only that)."""
         creds = self.credentials
         cbt = None
         der = http.peer_cert()
         if der is not None:
             cbt = channel_bindings(der)
+        if creds.kerberos is not None:
+            kerberos_ctx = await self._kerberos_context(creds.kerberos, cbt)
+            if kerberos_ctx is not None:
+                return await self._handshake(http, deadline, kerberos_ctx, kerberos=True)
+            assert creds.kerberos.ntlm_fallback is not None
+            user, password = creds.kerberos.ntlm_fallback
+            creds = Credentials("ntlm", user, password)
         credential: spnego.NTLMHash | spnego.Password
         if creds.nt_hash is not None:
             credential = spnego.NTLMHash(creds.username, nt_hash=creds.nt_hash)
@@ -306,16 +343,23 @@ class WSManConnection:
             protocol="ntlm",
             options=options,
         )
+        return await self._handshake(http, deadline, ctx, kerberos=False)
+
+    async def _handshake(
+        self, http: HttpConnection, deadline: Deadline, ctx: spnego.ContextProxy, *, kerberos: bool
+    ) -> spnego.ContextProxy:
         first = await http.request(b"", [], deadline)
-        provider = _offered(first.headers.get("www-authenticate", "")) if first.status == 401 else None
+        offered = first.headers.get("www-authenticate", "") if first.status == 401 else ""
+        provider = KerberosAuth.scheme(offered) if kerberos else _offered(offered)
         if provider is None:
             raise (
                 self._status_error(first)
                 if first.status != 401
-                else self._auth_error("no NTLM offered by the host")
+                else self._auth_error("no NTLM offered by the host" if not kerberos else "no Negotiate or Kerberos offered")
             )
         try:
-            token = ctx.step()
+            # the first Kerberos token asks the KDC for a service ticket: in a thread
+            token = await asyncio.to_thread(ctx.step) if kerberos else ctx.step()
             while token is not None:
                 header = f"{provider} {base64.b64encode(token).decode()}"
                 resp = await http.request(b"", [("Authorization", header)], deadline)
@@ -326,9 +370,13 @@ class WSManConnection:
                     raise self._auth_error()
                 token = ctx.step(base64.b64decode(found.group(2))) if found and not ctx.complete else None
         except spnego.exceptions.SpnegoError as exc:
+            if kerberos:
+                raise self._kerberos_error(exc) from exc
             raise self._auth_error(f"NTLM authentication failed ({type(exc).__name__})") from exc
         if not ctx.complete:
             raise self._auth_error()
+        self.protocol = wsman.KERBEROS_PROTOCOL if provider == "Kerberos" else wsman.ENC_PROTOCOL
+        self.mechanism = KerberosAuth.mechanism(ctx) if kerberos else "ntlm"
         return ctx
 
     def _status_error(self, resp: Response) -> Exception:
@@ -349,8 +397,8 @@ class WSManConnection:
             headers.append(("Authorization", "Basic " + base64.b64encode(raw).decode()))
         if self.encrypt:
             assert self.ctx is not None
-            headers.append(("Content-Type", wsman.ENC_CONTENT_TYPE))
-            body = wsman.wrap(env.data, self.ctx.wrap_winrm)
+            headers.append(("Content-Type", wsman.enc_content_type(self.protocol)))
+            body = wsman.wrap(env.data, self.ctx.wrap_winrm, self.protocol)
         else:
             headers.append(("Content-Type", "application/soap+xml;charset=UTF-8"))
             body = env.data

@@ -277,16 +277,22 @@ def fault_error(fault: Fault, ctx: FailureContext | None = None) -> HostError:
 
 ENC_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
 ENC_CONTENT_TYPE = f'multipart/encrypted;protocol="{ENC_PROTOCOL}";boundary="Encrypted Boundary"'
+#: After the `Kerberos` scheme (a listener with Negotiate off) the framing names Kerberos instead.
+KERBEROS_PROTOCOL = "application/HTTP-Kerberos-session-encrypted"
+
+
+def enc_content_type(protocol: str = ENC_PROTOCOL) -> str:
+    return f'multipart/encrypted;protocol="{protocol}";boundary="Encrypted Boundary"'
 _BOUNDARY = b"--Encrypted Boundary"
 
 
-def wrap(message: bytes, wrap_winrm: Callable[[bytes], tuple[bytes, bytes, int]]) -> bytes:
+def wrap(message: bytes, wrap_winrm: Callable[[bytes], tuple[bytes, bytes, int]], protocol: str = ENC_PROTOCOL) -> bytes:
     header, data, padding = wrap_winrm(message)
     return b"".join(
         [
             _BOUNDARY,
             b"\r\n\tContent-Type: ",
-            ENC_PROTOCOL.encode(),
+            protocol.encode(),
             b"\r\n\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=",
             str(len(message) + padding).encode(),
             b"\r\n",

@@ -3,12 +3,16 @@
 One `WSManConnection` per host and attempt; per-run caches live on the transport object, in
 memory only: the NT hash of each distinct password, psrpcore's serialized pool-open and
 CreatePipeline payloads, one TLS context per verification setting. Auth methods the native
-client does not speak (Kerberos, CredSSP, certificate) are handed to the pypsrp transport;
-`negotiate` is answered with NTLM.
+client does not speak (CredSSP, certificate) are handed to the pypsrp transport. Kerberos,
+and `negotiate` for a host that can use it (no password: a ticket cache; a `user@REALM` name;
+Kerberos settings), go through `transports.kerberos`; other `negotiate` hosts get NTLM at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import importlib.util
 import os
 import ssl
 from collections.abc import Callable
@@ -17,6 +21,7 @@ from psrpcore.types import ErrorRecord
 
 from fleetcheck.transports.base import ScriptOutput, Transport, failure_context, quiet_token_loggers
 from fleetcheck.transports.errors import WSMAN_RULES, cleartext_auth, map_exceptions, missing_credentials
+from fleetcheck.transports.kerberos import KerberosAuth, options_for, wants_kerberos
 from fleetcheck.transports.psrp_client.connection import Credentials, NtHashCache, WSManConnection
 from fleetcheck.transports.psrp_client.session import (
     MAX_ERROR_RECORDS,
@@ -29,7 +34,13 @@ from fleetcheck.transports.target import PsrpSettings, Target, settings_as
 
 quiet_token_loggers()
 
-NATIVE_AUTHS = frozenset({"negotiate", "ntlm", "basic"})
+NATIVE_AUTHS = frozenset({"negotiate", "ntlm", "basic", "kerberos"})
+
+
+@functools.lru_cache(maxsize=1)
+def _gssapi_installed() -> bool:
+    """Whether pyspnego can do Kerberos here (python-gssapi); without it Negotiate is NTLM."""
+    return importlib.util.find_spec("gssapi") is not None
 
 
 def record_text(record: ErrorRecord) -> str:
@@ -83,6 +94,10 @@ class NativePsrpTransport(Transport):
         if psrp.auth not in NATIVE_AUTHS:
             return None
         password = psrp.secret()
+        if wants_kerberos(psrp.auth, psrp.username, password, psrp) and (psrp.auth == "kerberos" or _gssapi_installed()):
+            fallback = (psrp.username, password) if psrp.auth == "negotiate" and psrp.username and password else None
+            provider = KerberosAuth(options_for(psrp, password), protocol=psrp.auth, ntlm_fallback=fallback)
+            return Credentials("kerberos", psrp.username or "", "", kerberos=provider)
         if not psrp.username or password is None:
             raise missing_credentials()
         if psrp.auth == "basic":
@@ -111,4 +126,4 @@ class NativePsrpTransport(Transport):
                 target.address, psrp.effective_port, psrp.scheme, creds, self._ssl_context(psrp), ctx
             )
             result = await run_script(conn, script, {"ArgsJson": args_json}, timeout, self.payloads)
-        return script_output(result)
+        return dataclasses.replace(script_output(result), auth_mechanism=conn.mechanism)
