@@ -25,9 +25,7 @@ SSH_AUTHS = frozenset({"password", "key"})
 PASSWORD_AUTHS = frozenset({"ntlm", "basic", "credssp", "password"})
 MAX_TIMEOUT_S = 3600.0
 #: Auth methods the inventory accepts by name but no transport can use yet, and why.
-UNSUPPORTED_AUTHS = {
-    "certificate": "certificate auth needs a client certificate and key, which the inventory cannot name yet",
-}
+UNSUPPORTED_AUTHS: dict[str, str] = {}
 
 
 class Settings(BaseModel):

@@ -35,10 +35,3 @@ def test_ansible_host_is_validated_too(tmp_path: Path) -> None:
                    encoding="utf-8")
     code, out = cli("inventory", str(inv))
     assert code == 2 and "hosts.yml, line 4" in out and "ansible_host" in out, out
-
-
-def test_certificate_auth_is_refused_at_load(tmp_path: Path) -> None:
-    inv = tmp_path / "inv.yml"
-    inv.write_text("hosts:\n  h1: {address: 127.0.0.1, auth: certificate}\n", encoding="utf-8")
-    code, out = cli("inventory", str(inv))
-    assert code == 2 and "certificate" in out and "line 2" in out, out
