@@ -100,3 +100,23 @@ def cap_responses(session: Session, budget: Budget, limit: int = MAX_RESPONSE_BY
     for prefix, adapter in list(session.adapters.items()):
         if not isinstance(adapter, CappedAdapter):
             session.mount(prefix, CappedAdapter(adapter, budget, limit))
+
+
+#: What a client raises after a 401 in the middle of a session (its re-authentication failing).
+_AUTH_FALLOUT = frozenset({"WinRMTransportError", "AuthenticationError", "InvalidCredentialsError", "WinRMError"})
+
+
+def auth_fallout(exc: BaseException) -> bool:
+    """True when `exc` is an HTTP or authentication failure (not a timeout or a reset).
+
+    A 401 also opens every new NTLM connection, so a 401 seen earlier explains the failure
+    only when the failure itself is of that kind.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if type(seen).__name__ in _AUTH_FALLOUT or type(seen).__module__.split(".")[0] == "spnego":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -30,7 +30,7 @@ from fleetcheck.transports.base import (
     track_connections,
 )
 from fleetcheck.transports.errors import OutputTooLarge, RunCancelled, auth_rejected
-from fleetcheck.transports.httpcap import cap_responses
+from fleetcheck.transports.httpcap import auth_fallout, cap_responses
 from fleetcheck.transports.kerberos import TICKETS, pypsrp_auth_kwargs, pypsrp_mechanism
 from fleetcheck.transports.target import PsrpSettings, Target, settings_as
 
@@ -199,7 +199,7 @@ def _first_failure(exc: BaseException, budget: Budget, target: Target) -> BaseEx
         return RunCancelled("run interrupted")
     if budget.expired:
         return budget.overrun()
-    if budget.rejected_mid_session:  # the client re-authenticated and failed differently (often HTTP 400)
+    if budget.rejected_mid_session and auth_fallout(exc):  # re-authenticated, then failed (often HTTP 400)
         return auth_rejected(target.auth, "credentials rejected in the middle of the session (HTTP 401)")
     return exc
 

@@ -26,7 +26,7 @@ from fleetcheck.transports.base import (
 from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
 from fleetcheck.transports.clixml import decode_clixml_errors
 from fleetcheck.transports.errors import OutputTooLarge, RunCancelled, auth_rejected, cleartext_auth
-from fleetcheck.transports.httpcap import cap_responses
+from fleetcheck.transports.httpcap import auth_fallout, cap_responses
 from fleetcheck.transports.kerberos import TICKETS, options_for, pywinrm_auth_kwargs, use_ccache
 from fleetcheck.transports.target import Target, WinrmSettings, endpoint_address, settings_as
 
@@ -158,7 +158,7 @@ def _first_failure(exc: BaseException, budget: Budget, target: Target) -> BaseEx
         return RunCancelled("run interrupted")
     if budget.expired:
         return budget.overrun()
-    if budget.rejected_mid_session:  # the client re-authenticated and failed differently (often HTTP 400)
+    if budget.rejected_mid_session and auth_fallout(exc):  # re-authenticated, then failed (often HTTP 400)
         return auth_rejected(target.auth, "credentials rejected in the middle of the session (HTTP 401)")
     return exc
 
