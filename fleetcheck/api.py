@@ -24,6 +24,7 @@ import gc
 import logging
 import os
 import signal
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -226,6 +227,8 @@ def default_journal_path() -> Path:
 
 def prepare_journal(path: Path) -> Path:
     """Create the folder; keep the journal bounded by moving a big one aside (one old copy)."""
+    if path.is_dir():
+        raise UserError(f"--journal {path}: is a folder; give a file name, e.g. {path / 'journal.jsonl'}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_file() and path.stat().st_size > JOURNAL_ROTATE_BYTES:
@@ -501,7 +504,9 @@ def _finish(
 def write_reports(result: RunResult, specs: Sequence[ReportSpec], context: ReportContext) -> list[str]:
     """Write every requested report; one failing writer does not stop the others."""
     from fleetcheck.reports.base import get_writer
+    from fleetcheck.reports.sanitize import sanitize_result
 
+    result = sanitize_result(result)  # host text is safe for terminals and XML in every format
     problems: list[str] = []
     for spec in specs:
         try:
@@ -583,7 +588,7 @@ def _evaluate_dir(facts_dir: Path, playbooks: list[Playbook], names: list[str]) 
         )
         hosts.append(
             HostResult(
-                host=path.stem, address=facts.host.computer_name, status=status, message=message,
+                host=facts.inventory_name or urllib.parse.unquote(path.stem), address=facts.host.computer_name, status=status, message=message,
                 error_type=error_type, checks=checks,
             )
         )

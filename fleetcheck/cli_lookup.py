@@ -202,9 +202,10 @@ def report_cmd(
     """
     from fleetcheck import api
     from fleetcheck.reports.base import WRITERS, ReportContext, get_renderer, get_writer, write_atomic
+    from fleetcheck.reports.sanitize import sanitize_result
 
     with user_errors():
-        result = api.load_results(results)
+        result = sanitize_result(api.load_results(results))
         fmt = fmt.lower()
         if fmt != "table" and fmt not in WRITERS:
             raise UserError(f"unknown format '{fmt}'; known: table, {', '.join(sorted(WRITERS))}")

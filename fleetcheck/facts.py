@@ -54,5 +54,8 @@ class FactsDocument(BaseModel):
     #: the host: the runner stamps it when saving facts, so `fleetcheck evaluate` judges clock
     #: skew and look-back windows as of the scan, not as of the remote (possibly skewed) clock.
     scanned_at: str | None = None
+    #: The inventory name the runner saved the document for (file names are escaped or hashed,
+    #: so this is the name `fleetcheck evaluate` reports).
+    inventory_name: str | None = None
 
     model_config = {"populate_by_name": True}

@@ -22,9 +22,11 @@ the halves paired again or replaced by U+FFFD: one host's text never ends the ru
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -33,6 +35,28 @@ from fleetcheck.results import HostResult, RunResult, clean_text
 
 #: Longest time a host line may stay written but not fsynced (see the module docstring).
 FSYNC_INTERVAL = 0.5
+
+
+def _apply(rec: dict[str, Any], rid: str, runs: dict[str, RunResult], order: list[str]) -> None:
+    """Fold one journal record into the runs read so far."""
+    kind = rec.get("record")
+    if kind == "run":
+        runs[rid] = RunResult(
+            run_id=rid,
+            started_at=datetime.fromisoformat(rec["started_at"]),
+            inventory=rec.get("inventory", ""),
+            playbooks=rec.get("playbooks", []),
+            fleetcheck_version=rec.get("fleetcheck_version", ""),
+            interrupted=True,  # until an end record says otherwise
+        )
+        order.append(rid)
+    elif kind == "host" and rid in runs:
+        runs[rid].hosts.append(HostResult.model_validate(rec["result"]))
+    elif kind == "end" and rid in runs:
+        run = runs[rid]
+        run.interrupted = bool(rec.get("interrupted"))
+        if rec.get("finished_at"):
+            run.finished_at = datetime.fromisoformat(rec["finished_at"])
 
 
 def _clean(value: Any) -> Any:
@@ -133,37 +157,48 @@ class Journal:
         self.close()
 
 
+#: Bytes of journal read at most (the CLI rotates journals at 50 MiB), and per line.
+MAX_READ_BYTES = 256 * 1024 * 1024
+MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Numbered lines of `path`, bounded in total and per line (a device like /dev/zero ends)."""
+    total = 0
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for number in itertools.count(1):
+            line = fh.readline(MAX_LINE_BYTES + 1)
+            if not line:
+                return
+            total += len(line)
+            if len(line) > MAX_LINE_BYTES or total > MAX_READ_BYTES:
+                raise ValueError(f"line {number}: longer than a journal holds - is this a fleetcheck journal?")
+            yield number, line
+
+
 def read_journal(path: Path, run_id: str | None = None) -> RunResult:
-    """Rebuild a RunResult from a journal (the last run in the file unless `run_id` is given)."""
+    """Rebuild a RunResult from a journal (the last run in the file unless `run_id` is given).
+
+    A torn line (a crash mid-write) is skipped; a line that parses but is not a journal record
+    (`null`, a list, a host record without its result) is an error naming its line.
+    """
     runs: dict[str, RunResult] = {}
     order: list[str] = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # torn line from a crash
-            rid = rec.get("run_id")
-            if not isinstance(rid, str):
-                continue
-            kind = rec.get("record")
-            if kind == "run":
-                runs[rid] = RunResult(
-                    run_id=rid,
-                    started_at=datetime.fromisoformat(rec["started_at"]),
-                    inventory=rec.get("inventory", ""),
-                    playbooks=rec.get("playbooks", []),
-                    fleetcheck_version=rec.get("fleetcheck_version", ""),
-                    interrupted=True,  # until an end record says otherwise
-                )
-                order.append(rid)
-            elif kind == "host" and rid in runs:
-                runs[rid].hosts.append(HostResult.model_validate(rec["result"]))
-            elif kind == "end" and rid in runs:
-                run = runs[rid]
-                run.interrupted = bool(rec.get("interrupted"))
-                if rec.get("finished_at"):
-                    run.finished_at = datetime.fromisoformat(rec["finished_at"])
+    for number, line in _lines(path):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # torn line from a crash
+        if not isinstance(rec, dict):
+            raise ValueError(f"line {number}: {type(rec).__name__} is not a journal record")
+        rid = rec.get("run_id")
+        if not isinstance(rid, str):
+            continue
+        try:
+            _apply(rec, rid, runs, order)
+        except (KeyError, TypeError, ValueError) as exc:
+            detail = f"missing {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:200]
+            raise ValueError(f"line {number}: unreadable {rec.get('record')!r} record ({detail})") from None
     if not order:
         raise ValueError(f"{path}: no run recorded in this journal")
     chosen = run_id or order[-1]

@@ -24,7 +24,10 @@ from fleetcheck.results import RunResult
 FROM_ENV = "FLEETCHECK_MAIL_FROM"
 USER_ENV = "FLEETCHECK_SMTP_USER"
 PASSWORD_ENV = "FLEETCHECK_SMTP_PASSWORD"
-StartTLS = Literal["auto", "require", "off"]
+#: --smtp-tls: require = STARTTLS or no mail; starttls = when the relay offers it; none = never.
+#: Unset: require whenever a password is configured. "auto"/"off" are the older names.
+StartTLS = Literal["require", "starttls", "none", "auto", "off"]
+SMTP_TLS_MODES = ("require", "starttls", "none")
 
 
 class MailError(Exception):
@@ -37,13 +40,13 @@ class MailConfigError(MailError, ValueError):
 
 @dataclass
 class MailSettings:
-    """Where and how to send. `starttls`: auto = when the server offers it, require = refuse plain."""
+    """Where and how to send. `starttls`: see `StartTLS`; None = require TLS when a password is set."""
 
     to: list[str]
     smtp_host: str
     smtp_port: int = 25
     sender: str = field(default_factory=lambda: default_sender(os.environ))
-    starttls: StartTLS = "auto"
+    starttls: StartTLS | None = None
     always: bool = False
     timeout: float = 30.0
     attempts: int = 3
@@ -148,20 +151,37 @@ def send_message(msg: EmailMessage, settings: MailSettings, env: Mapping[str, st
     raise _safe(last, settings) from None
 
 
+def tls_mode(settings: MailSettings, has_password: bool) -> str:
+    """The effective --smtp-tls mode: require, starttls or none."""
+    mode = settings.starttls
+    if mode is None:
+        return "require" if has_password else "starttls"
+    return {"auto": "starttls", "off": "none"}.get(mode, mode)
+
+
 def _deliver(msg: EmailMessage, settings: MailSettings, env: Mapping[str, str]) -> None:
+    user, password = env.get(USER_ENV), env.get(PASSWORD_ENV)
+    mode = tls_mode(settings, bool(password))
     with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout) as smtp:
         smtp.ehlo()
-        if settings.starttls != "off" and smtp.has_extn("starttls"):
+        encrypted = False
+        if mode != "none" and smtp.has_extn("starttls"):
             smtp.starttls(context=settings.ssl_context or ssl.create_default_context())
             smtp.ehlo()
-        elif settings.starttls == "require":
+            encrypted = True
+        elif mode == "require":
             raise MailError(
-                f"{settings.smtp_host}:{settings.smtp_port} does not offer STARTTLS and TLS is required."
+                f"{settings.smtp_host}:{settings.smtp_port} does not offer STARTTLS and TLS is required "
+                "(--smtp-tls require, the default when a password is set)."
             )
-        user, password = env.get(USER_ENV), env.get(PASSWORD_ENV)
         if user:
             if password is None:
                 raise MailError(f"{USER_ENV} is set but {PASSWORD_ENV} is not.")
+            if not encrypted:  # AUTH PLAIN/LOGIN would put the password on the wire in clear
+                raise MailError(
+                    f"{settings.smtp_host}:{settings.smtp_port}: the SMTP password would cross the network in clear "
+                    "(no TLS) - use a relay that offers STARTTLS, or one that needs no login."
+                )
             if not smtp.has_extn("auth"):
                 raise MailError(f"{settings.smtp_host} does not offer SMTP AUTH but {USER_ENV} is set.")
             smtp.login(user, password)

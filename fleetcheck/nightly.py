@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from fleetcheck.changes import ChangeSet, compute_changes, diff_runs, format_change_summary
 from fleetcheck.errors import UserError
@@ -49,9 +49,11 @@ from fleetcheck.history import (
     run_lock,
 )
 from fleetcheck.mail import (
+    SMTP_TLS_MODES,
     MailConfigError,
     MailError,
     MailSettings,
+    StartTLS,
     parse_mail_to,
     parse_smtp,
     send_report,
@@ -114,7 +116,9 @@ class NightlyOutcome:
     errors: list[str] = field(default_factory=list)
 
 
-def mail_settings(mail_to: str | None, smtp: str | None, always: bool = False) -> MailSettings | None:
+def mail_settings(
+    mail_to: str | None, smtp: str | None, always: bool = False, smtp_tls: str | None = None
+) -> MailSettings | None:
     """Build MailSettings from the CLI strings; None when no --mail-to was given."""
     if not mail_to:
         if smtp:
@@ -124,7 +128,10 @@ def mail_settings(mail_to: str | None, smtp: str | None, always: bool = False) -
         raise NightlyConfigError("--mail-to needs --smtp HOST[:PORT] (the relay to send through).")
     try:
         host, port = parse_smtp(smtp)
-        return MailSettings(to=parse_mail_to(mail_to), smtp_host=host, smtp_port=port, always=always)
+        if smtp_tls is not None and smtp_tls not in SMTP_TLS_MODES:
+            raise MailConfigError(f"--smtp-tls {smtp_tls!r}: expected {', '.join(SMTP_TLS_MODES)}")
+        tls = cast(StartTLS | None, smtp_tls)
+        return MailSettings(to=parse_mail_to(mail_to), smtp_host=host, smtp_port=port, always=always, starttls=tls)
     except MailConfigError as exc:
         raise NightlyConfigError(str(exc)) from None
 
@@ -233,9 +240,10 @@ def _mail(outcome: NightlyOutcome, settings: MailSettings) -> None:
     if not should_send(outcome.changes, settings.always):
         return
     from fleetcheck.reports.html import render  # jinja2 only when mail is actually sent
+    from fleetcheck.reports.sanitize import sanitize_result
 
     try:
-        html = render(outcome.run, outcome.context)
+        html = render(sanitize_result(outcome.run), outcome.context)
         outcome.mail_sent = send_report(outcome.run, outcome.changes, settings, html, outcome.notes)
     except MailError as exc:
         outcome.errors.append(str(exc))

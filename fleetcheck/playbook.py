@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -240,6 +241,7 @@ def _build_check(check_id: str, raw: Any, path: str, root: Any, base: CheckSetti
         _raise_validation(exc, path, root, ("checks", check_id, "params"))
         raise  # unreachable
     default_tags = base.tags if base else list(cdef.tags)
+    _check_probe_requests(cdef.requests(params), path, line_of(root, ("checks", check_id, "params")), f"checks.{check_id}.params")
     return CheckSettings(
         id=check_id,
         enabled=entry.enabled if "enabled" in raw or base is None else base.enabled,
@@ -324,10 +326,22 @@ def parse_playbook(text: str, path: str = "<playbook>", _depth: int = 0) -> Play
         raise PlaybookError(path, line_of(data, ("checks",)), "checks", "the playbook has no checks", "list at least one check id")
     description = raw.description or (base.description if base else "")
     inherited = "ntlm_fallback" not in raw.model_fields_set and base is not None
-    return Playbook(
+    playbook = Playbook(
         name=raw.name, description=description, source=path, checks=checks, custom_checks=customs,
         ntlm_fallback=base.ntlm_fallback if inherited and base is not None else raw.ntlm_fallback,
     )
+    _check_probe_requests(playbook.probe_requests(), path, line_of(data, ("checks",)), "checks")
+    return playbook
+
+
+def _check_probe_requests(requests: Mapping[str, Any], path: str, line: int | None, key: str) -> None:
+    """What `run` will send must be valid at load, so `checks` and `run` accept the same playbooks."""
+    from fleetcheck.probes.bundle import BundleError, build_bundle
+
+    try:
+        build_bundle(requests)
+    except BundleError as exc:
+        raise PlaybookError(path, line, key, f"cannot be sent to the hosts: {exc}", "shorten or fix the values") from None
 
 
 def builtin_playbooks() -> list[str]:

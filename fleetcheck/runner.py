@@ -24,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import hashlib
 import logging
 import os
 import random
-import re
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -412,14 +413,32 @@ class _Fleet:
             self.journal.close()  # fsyncs what is pending
 
 
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+#: Longest escaped host name used as is in a facts file name (file systems allow 255 bytes).
+_MAX_FILE_STEM = 180
+
+
+def facts_file_stem(host_name: str) -> str:
+    """A file name stem unique per host name: percent-escaped (reversible with `unquote`).
+
+    `a/b`, `a:b`, `a_b` and non-ASCII names stay distinct; a name too long for a file system
+    keeps a readable prefix plus a hash of the whole name (the name itself is in the file).
+    """
+    stem = urllib.parse.quote(host_name, safe="")
+    if stem.startswith("."):
+        stem = "%2E" + stem[1:]  # never `.`, `..` or a hidden file
+    if not stem:
+        stem = "%00empty"
+    if len(stem) > _MAX_FILE_STEM:
+        digest = hashlib.sha256(host_name.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+        stem = f"{stem[:_MAX_FILE_STEM - 30]}~{digest}"
+    return stem
 
 
 def save_facts(directory: Path, host_name: str, facts: FactsDocument) -> Path:
     """Write one host's facts document (exactly what the host printed, re-serialized) atomically."""
     directory.mkdir(parents=True, exist_ok=True)
-    name = _SAFE_NAME.sub("_", host_name).strip("._") or "host"
-    path = directory / f"{name}.json"
+    facts = facts.model_copy(update={"inventory_name": host_name})
+    path = directory / f"{facts_file_stem(host_name)}.json"
     tmp = path.with_suffix(f".json.tmp{os.getpid()}")
     tmp.write_text(facts.model_dump_json(by_alias=True, indent=2), encoding="utf-8")
     os.replace(tmp, path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fleetcheck.checks.base import version_at_least
@@ -17,6 +18,11 @@ from fleetcheck.checks.base import version_at_least
 OPERATORS = ("equals", "one_of", "at_least", "version_at_least", "matches")
 _TOKEN = re.compile(r"\.?([^.\[\]]+)|\[(-?\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
 _MISSING = object()
+#: Seconds one `matches` search may take: backtracking patterns such as `^(a+)+$` are
+#: exponential in the host's text, and judging must never outlive the host's deadline.
+MATCH_TIMEOUT_S = 0.25
+#: Characters of an observed value quoted in a reason (host output can be huge).
+_SHOWN = 80
 
 
 def split_path(path: str) -> list[str | int]:
@@ -74,8 +80,8 @@ class Expectation(BaseModel):
     def _regex_ok(cls, v: str | None) -> str | None:
         if v is not None:
             try:
-                re.compile(v)
-            except re.error as exc:
+                regex.compile(v)
+            except regex.error as exc:
                 raise ValueError(f"invalid regular expression: {exc}") from None
         return v
 
@@ -101,23 +107,32 @@ class Expectation(BaseModel):
         op = self.operators()[0]
         if op == "equals":
             ok = _same(value, self.equals)
-            return ok, value, "" if ok else f"{self.path or '$'} is {value!r}, expected {self.equals!r}"
+            return ok, value, "" if ok else f"{self.path or '$'} is {_show(value)}, expected {self.equals!r}"
         if op == "one_of":
             ok = any(_same(value, x) for x in self.one_of or [])
-            return ok, value, "" if ok else f"{self.path or '$'} is {value!r}, expected one of {self.one_of!r}"
+            return ok, value, "" if ok else f"{self.path or '$'} is {_show(value)}, expected one of {self.one_of!r}"
         if op == "at_least":
             num = _number(value)
             if num is None:
-                return False, value, f"{self.path or '$'} is {value!r}, not a number"
+                return False, value, f"{self.path or '$'} is {_show(value)}, not a number"
             ok = num >= (self.at_least or 0)
-            return ok, value, "" if ok else f"{self.path or '$'} is {value!r}, expected at least {self.at_least:g}"
+            return ok, value, "" if ok else f"{self.path or '$'} is {_show(value)}, expected at least {self.at_least:g}"
         if op == "version_at_least":
             res = version_at_least(str(value), self.version_at_least or "0")
             if res is None:
-                return False, value, f"{self.path or '$'} is {value!r}, not a version number"
+                return False, value, f"{self.path or '$'} is {_show(value)}, not a version number"
             return res, value, "" if res else f"{self.path or '$'} is {value}, expected at least {self.version_at_least}"
-        ok = isinstance(value, (str, int, float)) and re.search(self.matches or "", str(value)) is not None
-        return ok, value, "" if ok else f"{self.path or '$'} is {value!r}, does not match {self.matches!r}"
+        if not isinstance(value, (str, int, float)):
+            return False, value, f"{self.path or '$'} is {_show(value)}, does not match {self.matches!r}"
+        try:
+            ok = regex.search(self.matches or "", str(value), timeout=MATCH_TIMEOUT_S) is not None
+        except TimeoutError:
+            reason = (
+                f"matching {self.matches!r} took longer than {MATCH_TIMEOUT_S:g} s on this host's value - "
+                "simplify the regular expression (nested repetition such as (a+)+ backtracks exponentially)"
+            )
+            return False, _show(value), reason
+        return ok, value, "" if ok else f"{self.path or '$'} is {_show(value)}, does not match {self.matches!r}"
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -127,11 +142,17 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _number(value: Any) -> float | None:
+def _show(value: Any) -> str:
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**_SHOWN else f"<integer of {len(str(abs(value)))} digits>"
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
+
+
+def _number(value: Any) -> int | float | None:
+    """A JSON number as Python compares it exactly: integers stay integers (a float has 308 digits)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value)
+        return value
     if isinstance(value, str):
         try:
             return float(value.strip())

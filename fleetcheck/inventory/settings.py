@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from fleetcheck.inventory.address import address_problem
 from fleetcheck.inventory.errors import InventoryError
 from fleetcheck.inventory.model import AuthName, Host, PsrpClientName, TransportName
 from fleetcheck.yamlfile import line_of
@@ -23,6 +24,8 @@ SSH_AUTHS = frozenset({"password", "key"})
 #: auth methods that cannot work without a password.
 PASSWORD_AUTHS = frozenset({"ntlm", "basic", "credssp", "password"})
 MAX_TIMEOUT_S = 3600.0
+#: Auth methods the inventory accepts by name but no transport can use yet, and why.
+UNSUPPORTED_AUTHS: dict[str, str] = {}
 
 
 class Settings(BaseModel):
@@ -131,6 +134,9 @@ def resolve_host(
         if transport in scope.split("|"):
             merged[real] = value
     merged.setdefault("address", name)
+    problem = address_problem(str(merged["address"]))
+    if problem is not None:
+        raise InventoryError(path, line, f"{name}.address", problem, "give a DNS name or an IPv4/IPv6 address")
     if "scheme" not in merged and merged.get("port") in (5985, 5986):
         merged["scheme"] = "http" if merged["port"] == 5985 else "https"  # what a Windows admin means
     auth = merged.get("auth")
@@ -143,6 +149,8 @@ def resolve_host(
             path, line, f"{name}.auth", f"auth '{auth}' does not apply to {transport}",
             "use negotiate, ntlm, kerberos, basic, certificate or credssp",
         )
+    if merged["auth"] in UNSUPPORTED_AUTHS:
+        raise InventoryError(path, line, f"{name}.auth", UNSUPPORTED_AUTHS[merged["auth"]], "use negotiate (or kerberos)")
     if transport == "ssh" and "scheme" not in merged:
         merged["scheme"] = "http"  # meaningless for ssh; keeps `inventory` output honest
     if merged["auth"] == "certificate" and not (merged.get("cert_path") and merged.get("key_path")):

@@ -72,9 +72,11 @@ def write(result: RunResult, path: Path, context: ReportContext) -> None:
 def load(path: Path) -> RunResult:
     """Read a `json` report back (for `fleetcheck report`); errors name the file and the field."""
     try:
-        if path.stat().st_size > MAX_RESULTS_BYTES:
+        with path.open("rb") as fh:  # bounded even where stat() says 0 (/dev/zero, a pipe)
+            data = fh.read(MAX_RESULTS_BYTES + 1)
+        if len(data) > MAX_RESULTS_BYTES:
             raise ResultsFileError(f"{path}: larger than {MAX_RESULTS_BYTES} bytes")
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except OSError as exc:
         raise ResultsFileError(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:

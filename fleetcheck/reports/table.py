@@ -33,6 +33,7 @@ from fleetcheck.reports.ordering import (
     severity_rank,
     worst_severity,
 )
+from fleetcheck.reports.sanitize import sanitize_result
 from fleetcheck.results import UNCHECKED_STATUSES, CheckStatus, HostResult, HostStatus, RunResult
 
 View = Literal["full", "hosts", "checks", "summary"]
@@ -303,6 +304,7 @@ def _wrap_items(prefix: str, items: list[str], width: int = 100) -> str:
 def render_table(result: RunResult, opts: TableOptions | None = None) -> str:
     """The whole terminal report for the chosen view."""
     opts = opts or TableOptions()
+    result = sanitize_result(result)
     parts: list[str] = []
     if opts.view in ("full", "hosts"):
         parts.append(render_hosts(result, opts))

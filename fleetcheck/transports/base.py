@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import heapq
+import itertools
 import logging
 import socket
 import threading
@@ -27,6 +29,7 @@ from fleetcheck.transports.errors import (
     DeadlineExceeded,
     FailureContext,
     RunCancelled,
+    TooSlow,
     map_exceptions,
 )
 from fleetcheck.transports.kerberos import options_for
@@ -71,6 +74,62 @@ def failure_context(target: Target, timeout: float) -> FailureContext:
 MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 
 
+class _Watchdog:
+    """One daemon thread that fires callbacks at given monotonic times (cheaper than a Timer per request).
+
+    Socket timeouts bound each read, not the total: a host that trickles one byte a second
+    keeps every read alive. The watchdog bounds the whole request from outside.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[int], None]]] = []
+        self._live: set[int] = set()
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, when: float, callback: Callable[[int], None]) -> int:
+        """Call `callback(token)` at monotonic time `when` unless `disarm(token)` comes first."""
+        with self._cond:
+            token = next(self._ids)
+            heapq.heappush(self._heap, (when, token, callback))
+            self._live.add(token)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="fleetcheck-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+            return token
+
+    def disarm(self, token: int) -> None:
+        with self._cond:
+            self._live.discard(token)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][1] not in self._live:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait(5.0)
+                    continue
+                when, token, callback = self._heap[0]
+                delay = when - time.monotonic()
+                if delay > 0:
+                    self._cond.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+                self._live.discard(token)
+            with contextlib.suppress(Exception):
+                callback(token)
+
+
+_WATCHDOG = _Watchdog()
+#: Seconds the watchdog waits past a request's socket timeout before cutting it.
+WATCHDOG_SLACK = 0.3
+#: Seconds past the hard deadline a shell Create may still answer before it is cut.
+CREATE_GRACE_S = 0.6
+
+
 class Budget:
     """A per-attempt deadline plus a cancel flag, shared between asyncio and a worker thread.
 
@@ -92,7 +151,11 @@ class Budget:
         self._in_flight = False
         self._abortable = True
         self.aborted = False  # cancel() cut a request short: the connection is unusable
+        self.expired = False  # the watchdog cut a request short at the deadline
+        self.accepted = False  # the host answered an authenticated request (any status but 401)
+        self.rejected_mid_session = False  # ...and later answered 401 (credentials revoked, session lost)
         self.closing = False
+        self._alarm: int | None = None
 
     def cancel(self) -> None:
         """Flag the attempt as cancelled; abort the socket only if a request is in flight.
@@ -102,8 +165,22 @@ class Budget:
         """
         with self._lock:
             self._cancelled.set()
-            if not self._in_flight or not self._abortable:
+            # A close request (Signal, Delete) is never cut: it is what frees the host's shell
+            # quota, and the watchdog still bounds it by the deadline.
+            if not self._in_flight or not self._abortable or self.closing:
                 return
+        self._abort()
+
+    def _expire(self, alarm: int) -> None:
+        """The watchdog's callback: the request outlived its phase, cut it (even a Create)."""
+        with self._lock:
+            if not self._in_flight or self._alarm != alarm:  # that request ended; another one runs
+                return
+            self.expired = True
+        self._abort()
+
+    def _abort(self) -> None:
+        with self._lock:
             self.aborted = True
             conns, self._conns = self._conns, []
         for conn in conns:
@@ -123,14 +200,53 @@ class Budget:
             self._in_flight = True
             self._abortable = abortable
         try:
-            return self.check()
+            left = self.check()
         except BaseException:
             self.end_request()
             raise
+        # An abortable request ends with its phase; a Create (see above) at the hard deadline.
+        # WATCHDOG_SLACK lets a silent host meet its socket timeout first ("no answer"); the
+        # watchdog then only ends hosts that keep sending too slowly.
+        # Close requests (Signal, Delete) are bounded by their socket timeouts only: freeing
+        # the host's shell quota is worth more than ending the host on the dot.
+        if self.closing:
+            return left
+        # A Create is cut only well past the hard deadline: cutting it may leave a shell whose
+        # id we never learn, so it gets every chance to answer first.
+        end = self._clock() + left + WATCHDOG_SLACK if abortable else self.deadline + CREATE_GRACE_S
+        with self._lock:
+            self._alarm = _WATCHDOG.arm(end, self._expire)
+        return left
 
     def end_request(self) -> None:
         with self._lock:
             self._in_flight = False
+            alarm, self._alarm = self._alarm, None
+        if alarm is not None:
+            _WATCHDOG.disarm(alarm)
+
+    def overrun(self) -> TooSlow:
+        """The error to report when the watchdog ended a request: the host kept sending too slowly."""
+        return TooSlow(f"the exchange with the host did not complete within {round(self.timeout, 1):g} s")
+
+    def note_status(self, status: int) -> None:
+        """Remember HTTP statuses: a 401 after an accepted request means the session was rejected."""
+        if status == 401 and self.accepted:
+            self.rejected_mid_session = True
+        elif status != 401:
+            self.accepted = True
+
+    def check_progress(self) -> None:
+        """Raise `TooSlow` when a response is still being read after the phase's end.
+
+        Never for a Create (its shell id must be learnt) nor while closing (the Delete, or the
+        authentication before it, must be read to the end); the watchdog bounds those.
+        """
+        if self.closing or not self._abortable:
+            return
+        if self.remaining() <= 0:
+            self.expired = True
+            raise self.overrun()
 
     def track(self, conn: Any) -> None:
         """Remember an HTTP connection so `cancel` can abort it."""

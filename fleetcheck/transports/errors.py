@@ -57,6 +57,14 @@ class DeadlineExceeded(TimeoutError):
     """The per-host deadline ran out (raised by the transports' own budget checks)."""
 
 
+class TooSlow(DeadlineExceeded):
+    """The host answered, but not completely within the deadline (a trickling response)."""
+
+
+class ResponseRefused(Exception):
+    """A response the transports will not read: too large, or compressed (WinRM never compresses)."""
+
+
 class RunCancelled(Exception):
     """The run was interrupted (Ctrl-C) while this host was in progress."""
 
@@ -194,6 +202,10 @@ Rule = Callable[[list[BaseException], FailureContext], "HostError | None"]
 
 def _ours(chain: list[BaseException], ctx: FailureContext) -> HostError | None:
     for exc in chain:
+        if isinstance(exc, TooSlow):
+            return host_error(HostStatus.TIMEOUT, f"{exc} (answers kept arriving, too slowly)", "too_slow")
+        if isinstance(exc, ResponseRefused):
+            return host_error(HostStatus.PROTOCOL_ERROR, f"response refused: {exc}", "response_refused")
         if isinstance(exc, DeadlineExceeded):
             return host_error(HostStatus.TIMEOUT, f"no answer within {_seconds(ctx)}", "timeout")
         if isinstance(exc, RunCancelled):

@@ -25,7 +25,8 @@ from fleetcheck.transports.base import (
 )
 from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
 from fleetcheck.transports.clixml import decode_clixml_errors
-from fleetcheck.transports.errors import OutputTooLarge, RunCancelled
+from fleetcheck.transports.errors import OutputTooLarge, RunCancelled, auth_rejected, cleartext_auth
+from fleetcheck.transports.httpcap import auth_fallout, cap_responses
 from fleetcheck.transports.kerberos import TICKETS, options_for, pywinrm_auth_kwargs, use_ccache
 from fleetcheck.transports.target import Target, WinrmSettings, endpoint_address, settings_as
 
@@ -57,6 +58,7 @@ class _BoundedProtocol(Protocol):
 
         def tracked_send(session: Any, prepared_request: Any) -> Any:
             track_connections(session, budget)  # before the session opens its first pool
+            cap_responses(session, budget)
             session.trust_env = False  # proxy/CA environment was read when it was built
             return send_request(session, prepared_request)
 
@@ -101,6 +103,9 @@ class WinrmTransport(ThreadedTransport):
 
 def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> ScriptOutput:
     """Open a cmd shell, run the bootstrap, feed stdin, collect; raise the FIRST failure."""
+    winrm = settings_as(target, WinrmSettings)
+    if winrm.auth == "basic" and winrm.scheme == "http":  # pywinrm would send the password in clear
+        raise cleartext_auth(winrm.auth)
     settings = protocol_settings(target)
     winrm = settings_as(target, WinrmSettings)
     if winrm.auth == "kerberos":  # pykerberos reads a ticket cache only: this thread's, in memory
@@ -138,14 +143,24 @@ def _run_sync(target: Target, settings: dict[str, Any], script: str, args_json: 
         )
     except BaseException as exc:
         original = exc
-        first = RunCancelled("run interrupted") if budget.cancelled else exc
+        first = _first_failure(exc, budget, target)
     # Same connection only if it is known good: no error, or a cancel seen between requests.
     clean = not budget.aborted and (original is None or isinstance(original, RunCancelled))
-    finished = command_id if first is None else None  # a cancelled command dies with its shell
-    _close_quietly(proto, settings, target, budget, shell_id, finished, clean=clean)
+    _close_quietly(proto, settings, target, budget, shell_id, command_id, clean=clean)
     if first is not None:
         raise first
     return result
+
+
+def _first_failure(exc: BaseException, budget: Budget, target: Target) -> BaseException:
+    """What ended the attempt, as the admin should read it."""
+    if budget.cancelled:
+        return RunCancelled("run interrupted")
+    if budget.expired:
+        return budget.overrun()
+    if budget.rejected_mid_session and auth_fallout(exc):  # re-authenticated, then failed (often HTTP 400)
+        return auth_rejected(target.auth, "credentials rejected in the middle of the session (HTTP 401)")
+    return exc
 
 
 def _close_quietly(
@@ -158,19 +173,28 @@ def _close_quietly(
     *,
     clean: bool,
 ) -> None:
-    """Terminate the command and delete the shell; errors here never replace the real one."""
+    """Signal the command to terminate, then delete the shell; errors here never replace the real one.
+
+    Each step is tried on its own: a Signal that fails (a reset connection) must not cost the
+    Delete, which is what frees the host's shell quota.
+    """
     budget.start_closing()
+    closer = proto
     try:
         if shell_id is None:
             return
-        closer = proto
         if not clean:
             closer = _BoundedProtocol(password=target.settings.secret(), budget=budget, **settings)
-        if command_id is not None and clean:
-            closer.cleanup_command(shell_id, command_id)
+        if command_id is not None:
+            try:
+                closer.cleanup_command(shell_id, command_id)
+            except Exception as exc:
+                log.debug("signalling the command on %s failed: %s", target.address, type(exc).__name__)
+                closer = _BoundedProtocol(password=target.settings.secret(), budget=budget, **settings)
         closer.close_shell(shell_id)
     except BaseException as exc:  # closing is best effort by design
         log.debug("closing the shell on %s failed: %s", target.address, type(exc).__name__)
     finally:
-        with contextlib.suppress(Exception):
-            proto.transport.close_session()
+        for used in {id(proto): proto, id(closer): closer}.values():
+            with contextlib.suppress(Exception):
+                used.transport.close_session()

@@ -255,3 +255,50 @@ def test_sender_from_environment() -> None:
 
     assert default_sender({"FLEETCHECK_MAIL_FROM": "nightly@example.test"}) == "nightly@example.test"
     assert default_sender({}).startswith("fleetcheck@")
+
+
+@pytest.fixture
+def plain_auth_smtp() -> Iterator[tuple[Sink, int]]:
+    """A relay without STARTTLS that still offers AUTH in clear (what leaked the password)."""
+    sink = Sink()
+    ctl = PortZeroController(
+        sink, hostname="127.0.0.1", port=0, authenticator=_authenticator(sink), auth_require_tls=False
+    )
+    ctl.start()
+    try:
+        yield sink, ctl.port
+    finally:
+        ctl.stop()
+
+
+@pytest.mark.parametrize("mode", [None, "require", "starttls", "none"])
+def test_password_never_crosses_a_plain_connection(plain_auth_smtp: tuple[Sink, int], mode: str | None) -> None:
+    sink, port = plain_auth_smtp
+    env = {"FLEETCHECK_SMTP_USER": "mailer", "FLEETCHECK_SMTP_PASSWORD": SECRET}
+    with pytest.raises(MailError) as caught:
+        send_report(NIGHT2, None, _settings(port, starttls=mode, always=True), None, env=env)
+    assert sink.logins == [] and sink.messages == []
+    assert SECRET not in str(caught.value)
+    assert ("TLS is required" in str(caught.value)) == (mode in (None, "require"))
+
+
+def test_none_mode_delivers_without_credentials(plain_smtp: tuple[Sink, int]) -> None:
+    sink, port = plain_smtp
+    assert send_report(NIGHT2, None, _settings(port, starttls="none", always=True), None, env={})
+    assert sink.tls_used == [False]
+
+
+def test_default_with_password_uses_starttls(tls_smtp: tuple[Sink, int, ssl.SSLContext]) -> None:
+    sink, port, client_ctx = tls_smtp
+    env = {"FLEETCHECK_SMTP_USER": "mailer", "FLEETCHECK_SMTP_PASSWORD": SECRET}
+    assert send_report(NIGHT2, None, _settings(port, ssl_context=client_ctx, always=True), None, env=env)
+    assert sink.tls_used == [True] and sink.logins == ["mailer"]
+
+
+def test_smtp_tls_option_is_validated() -> None:
+    from fleetcheck.nightly import NightlyConfigError, mail_settings
+
+    settings = mail_settings("ops@example.test", "127.0.0.1:25", smtp_tls="starttls")
+    assert settings is not None and settings.starttls == "starttls"
+    with pytest.raises(NightlyConfigError):
+        mail_settings("ops@example.test", "127.0.0.1:25", smtp_tls="maybe")

@@ -119,7 +119,7 @@ def test_journal_survives_a_torn_last_line_and_picks_the_last_run(tmp_path: Path
 def test_save_facts_roundtrip_and_safe_names(tmp_path: Path) -> None:
     doc = FactsDocument(host=HostInfo(computer_name="SRV/01"))
     path = save_facts(tmp_path / "facts", "../SRV/01", doc)
-    assert path.parent == tmp_path / "facts" and path.name == "SRV_01.json"
+    assert path.parent == tmp_path / "facts" and path.name == "%2E.%2FSRV%2F01.json"
     assert FactsDocument.model_validate_json(path.read_text()).host.computer_name == "SRV/01"
     assert json.loads(path.read_text())["schema"] == "fleetcheck/facts/v1"
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from fleetcheck.inventory.address import address_problem
 from fleetcheck.inventory.ansible import FLEETCHECK_PREFIX, MAPPED, applies
 from fleetcheck.inventory.errors import InventoryError
 from fleetcheck.inventory.model import Host
@@ -256,6 +257,10 @@ class Resolver:
         update: dict[str, Any] = {"name": name, "groups": self.precedence.host_groups(name)}
         if not scoped_address:
             update["address"] = str(address) if address is not None else name
+            problem = address_problem(update["address"])
+            if problem is not None:
+                key, origin = source.get("address", (name, self.inv.hosts[name].origin))
+                raise InventoryError(origin.path, origin.line, key, problem, "give a DNS name or an IPv4/IPv6 address")
         return template.model_copy(update=update)
 
     def validate(self, name: str, mapped: dict[str, Any], source: dict[str, tuple[str, Origin]]) -> dict[str, Any]:

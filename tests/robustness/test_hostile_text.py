@@ -1,0 +1,67 @@
+"""Host-controlled text never drives the terminal nor breaks XML, in any report."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from fleetcheck.api import ReportSpec, write_reports
+from fleetcheck.reports.base import WRITERS, ReportContext
+from fleetcheck.reports.sanitize import sanitize_result, sanitize_text
+from fleetcheck.reports.table import TableOptions, render_table
+from fleetcheck.results import CheckResult, CheckStatus, HostResult, HostStatus, RunResult
+from robustness.cli_helpers import cli
+
+OSC = "\x1b]0;owned\x07"
+CSI = "\x1b[31m"
+HOSTILE = f"srv{OSC}{CSI}\x9b2J\x00\x0c\r"
+FORBIDDEN = ("\x1b", "\x07", "\x9b", "\x00", "\x0c", "\r")
+
+
+def _result() -> RunResult:
+    t0 = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    check = CheckResult(check_id="custom-x", status=CheckStatus.FAIL, message=f"got {HOSTILE}", observed=HOSTILE)
+    hosts = [
+        HostResult(host=HOSTILE, address="127.0.0.1", status=HostStatus.NONCOMPLIANT, checks=[check], started_at=t0,
+                   message=HOSTILE),
+        HostResult(host="ok", address="127.0.0.1", status=HostStatus.PROTOCOL_ERROR, message=f"fault {OSC}"),
+    ]
+    return RunResult(run_id="r1", started_at=t0, finished_at=t0, hosts=hosts, check_ids=["custom-x"])
+
+
+def test_sanitize_text_keeps_tabs_and_newlines_visible_controls() -> None:
+    assert sanitize_text("a\tb\nc") == "a\tb\nc"
+    assert sanitize_text("\x1b[31m") == "\u241b[31m"
+
+
+@pytest.mark.parametrize("fmt", sorted(WRITERS))
+def test_every_report_format_is_free_of_control_characters(fmt: str, tmp_path: Path) -> None:
+    path = tmp_path / f"out.{fmt}"
+    assert write_reports(_result(), [ReportSpec(fmt, path)], ReportContext()) == []
+    data = path.read_text(encoding="utf-8")
+    assert not [c for c in FORBIDDEN if c in data], fmt
+    if fmt == "junit":
+        ET.fromstring(data.encode())
+    if fmt == "json":
+        assert any("srv" in h["host"] for h in json.loads(data)["hosts"])
+
+
+def test_report_command_sanitizes(tmp_path: Path) -> None:
+    saved = tmp_path / "run.json"
+    saved.write_text(_result().model_dump_json(by_alias=True), encoding="utf-8")
+    for fmt in ["table", *sorted(WRITERS)]:
+        code, out = cli("report", str(saved), "-f", fmt)
+        assert code == 0 and not [c for c in FORBIDDEN if c in out], fmt
+
+
+def test_sanitized_result_keeps_every_host() -> None:
+    assert [h.status for h in sanitize_result(_result()).hosts] == [h.status for h in _result().hosts]
+
+
+def test_terminal_table_is_free_of_control_characters() -> None:
+    text = render_table(_result(), TableOptions(view="full", wide=True))
+    assert not [c for c in FORBIDDEN if c in text]
