@@ -177,12 +177,20 @@ class _Builder:
                 seq.append(self.build(item))
                 seq.item_lines.append(_line(item))
             return seq
-        return self.loader.construct_object(node, deep=True)
+        return self.scalar(node)
+
+    def scalar(self, node: Node) -> Any:
+        """A plain value; one YAML would read as a date that cannot exist (2026-13-45) is refused."""
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (ValueError, OverflowError) as exc:
+            raise _Refused(_line(node), f"{node.value!r} is not a valid {node.tag.rpartition(':')[2]} ({exc})",
+                           "quote it to keep it as text") from None
 
     def key(self, node: Node) -> Any:
         if not isinstance(node, ScalarNode):
             raise _Refused(_line(node), "a mapping key must be a plain value")
-        key = self.loader.construct_object(node, deep=True)
+        key = self.scalar(node)
         if self.str_keys and not isinstance(key, str):
             raise _Refused(_line(node), f"key {key!r} must be text", "quote it")
         try:

@@ -148,3 +148,13 @@ def test_inventory_merge_key_with_an_override(tmp_path: Path) -> None:
     )
     inv = load_inventory(path)
     assert inv.host("A").port == 5985 and inv.host("B").port == 5986
+
+
+def test_an_impossible_date_is_a_clear_error_not_a_crash() -> None:
+    """YAML reads 2026-13-45 as a timestamp; the constructor's ValueError became a traceback."""
+    with pytest.raises(YamlFileError) as caught:
+        parse_yaml("name: x\nwhen: 2026-13-45\n", "pb.yml")
+    assert caught.value.line == 2
+    assert "quote it" in str(caught.value)
+    with pytest.raises(YamlFileError):
+        parse_yaml("2026-13-45: x\n", "pb.yml")
