@@ -232,7 +232,7 @@ def test_unwritable_report_path_is_refused_before_running(inventory: Path, tmp_p
 def test_big_journal_is_moved_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fleetcheck import api
 
-    monkeypatch.setattr(api, "JOURNAL_ROTATE_BYTES", 10)
+    monkeypatch.setattr(api.inputs, "JOURNAL_ROTATE_BYTES", 10)
     journal = tmp_path / "j" / "journal.jsonl"
     assert api.prepare_journal(journal) == journal and journal.parent.is_dir()
     journal.write_text("x" * 11)
