@@ -7,6 +7,8 @@ for KDCs this machine can never reach. Every test process gets a krb5.conf with 
 no DNS look-ups instead, so Negotiate falls back to NTLM at once, as it does on a host outside
 any domain. The Kerberos tests set their own KRB5_CONFIG for their throw-away realm.
 
+`fleet_hosts` and `playbooks` serve every test that runs a LabFleet (end to end, robustness).
+
 The Kerberos tests ask for `lab_realm` / `krb_env`: one throw-away MIT realm per test process
 (k5test, started only when a test asks for it), its KDC on 127.0.0.1 at a free port. Lab hosts
 are reached by loopback address with their FQDN as the SPN host (`negotiate_hostname_override`),
@@ -18,11 +20,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from fleetcheck.inventory.model import Host
+from fleetcheck.lab.fleet import LabFleet
 from fleetcheck.lab.kdc import LAB_USER, LAB_USER_PASSWORD, LabRealm, RealmUnavailable, missing_requirements
 
 _NO_REALM = """[libdefaults]
@@ -68,3 +73,27 @@ def krb_env(lab_realm: LabRealm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'ccache'}")
     return lab_realm
+
+
+def load_fleet_hosts(fleet: LabFleet, tmp_path: Path, transport: str = "psrp", **kw: Any) -> list[Host]:
+    """Write the fleet's inventory, load it the way `fleetcheck run` does, fill the lab's password."""
+    from fleetcheck.inventory.loader import load_credentials, load_inventory
+    from fleetcheck.lab.fleet import PASSWORD_ENV
+
+    inv = fleet.write_inventory(tmp_path / f"lab-{transport}.yml", transport=transport, **kw)  # type: ignore[arg-type]
+    hosts = load_inventory(inv).hosts
+    return load_credentials(hosts, environ={PASSWORD_ENV: fleet.password})
+
+
+@pytest.fixture
+def fleet_hosts() -> Callable[..., list[Host]]:
+    """`fleet_hosts(fleet, tmp_path, transport="psrp")` -> the fleet's hosts, passwords filled."""
+    return load_fleet_hosts
+
+
+@pytest.fixture
+def playbooks() -> Sequence[Any]:
+    """The built-in System State Backup playbook."""
+    from fleetcheck.playbook import load_playbook
+
+    return [load_playbook("system-state-backup")]

@@ -18,7 +18,8 @@ from requests import PreparedRequest, Response, Session
 from requests.adapters import BaseAdapter
 
 from fleetcheck.transports.base import Budget
-from fleetcheck.transports.errors import ResponseRefused
+from fleetcheck.transports.errors import ResponseRefused, RunCancelled, auth_rejected
+from fleetcheck.transports.target import Target
 
 #: Largest WSMan response body read (pypsrp/pywinrm ask for envelopes of 150-500 KiB).
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
@@ -120,3 +121,14 @@ def auth_fallout(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def first_failure(exc: BaseException, budget: Budget, target: Target) -> BaseException:
+    """What ended a requests-based attempt (pypsrp, pywinrm), as the admin should read it."""
+    if budget.cancelled:
+        return RunCancelled("run interrupted")
+    if budget.expired:
+        return budget.overrun()
+    if budget.rejected_mid_session and auth_fallout(exc):  # re-authenticated, then failed (often HTTP 400)
+        return auth_rejected(target.auth, "credentials rejected in the middle of the session (HTTP 401)")
+    return exc

@@ -29,8 +29,8 @@ from fleetcheck.transports.base import (
     quiet_token_loggers,
     track_connections,
 )
-from fleetcheck.transports.errors import OutputTooLarge, RunCancelled, auth_rejected
-from fleetcheck.transports.httpcap import auth_fallout, cap_responses
+from fleetcheck.transports.errors import OutputTooLarge, RunCancelled
+from fleetcheck.transports.httpcap import cap_responses, first_failure
 from fleetcheck.transports.kerberos import TICKETS, pypsrp_auth_kwargs, pypsrp_mechanism
 from fleetcheck.transports.target import PsrpSettings, Target, settings_as
 
@@ -184,24 +184,13 @@ def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> Scr
         )
     except BaseException as exc:
         original = exc
-        first = _first_failure(exc, budget, target)
+        first = first_failure(exc, budget, target)
     # Same connection only if it is known good: no error, or a cancel seen between requests.
     clean = not budget.aborted and (original is None or isinstance(original, RunCancelled))
     _close_quietly(pool, wsman, settings, target, budget, clean=clean)
     if first is not None:
         raise first
     return result
-
-
-def _first_failure(exc: BaseException, budget: Budget, target: Target) -> BaseException:
-    """What ended the attempt, as the admin should read it."""
-    if budget.cancelled:
-        return RunCancelled("run interrupted")
-    if budget.expired:
-        return budget.overrun()
-    if budget.rejected_mid_session and auth_fallout(exc):  # re-authenticated, then failed (often HTTP 400)
-        return auth_rejected(target.auth, "credentials rejected in the middle of the session (HTTP 401)")
-    return exc
 
 
 def _close_quietly(

@@ -25,8 +25,8 @@ from fleetcheck.transports.base import (
 )
 from fleetcheck.transports.bootstrap import bootstrap_command_line, bootstrap_stdin
 from fleetcheck.transports.clixml import decode_clixml_errors
-from fleetcheck.transports.errors import OutputTooLarge, RunCancelled, auth_rejected, cleartext_auth
-from fleetcheck.transports.httpcap import auth_fallout, cap_responses
+from fleetcheck.transports.errors import OutputTooLarge, RunCancelled, cleartext_auth
+from fleetcheck.transports.httpcap import cap_responses, first_failure
 from fleetcheck.transports.kerberos import TICKETS, options_for, pywinrm_auth_kwargs, use_ccache
 from fleetcheck.transports.target import Target, WinrmSettings, endpoint_address, settings_as
 
@@ -143,24 +143,13 @@ def _run_sync(target: Target, settings: dict[str, Any], script: str, args_json: 
         )
     except BaseException as exc:
         original = exc
-        first = _first_failure(exc, budget, target)
+        first = first_failure(exc, budget, target)
     # Same connection only if it is known good: no error, or a cancel seen between requests.
     clean = not budget.aborted and (original is None or isinstance(original, RunCancelled))
     _close_quietly(proto, settings, target, budget, shell_id, command_id, clean=clean)
     if first is not None:
         raise first
     return result
-
-
-def _first_failure(exc: BaseException, budget: Budget, target: Target) -> BaseException:
-    """What ended the attempt, as the admin should read it."""
-    if budget.cancelled:
-        return RunCancelled("run interrupted")
-    if budget.expired:
-        return budget.overrun()
-    if budget.rejected_mid_session and auth_fallout(exc):  # re-authenticated, then failed (often HTTP 400)
-        return auth_rejected(target.auth, "credentials rejected in the middle of the session (HTTP 401)")
-    return exc
 
 
 def _close_quietly(
