@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fleetcheck.api import ReportSpec, write_reports
 from fleetcheck.reports.base import WRITERS, ReportContext
-from fleetcheck.reports.sanitize import sanitize_result, sanitize_text
+from fleetcheck.reports.sanitize import _walk, may_be_unsafe, sanitize_result, sanitize_text
 from fleetcheck.reports.table import TableOptions, render_table
 from fleetcheck.results import CheckResult, CheckStatus, HostResult, HostStatus, RunResult
 from robustness.cli_helpers import cli
@@ -65,3 +67,31 @@ def test_sanitized_result_keeps_every_host() -> None:
 def test_terminal_table_is_free_of_control_characters() -> None:
     text = render_table(_result(), TableOptions(view="full", wide=True))
     assert not [c for c in FORBIDDEN if c in text]
+
+
+
+_TRICKY = st.text(alphabet="\\\x1b\x08\x0c\rbfru0019\x7f\x85\ufffe\ud800\udfff \t\n", max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.text(max_size=12) | _TRICKY)
+def test_the_json_fast_path_never_misses_an_unsafe_character(text: str) -> None:
+    """`may_be_unsafe` only reads the JSON; it must say so whenever the walk would change a string."""
+    check = CheckResult(check_id=text, status=CheckStatus.FAIL, message=text, observed={text: [text]})
+    host = HostResult(host=text, status=HostStatus.NONCOMPLIANT, checks=[check])
+    result = RunResult(run_id="r", started_at=datetime(2026, 11, 30, tzinfo=UTC), hosts=[host])
+    dumped = result.model_dump(mode="python", by_alias=True)
+    if _walk(dumped) != dumped:
+        assert may_be_unsafe(result), repr(text)
+        assert sanitize_result(result).hosts[0].checks[0].observed == {sanitize_text(text): [sanitize_text(text)]}
+    elif not may_be_unsafe(result):
+        assert sanitize_result(result) is result
+
+
+def test_a_clean_result_is_not_rebuilt_and_a_windows_path_is_clean() -> None:
+    t0 = datetime(2026, 11, 30, tzinfo=UTC)
+    host = HostResult(host="srv", status=HostStatus.COMPLIANT, message=r"C:\backup\ref\f.txt \\srv\u001b")
+    result = RunResult(run_id="r", started_at=t0, hosts=[host])
+    assert not may_be_unsafe(result)
+    assert sanitize_result(result) is result
+    assert may_be_unsafe(_result())
