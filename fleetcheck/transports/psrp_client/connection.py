@@ -163,12 +163,15 @@ class HttpConnection:
             *headers,
         ]
         try:
-            data = self.h11.send(h11.Request(method="POST", target="/wsman", headers=all_headers))
-            self.writer.write(data or b"")
+            # One write, so one send(2) per request: on loopback and on a busy scanner each
+            # syscall costs more than copying an envelope into the header's buffer.
+            data = bytearray(self.h11.send(h11.Request(method="POST", target="/wsman", headers=all_headers)) or b"")
             if body:
-                # passthrough: the body goes to the socket as it is, not joined into a copy
-                self.writer.writelines(self.h11.send_with_data_passthrough(h11.Data(data=body)) or [])
-            self.writer.write(self.h11.send(h11.EndOfMessage()) or b"")
+                for part in self.h11.send_with_data_passthrough(h11.Data(data=body)) or []:
+                    data += part
+            data += self.h11.send(h11.EndOfMessage()) or b""
+            self.writer.write(data)
+            del data
             async with asyncio.timeout(deadline.left()):
                 return await self._response()
         except TimeoutError:
@@ -348,26 +351,41 @@ class WSManConnection:
     async def _handshake(
         self, http: HttpConnection, deadline: Deadline, ctx: spnego.ContextProxy, *, kerberos: bool
     ) -> spnego.ContextProxy:
-        first = await http.request(b"", [], deadline)
-        offered = first.headers.get("www-authenticate", "") if first.status == 401 else ""
-        provider = KerberosAuth.scheme(offered) if kerberos else _offered(offered)
-        if provider is None:
-            raise (
-                self._status_error(first)
-                if first.status != 401
-                else self._auth_error("no NTLM offered by the host" if not kerberos else "no Negotiate or Kerberos offered")
-            )
+        """The 401 dance. NTLM starts with its first token under `Negotiate` (every WinRM
+        listener that does NTLM offers it there; `NTLM` alone is tried when that is all the
+        host offers), so it costs two round trips; Kerberos first asks which of `Negotiate` and
+        `Kerberos` the listener offers."""
+        provider: str | None = "Negotiate"
+        if kerberos:
+            first = await http.request(b"", [], deadline)
+            offered = first.headers.get("www-authenticate", "") if first.status == 401 else ""
+            provider = KerberosAuth.scheme(offered)
+            if provider is None:
+                raise (
+                    self._status_error(first)
+                    if first.status != 401
+                    else self._auth_error("no Negotiate or Kerberos offered")
+                )
         try:
             # the first Kerberos token asks the KDC for a service ticket: in a thread
             token = await asyncio.to_thread(ctx.step) if kerberos else ctx.step()
+            first_leg = True
             while token is not None:
                 header = f"{provider} {base64.b64encode(token).decode()}"
                 resp = await http.request(b"", [("Authorization", header)], deadline)
-                found = _TOKEN_RE.search(resp.headers.get("www-authenticate", ""))
+                offered = resp.headers.get("www-authenticate", "")
+                found = _TOKEN_RE.search(offered)
                 if resp.status not in (200, 401):
                     raise self._status_error(resp)
                 if resp.status == 401 and found is None:
-                    raise self._auth_error()
+                    if first_leg and not kerberos and _offered(offered) == "NTLM" and provider != "NTLM":
+                        provider = "NTLM"  # the same first token, under the only scheme offered
+                        continue
+                    raise self._auth_error(
+                        "no NTLM offered by the host" if first_leg and not kerberos and not _offered(offered)
+                        else "credentials rejected"
+                    )
+                first_leg = False
                 token = ctx.step(base64.b64decode(found.group(2))) if found and not ctx.complete else None
         except spnego.exceptions.SpnegoError as exc:
             if kerberos:
