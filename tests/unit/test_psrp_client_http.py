@@ -235,3 +235,29 @@ def test_only_a_whole_application_private_data_message_is_skipped() -> None:
     partial = frag(2, 1, 0x00021009)  # a first fragment only: left to psrpcore
     assert without_private_data(cap + partial) == cap + partial
     assert without_private_data(b"\x00garbage") == b"\x00garbage"
+
+
+async def test_ntlm_starts_with_its_token_and_falls_back_to_the_ntlm_scheme(serve: Callable[[Handler], Any]) -> None:
+    """No anonymous probe: the first request carries the NTLM token under Negotiate; a host that
+    offers only `NTLM` gets the same token again under that name; Basic only is a clear refusal."""
+    seen: list[str] = []
+    offers = [b"NTLM", b'Basic realm="x"', b'Basic realm="x"']
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while offers:
+            head = (await _read_request(reader)).decode()
+            seen.append(next((line.split(": ", 1)[1] for line in head.split("\r\n") if line.startswith("Authorization")), ""))
+            writer.write(b"HTTP/1.1 401 X\r\nWWW-Authenticate: %s\r\nContent-Length: 0\r\n\r\n" % offers.pop(0))
+            await writer.drain()
+
+    port = await serve(handler)
+    conn = WSManConnection("127.0.0.1", port, "http", Credentials("ntlm", "u", "p"), None)
+    env = wsman.build(wsman.ACTION_CREATE, to="x", session_id="uuid:1", max_envelope=153600, timeout_s=5)
+    with pytest.raises(AuthRejected, match="rejected"):
+        await conn.post(env, Deadline(5))
+    assert [s.split()[0] for s in seen] == ["Negotiate", "NTLM"]
+    assert seen[0].split()[1] == seen[1].split()[1]  # the same first token
+    with pytest.raises(AuthRejected, match="no NTLM offered"):
+        await conn.post(env, Deadline(5))
+    assert len(seen) == 3 and seen[2].startswith("Negotiate ")
+    conn.close()

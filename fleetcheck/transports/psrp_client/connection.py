@@ -380,11 +380,10 @@ class WSManConnection:
                 if resp.status == 401 and found is None:
                     if first_leg and not kerberos and _offered(offered) == "NTLM" and provider != "NTLM":
                         provider = "NTLM"  # the same first token, under the only scheme offered
+                        first_leg = False
                         continue
-                    raise self._auth_error(
-                        "no NTLM offered by the host" if first_leg and not kerberos and not _offered(offered)
-                        else "credentials rejected"
-                    )
+                    missing = first_leg and not kerberos and not _offered(offered)
+                    raise self._auth_error("no NTLM offered by the host" if missing else "credentials rejected")
                 first_leg = False
                 token = ctx.step(base64.b64decode(found.group(2))) if found and not ctx.complete else None
         except spnego.exceptions.SpnegoError as exc:
