@@ -7,9 +7,11 @@ nothing else of the product is imported by the lab.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
+
+M = TypeVar("M", bound=BaseModel)
 
 FACTS_SCHEMA = "fleetcheck/facts/v1"
 
@@ -28,6 +30,15 @@ class ProbeOutcome(BaseModel):
     data: Any = None
     error: ProbeError | None = None
     duration_ms: int = 0
+    _models: dict[type[BaseModel], BaseModel] = PrivateAttr(default_factory=dict)
+
+    def data_as(self, model: type[M]) -> M:
+        """`data` validated as `model`, once: the facts parser checks each probe against its
+        schema and the rules read the same model again (raises pydantic's ValidationError)."""
+        got = self._models.get(model)
+        if got is None:
+            got = self._models[model] = model.model_validate(self.data)
+        return got  # type: ignore[return-value]
 
 
 class HostInfo(BaseModel):

@@ -111,7 +111,7 @@ class Facts:
         if outcome.data is None:
             raise ProbeUnavailable(probe_id, "NoData", "the probe returned no data")
         try:
-            data = model.model_validate(outcome.data)
+            data = outcome.data_as(model)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
