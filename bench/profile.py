@@ -21,6 +21,7 @@ from bench import ideal
 from bench.lab import LabProcess, write_subset
 from bench.measure import run_measured
 from bench.peers import PEERS_VENV, ensure_peers_venv
+from bench.run import compile_tree
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "work" / "profile"
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu_s = 0.0
     else:
         ensure_peers_venv()
+        compile_tree()
         WORK.mkdir(parents=True, exist_ok=True)
         out = WORK / f"pyspy-{opts.hosts}-{opts.forks}{'-' + opts.psrp_client if opts.psrp_client else ''}.txt"
         with LabProcess(opts.hosts, WORK, latency_ms=opts.latency_ms) as lab:
