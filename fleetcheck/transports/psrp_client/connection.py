@@ -1,7 +1,7 @@
-"""One HTTP/1.1 connection per host (h11 over asyncio streams), bound to its authentication.
+"""One HTTP/1.1 connection per host (asyncio streams, httptools framing), bound to its authentication.
 
 NTLM authenticates the TCP connection, not the request, and message encryption uses the keys of
-that handshake, so a `WSManConnection` owns one socket, one h11 state machine and one pyspnego
+that handshake, so a `WSManConnection` owns one socket and one pyspnego
 context; when the socket is lost, a new one is opened and authenticated afresh. Every wait is
 bounded by the attempt's `Deadline`, and no response body larger than `MAX_RESPONSE_BYTES` is
 held.
@@ -18,7 +18,6 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-import h11
 import spnego
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -28,6 +27,8 @@ from fleetcheck.errors import AuthRejected, ProtocolError, TimedOut, Unreachable
 from fleetcheck.transports.errors import FailureContext, auth_rejected, http_status_error, redact
 from fleetcheck.transports.kerberos import TICKETS, KerberosAuth, explain
 from fleetcheck.transports.psrp_client import envelope as wsman
+from fleetcheck.transports.psrp_client import http
+from fleetcheck.transports.psrp_client.http import Response
 
 #: Largest HTTP response accepted: a 512000-byte envelope, encrypted, with room to spare.
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
@@ -53,13 +54,6 @@ class Deadline:
     def extend(self, seconds: float) -> None:
         """Grant a short grace (closing the shell after a cancel)."""
         self.end = max(self.end, time.monotonic() + seconds)
-
-
-@dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
 
 
 @dataclass
@@ -107,16 +101,16 @@ def channel_bindings(cert_der: bytes) -> GssChannelBindings:
 
 
 class HttpConnection:
-    """One keep-alive HTTP/1.1 connection; h11 does the framing, this class the I/O."""
+    """One keep-alive HTTP/1.1 connection; `http` does the framing, this class the I/O."""
 
     def __init__(self, address: str, port: int, ssl_ctx: ssl.SSLContext | None) -> None:
         self.address = address
         self.port = port
         self.ssl_ctx = ssl_ctx
         self.host_header = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-        self.h11 = h11.Connection(our_role=h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self._reusable = False  # the last answer left the connection fit for the next request
 
     async def connect(self, deadline: Deadline) -> None:
         try:
@@ -138,15 +132,11 @@ class HttpConnection:
                 f"connection refused on {self.host_header} - is WinRM listening?", error_type="refused"
             ) from None
         # TLS and other socket errors reach the transport's classifier (one wording for all clients)
+        self._reusable = True
 
     @property
     def usable(self) -> bool:
-        return (
-            self.writer is not None
-            and not self.writer.is_closing()
-            and self.h11.our_state is h11.IDLE
-            and self.h11.their_state is h11.IDLE
-        )
+        return self.writer is not None and not self.writer.is_closing() and self._reusable
 
     def peer_cert(self) -> bytes | None:
         sslobj = self.writer.get_extra_info("ssl_object") if self.writer is not None else None
@@ -155,32 +145,23 @@ class HttpConnection:
     async def request(self, body: bytes, headers: list[tuple[str, str]], deadline: Deadline) -> Response:
         """POST /wsman and read the whole answer (at most `MAX_RESPONSE_BYTES`)."""
         assert self.writer is not None
-        all_headers = [
-            ("Host", self.host_header),
-            ("User-Agent", "fleetcheck"),
-            ("Accept-Encoding", "identity"),
-            ("Content-Length", str(len(body))),
-            *headers,
-        ]
+        self._reusable = False  # until this answer has been read whole
         try:
             # One write, so one send(2) per request: on loopback and on a busy scanner each
-            # syscall costs more than copying an envelope into the header's buffer.
-            data = bytearray(self.h11.send(h11.Request(method="POST", target="/wsman", headers=all_headers)) or b"")
-            if body:
-                for part in self.h11.send_with_data_passthrough(h11.Data(data=body)) or []:
-                    data += part
-            data += self.h11.send(h11.EndOfMessage()) or b""
-            self.writer.write(data)
-            del data
+            # syscall costs more than copying an envelope behind its headers.
+            self.writer.write(http.request_bytes(self.host_header, body, [*_FIXED_HEADERS, *headers]))
             async with asyncio.timeout(deadline.left()):
                 return await self._response()
         except TimeoutError:
             self.close()
             deadline.left()
             raise TimedOut(f"no answer within {deadline.seconds:g} s") from None
-        except h11.ProtocolError as exc:
+        except http.TooLarge as exc:
             self.close()
-            raise ProtocolError(f"broken HTTP response: {exc}", error_type="http") from exc
+            raise ProtocolError(f"output too large: {exc}", error_type="output_too_large") from None
+        except http.FramingError as exc:
+            self.close()
+            raise ProtocolError(f"broken HTTP response: {exc}", error_type="http") from None
         except (ConnectionError, OSError) as exc:
             self.close()
             raise Unreachable(
@@ -193,49 +174,26 @@ class HttpConnection:
     async def _response(self) -> Response:
         assert self.reader is not None and self.writer is not None
         await self.writer.drain()
-        status = 0
-        headers: dict[str, str] = {}
-        body = bytearray()
+        reader = http.ResponseReader(MAX_HEADER_BYTES, MAX_RESPONSE_BYTES)
         while True:
-            event = self.h11.next_event()
-            if event is h11.NEED_DATA:
-                chunk = await self.reader.read(_READ_CHUNK)
-                self.h11.receive_data(chunk)
-                if not chunk and self.h11.their_state is not h11.DONE:
-                    raise ConnectionResetError("connection closed by the host before it answered")
-                continue
-            if isinstance(event, h11.InformationalResponse):
-                continue
-            if isinstance(event, h11.Response):
-                status = event.status_code
-                for name, value in event.headers:
-                    key = name.decode("latin-1").lower()
-                    text = value.decode("latin-1")
-                    headers[key] = f"{headers[key]}, {text}" if key in headers else text
-                length = headers.get("content-length", "")
-                if length.isdigit() and int(length) > MAX_RESPONSE_BYTES:
-                    raise ProtocolError(
-                        f"output too large: HTTP response of {length} bytes", error_type="output_too_large"
-                    )
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > MAX_RESPONSE_BYTES:
-                    raise ProtocolError(
-                        "output too large: HTTP response too large", error_type="output_too_large"
-                    )
-            elif isinstance(event, h11.EndOfMessage):
+            chunk = await self.reader.read(_READ_CHUNK)
+            response = reader.feed(chunk) if chunk else reader.eof()
+            if response is not None:
                 break
-            elif isinstance(event, h11.ConnectionClosed):
-                raise ConnectionResetError("connection closed by the host in the middle of an answer")
-        if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
-            self.h11.start_next_cycle()
-        return Response(status, headers, bytes(body))
+        self._reusable = bool(chunk) and reader.keep_alive and not reader.extra
+        return response
 
     def close(self) -> None:
         if self.writer is not None:
             with contextlib.suppress(Exception):
                 self.writer.transport.abort()
         self.reader = self.writer = None
+        self._reusable = False
+
+
+#: Sent with every request. Nothing here decompresses: a compressed body (which WinRM never
+#: sends) does not parse as SOAP and ends the host as a protocol error, never as a bomb.
+_FIXED_HEADERS = [("User-Agent", "fleetcheck"), ("Accept-Encoding", "identity")]
 
 
 _TOKEN_RE = re.compile(r"(Negotiate|Kerberos|NTLM)\s+([A-Za-z0-9+/=]+)", re.I)

@@ -63,7 +63,7 @@ def script_output(result: PipelineResult) -> ScriptOutput:
 
 
 class NativePsrpTransport(Transport):
-    """PSRP over WinRM with psrpcore's client state machines, h11 and pyspnego; no threads."""
+    """PSRP over WinRM with psrpcore's client state machines, httptools and pyspnego; no threads."""
 
     name = "psrp"
 
