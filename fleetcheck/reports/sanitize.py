@@ -16,7 +16,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fleetcheck.results import RunResult
+from pydantic import BaseModel
+
+from fleetcheck.results import HostResult, RunResult
 
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 #: What JSON makes of an unsafe character once every escaped backslash (a pair) is removed:
@@ -52,13 +54,15 @@ def _walk(value: Any) -> Any:
 
 
 def may_be_unsafe(result: RunResult) -> bool:
-    """False only when no string anywhere in `result` holds a character `sanitize_text` replaces.
+    """False only when no string anywhere in `result` holds a character `sanitize_text` replaces."""
+    return _run_may_be_unsafe(result) or any(_may_be_unsafe(host) for host in result.hosts)
 
-    Read from the result's JSON with C-speed string operations (a regex over megabytes of
-    JSON would cost more than the walk it saves); a false alarm only costs the walk.
-    """
+
+def _may_be_unsafe(model: BaseModel, **dump: Any) -> bool:
+    """Read from the model's JSON with C-speed string operations (a regex over megabytes of
+    JSON would cost more than the walk it saves); a false alarm only costs the walk."""
     try:
-        text = result.model_dump_json(by_alias=True)
+        text = model.model_dump_json(**dump)
     except ValueError:  # a lone surrogate cannot be UTF-8: only the walk can replace it
         return True
     if "\x7f" in text or (not text.isascii() and _UNSAFE.search(text)):
@@ -67,8 +71,22 @@ def may_be_unsafe(result: RunResult) -> bool:
     return any(e in bare for e in _ESCAPES) and _UNSAFE_ESCAPE.search(bare) is not None
 
 
+def _run_may_be_unsafe(result: RunResult) -> bool:
+    return _may_be_unsafe(result, by_alias=True, exclude={"hosts"})
+
+
 def sanitize_result(result: RunResult) -> RunResult:
-    """`result` with every string (host names, messages, observed values) safe: itself when it is."""
-    if not may_be_unsafe(result):
+    """`result` with every string (host names, messages, observed values) safe.
+
+    Host by host, so a fleet with one hostile host rebuilds one row, and a clean result is
+    returned as it is (no copy of 10,000 hosts' results is made to find nothing)."""
+    hosts = [
+        HostResult.model_validate(_walk(host.model_dump(mode="python"))) if _may_be_unsafe(host) else host
+        for host in result.hosts
+    ]
+    if _run_may_be_unsafe(result):
+        clean = RunResult.model_validate(_walk(result.model_dump(mode="python", by_alias=True, exclude={"hosts"})))
+        return clean.model_copy(update={"hosts": hosts})
+    if all(new is old for new, old in zip(hosts, result.hosts, strict=True)):
         return result
-    return RunResult.model_validate(_walk(result.model_dump(mode="python", by_alias=True)))
+    return result.model_copy(update={"hosts": hosts})

@@ -150,6 +150,7 @@ class HttpConnection:
             # One write, so one send(2) per request: on loopback and on a busy scanner each
             # syscall costs more than copying an envelope behind its headers.
             self.writer.write(http.request_bytes(self.host_header, body, [*_FIXED_HEADERS, *headers]))
+            del body  # not held while the answer is awaited
             async with asyncio.timeout(deadline.left()):
                 return await self._response()
         except TimeoutError:
@@ -373,12 +374,9 @@ class WSManConnection:
         if self.encrypt:
             assert self.ctx is not None
             headers.append(("Content-Type", wsman.enc_content_type(self.protocol)))
-            body = wsman.wrap(env.data, self.ctx.wrap_winrm, self.protocol)
         else:
             headers.append(("Content-Type", "application/soap+xml;charset=UTF-8"))
-            body = env.data
-        resp = await http.request(body, headers, deadline)
-        del body
+        resp = await http.request(self._body(env), headers, deadline)
         data = resp.body
         ctype = resp.headers.get("content-type", "")
         if ctype.lower().startswith("multipart/encrypted") and self.ctx is not None:
@@ -388,6 +386,13 @@ class WSManConnection:
                 self.close()
             raise self._status_error(Response(resp.status, resp.headers, data))
         return wsman.parse_reply(data, env.message_id)
+
+    def _body(self, env: wsman.Envelope) -> bytes:
+        """The request body: the envelope's bytes (taken from it), sealed when the scheme says so."""
+        if self.encrypt:
+            assert self.ctx is not None
+            return wsman.wrap(env.take(), self.ctx.wrap_winrm, self.protocol)
+        return env.take()
 
     def close(self) -> None:
         if self.http is not None:

@@ -64,12 +64,18 @@ _TEMPLATE = (
 ).format(**NS)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Envelope:
     """One request: its MessageID (the reply's RelatesTo must repeat it) and its UTF-8 bytes."""
 
     message_id: str
     data: bytes
+
+    def take(self) -> bytes:
+        """The bytes, once. The envelope stays in every frame of its call chain until the answer
+        comes; without its bytes (a 60 KB bundle) that costs nothing at 500 hosts in flight."""
+        data, self.data = self.data, b""
+        return data
 
 
 _MUST_COMPLY = ' MustComply="true"'
