@@ -17,9 +17,11 @@ import contextlib
 import logging
 from typing import Any
 
+import requests
 from pypsrp.complex_objects import PSInvocationState
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
+from requests import Session
 
 from fleetcheck.transports.base import (
     MAX_OUTPUT_BYTES,
@@ -65,7 +67,7 @@ class _BoundedWSMan(WSMan):
         # The caller's timeout and read-timeout retries are replaced by the budget's own.
         left = self._budget.begin_request(abortable=not action.endswith("/transfer/Create"))
         try:
-            session = self.transport.session  # pypsrp builds it on the first request (the Create)
+            session = self.transport.session or build_session_unsent(self.transport)
             if session is not None and session is not self._tuned:
                 session.trust_env = False  # proxy/CA environment read once, not per request
                 track_connections(session, self._budget)
@@ -81,6 +83,37 @@ class _BoundedWSMan(WSMan):
             )
         finally:
             self._budget.end_request()
+
+
+#: An endpoint requests refuses before any I/O (no scheme): `MissingSchema` from `prepare_request`.
+_UNSENDABLE_ENDPOINT = ""
+
+
+def build_session_unsent(transport: Any) -> Session | None:
+    """Have pypsrp build its requests session without sending anything; return it.
+
+    Why: pypsrp 0.9 builds its session inside `send`, right before the first request (the
+    shell Create, or the authentication exchange that precedes it over HTTP), and offers no
+    public way to build it earlier. A cap mounted on the session after that request misses
+    the first response: an endless body or a compression bomb there grows memory without
+    bound. Building the session ourselves would copy pypsrp's auth and adapter set-up (and
+    drift from it); a process-wide urllib3 hook would touch every other user of requests.
+    Instead `send` is called once with an endpoint that has no scheme: pypsrp builds its
+    session as usual, then `prepare_request` raises requests' `MissingSchema` before any
+    connection is opened, and the real endpoint is put back. Only public names are used
+    (`send`, `endpoint`, `session`); if a later pypsrp no longer builds the session first,
+    this returns None and the caller mounts its cap as soon as the session appears.
+    """
+    endpoint = transport.endpoint
+    transport.endpoint = _UNSENDABLE_ENDPOINT
+    try:
+        transport.send(b"")
+    except requests.exceptions.MissingSchema:
+        pass
+    finally:
+        transport.endpoint = endpoint
+    session = transport.session
+    return session if isinstance(session, Session) else None
 
 
 def wsman_settings(target: Target) -> dict[str, Any]:

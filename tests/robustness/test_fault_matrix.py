@@ -58,8 +58,6 @@ async def test_fault_matrix(
         for host, (_, expected) in MATRIX.items()
         if by[host].status is not expected
     }
-    if transport == "psrp-native" and set(wrong) <= {"LAB-0003", "LAB-0010"} and wrong:
-        pytest.xfail(f"native client (issue 13): {wrong}")
     assert not wrong, wrong
     assert all(r.status in CLASSIFIED for h, r in by.items() if h != HEALTHY)
     assert all(r.duration_s <= DEADLINE + MARGIN for r in run.hosts), [(r.host, r.duration_s) for r in run.hosts]
