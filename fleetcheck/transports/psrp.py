@@ -39,6 +39,8 @@ from fleetcheck.transports.target import PsrpSettings, Target, settings_as
 log = logging.getLogger(__name__)
 quiet_token_loggers()
 
+#: [MS-WSMV] 2.2.4.38: ends a command (what pywinrm and the native client's envelope send too).
+SIGNAL_TERMINATE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/terminate"
 #: Seconds a Receive may long-poll on the host before WSMan answers "no output yet".
 DEFAULT_OPERATION_TIMEOUT = 10
 
@@ -194,6 +196,7 @@ def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> Scr
     settings.update(pypsrp_auth_kwargs(psrp.auth, psrp, password, TICKETS))
     wsman = _BoundedWSMan(budget=budget, **settings)
     pool = RunspacePool(wsman)
+    ps: PowerShell | None = None
     first: BaseException | None = None
     original: BaseException | None = None
     result = ScriptOutput()
@@ -220,16 +223,35 @@ def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> Scr
         first = first_failure(exc, budget, target)
     # Same connection only if it is known good: no error, or a cancel seen between requests.
     clean = not budget.aborted and (original is None or isinstance(original, RunCancelled))
-    _close_quietly(pool, wsman, settings, target, budget, clean=clean)
+    _close_quietly(pool, wsman, settings, target, budget, clean=clean, pipeline=_unfinished(ps))
     if first is not None:
         raise first
     return result
 
 
+def _unfinished(ps: PowerShell | None) -> str | None:
+    """The command id of a pipeline that was started (or being started) and did not end, else None."""
+    if ps is None or ps.state in (PSInvocationState.COMPLETED, PSInvocationState.FAILED, PSInvocationState.STOPPED):
+        return None
+    # NOT_STARTED too: a cancel may cut the Command request after the host received it.
+    return str(ps.id).upper()
+
+
 def _close_quietly(
-    pool: RunspacePool, wsman: WSMan, settings: dict[str, Any], target: Target, budget: Budget, *, clean: bool
+    pool: RunspacePool,
+    wsman: WSMan,
+    settings: dict[str, Any],
+    target: Target,
+    budget: Budget,
+    *,
+    clean: bool,
+    pipeline: str | None = None,
 ) -> None:
-    """Delete the remote shell; never let a close error replace the real one."""
+    """Terminate an unfinished pipeline, then delete the remote shell; never let a close error replace the real one.
+
+    Each step is tried on its own: a Signal that fails (a reset connection, a host that never
+    saw the command) must not cost the Delete, which is what frees the host's shell quota.
+    """
     budget.start_closing()
     shell = pool.shell
     try:
@@ -238,6 +260,14 @@ def _close_quietly(
         if not clean:
             # The failed connection's encryption state is stale: talk over a fresh one.
             shell.wsman = _BoundedWSMan(budget=budget, **settings)
+        if pipeline is not None:
+            try:
+                shell.signal(SIGNAL_TERMINATE, pipeline)
+            except Exception as exc:
+                log.debug("signalling the pipeline on %s failed: %s", target.address, type(exc).__name__)
+                with contextlib.suppress(Exception):
+                    shell.wsman.close()
+                shell.wsman = _BoundedWSMan(budget=budget, **settings)
         shell.close()
     except BaseException as exc:  # closing is best effort by design
         log.debug("closing the shell on %s failed: %s", target.address, type(exc).__name__)

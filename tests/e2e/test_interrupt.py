@@ -50,13 +50,16 @@ async def test_cancel_keeps_finished_hosts_and_closes_shells(client: str, tmp_pa
         assert fleet.counters.open_shells == 0
 
 
-@pytest.mark.parametrize("transport", ["psrp", "psrp-native", "winrm"])
+@pytest.mark.parametrize("transport", ["pypsrp", "psrp-native", "winrm"])
 async def test_cancel_aborts_hung_hosts_at_once_and_deletes_their_shells(
     transport: str, tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]
 ) -> None:
-    async with LabFleet(hosts=3, faults="*:hang@Receive", seed=6) as fleet:
-        if transport == "psrp-native":
-            hosts = [h.model_copy(update={"psrp_client": "native"}) for h in fleet_hosts(fleet, tmp_path, "psrp")]
+    # pypsrp's first Receive opens the runspace pool; its second is the pipeline's output.
+    hang = "*:hang@Receive#2" if transport == "pypsrp" else "*:hang@Receive"
+    async with LabFleet(hosts=3, faults=hang, seed=6) as fleet:
+        if transport in ("pypsrp", "psrp-native"):
+            client = "native" if transport == "psrp-native" else "pypsrp"
+            hosts = [h.model_copy(update={"psrp_client": client}) for h in fleet_hosts(fleet, tmp_path, "psrp")]
         else:
             hosts = fleet_hosts(fleet, tmp_path, transport)
         task = asyncio.create_task(run_fleet(hosts, playbooks, RunOptions(forks=3, timeout=60)))
@@ -73,3 +76,9 @@ async def test_cancel_aborts_hung_hosts_at_once_and_deletes_their_shells(
         while fleet.counters.open_shells and time.monotonic() < end:
             await asyncio.sleep(0.05)
         assert fleet.counters.open_shells == 0
+        if transport != "psrp-native":  # the running pipeline is terminated before its shell is deleted
+            for host in hosts:
+                lab = fleet.hosts[host.name].lab
+                assert lab is not None
+                actions = lab.requests_by_action
+                assert (actions.get("Signal"), actions.get("Delete")) == (1, 1), (host.name, actions)
