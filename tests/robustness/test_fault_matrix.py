@@ -35,13 +35,14 @@ HEALTHY = "LAB-0011"
 
 
 def _hosts(fleet_hosts: Callable[..., list[Host]], fleet: LabFleet, tmp_path: Path, transport: str) -> list[Host]:
-    if transport != "psrp-native":
+    if transport == "winrm":
         return fleet_hosts(fleet, tmp_path, transport)
-    return [h.model_copy(update={"psrp_client": "native"}) for h in fleet_hosts(fleet, tmp_path, "psrp")]
+    client = "native" if transport == "psrp-native" else "pypsrp"  # named: the default client is native
+    return [h.model_copy(update={"psrp_client": client}) for h in fleet_hosts(fleet, tmp_path, "psrp")]
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("transport", ["psrp", "winrm", "psrp-native"])
+@pytest.mark.parametrize("transport", ["pypsrp", "winrm", "psrp-native"])
 async def test_fault_matrix(
     transport: str, tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]
 ) -> None:
