@@ -39,7 +39,7 @@ MAX_DEPTH = 100
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
 #: Texts at least this long are composed by libyaml (see `_compose_fast`).
-FAST_CHARS = 1024 * 1024
+FAST_CHARS = 256 * 1024
 
 
 class YamlFileError(UserError):
