@@ -8,7 +8,9 @@ runner owns. Three pypsrp habits are tamed here:
   `_BoundedWSMan.invoke` disables those retries, checks the budget before every request and
   shrinks socket timeouts to the time left;
 - after a transport error the WSMan object's encryption state is stale: the shell is
-  deleted over a fresh connection instead.
+  deleted over a fresh connection instead (an unfinished pipeline is terminated first);
+- pypsrp builds its requests session inside its first request: `build_session_unsent` has
+  it built beforehand, so the response cap (httpcap) bounds that first response too.
 """
 
 from __future__ import annotations
