@@ -298,14 +298,15 @@ def track_connections(session: Any, budget: Budget) -> None:  # requests.Session
 def _tracking_factory(factory: Callable[..., Any], budget: Budget) -> Callable[..., Any]:
     def make_pool(*args: Any, **kwargs: Any) -> Any:
         pool = factory(*args, **kwargs)
-        new_conn = pool._new_conn
+        # `ConnectionCls` is the pool's public connection factory (pypsrp wraps it the same way).
+        connection_cls = pool.ConnectionCls
 
-        def tracked_new_conn() -> Any:
-            conn = new_conn()
+        def tracked_connection(*cargs: Any, **ckwargs: Any) -> Any:
+            conn = connection_cls(*cargs, **ckwargs)
             budget.track(conn)
             return conn
 
-        pool._new_conn = tracked_new_conn
+        pool.ConnectionCls = tracked_connection
         return pool
 
     return make_pool

@@ -8,7 +8,9 @@ runner owns. Three pypsrp habits are tamed here:
   `_BoundedWSMan.invoke` disables those retries, checks the budget before every request and
   shrinks socket timeouts to the time left;
 - after a transport error the WSMan object's encryption state is stale: the shell is
-  deleted over a fresh connection instead.
+  deleted over a fresh connection instead (an unfinished pipeline is terminated first);
+- pypsrp builds its requests session inside its first request: `build_session_unsent` has
+  it built beforehand, so the response cap (httpcap) bounds that first response too.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import contextlib
 import logging
 from typing import Any
 
+import requests
 from pypsrp.complex_objects import PSInvocationState
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
+from requests import Session
 
 from fleetcheck.transports.base import (
     MAX_OUTPUT_BYTES,
@@ -37,6 +41,8 @@ from fleetcheck.transports.target import PsrpSettings, Target, settings_as
 log = logging.getLogger(__name__)
 quiet_token_loggers()
 
+#: [MS-WSMV] 2.2.4.38: ends a command (what pywinrm and the native client's envelope send too).
+SIGNAL_TERMINATE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/terminate"
 #: Seconds a Receive may long-poll on the host before WSMan answers "no output yet".
 DEFAULT_OPERATION_TIMEOUT = 10
 
@@ -65,7 +71,7 @@ class _BoundedWSMan(WSMan):
         # The caller's timeout and read-timeout retries are replaced by the budget's own.
         left = self._budget.begin_request(abortable=not action.endswith("/transfer/Create"))
         try:
-            session = self.transport.session  # pypsrp builds it on the first request (the Create)
+            session = self.transport.session or build_session_unsent(self.transport)
             if session is not None and session is not self._tuned:
                 session.trust_env = False  # proxy/CA environment read once, not per request
                 track_connections(session, self._budget)
@@ -81,6 +87,37 @@ class _BoundedWSMan(WSMan):
             )
         finally:
             self._budget.end_request()
+
+
+#: An endpoint requests refuses before any I/O (no scheme): `MissingSchema` from `prepare_request`.
+_UNSENDABLE_ENDPOINT = ""
+
+
+def build_session_unsent(transport: Any) -> Session | None:
+    """Have pypsrp build its requests session without sending anything; return it.
+
+    Why: pypsrp 0.9 builds its session inside `send`, right before the first request (the
+    shell Create, or the authentication exchange that precedes it over HTTP), and offers no
+    public way to build it earlier. A cap mounted on the session after that request misses
+    the first response: an endless body or a compression bomb there grows memory without
+    bound. Building the session ourselves would copy pypsrp's auth and adapter set-up (and
+    drift from it); a process-wide urllib3 hook would touch every other user of requests.
+    Instead `send` is called once with an endpoint that has no scheme: pypsrp builds its
+    session as usual, then `prepare_request` raises requests' `MissingSchema` before any
+    connection is opened, and the real endpoint is put back. Only public names are used
+    (`send`, `endpoint`, `session`); if a later pypsrp no longer builds the session first,
+    this returns None and the caller mounts its cap as soon as the session appears.
+    """
+    endpoint = transport.endpoint
+    transport.endpoint = _UNSENDABLE_ENDPOINT
+    try:
+        transport.send(b"")
+    except requests.exceptions.MissingSchema:
+        pass
+    finally:
+        transport.endpoint = endpoint
+    session = transport.session
+    return session if isinstance(session, Session) else None
 
 
 def wsman_settings(target: Target) -> dict[str, Any]:
@@ -161,6 +198,7 @@ def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> Scr
     settings.update(pypsrp_auth_kwargs(psrp.auth, psrp, password, TICKETS))
     wsman = _BoundedWSMan(budget=budget, **settings)
     pool = RunspacePool(wsman)
+    ps: PowerShell | None = None
     first: BaseException | None = None
     original: BaseException | None = None
     result = ScriptOutput()
@@ -187,16 +225,35 @@ def run_sync(target: Target, script: str, args_json: str, budget: Budget) -> Scr
         first = first_failure(exc, budget, target)
     # Same connection only if it is known good: no error, or a cancel seen between requests.
     clean = not budget.aborted and (original is None or isinstance(original, RunCancelled))
-    _close_quietly(pool, wsman, settings, target, budget, clean=clean)
+    _close_quietly(pool, wsman, settings, target, budget, clean=clean, pipeline=_unfinished(ps))
     if first is not None:
         raise first
     return result
 
 
+def _unfinished(ps: PowerShell | None) -> str | None:
+    """The command id of a pipeline that was started (or being started) and did not end, else None."""
+    if ps is None or ps.state in (PSInvocationState.COMPLETED, PSInvocationState.FAILED, PSInvocationState.STOPPED):
+        return None
+    # NOT_STARTED too: a cancel may cut the Command request after the host received it.
+    return str(ps.id).upper()
+
+
 def _close_quietly(
-    pool: RunspacePool, wsman: WSMan, settings: dict[str, Any], target: Target, budget: Budget, *, clean: bool
+    pool: RunspacePool,
+    wsman: WSMan,
+    settings: dict[str, Any],
+    target: Target,
+    budget: Budget,
+    *,
+    clean: bool,
+    pipeline: str | None = None,
 ) -> None:
-    """Delete the remote shell; never let a close error replace the real one."""
+    """Terminate an unfinished pipeline, then delete the remote shell; never let a close error replace the real one.
+
+    Each step is tried on its own: a Signal that fails (a reset connection, a host that never
+    saw the command) must not cost the Delete, which is what frees the host's shell quota.
+    """
     budget.start_closing()
     shell = pool.shell
     try:
@@ -205,6 +262,14 @@ def _close_quietly(
         if not clean:
             # The failed connection's encryption state is stale: talk over a fresh one.
             shell.wsman = _BoundedWSMan(budget=budget, **settings)
+        if pipeline is not None:
+            try:
+                shell.signal(SIGNAL_TERMINATE, pipeline)
+            except Exception as exc:
+                log.debug("signalling the pipeline on %s failed: %s", target.address, type(exc).__name__)
+                with contextlib.suppress(Exception):
+                    shell.wsman.close()
+                shell.wsman = _BoundedWSMan(budget=budget, **settings)
         shell.close()
     except BaseException as exc:  # closing is best effort by design
         log.debug("closing the shell on %s failed: %s", target.address, type(exc).__name__)

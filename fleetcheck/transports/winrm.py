@@ -13,7 +13,9 @@ import contextlib
 import logging
 from typing import Any
 
+from requests import Session
 from winrm.protocol import Protocol
+from winrm.transport import Transport
 
 from fleetcheck.transports.base import (
     MAX_OUTPUT_BYTES,
@@ -53,16 +55,7 @@ class _BoundedProtocol(Protocol):
         super().__init__(*args, **kwargs)
         self._budget = budget
         self._op_cap = int(self.operation_timeout_sec)
-        transport: Any = self.transport
-        send_request = transport._send_message_request
-
-        def tracked_send(session: Any, prepared_request: Any) -> Any:
-            track_connections(session, budget)  # before the session opens its first pool
-            cap_responses(session, budget)
-            session.trust_env = False  # proxy/CA environment was read when it was built
-            return send_request(session, prepared_request)
-
-        transport._send_message_request = tracked_send
+        bound_first_request(self.transport, budget)
 
     def send_message(self, message: str) -> bytes:
         left = self._budget.begin_request(abortable="/transfer/Create<" not in message)
@@ -70,9 +63,37 @@ class _BoundedProtocol(Protocol):
             self.operation_timeout_sec = max(1, min(self._op_cap, int(left) - 1))
             # pywinrm uses one number for connect and read; it must exceed the long-poll.
             self.transport.read_timeout_sec = max(0.1, min(self.operation_timeout_sec + 5.0, left))  # type: ignore[assignment]
+            # Builds the session (HTTPS: nothing sent) or returns it; idempotent per session.
+            _bound_session(self.transport.build_session(), self._budget)
             return super().send_message(message)
         finally:
             self._budget.end_request()
+
+
+def _bound_session(session: Session, budget: Budget) -> None:
+    track_connections(session, budget)  # before the session opens its first pool
+    cap_responses(session, budget)
+    session.trust_env = False  # proxy/CA environment was read when it was built
+
+
+def bound_first_request(transport: Transport, budget: Budget) -> None:
+    """Bound the request pywinrm sends while building its session (HTTP with message encryption).
+
+    Why: `Transport.build_session` sends a blank authentication request
+    (`setup_encryption`) before it returns the session, so a cap mounted on the returned
+    session would miss that first response. `setup_encryption(session)` is public and
+    receives the new session before anything is sent: the instance's method is wrapped to
+    mount the cap and the connection tracking first. pywinrm's own `send_message` and its
+    error mapping (401 -> InvalidCredentialsError, other statuses -> WinRMTransportError)
+    are left as they are.
+    """
+    setup = transport.setup_encryption
+
+    def bounded_setup(session: Session) -> None:
+        _bound_session(session, budget)
+        setup(session)
+
+    transport.setup_encryption = bounded_setup  # type: ignore[method-assign]
 
 
 def protocol_settings(target: Target) -> dict[str, Any]:

@@ -50,13 +50,16 @@ async def test_cancel_keeps_finished_hosts_and_closes_shells(client: str, tmp_pa
         assert fleet.counters.open_shells == 0
 
 
-@pytest.mark.parametrize("transport", ["psrp", "psrp-native", "winrm"])
+@pytest.mark.parametrize("transport", ["pypsrp", "psrp-native", "winrm"])
 async def test_cancel_aborts_hung_hosts_at_once_and_deletes_their_shells(
     transport: str, tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]
 ) -> None:
-    async with LabFleet(hosts=3, faults="*:hang@Receive", seed=6) as fleet:
-        if transport == "psrp-native":
-            hosts = [h.model_copy(update={"psrp_client": "native"}) for h in fleet_hosts(fleet, tmp_path, "psrp")]
+    # pypsrp's first Receive opens the runspace pool; its second is the pipeline's output.
+    hang = "*:hang@Receive#2" if transport == "pypsrp" else "*:hang@Receive"
+    async with LabFleet(hosts=3, faults=hang, seed=6) as fleet:
+        if transport in ("pypsrp", "psrp-native"):
+            client = "native" if transport == "psrp-native" else "pypsrp"
+            hosts = [h.model_copy(update={"psrp_client": client}) for h in fleet_hosts(fleet, tmp_path, "psrp")]
         else:
             hosts = fleet_hosts(fleet, tmp_path, transport)
         task = asyncio.create_task(run_fleet(hosts, playbooks, RunOptions(forks=3, timeout=60)))
@@ -72,4 +75,34 @@ async def test_cancel_aborts_hung_hosts_at_once_and_deletes_their_shells(
         end = time.monotonic() + 3
         while fleet.counters.open_shells and time.monotonic() < end:
             await asyncio.sleep(0.05)
+        assert fleet.counters.open_shells == 0
+        if transport != "psrp-native":  # the running pipeline is terminated before its shell is deleted
+            for host in hosts:
+                lab = fleet.hosts[host.name].lab
+                assert lab is not None
+                actions = lab.requests_by_action
+                assert (actions.get("Signal"), actions.get("Delete")) == (1, 1), (host.name, actions)
+
+
+async def test_cancel_during_the_delete_after_a_failure_still_deletes_the_shell(
+    tmp_path: Path, fleet_hosts: Callable[..., list[Host]]
+) -> None:
+    """Native client: a Ctrl-C while the shell of a failed host is being deleted waits for that Delete."""
+    from fleetcheck.transports.psrp_client.transport import NativePsrpTransport
+
+    # The Command's connection is reset, so the Delete needs a new, slowly authenticated one.
+    async with LabFleet(hosts=1, faults="*:reset@Command,*:latency=0.4@auth", seed=7) as fleet:
+        (host,) = fleet_hosts(fleet, tmp_path, "psrp")
+        lab = fleet.hosts[host.name].lab
+        assert lab is not None
+        task = asyncio.create_task(NativePsrpTransport().run(host.to_target(), "hostname", "{}", timeout=30))
+        deadline = time.monotonic() + 20
+        while not lab.requests_by_action.get("Command") and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # the client now authenticates a new connection for the Delete
+        assert fleet.counters.open_shells == 1 and not lab.requests_by_action.get("Delete")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert lab.requests_by_action.get("Delete") == 1
         assert fleet.counters.open_shells == 0

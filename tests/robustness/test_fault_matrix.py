@@ -35,13 +35,14 @@ HEALTHY = "LAB-0011"
 
 
 def _hosts(fleet_hosts: Callable[..., list[Host]], fleet: LabFleet, tmp_path: Path, transport: str) -> list[Host]:
-    if transport != "psrp-native":
+    if transport == "winrm":
         return fleet_hosts(fleet, tmp_path, transport)
-    return [h.model_copy(update={"psrp_client": "native"}) for h in fleet_hosts(fleet, tmp_path, "psrp")]
+    client = "native" if transport == "psrp-native" else "pypsrp"  # named: the default client is native
+    return [h.model_copy(update={"psrp_client": client}) for h in fleet_hosts(fleet, tmp_path, "psrp")]
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("transport", ["psrp", "winrm", "psrp-native"])
+@pytest.mark.parametrize("transport", ["pypsrp", "winrm", "psrp-native"])
 async def test_fault_matrix(
     transport: str, tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]
 ) -> None:
@@ -58,8 +59,6 @@ async def test_fault_matrix(
         for host, (_, expected) in MATRIX.items()
         if by[host].status is not expected
     }
-    if transport == "psrp-native" and set(wrong) <= {"LAB-0003", "LAB-0010"} and wrong:
-        pytest.xfail(f"native client (issue 13): {wrong}")
     assert not wrong, wrong
     assert all(r.status in CLASSIFIED for h, r in by.items() if h != HEALTHY)
     assert all(r.duration_s <= DEADLINE + MARGIN for r in run.hosts), [(r.host, r.duration_s) for r in run.hosts]

@@ -19,8 +19,6 @@ from robustness.hostile_http import MODES, hostile_server
 DEADLINE = 2.5
 MEMORY_CEILING_MB = 200
 CLIENTS = ("pypsrp", "winrm", "native")
-#: Modes pypsrp survives even on its first request (refused headers, small bodies).
-FIRST_REQUEST_SAFE = frozenset({"endless_headers", "entity_expansion"})
 
 
 def _target(client: str, port: int) -> Target:
@@ -47,11 +45,6 @@ async def _run(client: str, port: int) -> HostError:
 @pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_hostile_endpoint_ends_the_host_within_its_deadline(client: str, mode: str) -> None:
-    if client == "pypsrp" and mode not in FIRST_REQUEST_SAFE:
-        pytest.xfail(
-            "pypsrp builds its requests session inside its first request (the shell Create), so without "
-            "a private pypsrp attribute the cap is mounted from the second request on"
-        )
     with hostile_server(mode) as port:
         before = _peak_rss_mb()
         started = time.monotonic()

@@ -32,7 +32,7 @@ def _leaks(blob: bytes, username: str) -> list[str]:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("transport", ["psrp", "psrp-native", "winrm", "ssh", "winrm-basic-http"])
+@pytest.mark.parametrize("transport", ["pypsrp", "psrp-native", "winrm", "ssh", "winrm-basic-http"])
 async def test_secret_sweep(
     transport: str, tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]],
     caplog: pytest.LogCaptureFixture,
@@ -40,15 +40,15 @@ async def test_secret_sweep(
     caplog.set_level(logging.DEBUG)
     relays: list[Relay] = []
     async with LabFleet(hosts=2, ssh=transport == "ssh", password=SENTINEL, seed=9, addressing="ports") as fleet:
-        base = {"psrp-native": "psrp", "winrm-basic-http": "winrm"}.get(transport, transport)
+        base = {"pypsrp": "psrp", "psrp-native": "psrp", "winrm-basic-http": "winrm"}.get(transport, transport)
         hosts = fleet_hosts(fleet, tmp_path, base)
         routed: list[Host] = []
         for host in hosts:
             relay = await Relay(host.effective_port).start()
             relays.append(relay)
             update: dict[str, Any] = {"port": relay.port}
-            if transport == "psrp-native":
-                update["psrp_client"] = "native"
+            if base == "psrp":  # named: the default client is native
+                update["psrp_client"] = "native" if transport == "psrp-native" else "pypsrp"
             if transport == "winrm-basic-http":  # what used to send the password in clear
                 update.update(auth="basic", scheme="http")
             if transport == "ssh":

@@ -1,4 +1,4 @@
-"""No private attribute or module of psrpcore, pyspnego or pypsrp is used by the product.
+"""No private attribute or module of psrpcore, pyspnego, pypsrp, pywinrm, requests or urllib3 is used by the product.
 
 The names come from the installed libraries themselves: every `_name` they define (modules,
 module globals, functions, methods, `self._x` attributes). A product file that reaches one
@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "fleetcheck"
-LIBRARIES = ("psrpcore", "spnego", "pypsrp")
+LIBRARIES = ("psrpcore", "spnego", "pypsrp", "winrm", "requests", "urllib3")
 
 _DEFINES = re.compile(
     r"(?:(?:self|cls)\.(_[A-Za-z]\w*)\s*(?::[^=\n]+)?=)|(?:^\s*(?:async\s+)?def\s+(_[A-Za-z]\w*)\s*\()|(?:^(_[A-Za-z]\w*)\s*[:=])",
     re.M,
 )
 _PRIVATE_IMPORT = re.compile(
-    r"^\s*(?:from\s+((?:psrpcore|spnego|pypsrp)[\w.]*)\s+import\s+([^\n(]+|\([^)]*\))|import\s+((?:psrpcore|spnego|pypsrp)[\w.]*))",
+    r"^\s*(?:from\s+((?:psrpcore|spnego|pypsrp|winrm|requests|urllib3)[\w.]*)\s+import\s+([^\n(]+|\([^)]*\))|import\s+((?:psrpcore|spnego|pypsrp|winrm|requests|urllib3)[\w.]*))",
     re.M,
 )
 
@@ -72,7 +72,8 @@ def test_the_scan_finds_a_private_use(tmp_path: Path) -> None:
     pkg.mkdir()
     (pkg / "bad.py").write_text(
         "from psrpcore._crypto import PSRemotingCrypto\nfrom spnego._ntlm_raw.crypto import ntowfv1\n"
-        "def f(pool):\n    return pool._send_buffer\n",
+        "def f(pool):\n    return pool._send_buffer\n"
+        "def g(transport, pool):\n    transport._send_message_request(None, None)\n    return pool._new_conn()\n",
         encoding="utf-8",
     )
     (pkg / "good.py").write_text(
@@ -82,6 +83,8 @@ def test_the_scan_finds_a_private_use(tmp_path: Path) -> None:
     assert ("fleetcheck/bad.py", "_crypto") in found
     assert ("fleetcheck/bad.py", "_ntlm_raw") in found
     assert ("fleetcheck/bad.py", "_send_buffer") in found
+    assert ("fleetcheck/bad.py", "_send_message_request") in found  # pywinrm
+    assert ("fleetcheck/bad.py", "_new_conn") in found  # urllib3
     assert not any(f[0] == "fleetcheck/good.py" for f in found)
 
 

@@ -10,7 +10,15 @@ import pytest
 from fleetcheck.errors import UserError
 from fleetcheck.playbook import PlaybookError, load_playbook, parse_playbook
 from fleetcheck.waivers import WaiverFileError, parse_waivers
-from fleetcheck.yamlfile import MarkedDict, VaultValue, YamlFileError, line_of, load_yaml, parse_yaml
+from fleetcheck.yamlfile import (
+    MarkedDict,
+    MarkedList,
+    VaultValue,
+    YamlFileError,
+    line_of,
+    load_yaml,
+    parse_yaml,
+)
 
 
 def error_of(text: str) -> YamlFileError:
@@ -158,3 +166,72 @@ def test_an_impossible_date_is_a_clear_error_not_a_crash() -> None:
     assert "quote it" in str(caught.value)
     with pytest.raises(YamlFileError):
         parse_yaml("2026-13-45: x\n", "pb.yml")
+
+
+def _big(body: str) -> str:
+    """`body` after enough comment lines to take the libyaml path."""
+    from fleetcheck.yamlfile import FAST_CHARS
+
+    return "# padding\n" * (FAST_CHARS // 10 + 1) + body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "base: &b {port: 5986, tags: [x, 'y', 2026-01-02, 0x1F, ~, yes]}\nhosts:\n"
+        + "".join(f"  h{i}:\n    <<: *b\n    port: {i}\n    note: !unsafe '{{{{ x }}}}'\n" for i in range(50))
+        + "secret: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6162\n",
+        "a:\n" + "".join(f"{'  ' * (d + 1)}k{d}:\n" for d in range(96)) + "  " * 98 + "leaf\n",
+    ],
+)
+def test_a_large_document_loads_as_the_python_loader_does(body: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fleetcheck.yamlfile as yf
+
+    text = _big(body)
+    fast = parse_yaml(text, "f.yml")
+    monkeypatch.setattr(yf, "FAST_CHARS", len(text) + 1)
+    slow = parse_yaml(text, "f.yml")
+    assert repr(fast) == repr(slow)
+
+    def lines(value: object) -> object:
+        if isinstance(value, MarkedDict):
+            return (value.line, dict(value.key_lines), {k: lines(v) for k, v in value.items()})
+        if isinstance(value, MarkedList):
+            return (value.line, list(value.item_lines), [lines(v) for v in value])
+        return None
+
+    assert lines(fast) == lines(slow)
+    assert isinstance(fast, MarkedDict) and line_of(fast, ["hosts", "h3", "port"]) == line_of(slow, ["hosts", "h3", "port"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "a:\n  b: [1, 2\n c: 3\n",  # broken flow sequence
+        "a: 1\na: 2\n",  # duplicate key
+        "x: &a [*a]\n",  # undefined alias (libyaml) / loop
+        "[" * 150 + "]" * 150 + "\n",  # deeper than MAX_DEPTH
+        "a: 1\n---\nb: 2\n",  # two documents
+        "a: \x00\n",  # a control character
+    ],
+)
+def test_a_large_broken_document_gets_the_python_loaders_error(body: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fleetcheck.yamlfile as yf
+
+    text = _big(body)
+    fast = error_of(text)
+    monkeypatch.setattr(yf, "FAST_CHARS", len(text) + 1)
+    slow = error_of(text)
+    assert str(fast) == str(slow)
+
+
+def test_a_large_document_is_composed_by_libyaml_when_there() -> None:
+    import yaml
+
+    import fleetcheck.yamlfile as yf
+
+    if not yaml.__with_libyaml__:
+        pytest.skip("PyYAML without libyaml")
+    node = yf._compose_fast(_big("a: [1, 2]\n"))
+    assert node is not None and node.start_mark.line == yf.FAST_CHARS // 10 + 1
+    assert yf._compose_fast("a: [1, 2]\n") is None  # small: the Python loader

@@ -401,9 +401,24 @@ async def run_script(
         except BaseException:
             if conn.http is not None and not conn.http.usable:
                 conn.close()
-            await session.close()
+            await close_uncut(session)
             raise
-        await session.close()
+        await close_uncut(session)
         return result
     finally:
         conn.close()
+
+
+async def close_uncut(session: PsrpSession) -> None:
+    """Delete the shell; a cancel arriving meanwhile (Ctrl-C, SIGTERM) waits for it, within CLOSE_GRACE.
+
+    A Delete cut short leaves the shell on the host, holding one of its few shells per user.
+    """
+    closing = asyncio.ensure_future(session.close())
+    try:
+        await asyncio.shield(closing)
+    except asyncio.CancelledError:
+        session.deadline.extend(CLOSE_GRACE)
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(closing, CLOSE_GRACE)
+        raise
