@@ -7,11 +7,9 @@ nothing else of the product is imported by the lab.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, Field, PrivateAttr
-
-M = TypeVar("M", bound=BaseModel)
+from pydantic import BaseModel, Field
 
 FACTS_SCHEMA = "fleetcheck/facts/v1"
 
@@ -30,15 +28,9 @@ class ProbeOutcome(BaseModel):
     data: Any = None
     error: ProbeError | None = None
     duration_ms: int = 0
-    _models: dict[type[BaseModel], BaseModel] = PrivateAttr(default_factory=dict)
-
-    def data_as(self, model: type[M]) -> M:
-        """`data` validated as `model`, once: the facts parser checks each probe against its
-        schema and the rules read the same model again (raises pydantic's ValidationError)."""
-        got = self._models.get(model)
-        if got is None:
-            got = self._models[model] = model.model_validate(self.data)
-        return got  # type: ignore[return-value]
+    #: `data` as its probe's model, once the facts parser has checked it (never serialized):
+    #: the rules read the same model instead of validating the data a second time.
+    parsed: Any = Field(default=None, exclude=True, repr=False)
 
 
 class HostInfo(BaseModel):

@@ -111,7 +111,7 @@ class Facts:
         if outcome.data is None:
             raise ProbeUnavailable(probe_id, "NoData", "the probe returned no data")
         try:
-            data = outcome.data_as(model)
+            data = outcome.parsed if type(outcome.parsed) is model else model.model_validate(outcome.data)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])

@@ -107,10 +107,12 @@ def _classify_error(text: str) -> bool | None:
 def parse_vss_writers(text: str) -> list[VssWriter]:
     """All writer blocks of the output, in order; banners and prompts are ignored."""
     lines = [ln.rstrip() for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    # Each line searched once ("{" first: most lines hold no GUID, and `in` is cheaper than a regex).
+    guids = [_GUID.search(ln) if "{" in ln else None for ln in lines]
     writers: list[VssWriter] = []
     i = 0
     while i < len(lines) - 1:
-        first, second = _GUID.search(lines[i]), _GUID.search(lines[i + 1])
+        first, second = guids[i], guids[i + 1]
         if not (first and second):
             i += 1
             continue
@@ -125,7 +127,7 @@ def parse_vss_writers(text: str) -> list[VssWriter]:
             if m:
                 state = int(m.group(1))
                 state_text = rest[0][m.end() :].strip()
-        if len(rest) > 1 and not _GUID.search(rest[1]):
+        if len(rest) > 1 and not guids[i + 3]:
             last_error = _after_label(rest[1])
         writers.append(
             VssWriter(

@@ -196,7 +196,7 @@ def _check_outcome(pid: str, outcome: ProbeOutcome) -> None:
         outcome.error = ProbeError(type="SchemaError", message=f"probe {pid!r} returned neither data nor error")
         return
     try:
-        outcome.data_as(PROBES[pid].data)
+        outcome.parsed = PROBES[pid].data.model_validate(outcome.data)
     except ValidationError as exc:
         outcome.data = None
         outcome.error = ProbeError(type="SchemaError", message=f"probe {pid!r} data invalid: {_first_errors(exc)}")
