@@ -75,7 +75,7 @@ def default_profiles() -> dict[str, Profile]:
             remote_s=0.0,
             faults="",
             description="50 ms added per request, quick script",
-            fleetcheck=[(50, 50), (200, 50), (1000, 50), (1000, 200), (1000, 500), (5000, 500), (10000, 500)],
+            fleetcheck=[(50, 50), (200, 50), (200, 200), (1000, 50), (1000, 200), (1000, 500), (5000, 500), (10000, 500)],
             pool=[(50, 50), (200, 50), (1000, 50)],
             pool_bundle=[(200, 50)],
             loop=(10, 200),

@@ -54,8 +54,8 @@ async def test_cancel_keeps_finished_hosts_and_closes_shells(client: str, tmp_pa
 async def test_cancel_aborts_hung_hosts_at_once_and_deletes_their_shells(
     transport: str, tmp_path: Path, playbooks: Sequence[Any], fleet_hosts: Callable[..., list[Host]]
 ) -> None:
-    # pypsrp's first Receive opens the runspace pool; its second is the pipeline's output.
-    hang = "*:hang@Receive#2" if transport == "pypsrp" else "*:hang@Receive"
+    # PSRP's first Receive opens the runspace pool; its second is the pipeline's output.
+    hang = "*:hang@Receive#2" if transport in ("pypsrp", "psrp-native") else "*:hang@Receive"
     async with LabFleet(hosts=3, faults=hang, seed=6) as fleet:
         if transport in ("pypsrp", "psrp-native"):
             client = "native" if transport == "psrp-native" else "pypsrp"
@@ -76,12 +76,11 @@ async def test_cancel_aborts_hung_hosts_at_once_and_deletes_their_shells(
         while fleet.counters.open_shells and time.monotonic() < end:
             await asyncio.sleep(0.05)
         assert fleet.counters.open_shells == 0
-        if transport != "psrp-native":  # the running pipeline is terminated before its shell is deleted
-            for host in hosts:
-                lab = fleet.hosts[host.name].lab
-                assert lab is not None
-                actions = lab.requests_by_action
-                assert (actions.get("Signal"), actions.get("Delete")) == (1, 1), (host.name, actions)
+        for host in hosts:  # the running pipeline is terminated before its shell is deleted
+            lab = fleet.hosts[host.name].lab
+            assert lab is not None
+            actions = lab.requests_by_action
+            assert (actions.get("Signal"), actions.get("Delete")) == (1, 1), (host.name, actions)
 
 
 async def test_cancel_during_the_delete_after_a_failure_still_deletes_the_shell(

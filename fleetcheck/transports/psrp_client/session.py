@@ -216,6 +216,7 @@ class PsrpSession:
         self.pool = psrpcore.ClientRunspacePool()
         self.shell_id: str | None = None
         self._create: asyncio.Future[Any] | None = None
+        self.running: str | None = None  # the command id of a pipeline started and not ended
         self.unreadable: list[str] = []
 
     def _envelope(
@@ -313,6 +314,7 @@ class PsrpSession:
         body = wsman.command_body(command_id, base64.b64encode(payloads.pop(0)).decode())
         env = self._envelope(wsman.ACTION_COMMAND, options=wsman.COMMAND_OPTIONS, body=body)
         del body
+        self.running = command_id  # from here a cut-short run leaves a pipeline to terminate
         await self._post(env)
         while payloads:
             body = wsman.send_body(command_id, base64.b64encode(payloads.pop(0)).decode())
@@ -350,6 +352,7 @@ class PsrpSession:
                         result.exit_code = int(event.method_parameters[0])
                 else:
                     result.other_records += 1
+        self.running = None
         with contextlib.suppress(psrpcore.PSRPCoreError):
             ps.close()
         result.unreadable = list(self.unreadable)
@@ -360,6 +363,8 @@ class PsrpSession:
         if self.shell_id is None:
             return
         self.deadline.extend(CLOSE_GRACE if self._left_seconds() < 1 else 0)
+        if self.running is not None:
+            await self._terminate(self.running)
         try:
             await self._post(self._envelope(wsman.ACTION_DELETE))
         except asyncio.CancelledError:
@@ -367,6 +372,18 @@ class PsrpSession:
         except (HostError, OSError) as exc:
             log.debug("deleting the shell on %s failed: %s", self.conn.address, exc)
         self.shell_id = None
+
+    async def _terminate(self, command_id: str) -> None:
+        """Signal a pipeline still running to stop, as PowerShell does before it deletes the shell
+        (best effort: the Delete that follows ends it anyway)."""
+        self.running = None
+        body = wsman.signal_body(command_id)
+        try:
+            await self._post(self._envelope(wsman.ACTION_SIGNAL, body=body))
+        except asyncio.CancelledError:
+            raise
+        except (HostError, OSError) as exc:
+            log.debug("stopping the pipeline on %s failed: %s", self.conn.address, exc)
 
     async def close_after_cancel(self) -> None:
         """After a cancel: learn the id of a Create still in flight, then delete the shell."""
