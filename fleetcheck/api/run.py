@@ -254,14 +254,17 @@ def tuned_gc() -> Iterator[None]:
     What start-up loaded (modules, schemas, playbooks) is never garbage: `gc.freeze()` keeps
     collections from walking it again and again; the young generation is collected less often.
     """
-    old = gc.get_threshold()
+    old, enabled = gc.get_threshold(), gc.isenabled()
     gc.freeze()
     gc.set_threshold(max(old[0], RUN_GC_THRESHOLD0), *old[1:])
+    gc.enable()  # the command's entry may start with it off: a run's cyclic garbage must not pile up
     try:
         yield
     finally:
         gc.set_threshold(*old)
         gc.unfreeze()
+        if not enabled:
+            gc.disable()
 
 
 def _finish(
