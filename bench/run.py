@@ -629,6 +629,25 @@ def run_from_commit(rev: str, argv: list[str], out: str) -> int:
         shutil.rmtree(snap, ignore_errors=True)
 
 
+def calibrate() -> float:
+    """Milliseconds of one core for a fixed pure-Python workload (best of 5).
+
+    This machine is a VM whose speed drifts by up to 1.7x within an hour with nothing else
+    running; the loop says how fast the cores were, so runs are compared on like terms.
+    """
+    import json as _json
+
+    doc = {"hosts": [{"name": f"h{i}", "checks": list(range(20)), "ok": i % 3 == 0} for i in range(400)]}
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.process_time()
+        for _ in range(20):
+            _json.loads(_json.dumps(doc))
+            sum(i * i for i in range(20_000))
+        best = min(best, time.process_time() - t0)
+    return best * 1000
+
+
 def compile_tree() -> None:
     """Byte-compile this tree's fleetcheck, as `pip install` does for every user.
 
@@ -682,6 +701,7 @@ def main(argv: list[str] | None = None) -> int:
     if not opts.no_peers:
         ensure_peers_venv()
     compile_tree()
+    speed_before = calibrate()
     started = time.perf_counter()
     all_records: list[RunRecord] = []
     infos: dict[str, Any] = {}
@@ -697,6 +717,9 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         print()
     print(f"bench: {total:.0f} s in all on {CORES} cores ({platform.processor() or platform.machine()})")
+    speed = {"before_ms": speed_before, "after_ms": calibrate()}
+    print(f"bench: reference loop {speed['before_ms']:.0f} ms before, {speed['after_ms']:.0f} ms after "
+          f"(the same loop; figures of runs whose loops differ by more than ~10% are not comparable)")
     if opts.smoke and not opts.out:
         return 0
     now = dt.datetime.now(dt.UTC)
@@ -711,6 +734,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_s": total,
         "priority": opts.priority,
         "loadavg_end": os.getloadavg()[0],
+        "reference_loop_ms": speed,
         # which PSRP client users get, and the tool label of its rows ("fleetcheck")
         "default_client": {"client": default_psrp_client(), "tool": "fleetcheck"},
         "profiles": {
