@@ -87,7 +87,23 @@ def script_for(probe_ids: tuple[str, ...]) -> str:
     table.append("}")
     parts.append("\n".join(table) + "\n")
     parts.append(read_ps1("_dispatch.ps1"))
-    return "\n".join(p.rstrip("\n") for p in parts) + "\n"
+    return compact("\n".join(p.rstrip("\n") for p in parts) + "\n")
+
+
+def compact(script: str) -> str:
+    """`script` without indentation, blank lines or whole-line comments (the contract lines kept).
+
+    The bundle crosses the wire twice per host (psrpcore writes a command's text as `Cmd` and
+    again as its `ToString`) and is sealed, encoded and parsed each time: a fifth of it was
+    indentation and comments. The probe files hold no here-strings and no multi-line string
+    literals, where this would change text; a grammar test checks the code tokens are the same.
+    """
+    kept = []
+    for line in script.split("\n"):
+        code = line.strip()
+        if code and (not code.startswith("#") or code.startswith(("# fleetcheck:", "#requires"))):
+            kept.append(code)
+    return "\n".join(kept) + "\n"
 
 
 def build_bundle(requests: Mapping[str, Mapping[str, Any] | None]) -> Bundle:

@@ -185,7 +185,7 @@ def test_every_probe_has_a_spec_with_models() -> None:
 
 def test_script_declares_the_probes_its_dispatch_table_holds() -> None:
     b = build_bundle({"services": {}, "os": {}, "events": {}})
-    table = re.findall(r"^    '([a-z_]+)' = 'Get-Fc\w+'$", b.script, re.M)
+    table = re.findall(r"^\s*'([a-z_]+)' = 'Get-Fc\w+'$", b.script, re.M)
     assert declared_probes(b.script) == b.probe_ids == tuple(table)
     assert b.script.splitlines()[1] == PROBES_DECLARATION + ",".join(b.probe_ids)
 

@@ -173,3 +173,39 @@ def test_duplicate_key_check_catches_case_variants(parser) -> None:  # type: ign
 def test_grammar_check_catches_a_broken_script(parser) -> None:  # type: ignore[no-untyped-def]
     assert syntax_errors(parser, "function f {\n    $x = @{ a = 1\n}\n")
     assert syntax_errors(parser, "if ($x { $y = 1 }\n")
+
+
+def _code_tokens(parser, source: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """Every leaf of the tree but comments, as (type, text): what the script does, not its layout."""
+    tree = parser.parse(source.encode("utf-8"))
+    data = source.encode("utf-8")
+    out: list[tuple[str, str]] = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.type == "comment":
+            continue
+        if not node.children:
+            out.append((node.type, data[node.start_byte : node.end_byte].decode()))
+        stack.extend(reversed(node.children))
+    return out
+
+
+def test_compacted_bundle_has_the_same_code_tokens(parser) -> None:  # type: ignore[no-untyped-def]
+    """`compact` drops layout only: a multi-line string or here-string it would alter fails here."""
+    from fleetcheck.probes.bundle import compact, script_for
+
+    full = script_for.__wrapped__(tuple(PROBES))  # type: ignore[attr-defined]
+    layout = "\n".join(PS1_FILE.read_text() for PS1_FILE in PS1_FILES)
+    assert len(compact(full)) < 0.85 * len(layout)
+    for path in PS1_FILES:
+        text = path.read_text()
+        assert _code_tokens(parser, compact(text)) == _code_tokens(parser, text), path.name
+    assert full.splitlines()[:2] == [build_bundle({p: None for p in PROBES}).script.splitlines()[i] for i in (0, 1)]
+
+
+def test_compact_would_be_caught_on_a_multiline_string(parser) -> None:  # type: ignore[no-untyped-def]
+    text = '$a = "first\n    second"\n'
+    from fleetcheck.probes.bundle import compact
+
+    assert _code_tokens(parser, compact(text)) != _code_tokens(parser, text)
