@@ -1,4 +1,4 @@
-"""The native client's HTTP/1.1 layer (h11) and WSMan envelope helpers, against tiny loopback servers."""
+"""The native client's HTTP/1.1 layer (httptools framing) and WSMan envelope helpers, against tiny loopback servers."""
 
 from __future__ import annotations
 
