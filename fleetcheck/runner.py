@@ -24,22 +24,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import hashlib
 import logging
-import os
 import random
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fleetcheck import __version__
 from fleetcheck.checks.authmech import ntlm_fallback
 from fleetcheck.errors import HostError, ProtocolError, TimedOut
+from fleetcheck.factsfiles import save_facts
 from fleetcheck.inventory.model import Host
 from fleetcheck.journal import Journal
 from fleetcheck.results import CheckResult, HostResult, HostStatus, RunResult, host_status
@@ -369,23 +367,16 @@ class _Fleet:
             except Exception as exc:  # a full disk or an impossible file name: this host's row says so
                 log.warning("saving the facts of %s failed: %s", target.name, exc)
                 return self.row(target, got, internal_error(target, "while saving the facts", exc))
-        return HostResult(
-            host=target.name,
-            address=target.address,
-            transport=target.transport,
-            groups=list(target.groups),
-            started_at=got.started_at,
-            attempts=got.attempts,
-            status=status,
-            message=message,
-            error_type=error_type,
-            checks=checks,
-            duration_s=self._duration(got),
+        return self._result(
+            target, got, status=status, message=message, error_type=error_type, checks=checks,
             auth_mechanism=got.output.auth_mechanism,
         )
 
     def row(self, target: Target, got: _Collected, failure: HostError) -> HostResult:
         """The result row of a host that failed: its status, sentence and error type."""
+        return self._result(target, got, status=failure.status, message=failure.message, error_type=failure.error_type)
+
+    def _result(self, target: Target, got: _Collected, **outcome: Any) -> HostResult:
         return HostResult(
             host=target.name,
             address=target.address,
@@ -393,11 +384,8 @@ class _Fleet:
             groups=list(target.groups),
             started_at=got.started_at,
             attempts=got.attempts,
-            status=failure.status,
-            message=failure.message,
-            error_type=failure.error_type,
-            checks=[],
             duration_s=self._duration(got),
+            **outcome,
         )
 
     @staticmethod
@@ -411,38 +399,6 @@ class _Fleet:
             self._sync_timer = None
         if self.journal:
             self.journal.close()  # fsyncs what is pending
-
-
-#: Longest escaped host name used as is in a facts file name (file systems allow 255 bytes).
-_MAX_FILE_STEM = 180
-
-
-def facts_file_stem(host_name: str) -> str:
-    """A file name stem unique per host name: percent-escaped (reversible with `unquote`).
-
-    `a/b`, `a:b`, `a_b` and non-ASCII names stay distinct; a name too long for a file system
-    keeps a readable prefix plus a hash of the whole name (the name itself is in the file).
-    """
-    stem = urllib.parse.quote(host_name, safe="")
-    if stem.startswith("."):
-        stem = "%2E" + stem[1:]  # never `.`, `..` or a hidden file
-    if not stem:
-        stem = "%00empty"
-    if len(stem) > _MAX_FILE_STEM:
-        digest = hashlib.sha256(host_name.encode("utf-8", "surrogatepass")).hexdigest()[:24]
-        stem = f"{stem[:_MAX_FILE_STEM - 30]}~{digest}"
-    return stem
-
-
-def save_facts(directory: Path, host_name: str, facts: FactsDocument) -> Path:
-    """Write one host's facts document (exactly what the host printed, re-serialized) atomically."""
-    directory.mkdir(parents=True, exist_ok=True)
-    facts = facts.model_copy(update={"inventory_name": host_name})
-    path = directory / f"{facts_file_stem(host_name)}.json"
-    tmp = path.with_suffix(f".json.tmp{os.getpid()}")
-    tmp.write_text(facts.model_dump_json(by_alias=True, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 async def run_fleet(

@@ -6,7 +6,7 @@ import urllib.parse
 from pathlib import Path
 
 from fleetcheck.facts import FactsDocument
-from fleetcheck.runner import facts_file_stem, save_facts
+from fleetcheck.factsfiles import facts_file_stem, save_facts
 
 NAMES = ["a/b", "a:b", "a_b", "a%2Fb", "Ä", "A", "ä", "..", ".", "", "x" * 300, "x" * 299 + "y", "a\\b", "a b"]
 

@@ -10,10 +10,10 @@ import pytest
 from pydantic import SecretStr
 
 from fleetcheck.facts import FactsDocument, HostInfo
+from fleetcheck.factsfiles import save_facts
 from fleetcheck.inventory.model import Host
 from fleetcheck.journal import Journal, read_journal
 from fleetcheck.results import HostResult, HostStatus, RunResult
-from fleetcheck.runner import save_facts
 from fleetcheck.transports.base import Budget
 from fleetcheck.transports.clixml import decode_clixml_errors
 from fleetcheck.transports.errors import DeadlineExceeded, RunCancelled
