@@ -39,19 +39,14 @@ def interactive() -> bool:
 
 
 def _json_report(specs: list[str] | None) -> Path | None:
-    path = None
-    for spec in specs or []:
-        fmt, sep, where = spec.partition(":")
-        if fmt != "json" or not sep or not where:
-            raise UserError(f"--report {spec}: fix writes json:PATH reports")
-        path = Path(where)
-        if path.is_dir():
-            raise UserError(f"--report {spec}: is a folder; give a file name")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"--report {spec}: cannot create {path.parent} ({exc.strerror})") from None
-    return path
+    """The last `json:PATH` of `--report`, checked writable like `run`'s reports; fix writes no other format."""
+    from fleetcheck.api import parse_report_specs
+
+    parsed = parse_report_specs(specs or [])
+    for spec in parsed:
+        if spec.format != "json":
+            raise UserError(f"--report {spec.format}:{spec.path}: fix writes json:PATH reports")
+    return parsed[-1].path if parsed else None
 
 
 def fix_cmd(
