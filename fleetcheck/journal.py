@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from fleetcheck.results import HostResult, RunResult, clean_text
+from fleetcheck.results import HostResult, RunResult, clean_text, map_text
 
 #: Longest time a host line may stay written but not fsynced (see the module docstring).
 FSYNC_INTERVAL = 0.5
@@ -60,13 +60,7 @@ def _apply(rec: dict[str, Any], rid: str, runs: dict[str, RunResult], order: lis
 
 
 def _clean(value: Any) -> Any:
-    if isinstance(value, str):
-        return clean_text(value)
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
+    return map_text(value, clean_text)
 
 
 class Journal:

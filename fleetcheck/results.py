@@ -6,7 +6,7 @@ The JSON form of `RunResult` is the documented `fleetcheck/report/v1` schema.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -62,6 +62,17 @@ EXIT_NONCOMPLIANT = 1
 EXIT_USAGE = 2
 EXIT_UNCHECKED = 3
 EXIT_INTERRUPTED = 4
+
+
+def map_text(value: Any, fix: Callable[[str], str]) -> Any:
+    """JSON-like `value` with `fix` applied to every string in it, mapping keys included."""
+    if isinstance(value, str):
+        return fix(value)
+    if isinstance(value, dict):
+        return {map_text(k, fix): map_text(v, fix) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [map_text(v, fix) for v in value]
+    return value
 
 
 def clean_text(text: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from fleetcheck.results import HostResult, RunResult
+from fleetcheck.results import HostResult, RunResult, map_text
 
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 #: What JSON makes of an unsafe character once every escaped backslash (a pair) is removed:
@@ -44,13 +44,7 @@ def sanitize_text(text: str) -> str:
 
 
 def _walk(value: Any) -> Any:
-    if isinstance(value, str):
-        return sanitize_text(value)
-    if isinstance(value, dict):
-        return {_walk(k): _walk(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_walk(v) for v in value]
-    return value
+    return map_text(value, sanitize_text)
 
 
 def may_be_unsafe(result: RunResult) -> bool:
