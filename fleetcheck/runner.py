@@ -417,19 +417,7 @@ async def run_fleet(
     tasks = [asyncio.create_task(fleet.host_task(t), name=f"host:{t.name}") for t in fleet.targets]
     stopper = asyncio.create_task(options.stop.wait()) if options.stop is not None else None
     try:
-        pending: set[asyncio.Task[None]] = set(tasks)
-        while pending:
-            waiters: set[asyncio.Task[None] | asyncio.Task[Literal[True]]] = set(pending)
-            if stopper is not None:
-                waiters.add(stopper)
-            finished, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            pending.difference_update(finished)
-            if stopper is not None and stopper in finished:
-                raise asyncio.CancelledError("stop requested")
-            for t in finished:
-                exc = t.exception()
-                if exc is not None:  # a bug in our code, not a host failure
-                    raise exc
+        await _supervise(tasks, stopper)
     except asyncio.CancelledError:
         fleet.run.interrupted = True
         await _cancel_all(tasks)
@@ -449,6 +437,42 @@ async def run_fleet(
         fleet.close()
         fleet.emit("run_finished")
     return fleet.run
+
+
+async def _supervise(tasks: Sequence[asyncio.Task[None]], stopper: asyncio.Task[Literal[True]] | None) -> None:
+    """Return when every host task has ended; raise a host task's unexpected exception (a bug in
+    our code, not a host failure) at once, and CancelledError when `stopper` ends first.
+
+    One done-callback per task: a wait over the pending set after each host would cost
+    O(hosts) per host, which a 1,000-host run at low forks pays as seconds of CPU.
+    """
+    if not tasks:
+        return
+    outcome: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    left = len(tasks)
+
+    def ended(task: asyncio.Task[None]) -> None:
+        nonlocal left
+        left -= 1
+        if outcome.done():
+            return
+        if task.cancelled():
+            outcome.cancel()
+        elif (exc := task.exception()) is not None:
+            outcome.set_exception(exc)
+        elif left == 0:
+            outcome.set_result(None)
+
+    for task in tasks:
+        task.add_done_callback(ended)
+    if stopper is None:
+        await outcome
+        return
+    await asyncio.wait((outcome, stopper), return_when=asyncio.FIRST_COMPLETED)
+    if not outcome.done():
+        outcome.cancel()
+        raise asyncio.CancelledError("stop requested")
+    outcome.result()
 
 
 async def _cancel_all(tasks: Sequence[asyncio.Task[None]]) -> None:

@@ -4,6 +4,7 @@ still receives exactly the script and argument, each under its own pool and pipe
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import psrpcore
 import pytest
@@ -65,3 +66,24 @@ def test_rewrite_ids_touches_only_message_headers() -> None:
     out = rewrite_ids(frag, {old: new})
     assert out[21 + 8 : 21 + 24] == new
     assert out.endswith(b"<Obj>" + old + b"</Obj>")  # data that merely looks like an id stays
+
+
+def test_cached_payloads_are_the_first_hosts_with_only_the_ids_changed() -> None:
+    """Later hosts get the first host's base64 text with their own ids, and the bundle is on the
+    wire once: psrpcore alone would repeat the script as the command's <ToString>."""
+    script = "Write-Output 'x'\n" * 400
+    cache = PayloadCache()
+    sent: list[tuple[psrpcore.ClientRunspacePool, psrpcore.ClientPowerShell, list[str]]] = []
+    for _ in range(2):
+        pool = psrpcore.ClientRunspacePool()
+        cache.open_payload(pool)
+        pool.state = psrpcore.types.RunspacePoolState.Opened
+        ps, payloads = cache.pipeline_payloads(pool, script, {"ArgsJson": "{}"}, 500_000)
+        sent.append((pool, ps, payloads))
+    (pool1, ps1, [first]), (pool2, ps2, [second]) = sent
+    raw1, raw2 = base64.b64decode(first), base64.b64decode(second)
+    assert raw1.count(b"Write-Output 'x'") == 400  # once, not twice
+    ids = {pool1.runspace_pool_id.bytes_le: pool2.runspace_pool_id.bytes_le,
+           ps1.pipeline_id.bytes_le: ps2.pipeline_id.bytes_le}
+    assert raw2 == rewrite_ids(raw1, ids) != raw1
+    assert ps2.state == psrpcore.types.PSInvocationState.Running

@@ -111,44 +111,88 @@ def without_private_data(payload: bytes) -> bytes:
     return b"".join(out) if pos == len(payload) else payload
 
 
+def ids_end(payload: bytes) -> int:
+    """The offset just past the last message header's ids in `payload`, rounded up to a multiple
+    of 3 so that base64 of the bytes after it is a suffix of base64 of the whole."""
+    end = 0
+    pos = 0
+    while pos + _FRAGMENT.size <= len(payload):
+        _oid, _fid, flags, length = _FRAGMENT.unpack_from(payload, pos)
+        start = pos + _FRAGMENT.size
+        if flags & 1 and length >= 40:
+            end = start + 40
+        pos = start + length
+    return min(len(payload), -(-end // 3) * 3)
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """One payload as sent: the bytes holding the ids, and base64 text of everything after them."""
+
+    head: bytes
+    tail_b64: str
+
+    @classmethod
+    def of(cls, payload: bytes) -> _Encoded:
+        cut = ids_end(payload)
+        return cls(payload[:cut], base64.b64encode(payload[cut:]).decode())
+
+    def with_ids(self, ids: dict[bytes, bytes]) -> str:
+        return base64.b64encode(rewrite_ids(self.head, ids)).decode() + self.tail_b64
+
+
+def script_command(script: str) -> psrpcore.Command:
+    """`script` as a pipeline command, serialized once (pypsrp's form).
+
+    psrpcore repeats a command's text as its `<ToString>`, which doubles every byte of the
+    bundle on the wire (encrypted, signed, encoded and parsed on both ends); Windows reads
+    only `Cmd`, and pypsrp, which Windows has always accepted, sends no ToString.
+    """
+    command = psrpcore.Command(script, is_script=True)
+    command.PSObject.to_string = ""
+    return command
+
+
 class PayloadCache:
     """The pool-open and CreatePipeline payloads, serialized by psrpcore once per run.
 
     They are the same for every host but for the ids in each message header, and psrpcore's
     serializer costs milliseconds per host (about 3.5 ms for the pool open, 19 ms for a 29 KB
-    bundle). The first host's payloads (`data_to_send()`) are kept; later hosts send a copy
-    with their own ids, and their state machines are moved to the state `open()`/`start()`
-    would have left (the public `state` attributes).
+    bundle). The first host's payloads (`data_to_send()`) are kept, already base64-encoded
+    past their ids; later hosts send a copy with their own ids, and their state machines are
+    moved to the state `open()`/`start()` would have left (the public `state` attributes).
     """
 
     _MAX_PIPELINES = 8
 
     def __init__(self) -> None:
-        self._open: tuple[bytes, bytes] | None = None  # payload, the rpid inside it
-        self._pipelines: dict[tuple[str, str, int, str], tuple[list[bytes], bytes, bytes]] = {}
+        self._open: tuple[_Encoded, bytes] | None = None  # payload, the rpid inside it
+        self._pipelines: dict[tuple[str, str, int, str], tuple[list[_Encoded], bytes, bytes]] = {}
 
-    def open_payload(self, pool: psrpcore.ClientRunspacePool) -> bytes:
+    def open_payload(self, pool: psrpcore.ClientRunspacePool) -> str:
+        """The pool's opening messages for a Create, as base64 text."""
         rpid = pool.runspace_pool_id.bytes_le
         if self._open is None:
             pool.open()
             payload = pool.data_to_send()
             assert payload is not None
-            self._open = (payload.data, rpid)
-            return payload.data
-        data, old = self._open
+            self._open = (_Encoded.of(payload.data), rpid)
+            return base64.b64encode(payload.data).decode()
+        encoded, old = self._open
         pool.state = RunspacePoolState.Opening
-        return rewrite_ids(data, {old: rpid})
+        return encoded.with_ids({old: rpid})
 
     def pipeline_payloads(
         self, pool: psrpcore.ClientRunspacePool, script: str, parameters: dict[str, Any], room: int
-    ) -> tuple[psrpcore.ClientPowerShell, list[bytes]]:
+    ) -> tuple[psrpcore.ClientPowerShell, list[str]]:
+        """A started pipeline running `script`, and its payloads for the Command and Sends, as base64 text."""
         version = str(pool.their_capability.protocolversion) if pool.their_capability else ""
         key = (script, repr(sorted(parameters.items())), room, version)
         ps = psrpcore.ClientPowerShell(pool)
         rpid, pid = pool.runspace_pool_id.bytes_le, ps.pipeline_id.bytes_le
         cached = self._pipelines.get(key)
         if cached is None:
-            ps.add_script(script)
+            ps.add_command(script_command(script))
             for name, value in parameters.items():
                 ps.add_parameter(name, value)
             ps.start()
@@ -157,12 +201,12 @@ class PayloadCache:
                 payloads.append(more.data)
             if len(self._pipelines) >= self._MAX_PIPELINES:
                 self._pipelines.pop(next(iter(self._pipelines)))
-            self._pipelines[key] = (payloads, rpid, pid)
-            return ps, list(payloads)  # the caller consumes its list; the cache keeps its own
-        payloads, old_rpid, old_pid = cached
+            self._pipelines[key] = ([_Encoded.of(p) for p in payloads], rpid, pid)
+            return ps, [base64.b64encode(p).decode() for p in payloads]
+        encoded, old_rpid, old_pid = cached
         ps.state = PSInvocationState.Running
         ids = {old_rpid: rpid, old_pid: pid}
-        return ps, [rewrite_ids(p, ids) for p in payloads]
+        return ps, [e.with_ids(ids) for e in encoded]
 
 
 def output_text(item: Any) -> str:
@@ -247,7 +291,7 @@ class PsrpSession:
         """Create the shell with the pool's opening messages, then receive until it is Opened."""
         payload = self.cache.open_payload(self.pool)
         shell_id = str(self.pool.runspace_pool_id).upper()
-        body = wsman.create_body(shell_id, base64.b64encode(payload).decode())
+        body = wsman.create_body(shell_id, payload)
         env = self._envelope(wsman.ACTION_CREATE, command=False, options=wsman.CREATE_OPTIONS, body=body)
         # Shielded: a Create cut short by a cancel could leave a shell whose id we never learn.
         self._create = asyncio.ensure_future(self._post(env))
@@ -311,13 +355,13 @@ class PsrpSession:
         command_id = str(ps.pipeline_id).upper()
         # Each payload leaves the list as its request is built: no copy of the bundle waits
         # with this host for an answer.
-        body = wsman.command_body(command_id, base64.b64encode(payloads.pop(0)).decode())
+        body = wsman.command_body(command_id, payloads.pop(0))
         env = self._envelope(wsman.ACTION_COMMAND, options=wsman.COMMAND_OPTIONS, body=body)
         del body
         self.running = command_id  # from here a cut-short run leaves a pipeline to terminate
         await self._post(env)
         while payloads:
-            body = wsman.send_body(command_id, base64.b64encode(payloads.pop(0)).decode())
+            body = wsman.send_body(command_id, payloads.pop(0))
             env = self._envelope(wsman.ACTION_SEND, body=body)
             del body
             await self._post(env)
