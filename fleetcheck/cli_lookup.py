@@ -71,14 +71,17 @@ def load_inventory(
     import getpass
 
     from fleetcheck import api
-    from fleetcheck.inventory.show import skipped_summary
 
     names = [*([name] if name else []), *(sources or [])]
     inv = api.load_inventory(names, vault_password_files=vault_files or [],
                              vault_prompt=getpass.getpass if ask_vault else None)
     for warning in inv.warnings:
         err(f"warning: {warning}")
-    line = skipped_summary(inv.skipped) if summary else None
+    line = None
+    if summary and inv.skipped:
+        from fleetcheck.inventory.show import skipped_summary
+
+        line = skipped_summary(inv.skipped)
     if line:
         err(line)
     return inv

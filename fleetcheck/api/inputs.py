@@ -98,7 +98,13 @@ def run_scope(inventory: Path, limit: str | None) -> str:
     return f"{scope} --limit {limit}" if limit else scope
 
 
-def _nightly(history: Path | None, since: str, waivers: Path | None, mail: MailSettings | None) -> NightlyOptions:
+def _nightly(
+    history: Path | None, since: str, waivers: Path | None, mail: MailSettings | None
+) -> NightlyOptions | None:
+    """The nightly features asked for, checked before the run; None when none is (the history,
+    mail and waiver modules are then never loaded)."""
+    if history is None and waivers is None and mail is None:
+        return None
     from fleetcheck import nightly
 
     opts = nightly.NightlyOptions(history_path=history, since=since, waivers_path=waivers, mail=mail)

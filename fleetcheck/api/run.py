@@ -50,7 +50,6 @@ def run(
     before any connection when an input is unusable; returns the outcome otherwise, also
     when interrupted (Ctrl-C, SIGTERM: `run.interrupted`, exit code 4).
     """
-    from fleetcheck import nightly
     from fleetcheck.inventory import apply_limit
 
     options = options or RunOptions()
@@ -78,7 +77,7 @@ def run(
         from fleetcheck.dispatch.shard import scope_with_shard
 
         scope = scope_with_shard(scope, options.shard)
-    with nightly.run_guard(opts):
+    with _run_guard(opts):
         if options.progress is not None:
             options.progress.run_started(len(hosts))
             plan = getattr(options.progress, "plan", None)
@@ -90,6 +89,14 @@ def run(
         outcome = _finish(result, len(hosts), opts, options.reports, options.console, options.fail_on)
     outcome.warnings = list(inv.warnings)
     return outcome
+
+
+def _run_guard(opts: NightlyOptions | None) -> contextlib.AbstractContextManager[None]:
+    if opts is None:
+        return contextlib.nullcontext()
+    from fleetcheck import nightly
+
+    return nightly.run_guard(opts)
 
 
 class KerberosUnavailable(UserError):
@@ -272,11 +279,12 @@ def _finish(
     fail_on: str = "any",
 ) -> RunOutcome:
     """Waivers, history, changes, mail (fleetcheck.nightly), then the reports and the exit code."""
-    from fleetcheck import nightly
     from fleetcheck.reports.base import ReportContext
 
     outcome = RunOutcome(run=result, exit_code=EXIT_OK, total_hosts=total, context=ReportContext())
     if opts is not None:
+        from fleetcheck import nightly
+
         done = nightly.finish_run(result, opts, console)
         outcome.run, outcome.context, outcome.changes = done.run, done.context, done.changes
         outcome.summary, outcome.notes, outcome.errors = done.summary, done.notes, done.errors

@@ -19,6 +19,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.nativetypes import NativeCodeGenerator, NativeTemplate, native_concat
 from jinja2.sandbox import SandboxedEnvironment
 
+from fleetcheck.inventory.sources.base import is_template
+
 MAX_DEPTH = 20
 MAX_RESULT = 64 * 1024
 
@@ -74,10 +76,6 @@ def _env() -> _NativeSandbox:
 
 
 ENV = _env()
-
-
-def is_template(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
 class HostContext(Mapping[str, Any]):

@@ -55,9 +55,9 @@ NO_LM_HASH = "AAD3B435B51404EEAAD3B435B51404EE"
 
 @functools.lru_cache(maxsize=256)
 def _hashes(password: str) -> tuple[str, str]:
-    from Cryptodome.Hash import MD4
+    from fleetcheck.transports.psrp_client.md4 import nt_hash
 
-    return NO_LM_HASH, MD4.new(password.encode("utf-16-le")).hexdigest().upper()
+    return NO_LM_HASH, nt_hash(password).upper()
 
 
 def _usable(user: LabUser) -> bool:

@@ -14,6 +14,7 @@ Python) and only walks and rebuilds the result when something there could be uns
 from __future__ import annotations
 
 import re
+import weakref
 from typing import Any
 
 from pydantic import BaseModel
@@ -69,18 +70,40 @@ def _run_may_be_unsafe(result: RunResult) -> bool:
     return _may_be_unsafe(result, by_alias=True, exclude={"hosts"})
 
 
+#: Results `sanitize_result` returned, by identity, with the host list they had then. Every
+#: output of a run (each report, then the terminal table) asks about the same object; reading
+#: 10,000 hosts' JSON again for each would cost a second per output. Results are not changed
+#: in place after the run (waivers and merges make new ones), and a new host list is checked.
+_CLEAN: weakref.WeakValueDictionary[int, RunResult] = weakref.WeakValueDictionary()
+_CLEAN_HOSTS: dict[int, tuple[int, int]] = {}
+
+
+def _known_clean(result: RunResult) -> bool:
+    return _CLEAN.get(id(result)) is result and _CLEAN_HOSTS.get(id(result)) == (id(result.hosts), len(result.hosts))
+
+
+def _remember(result: RunResult) -> RunResult:
+    key = id(result)
+    _CLEAN[key] = result
+    _CLEAN_HOSTS[key] = (id(result.hosts), len(result.hosts))
+    weakref.finalize(result, _CLEAN_HOSTS.pop, key, None)
+    return result
+
+
 def sanitize_result(result: RunResult) -> RunResult:
     """`result` with every string (host names, messages, observed values) safe.
 
     Host by host, so a fleet with one hostile host rebuilds one row, and a clean result is
     returned as it is (no copy of 10,000 hosts' results is made to find nothing)."""
+    if _known_clean(result):
+        return result
     hosts = [
         HostResult.model_validate(_walk(host.model_dump(mode="python"))) if _may_be_unsafe(host) else host
         for host in result.hosts
     ]
     if _run_may_be_unsafe(result):
         clean = RunResult.model_validate(_walk(result.model_dump(mode="python", by_alias=True, exclude={"hosts"})))
-        return clean.model_copy(update={"hosts": hosts})
+        return _remember(clean.model_copy(update={"hosts": hosts}))
     if all(new is old for new, old in zip(hosts, result.hosts, strict=True)):
-        return result
-    return result.model_copy(update={"hosts": hosts})
+        return _remember(result)
+    return _remember(result.model_copy(update={"hosts": hosts}))

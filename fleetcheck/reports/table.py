@@ -16,12 +16,9 @@ import shutil
 import sys
 import textwrap
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from rich import box
 from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table
 
 from fleetcheck.reports.base import check_ids, hosts_with, plural, sorted_hosts, summary_line
 from fleetcheck.reports.ordering import (
@@ -35,6 +32,10 @@ from fleetcheck.reports.ordering import (
 )
 from fleetcheck.reports.sanitize import sanitize_result
 from fleetcheck.results import UNCHECKED_STATUSES, CheckStatus, HostResult, HostStatus, RunResult
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 View = Literal["full", "hosts", "checks", "summary"]
 
@@ -85,6 +86,8 @@ def _width(opts: TableOptions) -> int:
 
 
 def _console(width: int) -> Console:
+    from rich.console import Console  # the tables' layout engine; the summary line alone needs none
+
     return Console(
         file=io.StringIO(), width=width, color_system=None, force_terminal=False, legacy_windows=False,
         emoji=False, highlight=False, markup=False,
@@ -93,6 +96,9 @@ def _console(width: int) -> Console:
 
 def _new_table(gap: int = 2) -> Table:
     """Columns `gap` spaces apart (the box's blank vertical line plus the padding), a rule under the header."""
+    from rich import box
+    from rich.table import Table
+
     return Table(
         box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, gap - 1), collapse_padding=True
     )

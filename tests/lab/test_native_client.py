@@ -15,16 +15,15 @@ from fleetcheck.transports.psrp_client.session import PayloadCache, output_text,
 
 
 def test_nt_hash_matches_ms_nlmp_vector_and_is_computed_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    cache = NtHashCache()
-    assert cache.get("Password") == "a4f49c406510bdcab6824ee7c30fd852"  # MS-NLMP 4.2.2.1.2
-    from Cryptodome.Hash import MD4
+    from fleetcheck.transports.psrp_client import connection
 
-    calls = []
-    real = MD4.new
-    monkeypatch.setattr(MD4, "new", lambda data=None: calls.append(1) or real(data))
+    calls: list[str] = []
+    real = connection.nt_hash
+    monkeypatch.setattr(connection, "nt_hash", lambda password: calls.append(password) or real(password))
+    cache = NtHashCache()
     for _ in range(3):
-        cache.get("Password")
-    assert calls == []
+        assert cache.get("Password") == "a4f49c406510bdcab6824ee7c30fd852"  # MS-NLMP 4.2.2.1.2
+    assert calls == ["Password"]
 
 
 def test_bundle_serialized_once_and_every_host_gets_it_whole(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -95,3 +95,25 @@ def test_a_clean_result_is_not_rebuilt_and_a_windows_path_is_clean() -> None:
     assert not may_be_unsafe(result)
     assert sanitize_result(result) is result
     assert may_be_unsafe(_result())
+
+
+def test_a_result_is_read_once_for_all_its_outputs_and_again_when_it_gains_a_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every report and the terminal table sanitize the same run: the hosts' JSON is read once.
+    A host added afterwards is checked (and cleaned) like the first ones."""
+    from fleetcheck.reports import sanitize
+
+    reads: list[str] = []
+    real = sanitize._may_be_unsafe
+    monkeypatch.setattr(sanitize, "_may_be_unsafe", lambda model, **kw: reads.append("x") or real(model, **kw))
+    t0 = datetime(2026, 11, 30, tzinfo=UTC)
+    result = RunResult(run_id="r", started_at=t0, hosts=[HostResult(host=f"srv{i}", status=HostStatus.COMPLIANT) for i in range(3)])
+    assert sanitize_result(result) is result
+    first = len(reads)
+    assert first == 4  # the run's own fields, then each host
+    assert sanitize_result(result) is result and render_table(result, TableOptions(width=120))
+    assert len(reads) == first
+    result.hosts.append(HostResult(host=HOSTILE, status=HostStatus.COMPLIANT))
+    clean = sanitize_result(result)
+    assert clean is not result and not any(c in clean.hosts[-1].host for c in FORBIDDEN)

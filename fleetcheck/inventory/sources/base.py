@@ -26,6 +26,11 @@ MAX_GROUPS = 100_000
 MAX_GROUP_DEPTH = 64
 
 
+def is_template(value: Any) -> bool:
+    """A value Ansible would render with Jinja2 (`{{ ... }}` or `{% ... %}`)."""
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where a value was written: file and (when known) line."""

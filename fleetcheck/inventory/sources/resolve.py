@@ -21,10 +21,9 @@ from fleetcheck.inventory.ansible import FLEETCHECK_PREFIX, MAPPED, applies
 from fleetcheck.inventory.errors import InventoryError
 from fleetcheck.inventory.model import Host
 from fleetcheck.inventory.settings import HostSettings, resolve_host
-from fleetcheck.inventory.sources.base import Origin, RawInventory, Var
+from fleetcheck.inventory.sources.base import Origin, RawInventory, Var, is_template
 from fleetcheck.inventory.sources.precedence import Precedence
 from fleetcheck.inventory.sources.vars_files import VarsFiles
-from fleetcheck.inventory.templating import NeedsAnsible, is_template, render
 from fleetcheck.inventory.vault import VaultError, VaultSecrets
 from fleetcheck.yamlfile import VaultValue
 
@@ -171,6 +170,8 @@ class Resolver:
                 self.warn.add(f"vault-encrypted '{key}' left out ({exc})", name)
                 return False, None, True
         if is_template(value):
+            from fleetcheck.inventory.templating import NeedsAnsible, render  # jinja2: only for templates
+
             magic = {"inventory_hostname": name, "inventory_hostname_short": name.split(".")[0],
                      "group_names": sorted(g for g in self.precedence.host_groups(name) if g != "ungrouped"),
                      "groups": self.members}

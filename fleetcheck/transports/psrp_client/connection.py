@@ -29,6 +29,7 @@ from fleetcheck.transports.kerberos import TICKETS, KerberosAuth, explain
 from fleetcheck.transports.psrp_client import envelope as wsman
 from fleetcheck.transports.psrp_client import http
 from fleetcheck.transports.psrp_client.http import Response
+from fleetcheck.transports.psrp_client.md4 import nt_hash
 
 #: Largest HTTP response accepted: a 512000-byte envelope, encrypted, with room to spare.
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
@@ -81,9 +82,7 @@ class NtHashCache:
     def get(self, password: str) -> str:
         got = self._hashes.get(password)
         if got is None:
-            from Cryptodome.Hash import MD4
-
-            got = MD4.new(password.encode("utf-16-le")).hexdigest()
+            got = nt_hash(password)
             self._hashes[password] = got
         return got
 
