@@ -70,7 +70,8 @@ def check_severities(result: RunResult) -> dict[str, str]:
     for host in result.hosts:
         for check in host.checks:
             seen = found.get(check.check_id)
-            if seen is None or severity_rank(check.severity) > severity_rank(seen):
+            # the same severity on every host is the rule: compare ranks only when they differ
+            if seen is None or (check.severity != seen and severity_rank(check.severity) > severity_rank(seen)):
                 found[check.check_id] = check.severity
     missing = [cid for cid in result.check_ids if cid not in found]
     if missing:
