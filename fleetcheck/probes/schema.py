@@ -55,7 +55,7 @@ MESSAGE_MAX = 1024
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ItemError(_Model):
