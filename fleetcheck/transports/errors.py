@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import re
 import socket
 import ssl
 import xml.etree.ElementTree as ET
@@ -495,8 +496,31 @@ def classify(exc: BaseException, ctx: FailureContext | None = None, rules: tuple
         failure = rule(chain, ctx)
         if failure is not None:
             return failure
-    msg = f"unexpected {type(exc).__name__}: {_detail(exc, ctx)}"
+    msg = f"unexpected {type(exc).__name__}: {_detail(exc, ctx)}{raised_at(exc)}"
     return host_error(HostStatus.PROTOCOL_ERROR, msg, "internal")
+
+
+def raised_at(exc: BaseException) -> str:
+    """` (at package/module.py:line in function)`: where an unexpected exception was raised.
+
+    A bug report then says where to look, and it is safe to show: a code location, never a
+    value (the rare races and library bugs that end here are otherwise gone with the process).
+    """
+    tb = exc.__traceback__
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    path = code.co_filename.replace("\\", "/")
+    if "site-packages/" in path:
+        path = path.rsplit("site-packages/", 1)[1]
+    elif "/fleetcheck/" in path:
+        path = "fleetcheck/" + path.rsplit("/fleetcheck/", 1)[1]
+    else:
+        stdlib = re.search(r"/python3\.\d+/(.+)$", path)
+        path = stdlib.group(1) if stdlib else path.rsplit("/", 1)[-1]
+    return f" (at {path}:{tb.tb_lineno} in {code.co_name})"
 
 
 @contextlib.contextmanager

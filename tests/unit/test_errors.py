@@ -402,3 +402,20 @@ def test_each_transport_maps_its_own_libraries() -> None:
     with pytest.raises(HostError) as passed, map_exceptions(CTX):
         raise mine
     assert passed.value is mine
+
+
+def test_an_unexpected_exception_says_where_it_was_raised_and_nothing_more() -> None:
+    """A race or library bug that ends as `internal` must be traceable from the report alone
+    (one such RuntimeError in 1,200 pypsrp hosts was not); the location is code, never a value."""
+    import json
+
+    from fleetcheck.transports.errors import FailureContext, classify
+
+    try:
+        json.loads('{"password": "pw-secret-1"')
+    except ValueError as exc:
+        failure = classify(exc, FailureContext(secrets=("pw-secret-1",)))
+    assert failure.error_type == "internal"
+    assert failure.message.startswith("unexpected JSONDecodeError: ")
+    assert failure.message.endswith(" in raw_decode)") and "(at json/decoder.py:" in failure.message
+    assert "pw-secret-1" not in failure.message
