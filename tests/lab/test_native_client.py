@@ -86,3 +86,34 @@ def test_cached_payloads_are_the_first_hosts_with_only_the_ids_changed() -> None
            ps1.pipeline_id.bytes_le: ps2.pipeline_id.bytes_le}
     assert raw2 == rewrite_ids(raw1, ids) != raw1
     assert ps2.state == psrpcore.types.PSInvocationState.Running
+
+
+def test_an_opening_answer_is_read_by_psrpcore_once_per_server_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hosts of one build answer the pool's opening with the same bytes but for the pool id:
+    psrpcore reads it for the first host; the others get its outcome. A host of another build
+    (PowerShell 2.0, protocol 2.1) is read again, and gets its own capability."""
+    seen: list[str] = []
+    real = psrpcore.ClientRunspacePool.next_event
+
+    def next_event(self: psrpcore.ClientRunspacePool) -> object:
+        event = real(self)
+        if isinstance(event, psrpcore.SessionCapabilityEvent):
+            seen.append(str(event.protocol_version))
+        return event
+
+    monkeypatch.setattr(psrpcore.ClientRunspacePool, "next_event", next_event)
+    hosts = [make_host(f"srv{i}") for i in range(3)] + [make_host("old", winrm={"protocol_version": "2.1"})]
+
+    async def go() -> list[tuple[str, str]]:
+        cache = PayloadCache()
+        got = []
+        for host in hosts:
+            async with serve(host) as ep:
+                creds = Credentials("ntlm", USER, PASSWORD, NtHashCache().get(PASSWORD))
+                conn = WSManConnection(ep.address, ep.port, "http", creds, None)
+                result = await run_script(conn, "hostname", {}, 20, cache)
+                got.append(("".join(output_text(o) for o in result.output), result.protocol_version))
+        return got
+
+    assert asyncio.run(go()) == [("SRV0", "2.3"), ("SRV1", "2.3"), ("SRV2", "2.3"), ("OLD", "2.1")]
+    assert seen == ["2.3", "2.1"]
