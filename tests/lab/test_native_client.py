@@ -11,7 +11,13 @@ import pytest
 from winrm_helpers import PASSWORD, USER, make_host, serve
 
 from fleetcheck.transports.psrp_client.connection import Credentials, NtHashCache, WSManConnection
-from fleetcheck.transports.psrp_client.session import PayloadCache, output_text, rewrite_ids, run_script
+from fleetcheck.transports.psrp_client.session import (
+    PayloadCache,
+    output_text,
+    rewrite_ids,
+    run_script,
+    whole_messages,
+)
 
 
 def test_nt_hash_matches_ms_nlmp_vector_and_is_computed_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,16 +95,19 @@ def test_cached_payloads_are_the_first_hosts_with_only_the_ids_changed() -> None
 
 
 def test_an_opening_answer_is_read_by_psrpcore_once_per_server_build(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hosts of one build answer the pool's opening with the same bytes but for the pool id:
-    psrpcore reads it for the first host; the others get its outcome. A host of another build
+    """Hosts of one build answer the pool's opening (and the pipeline's end) with the same bytes
+    but for the ids: psrpcore reads them for the first host; the others get their outcome. A host of another build
     (PowerShell 2.0, protocol 2.1) is read again, and gets its own capability."""
     seen: list[str] = []
+    states: list[str] = []
     real = psrpcore.ClientRunspacePool.next_event
 
     def next_event(self: psrpcore.ClientRunspacePool) -> object:
         event = real(self)
         if isinstance(event, psrpcore.SessionCapabilityEvent):
             seen.append(str(event.protocol_version))
+        if isinstance(event, psrpcore.PipelineStateEvent):
+            states.append(event.state.name)
         return event
 
     monkeypatch.setattr(psrpcore.ClientRunspacePool, "next_event", next_event)
@@ -117,3 +126,14 @@ def test_an_opening_answer_is_read_by_psrpcore_once_per_server_build(monkeypatch
 
     assert asyncio.run(go()) == [("SRV0", "2.3"), ("SRV1", "2.3"), ("SRV2", "2.3"), ("OLD", "2.1")]
     assert seen == ["2.3", "2.1"]
+    assert states == ["Completed"]  # the same Completed message from every host: read once
+
+
+def test_only_whole_messages_are_remembered() -> None:
+    def fragment(flags: int, data: bytes) -> bytes:
+        return (1).to_bytes(8, "big") + (0).to_bytes(8, "big") + bytes([flags]) + len(data).to_bytes(4, "big") + data
+
+    assert whole_messages(fragment(3, b"x" * 50) + fragment(3, b"y" * 40))
+    assert not whole_messages(fragment(1, b"x" * 50))  # a start with its end still to come
+    assert not whole_messages(fragment(3, b"x" * 50) + fragment(2, b"y" * 40))  # an end of an earlier start
+    assert not whole_messages(fragment(3, b"x" * 50)[:-1]) and not whole_messages(b"")

@@ -23,7 +23,7 @@ from fleetcheck.errors import HostError
 from fleetcheck.lab.tls import LabTLS
 from fleetcheck.transports.base import ScriptOutput
 from fleetcheck.transports.psrp_client.connection import Credentials, NtHashCache, WSManConnection
-from fleetcheck.transports.psrp_client.session import PipelineResult, plain, run_script
+from fleetcheck.transports.psrp_client.session import PayloadCache, PipelineResult, plain, run_script
 from fleetcheck.transports.psrp_client.transport import NativePsrpTransport
 from fleetcheck.transports.target import PsrpSettings, Target
 
@@ -116,7 +116,9 @@ def expected(conv: Conversation) -> Expected:
     return Expected(out, errs, state, faults, version.group(1).decode() if version else "")
 
 
-async def _replay(conv: Conversation, auth: str, tmp_path: Path) -> tuple[PipelineResult, server.Replay]:
+async def _replay(
+    conv: Conversation, auth: str, tmp_path: Path, cache: PayloadCache | None = None
+) -> tuple[PipelineResult, server.Replay]:
     ssl_server = client_ctx = der = None
     if auth == "basic":
         tls = LabTLS()
@@ -126,7 +128,7 @@ async def _replay(conv: Conversation, auth: str, tmp_path: Path) -> tuple[Pipeli
         nt = NtHashCache().get(server.PASSWORD) if auth == "ntlm" else None
         creds = Credentials("basic" if auth == "basic" else "ntlm", server.USER, server.PASSWORD, nt)
         conn = WSManConnection(ep.address, ep.port, ep.scheme, creds, client_ctx)
-        result = await run_script(conn, "$input | Out-Null", {"ArgsJson": "{}"}, timeout=30)
+        result = await run_script(conn, "$input | Out-Null", {"ArgsJson": "{}"}, timeout=30, cache=cache)
         return result, ep.replay
 
 
@@ -155,6 +157,20 @@ def test_replay(conv: Conversation, auth: str, tmp_path: Path) -> None:
     assert replay.requests.count(("Receive", True)) == len(conv.by("Receive", pipeline=True))
     assert replay.requests[-1] == ("Delete", False)
     assert got.protocol_version == want.protocol
+
+
+def test_one_run_over_every_recorded_server_keeps_each_outcome(tmp_path: Path) -> None:
+    """A run shares one cache across its hosts: what psrpcore read from one server (its opening
+    answer, a Completed message) must never stand in for another's answer, a Failed pipeline
+    after many Completed ones included. Every recording twice, in order, through one cache."""
+    cache = PayloadCache()
+    for conv in [*FITTING, *FITTING]:
+        want = expected(conv)
+        got, _ = asyncio.run(_replay(conv, "ntlm", tmp_path, cache))
+        assert ([plain(o) for o in got.output], got.state.name, got.protocol_version) == (
+            want.output, want.state, want.protocol
+        ), conv.name
+        assert [str(e) for e in got.errors] == want.errors, conv.name
 
 
 def test_powershell_2_debug_records_are_the_only_loss(tmp_path: Path) -> None:
