@@ -10,9 +10,11 @@ import psrpcore
 import pytest
 from winrm_helpers import PASSWORD, USER, make_host, serve
 
+from fleetcheck.lab.host import LabHost
 from fleetcheck.transports.psrp_client.connection import Credentials, NtHashCache, WSManConnection
 from fleetcheck.transports.psrp_client.session import (
     PayloadCache,
+    PipelineResult,
     output_text,
     rewrite_ids,
     run_script,
@@ -32,6 +34,17 @@ def test_nt_hash_matches_ms_nlmp_vector_and_is_computed_once(monkeypatch: pytest
     assert calls == ["Password"]
 
 
+async def _run_on(host: LabHost, cache: PayloadCache, *runs: tuple[str, dict[str, str]]) -> list[PipelineResult]:
+    """Each (script, parameters) on `host`, one session each, all through one run's `cache`."""
+    results = []
+    async with serve(host) as ep:
+        creds = Credentials("ntlm", USER, PASSWORD, NtHashCache().get(PASSWORD))
+        for script, parameters in runs:
+            conn = WSManConnection(ep.address, ep.port, "http", creds, None)
+            results.append(await run_script(conn, script, parameters, 20, cache))
+    return results
+
+
 def test_bundle_serialized_once_and_every_host_gets_it_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     starts: list[int] = []
     opens: list[int] = []
@@ -45,13 +58,8 @@ def test_bundle_serialized_once_and_every_host_gets_it_whole(monkeypatch: pytest
         cache = PayloadCache()
         outs = []
         for host in hosts:
-            async with serve(host) as ep:
-                creds = Credentials("ntlm", USER, PASSWORD, NtHashCache().get(PASSWORD))
-                conn = WSManConnection(ep.address, ep.port, "http", creds, None)
-                result = await run_script(conn, "hostname", {"ArgsJson": '{"x": 1}'}, 20, cache)
-                outs.append([output_text(o) for o in result.output])
-                conn = WSManConnection(ep.address, ep.port, "http", creds, None)
-                await run_script(conn, script, {"ArgsJson": '{"x": 2}'}, 20, cache)
+            first, _ = await _run_on(host, cache, ("hostname", {"ArgsJson": '{"x": 1}'}), (script, {"ArgsJson": '{"x": 2}'}))
+            outs.append([output_text(o) for o in first.output])
         return outs
 
     outs = asyncio.run(go())
@@ -117,11 +125,8 @@ def test_an_opening_answer_is_read_by_psrpcore_once_per_server_build(monkeypatch
         cache = PayloadCache()
         got = []
         for host in hosts:
-            async with serve(host) as ep:
-                creds = Credentials("ntlm", USER, PASSWORD, NtHashCache().get(PASSWORD))
-                conn = WSManConnection(ep.address, ep.port, "http", creds, None)
-                result = await run_script(conn, "hostname", {}, 20, cache)
-                got.append(("".join(output_text(o) for o in result.output), result.protocol_version))
+            (result,) = await _run_on(host, cache, ("hostname", {}))
+            got.append(("".join(output_text(o) for o in result.output), result.protocol_version))
         return got
 
     assert asyncio.run(go()) == [("SRV0", "2.3"), ("SRV1", "2.3"), ("SRV2", "2.3"), ("OLD", "2.1")]
