@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from typing import Any
 
 import requests
@@ -47,11 +48,19 @@ SIGNAL_TERMINATE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/sign
 DEFAULT_OPERATION_TIMEOUT = 10
 
 
+#: pypsrp's WSMan() registers its XML prefixes with ElementTree's process-wide
+#: `register_namespace`, which rewrites a shared dict while it copies it: two worker threads
+#: constructing at once failed one host in about 1,200 with "RuntimeError: dictionary keys
+#: changed during iteration (at xml/etree/ElementTree.py:997 in register_namespace)".
+_CONSTRUCTING = threading.Lock()
+
+
 class _BoundedWSMan(WSMan):
     """WSMan whose every request respects the attempt's budget."""
 
     def __init__(self, *args: Any, budget: Budget, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        with _CONSTRUCTING:
+            super().__init__(*args, **kwargs)
         self._budget = budget
         self._connect_cap = float(self.transport.connection_timeout)
         self._op_cap = int(self.operation_timeout)
