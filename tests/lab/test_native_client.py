@@ -12,14 +12,8 @@ from winrm_helpers import PASSWORD, USER, make_host, serve
 
 from fleetcheck.lab.host import LabHost
 from fleetcheck.transports.psrp_client.connection import Credentials, NtHashCache, WSManConnection
-from fleetcheck.transports.psrp_client.session import (
-    PayloadCache,
-    PipelineResult,
-    output_text,
-    rewrite_ids,
-    run_script,
-    whole_messages,
-)
+from fleetcheck.transports.psrp_client.payloads import PayloadCache, rewrite_ids, whole_messages
+from fleetcheck.transports.psrp_client.session import PipelineResult, output_text, run_script
 
 
 def test_nt_hash_matches_ms_nlmp_vector_and_is_computed_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,7 +23,8 @@ from fleetcheck.errors import HostError
 from fleetcheck.lab.tls import LabTLS
 from fleetcheck.transports.base import ScriptOutput
 from fleetcheck.transports.psrp_client.connection import Credentials, NtHashCache, WSManConnection
-from fleetcheck.transports.psrp_client.session import PayloadCache, PipelineResult, plain, run_script
+from fleetcheck.transports.psrp_client.payloads import PayloadCache
+from fleetcheck.transports.psrp_client.session import PipelineResult, plain, run_script
 from fleetcheck.transports.psrp_client.transport import NativePsrpTransport
 from fleetcheck.transports.target import PsrpSettings, Target
 

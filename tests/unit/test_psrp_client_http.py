@@ -224,7 +224,7 @@ def test_encryption_roundtrip_with_real_ntlm_contexts_and_length_check(
 def test_only_a_whole_application_private_data_message_is_skipped() -> None:
     import struct
 
-    from fleetcheck.transports.psrp_client.session import without_private_data
+    from fleetcheck.transports.psrp_client.payloads import without_private_data
 
     def frag(oid: int, flags: int, msg_type: int) -> bytes:
         data = struct.pack("<iI", 1, msg_type) + b"\x00" * 32 + b"<Obj/>"

@@ -6,4 +6,8 @@
   with a response size cap and one deadline covering every byte.
 - `session`: the PSRP conversation (pool open, one pipeline, close) on psrpcore's public
   `ClientRunspacePool` / `ClientPowerShell`.
+- `payloads`: what a run does once with psrpcore for all its hosts (the messages it sends, and
+  the opening and Completed messages every host of one build answers with), and the MS-PSRP
+  fragment framing those caches read.
+- `md4`: the NT hash of a password (NTLM's key), without pycryptodomex's import cost.
 """

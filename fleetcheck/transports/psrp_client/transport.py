@@ -23,9 +23,9 @@ from fleetcheck.transports.base import ScriptOutput, Transport, failure_context,
 from fleetcheck.transports.errors import WSMAN_RULES, cleartext_auth, map_exceptions, missing_credentials
 from fleetcheck.transports.kerberos import KerberosAuth, options_for, wants_kerberos
 from fleetcheck.transports.psrp_client.connection import Credentials, NtHashCache, WSManConnection
+from fleetcheck.transports.psrp_client.payloads import PayloadCache
 from fleetcheck.transports.psrp_client.session import (
     MAX_ERROR_RECORDS,
-    PayloadCache,
     PipelineResult,
     output_text,
     run_script,
