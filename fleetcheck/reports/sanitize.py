@@ -70,23 +70,22 @@ def _run_may_be_unsafe(result: RunResult) -> bool:
     return _may_be_unsafe(result, by_alias=True, exclude={"hosts"})
 
 
-#: Results `sanitize_result` returned, by identity, with the host list they had then. Every
-#: output of a run (each report, then the terminal table) asks about the same object; reading
-#: 10,000 hosts' JSON again for each would cost a second per output. Results are not changed
-#: in place after the run (waivers and merges make new ones), and a new host list is checked.
-_CLEAN: weakref.WeakValueDictionary[int, RunResult] = weakref.WeakValueDictionary()
-_CLEAN_HOSTS: dict[int, tuple[int, int]] = {}
+#: Results `sanitize_result` returned: id -> (the result, weakly; its host list's id and length
+#: then). Every output of a run (each report, then the terminal table) asks about the same
+#: object; reading 10,000 hosts' JSON again for each would cost a second per output. Results
+#: are not changed in place after the run (waivers and merges make new ones), and a new or
+#: longer host list is checked again.
+_CLEAN: dict[int, tuple[weakref.ref[RunResult], int, int]] = {}
 
 
 def _known_clean(result: RunResult) -> bool:
-    return _CLEAN.get(id(result)) is result and _CLEAN_HOSTS.get(id(result)) == (id(result.hosts), len(result.hosts))
+    entry = _CLEAN.get(id(result))
+    return entry is not None and entry[0]() is result and entry[1:] == (id(result.hosts), len(result.hosts))
 
 
 def _remember(result: RunResult) -> RunResult:
     key = id(result)
-    _CLEAN[key] = result
-    _CLEAN_HOSTS[key] = (id(result.hosts), len(result.hosts))
-    weakref.finalize(result, _CLEAN_HOSTS.pop, key, None)
+    _CLEAN[key] = (weakref.ref(result, lambda _ref: _CLEAN.pop(key, None)), id(result.hosts), len(result.hosts))
     return result
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,36 +21,42 @@ from psrpcore.types import PSInvocationState, RunspacePoolState
 _FRAGMENT = struct.Struct(">QQBI")
 
 
-def rewrite_ids(payload: bytes, ids: dict[bytes, bytes]) -> bytes:
-    """`payload` with the runspace pool / pipeline ids of each message header replaced.
+def _fragments(payload: bytes) -> Iterator[tuple[int, int, int, int]]:
+    """(offset, flags, data offset, data length) of each fragment whose header fits in `payload`.
 
-    MS-PSRP 2.2.4: a fragment is object id, fragment id, flags (1 = start) and length, then the
-    data; a message starts with destination, type, RPID and PID (bytes 8..24 and 24..40).
+    MS-PSRP 2.2.4: a fragment is object id, fragment id, flags (1 = start, 2 = end) and length,
+    then the data; a message starts with destination, type, RPID and PID (data bytes 8..24 and
+    24..40).
     """
-    out = bytearray(payload)
     pos = 0
-    while pos + _FRAGMENT.size <= len(out):
-        _oid, _fid, flags, length = _FRAGMENT.unpack_from(out, pos)
+    while pos + _FRAGMENT.size <= len(payload):
+        _oid, _fid, flags, length = _FRAGMENT.unpack_from(payload, pos)
         start = pos + _FRAGMENT.size
+        yield pos, flags, start, length
+        pos = start + length
+
+
+def rewrite_ids(payload: bytes, ids: dict[bytes, bytes]) -> bytes:
+    """`payload` with the runspace pool / pipeline ids of each message header replaced."""
+    out = bytearray(payload)
+    for _pos, flags, start, length in _fragments(payload):
         if flags & 1 and length >= 40:
             for lo in (start + 8, start + 24):
                 new = ids.get(bytes(out[lo : lo + 16]))
                 if new is not None:
                     out[lo : lo + 16] = new
-        pos = start + length
     return bytes(out)
 
 
 def whole_messages(payload: bytes) -> bool:
     """Whether `payload` is only whole messages (each fragment both start and end): what a
     message's own bytes decide, with nothing carried over from an earlier payload."""
-    pos = 0
-    while pos + _FRAGMENT.size <= len(payload):
-        _oid, _fid, flags, length = _FRAGMENT.unpack_from(payload, pos)
+    end = 0
+    for _pos, flags, start, length in _fragments(payload):
         if flags & 3 != 3:
             return False
-        pos += _FRAGMENT.size + length
-    return pos == len(payload) > 0
+        end = start + length
+    return end == len(payload) > 0
 
 
 _APPLICATION_PRIVATE_DATA = 0x00021009
@@ -62,31 +69,26 @@ def without_private_data(payload: bytes) -> bytes:
     largest object psrpcore deserializes per host. Everything else goes to psrpcore unchanged.
     """
     out = []
-    pos = 0
-    while pos + _FRAGMENT.size <= len(payload):
-        _oid, _fid, flags, length = _FRAGMENT.unpack_from(payload, pos)
-        end = pos + _FRAGMENT.size + length
-        whole = flags & 3 == 3 and length >= 8
-        if not (
-            whole
-            and struct.unpack_from("<I", payload, pos + _FRAGMENT.size + 4)[0] == _APPLICATION_PRIVATE_DATA
-        ):
+    end = 0
+    for pos, flags, start, length in _fragments(payload):
+        end = start + length
+        private = (
+            flags & 3 == 3
+            and length >= 8
+            and struct.unpack_from("<I", payload, start + 4)[0] == _APPLICATION_PRIVATE_DATA
+        )
+        if not private:
             out.append(payload[pos:end])
-        pos = end
-    return b"".join(out) if pos == len(payload) else payload
+    return b"".join(out) if end == len(payload) else payload
 
 
 def ids_end(payload: bytes) -> int:
     """The offset just past the last message header's ids in `payload`, rounded up to a multiple
     of 3 so that base64 of the bytes after it is a suffix of base64 of the whole."""
     end = 0
-    pos = 0
-    while pos + _FRAGMENT.size <= len(payload):
-        _oid, _fid, flags, length = _FRAGMENT.unpack_from(payload, pos)
-        start = pos + _FRAGMENT.size
+    for _pos, flags, start, length in _fragments(payload):
         if flags & 1 and length >= 40:
             end = start + 40
-        pos = start + length
     return min(len(payload), -(-end // 3) * 3)
 
 
