@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fleetcheck import runner
+from fleetcheck import eventloop, runner
 from fleetcheck.checks.base import Facts
 from fleetcheck.errors import HostError, ProtocolError, TimedOut, UserError
 from fleetcheck.facts import FactsDocument
@@ -508,5 +508,5 @@ def drive(hosts: list[Any], playbooks: list[Any], options: FixOptions, on_stop: 
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.remove_signal_handler(sig)
 
-    asyncio.run(main())
+    eventloop.run(main())
     return holder[0]

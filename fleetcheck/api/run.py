@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
-from fleetcheck import __version__
+from fleetcheck import __version__, eventloop
 from fleetcheck.api.inputs import _nightly, load_inventory, load_playbooks, run_scope
 from fleetcheck.api.options import DEFAULT_PLAYBOOK, Console, ReportSpec, RunOptions, RunOutcome
 from fleetcheck.errors import UserError
@@ -228,7 +228,7 @@ def _run_fleet(
     started = datetime.now(UTC)
     try:
         with tuned_gc():
-            asyncio.run(main())
+            eventloop.run(main())
     except KeyboardInterrupt:  # a second Ctrl-C while hosts were closing
         return _partial_result(scope, names, done, started)
     return holder[0]

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from fleetcheck import eventloop
 from fleetcheck.dispatch.wire import Batch, Event
 from fleetcheck.dispatch.worker import run_batch
 
@@ -116,7 +117,7 @@ def make_app(broker: str, *, forks: int = 50, redeliver_after: float = DEFAULT_R
     @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)
     def run_batch_task(payload: dict[str, Any]) -> int:
         batch = Batch.model_validate(payload)
-        return asyncio.run(_run_on_redis(batch, broker, forks))
+        return eventloop.run(_run_on_redis(batch, broker, forks))
 
     return app
 
