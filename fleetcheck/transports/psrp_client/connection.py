@@ -1,4 +1,4 @@
-"""One HTTP/1.1 connection per host (asyncio streams, httptools framing), bound to its authentication.
+"""One HTTP/1.1 connection per host (an asyncio protocol, httptools framing), bound to its authentication.
 
 NTLM authenticates the TCP connection, not the request, and message encryption uses the keys of
 that handshake, so a `WSManConnection` owns one socket and one pyspnego
@@ -17,6 +17,7 @@ import ssl
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from typing import cast
 
 import spnego
 from cryptography import x509
@@ -35,7 +36,6 @@ from fleetcheck.transports.psrp_client.md4 import nt_hash
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 CONNECT_TIMEOUT = 30.0
-_READ_CHUNK = 256 * 1024
 
 
 class Deadline:
@@ -99,22 +99,104 @@ def channel_bindings(cert_der: bytes) -> GssChannelBindings:
     return GssChannelBindings(application_data=b"tls-server-end-point:" + digest.finalize())
 
 
+class _ResponseProtocol(asyncio.Protocol):
+    """The socket's side of an `HttpConnection`: bytes go straight from the loop to the parser.
+
+    asyncio's streams would copy every chunk into a StreamReader's buffer, wake the waiting task
+    for each, and copy it out again; here `data_received` feeds httptools at once and wakes the
+    request only when its answer is whole (or broken), which is one task wake-up per request.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.reader: http.ResponseReader | None = None
+        self.waiter: asyncio.Future[Response] | None = None
+        self.closed = False
+        self.extra = False  # bytes arrived with no request waiting: never reuse the connection
+        self._paused = False
+        self._drained: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without deriving from it
+        self.transport = cast(asyncio.Transport, transport)
+
+    def expect(self, reader: http.ResponseReader, waiter: asyncio.Future[Response]) -> None:
+        """The next bytes answer the request just written: feed them to `reader`, wake `waiter`."""
+        self.reader, self.waiter = reader, waiter
+        if self.closed:
+            self._fail(ConnectionResetError("connection closed by the host before it answered"))
+
+    def data_received(self, data: bytes) -> None:
+        reader = self.reader
+        if reader is None:
+            self.extra = True
+            return
+        try:
+            response = reader.feed(data)
+        except Exception as exc:  # FramingError, TooLarge: the request's own error
+            self._fail(exc)
+            return
+        if response is not None:
+            self._done(response)
+
+    def eof_received(self) -> bool:
+        self.closed = True
+        if self.reader is not None:
+            try:
+                self._done(self.reader.eof())
+            except Exception as exc:
+                self._fail(exc)
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.reader is not None:
+            self._fail(ConnectionResetError(f"connection lost: {exc}" if exc else "connection closed by the host"))
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait while the kernel's send buffer is full (a large Command body on a slow link)."""
+        while self._paused and not self.closed:
+            self._drained = asyncio.get_running_loop().create_future()
+            await self._drained
+
+    def _done(self, response: Response) -> None:
+        waiter, self.reader, self.waiter = self.waiter, None, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(response)
+
+    def _fail(self, exc: BaseException) -> None:
+        waiter, self.reader, self.waiter = self.waiter, None, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+
 class HttpConnection:
-    """One keep-alive HTTP/1.1 connection; `http` does the framing, this class the I/O."""
+    """One keep-alive HTTP/1.1 connection; `http` does the framing, `_ResponseProtocol` the I/O."""
 
     def __init__(self, address: str, port: int, ssl_ctx: ssl.SSLContext | None) -> None:
         self.address = address
         self.port = port
         self.ssl_ctx = ssl_ctx
         self.host_header = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self.protocol: _ResponseProtocol | None = None
         self._reusable = False  # the last answer left the connection fit for the next request
 
     async def connect(self, deadline: Deadline) -> None:
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(min(CONNECT_TIMEOUT, deadline.left())):
-                self.reader, self.writer = await asyncio.open_connection(
+                _, self.protocol = await loop.create_connection(
+                    _ResponseProtocol,
                     self.address,
                     self.port,
                     ssl=self.ssl_ctx,
@@ -135,23 +217,37 @@ class HttpConnection:
 
     @property
     def usable(self) -> bool:
-        return self.writer is not None and not self.writer.is_closing() and self._reusable
+        proto = self.protocol
+        return (
+            proto is not None
+            and proto.transport is not None
+            and not proto.transport.is_closing()
+            and not proto.closed
+            and not proto.extra
+            and self._reusable
+        )
 
     def peer_cert(self) -> bytes | None:
-        sslobj = self.writer.get_extra_info("ssl_object") if self.writer is not None else None
+        transport = self.protocol.transport if self.protocol is not None else None
+        sslobj = transport.get_extra_info("ssl_object") if transport is not None else None
         return sslobj.getpeercert(True) if sslobj is not None else None
 
     async def request(self, body: bytes, headers: list[tuple[str, str]], deadline: Deadline) -> Response:
         """POST /wsman and read the whole answer (at most `MAX_RESPONSE_BYTES`)."""
-        assert self.writer is not None
+        proto = self.protocol
+        assert proto is not None and proto.transport is not None
         self._reusable = False  # until this answer has been read whole
+        reader = http.ResponseReader(MAX_HEADER_BYTES, MAX_RESPONSE_BYTES)
+        waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         try:
             # One write, so one send(2) per request: on loopback and on a busy scanner each
             # syscall costs more than copying an envelope behind its headers.
-            self.writer.write(http.request_bytes(self.host_header, body, [*_FIXED_HEADERS, *headers]))
+            proto.expect(reader, waiter)
+            proto.transport.write(http.request_bytes(self.host_header, body, [*_FIXED_HEADERS, *headers]))
             del body  # not held while the answer is awaited
             async with asyncio.timeout(deadline.left()):
-                return await self._response()
+                await proto.drain()
+                response = await waiter
         except TimeoutError:
             self.close()
             deadline.left()
@@ -170,24 +266,16 @@ class HttpConnection:
         except BaseException:
             self.close()
             raise
-
-    async def _response(self) -> Response:
-        assert self.reader is not None and self.writer is not None
-        await self.writer.drain()
-        reader = http.ResponseReader(MAX_HEADER_BYTES, MAX_RESPONSE_BYTES)
-        while True:
-            chunk = await self.reader.read(_READ_CHUNK)
-            response = reader.feed(chunk) if chunk else reader.eof()
-            if response is not None:
-                break
-        self._reusable = bool(chunk) and reader.keep_alive and not reader.extra
+        self._reusable = reader.keep_alive and not reader.extra and not proto.closed
         return response
 
     def close(self) -> None:
-        if self.writer is not None:
-            with contextlib.suppress(Exception):
-                self.writer.transport.abort()
-        self.reader = self.writer = None
+        if self.protocol is not None:
+            proto, self.protocol = self.protocol, None
+            proto.reader = proto.waiter = None
+            if proto.transport is not None:
+                with contextlib.suppress(Exception):
+                    proto.transport.abort()
         self._reusable = False
 
 
