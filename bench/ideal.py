@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TypeVar
-
-T = TypeVar("T")
 
 
 def requests_per_session(requests: int, sessions: int) -> float:
@@ -98,11 +95,3 @@ def speedup(peer_wall_s: float, ours_wall_s: float) -> float:
     if ours_wall_s <= 0:
         raise ValueError("our wall time must be positive")
     return peer_wall_s / ours_wall_s
-
-
-def interleave(slices: list[list[T]]) -> list[T]:
-    """One item from each slice in turn, slices of unequal length included: [[a, b], [c]] -> [a, c, b]."""
-    out: list[T] = []
-    for i in range(max((len(s) for s in slices), default=0)):
-        out.extend(s[i] for s in slices if i < len(s))
-    return out

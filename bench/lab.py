@@ -14,7 +14,6 @@ from typing import Any
 
 import yaml
 
-from bench.ideal import interleave
 from bench.measure import system_cpu_seconds, tree_cpu_seconds, tree_rss_mb
 from bench.peers import Target
 
@@ -193,11 +192,7 @@ class LabCluster:
     One process per core lets the lab use the whole machine like `LabFleet(workers=N)`
     does, and keeps every `LabHost` inside a process we talk to, so the counters include
     the WSMan actions the lab delays. The slices' inventories are merged into one, with
-    host names renumbered across the fleet, taking one host from each process in turn: the
-    hosts a tool checks at once (its first forks, the first N of a subset) are then served by
-    every lab process, as in a real fleet where each host has a CPU of its own. In slice order
-    the first 500 hosts all waited on one lab process (one core), whose queue added 0.4-0.7 s
-    to each host of a realistic run's first wave.
+    host names renumbered across the fleet.
     """
 
     def __init__(self, hosts: int, work: Path, *, processes: int, latency_ms: float = 0.0, faults: str = "") -> None:
@@ -227,14 +222,16 @@ class LabCluster:
         self.start_s = time.perf_counter() - t0
         self.ready = {"pid": [p.ready.get("pid") for p in self.parts], "workers": len(self.parts)}
         merged: dict[str, Any] = {}
-        slices: list[list[dict[str, Any]]] = []
+        hosts: dict[str, Any] = {}
         for part in self.parts:
             doc, part_hosts = inventory_hosts(part.inventory)
             if not merged:
                 merged = {k: v for k, v in doc.items() if k not in ("hosts", "groups")}
             top = doc.get("vars") or {}
-            slices.append([{k: v for k, v in s.items() if top.get(k, object()) != v} for s in part_hosts.values()])
-        merged["hosts"] = {f"LAB-{n + 1:04d}": settings for n, settings in enumerate(interleave(slices))}
+            for settings in part_hosts.values():
+                name = f"LAB-{len(hosts) + 1:04d}"
+                hosts[name] = {k: v for k, v in settings.items() if top.get(k, object()) != v}
+        merged["hosts"] = hosts
         self.inventory.write_text(yaml.safe_dump(merged, sort_keys=False))
         return self
 

@@ -106,13 +106,3 @@ def test_speedup() -> None:
     assert math.isclose(speedup(3.8, 4.0), 0.95)
     with pytest.raises(ValueError):
         speedup(1.0, 0.0)
-
-
-def test_the_lab_s_hosts_alternate_between_its_processes() -> None:
-    """Any first N hosts of the merged inventory are spread over every lab process."""
-    interleave = ideal.interleave
-    assert interleave([["a", "b", "c"], ["d", "e"]]) == ["a", "d", "b", "e", "c"]
-    assert interleave([[], ["x"]]) == ["x"] and interleave([]) == []
-    parts = [[f"p0-{i}" for i in range(500)], [f"p1-{i}" for i in range(500)]]
-    first_wave = interleave(parts)[:100]
-    assert sum(h.startswith("p0-") for h in first_wave) == 50 == sum(h.startswith("p1-") for h in first_wave)
