@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import spnego
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fleetcheck.errors import AuthRejected, ProtocolError, TimedOut, Unreachable
 from fleetcheck.transports.psrp_client import envelope as wsman
@@ -261,3 +263,28 @@ async def test_ntlm_starts_with_its_token_and_falls_back_to_the_ntlm_scheme(serv
         await conn.post(env, Deadline(5))
     assert len(seen) == 3 and seen[2].startswith("Negotiate ")
     conn.close()
+
+
+_XML_CHARS = st.characters(
+    blacklist_categories=("Cs",), blacklist_characters="".join(chr(c) for c in range(32) if c not in (9, 10, 13))
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_the_envelope_escapes_text_as_xml_sax_saxutils_does(text: str) -> None:
+    """The envelope's own escape (saxutils is not imported at start-up) gives saxutils' text."""
+    from xml.sax.saxutils import escape
+
+    assert wsman.escape(text) == escape(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=_XML_CHARS))
+def test_a_quoted_attribute_reads_back_as_the_text(text: str) -> None:
+    """quoteattr's value, quotes, tabs and line breaks included, is what an XML parser reads back."""
+    import xml.etree.ElementTree as ET
+
+    quoted = wsman.quoteattr(text)
+    assert quoted.startswith('"') and quoted.endswith('"')
+    assert ET.fromstring(f"<a b={quoted}/>").get("b") == text
