@@ -119,14 +119,16 @@ class Journal:
             sync=True,
         )
 
-    def write_host(self, run_id: str, result: HostResult) -> None:
+    def write_host(self, run_id: str, result: HostResult, body: str | None = None) -> None:
+        """One host's line; `body` is the row's `model_dump_json()` when the caller has it."""
         # pydantic's own JSON encoder: the same document as model_dump(mode="json") through
         # json.dumps, at a fraction of the CPU (one line per host on the event loop).
         head = json.dumps({"record": "host", "run_id": run_id}, ensure_ascii=False)
-        try:
-            body = result.model_dump_json()
-        except ValueError:  # text UTF-8 cannot encode (pydantic's serializer refuses it)
-            body = json.dumps(_clean(result.model_dump(mode="json")), ensure_ascii=False)
+        if body is None:
+            try:
+                body = result.model_dump_json()
+            except ValueError:  # text UTF-8 cannot encode (pydantic's serializer refuses it)
+                body = json.dumps(_clean(result.model_dump(mode="json")), ensure_ascii=False)
         self._write_line(f'{head[:-1]}, "result": {body}}}')
 
     def write_end(self, run: RunResult) -> None:

@@ -40,6 +40,7 @@ from fleetcheck.errors import HostError, ProtocolError, TimedOut
 from fleetcheck.factsfiles import save_facts
 from fleetcheck.inventory.model import Host
 from fleetcheck.journal import Journal
+from fleetcheck.reports import sanitize
 from fleetcheck.results import CheckResult, HostResult, HostStatus, RunResult, host_status
 from fleetcheck.results import exit_code as exit_code
 from fleetcheck.transports import TransportOptions, Transports, transport_name, worker_pool
@@ -187,6 +188,7 @@ class _Collected:
     attempts: int = 0
     output: ScriptOutput | None = None
     failure: HostError | None = None
+    t1: float | None = None  # when the network part ended
 
 
 def _per_host_deadline(exc: HostError, timeout: float) -> HostError:
@@ -218,6 +220,7 @@ class _Fleet:
             options.transports or (),
         )
         self.sem = asyncio.Semaphore(self.forks)
+        self.judging = asyncio.Lock()
         self.done = 0
         self.failed = 0
         self.run = RunResult(
@@ -261,9 +264,14 @@ class _Fleet:
         for c in result.checks:
             if c.check_id not in self.run.check_ids:
                 self.run.check_ids.append(c.check_id)
+        try:
+            text: str | None = result.model_dump_json()  # read once: the journal's line and the report's safety check
+        except ValueError:  # text UTF-8 cannot encode; the report boundary walks the row
+            text = None
+        sanitize.note_row(result, text)
         if self.journal:
             try:
-                self.journal.write_host(self.run.run_id, result)
+                self.journal.write_host(self.run.run_id, result, text)
             except (OSError, ValueError) as exc:  # the row stays in the result; the close reports lasting trouble
                 log.error("journal write for %s failed: %s", result.host, type(exc).__name__)
             self._schedule_sync()
@@ -293,9 +301,27 @@ class _Fleet:
                 return
             self.emit("host_started", target.name)
             collected = await self.collect(target)
+        collected.t1 = asyncio.get_running_loop().time()
+        # One host judged per pass of the event loop: the answers that arrived meanwhile (other
+        # hosts' next requests) go first, and judging fills the time the network leaves. When
+        # hosts finish together, judging them in the same pass held every other host's next
+        # request back by a few milliseconds each.
+        try:
+            await self.judging.acquire()
+        except asyncio.CancelledError:
+            self.judge(target, collected)  # a stopped run keeps every host it collected
+            raise
+        try:
+            self.judge(target, collected)
+            await asyncio.sleep(0)
+        finally:
+            self.judging.release()
+
+    def judge(self, target: Target, collected: _Collected) -> None:
+        """Judge and record one host's row; its data never ends the run."""
         try:
             result = self.finish(target, collected)
-        except Exception as exc:  # one host's data must never end the run
+        except Exception as exc:
             log.exception("judging %s failed", target.name)
             result = self.row(target, collected, internal_error(target, "while judging the host", exc))
         self.record(result)
@@ -390,7 +416,7 @@ class _Fleet:
 
     @staticmethod
     def _duration(got: _Collected) -> float:
-        return round(asyncio.get_running_loop().time() - got.t0, 3)
+        return round((got.t1 if got.t1 is not None else asyncio.get_running_loop().time()) - got.t0, 3)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import struct
 import uuid
 from collections import OrderedDict, deque
@@ -162,6 +163,14 @@ def _b64(text: str | None) -> bytes:
 def _private_data(version: str, os_build: str) -> dict[str, Any]:
     """ApplicationPrivateData as Windows PowerShell 5.1 sends it: a PSPrimitiveDictionary whose
     BuildVersion is the OS build (10.0.17763.x on Server 2019), with PSCompatibleVersions."""
+    return {"PSVersionTable": _version_table(version, os_build)}
+
+
+@functools.lru_cache(maxsize=64)
+def _version_table(version: str, os_build: str) -> PSPrimitiveDictionary:
+    """One table per (PowerShell version, OS build), shared by every shell of a lab process:
+    psrpcore only reads it (its defaults are keys the table already has), and building it was
+    a twentieth of the lab's CPU per session."""
     ps = PSVersion(version)
     compatible = [PSVersion(v) for v in ("1.0", "2.0", "3.0", "4.0", "5.0", "5.1.0.0")]
     if ps.major < 5:
@@ -178,7 +187,7 @@ def _private_data(version: str, os_build: str) -> dict[str, Any]:
             "SerializationVersion": PSVersion("1.1.0.1"),
         }
     )
-    return {"PSVersionTable": table}
+    return table
 
 
 def _invocation(record: LabErrorRecord) -> InvocationInfo:

@@ -60,6 +60,10 @@ def _may_be_unsafe(model: BaseModel, **dump: Any) -> bool:
         text = model.model_dump_json(**dump)
     except ValueError:  # a lone surrogate cannot be UTF-8: only the walk can replace it
         return True
+    return _json_may_be_unsafe(text)
+
+
+def _json_may_be_unsafe(text: str) -> bool:
     if "\x7f" in text or (not text.isascii() and _UNSAFE.search(text)):
         return True
     bare = text.replace("\\\\", "")  # what is left of a backslash starts an escape
@@ -76,6 +80,28 @@ def _run_may_be_unsafe(result: RunResult) -> bool:
 #: are not changed in place after the run (waivers and merges make new ones), and a new or
 #: longer host list is checked again.
 _CLEAN: dict[int, tuple[weakref.ref[RunResult], int, int]] = {}
+
+
+#: Host rows found clean when the run recorded them: id -> the row, weakly (see `note_row`).
+_CLEAN_ROWS: dict[int, weakref.ref[HostResult]] = {}
+
+
+def note_row(host: HostResult, text: str | None) -> None:
+    """Check a host's row as the run records it, from its compact JSON (`text`, which the
+    journal writes anyway; None when the row cannot be encoded).
+
+    The check then costs nothing at the report boundary, where a nightly run waits for it
+    after its last host: a row recorded clean is not read again. A row is not changed in
+    place once recorded (waivers and merges copy it), so a copy is checked afresh."""
+    if text is None or _json_may_be_unsafe(text):
+        return
+    key = id(host)
+    _CLEAN_ROWS[key] = weakref.ref(host, lambda _ref: _CLEAN_ROWS.pop(key, None))
+
+
+def _row_known_clean(host: HostResult) -> bool:
+    ref = _CLEAN_ROWS.get(id(host))
+    return ref is not None and ref() is host
 
 
 def _known_clean(result: RunResult) -> bool:
@@ -97,7 +123,9 @@ def sanitize_result(result: RunResult) -> RunResult:
     if _known_clean(result):
         return result
     hosts = [
-        HostResult.model_validate(_walk(host.model_dump(mode="python"))) if _may_be_unsafe(host) else host
+        HostResult.model_validate(_walk(host.model_dump(mode="python")))
+        if not _row_known_clean(host) and _may_be_unsafe(host)
+        else host
         for host in result.hosts
     ]
     if _run_may_be_unsafe(result):

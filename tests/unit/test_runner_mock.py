@@ -15,7 +15,7 @@ from fleetcheck.errors import AuthRejected, HostError, ProtocolError, Unreachabl
 from fleetcheck.inventory.model import Host
 from fleetcheck.playbook import Playbook, load_playbook
 from fleetcheck.results import HostStatus
-from fleetcheck.runner import RunOptions, run_fleet
+from fleetcheck.runner import RunEvent, RunOptions, run_fleet
 from fleetcheck.transports import get_transport, stop_workers, transport_names, worker_pool
 from fleetcheck.transports.base import ScriptOutput, Transport
 from fleetcheck.transports.mock import MockTransport
@@ -202,3 +202,81 @@ async def test_watching_the_hosts_costs_the_same_for_each_host(
     assert len(run.hosts) == hosts and not run.interrupted
     assert {h.status for h in run.hosts} == {HostStatus.UNREACHABLE}
     assert watched <= 4 * hosts, f"{watched} task waits for {hosts} hosts"
+
+
+async def test_rows_are_checked_for_unsafe_text_as_they_are_recorded(
+    playbooks: list[Playbook], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The report boundary does not read a clean recorded row's JSON again (that read waited
+    for the last host of every run); a hostile row is still cleaned there, and a copy of a
+    recorded row (as waivers make) is checked afresh."""
+    from fleetcheck.reports import sanitize
+
+    hostile = "srv\x1b]0;owned\x07"
+    mock = MockTransport(lambda target, script, args_json: ScriptOutput(stdout=_facts(target, script, args_json)))
+    journal = tmp_path / "journal.jsonl"
+    run = await run_fleet(
+        _hosts("ok1", "ok2", hostile), playbooks, RunOptions(transport=mock, retries=0, journal=journal)
+    )
+    reads: list[str] = []
+    real = sanitize._may_be_unsafe
+    monkeypatch.setattr(sanitize, "_may_be_unsafe", lambda model, **kw: reads.append(getattr(model, "host", "run")) or real(model, **kw))
+    clean = sanitize.sanitize_result(run)
+    assert sorted(reads) == sorted(["run", hostile])  # the run's own fields, and the hostile row
+    assert len(clean.hosts) == 3 and {h.host for h in clean.hosts} >= {"ok1", "ok2"}
+    assert not any("\x1b" in h.host or "\x07" in h.host for h in clean.hosts)
+    assert all(clean.hosts[i] is run.hosts[i] for i, h in enumerate(run.hosts) if h.host != hostile)
+    # the journal's lines are the rows' own JSON, written once per host
+    assert journal.read_text(encoding="utf-8").count('"record": "host"') == 3
+    copy = run.hosts[0].model_copy(update={"message": "\x1b[31mwaived"})
+    reads.clear()
+    assert "\x1b" not in sanitize.sanitize_result(run.model_copy(update={"hosts": [copy]})).hosts[0].message
+    assert sorted(reads) == sorted(["run", copy.host])
+
+
+async def test_hosts_that_finish_together_are_judged_one_per_loop_pass(playbooks: list[Playbook]) -> None:
+    """Judging waits its turn behind the network: with 20 hosts answering at once, another
+    host's I/O (a callback scheduled each loop pass) runs between any two judged hosts."""
+    passes = 0
+    judged_at: list[int] = []
+    release = asyncio.Event()
+
+    async def handler(target: Target, script: str, args_json: str) -> ScriptOutput:
+        await release.wait()
+        return ScriptOutput(stdout=_facts(target, script, args_json))
+
+    def tick() -> None:  # stands for the network: one callback per pass of the loop
+        nonlocal passes
+        passes += 1
+        loop.call_soon(tick)
+
+    loop = asyncio.get_running_loop()
+    opts = RunOptions(
+        transport=MockTransport(handler), retries=0, forks=20,
+        on_event=lambda e: judged_at.append(passes) if e.kind == "host_finished" else None,
+    )
+    task = asyncio.create_task(run_fleet(_hosts(*(f"h{i}" for i in range(20))), playbooks, opts))
+    await asyncio.sleep(0.05)
+    loop.call_soon(tick)
+    release.set()
+    run = await task
+    assert len(run.hosts) == 20 and {h.status for h in run.hosts} == {HostStatus.COMPLIANT}
+    assert len(set(judged_at)) == 20, judged_at  # never two hosts judged in the same pass
+
+
+async def test_a_stopped_run_keeps_the_hosts_waiting_to_be_judged(playbooks: list[Playbook]) -> None:
+    """Stop arrives while collected hosts wait their turn to be judged: each is still a row."""
+    stop = asyncio.Event()
+
+    async def handler(target: Target, script: str, args_json: str) -> ScriptOutput:
+        return ScriptOutput(stdout=_facts(target, script, args_json))
+
+    def on_event(event: RunEvent) -> None:
+        if event.kind == "host_finished":
+            stop.set()  # after the first host: the other 29 have been collected, not yet judged
+
+    opts = RunOptions(transport=MockTransport(handler), retries=0, forks=30, stop=stop, on_event=on_event)
+    run = await run_fleet(_hosts(*(f"h{i}" for i in range(30))), playbooks, opts)
+    assert run.interrupted
+    assert sorted(h.host for h in run.hosts) == sorted(f"h{i}" for i in range(30))
+    assert {h.status for h in run.hosts} == {HostStatus.COMPLIANT}
