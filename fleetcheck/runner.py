@@ -221,6 +221,7 @@ class _Fleet:
         )
         self.sem = asyncio.Semaphore(self.forks)
         self.judging = asyncio.Lock()
+        self.waiting_to_judge = 0
         self.done = 0
         self.failed = 0
         self.run = RunResult(
@@ -306,11 +307,19 @@ class _Fleet:
         # hosts' next requests) go first, and judging fills the time the network leaves. When
         # hosts finish together, judging them in the same pass held every other host's next
         # request back by a few milliseconds each.
+        # A backlog of `forks` hosts is judged at once instead: collected output waiting for
+        # its turn is memory, and a CPU-bound run must not outpace its judging.
+        if self.waiting_to_judge >= self.forks:
+            self.judge(target, collected)
+            return
+        self.waiting_to_judge += 1
         try:
             await self.judging.acquire()
         except asyncio.CancelledError:
             self.judge(target, collected)  # a stopped run keeps every host it collected
             raise
+        finally:
+            self.waiting_to_judge -= 1
         try:
             self.judge(target, collected)
             await asyncio.sleep(0)

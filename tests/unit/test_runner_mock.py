@@ -280,3 +280,26 @@ async def test_a_stopped_run_keeps_the_hosts_waiting_to_be_judged(playbooks: lis
     assert run.interrupted
     assert sorted(h.host for h in run.hosts) == sorted(f"h{i}" for i in range(30))
     assert {h.status for h in run.hosts} == {HostStatus.COMPLIANT}
+
+
+async def test_a_judging_backlog_is_bounded_by_forks(playbooks: list[Playbook]) -> None:
+    """Collected output waiting to be judged is memory: never more than `forks` hosts wait."""
+    from fleetcheck import runner
+
+    most = 0
+    real = runner._Fleet.judge
+
+    def judge(self: runner._Fleet, target: Target, collected: object) -> None:
+        nonlocal most
+        most = max(most, self.waiting_to_judge)
+        real(self, target, collected)  # type: ignore[arg-type]
+
+    async def handler(target: Target, script: str, args_json: str) -> ScriptOutput:
+        return ScriptOutput(stdout=_facts(target, script, args_json))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner._Fleet, "judge", judge)
+        run = await run_fleet(_hosts(*(f"h{i}" for i in range(60))), playbooks,
+                              RunOptions(transport=MockTransport(handler), retries=0, forks=5))
+    assert len(run.hosts) == 60 and {h.status for h in run.hosts} == {HostStatus.COMPLIANT}
+    assert 1 <= most <= 5, most
