@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from fleetcheck.nightly import NightlyOptions
     from fleetcheck.playbook import Playbook
     from fleetcheck.reports.base import ReportContext
+    from fleetcheck.reports.json import HostSpool
     from fleetcheck.runner import RunEvent
 
 #: The logger keeps the name it had before the API became a package (logs are matched on it).
@@ -83,10 +84,15 @@ def run(
             plan = getattr(options.progress, "plan", None)
             if plan is not None:  # sinks that show each running host's time against its deadline
                 plan({h.name: options.timeout or h.timeout for h in hosts})
-        result = _run_fleet(hosts, loaded, names, scope, options)
-        if options.progress is not None:
-            options.progress.run_finished(result, len(hosts))
-        outcome = _finish(result, len(hosts), opts, options.reports, options.console, options.fail_on)
+        spool = _report_spool(options.reports)
+        try:
+            result = _run_fleet(hosts, loaded, names, scope, options, spool)
+            if options.progress is not None:
+                options.progress.run_finished(result, len(hosts))
+            outcome = _finish(result, len(hosts), opts, options.reports, options.console, options.fail_on, spool)
+        finally:
+            if spool is not None:
+                spool.close()
     outcome.warnings = list(inv.warnings)
     return outcome
 
@@ -169,8 +175,22 @@ def _sites(hosts: list[Host], options: RunOptions) -> SiteTransport | None:
     )
 
 
+def _report_spool(reports: Sequence[ReportSpec]) -> HostSpool | None:
+    """A json report's host texts are rendered during the run (`reports.json.HostSpool`)."""
+    if not any(spec.format == "json" for spec in reports):
+        return None
+    from fleetcheck.reports.json import HostSpool
+
+    try:
+        return HostSpool()
+    except OSError as exc:  # no temporary folder to write to: the report is rendered at the end
+        log.warning("report texts are rendered at the end (%s)", exc)
+        return None
+
+
 def _run_fleet(
-    hosts: list[Host], playbooks: list[Playbook], names: list[str], scope: str, options: RunOptions
+    hosts: list[Host], playbooks: list[Playbook], names: list[str], scope: str, options: RunOptions,
+    spool: HostSpool | None = None,
 ) -> RunResult:
     """Drive the runner in its own event loop; a second Ctrl-C still returns what finished."""
     from fleetcheck import runner
@@ -184,6 +204,8 @@ def _run_fleet(
         if event.kind == "host_finished" and event.result is not None:
             log.info("%s: %s in %.1f s", event.result.host, event.result.status.value, event.result.duration_s)
             done.append(event.result)
+            if spool is not None:
+                spool.add(event.result)
             if options.progress is not None:
                 options.progress.host_done(event.result)
         elif event.kind == "host_started" and event.host is not None and on_start is not None:
@@ -276,7 +298,7 @@ def tuned_gc() -> Iterator[None]:
 
 def _finish(
     result: RunResult, total: int, opts: NightlyOptions | None, reports: Sequence[ReportSpec], console: Console | None,
-    fail_on: str = "any",
+    fail_on: str = "any", spool: HostSpool | None = None,
 ) -> RunOutcome:
     """Waivers, history, changes, mail (fleetcheck.nightly), then the reports and the exit code."""
     from fleetcheck.reports.base import ReportContext
@@ -288,6 +310,7 @@ def _finish(
         done = nightly.finish_run(result, opts, console)
         outcome.run, outcome.context, outcome.changes = done.run, done.context, done.changes
         outcome.summary, outcome.notes, outcome.errors = done.summary, done.notes, done.errors
+    outcome.context.prerendered = spool
     outcome.report_errors = write_reports(outcome.run, reports, outcome.context)
     outcome.exit_code = exit_code(outcome.run, fail_on)
     if outcome.report_errors and outcome.exit_code == EXIT_OK:

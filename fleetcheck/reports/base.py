@@ -25,6 +25,7 @@ class ReportContext:
     trend: list[Any] | None = None  # per-run compliance points, oldest first
     check_trend: dict[str, dict[str, int]] | None = None  # run id -> check id -> failing hosts
     fixes: dict[str, list[str]] | None = None  # host -> "CHECK fixed by fleetcheck fix at ..." since the last run
+    prerendered: Any | None = None  # json: the hosts' texts rendered during the run (reports.json.HostSpool)
 
 
 Writer = Callable[[RunResult, Path, ReportContext], None]
@@ -85,7 +86,7 @@ def parse_report_spec(spec: str) -> tuple[str, Path]:
     return fmt, Path(target.strip()).expanduser()
 
 
-def write_atomic(path: Path, data: str | bytes | Iterable[str]) -> None:
+def write_atomic(path: Path, data: str | bytes | Iterable[str | bytes]) -> None:
     """Write via a temporary file in the same folder and rename: readers never see half a report.
 
     `data` may be the text in pieces (a report of 10,000 hosts is never held whole)."""

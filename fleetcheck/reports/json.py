@@ -7,20 +7,35 @@ so a script reads the counts without walking every host. Readers of v1 that do n
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import tempfile
+import weakref
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pydantic import ValidationError
 from pydantic_core import to_json
 
 from fleetcheck.errors import UserError
+from fleetcheck.reports import sanitize
 from fleetcheck.reports.base import ReportContext, write_atomic
 from fleetcheck.reports.ordering import FAILING_STATUSES, check_severities, severity_rank, sorted_hosts
-from fleetcheck.results import REPORT_SCHEMA, UNCHECKED_STATUSES, CheckStatus, HostStatus, RunResult
+from fleetcheck.results import (
+    REPORT_SCHEMA,
+    UNCHECKED_STATUSES,
+    CheckStatus,
+    HostResult,
+    HostStatus,
+    RunResult,
+)
 
 MAX_RESULTS_BYTES = 200 * 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 class ResultsFileError(UserError, ValueError):
@@ -58,10 +73,65 @@ def summary(result: RunResult) -> dict[str, Any]:
 
 
 def render(result: RunResult, context: ReportContext | None = None) -> str:
-    return "".join(render_pieces(result))
+    return "".join(p if isinstance(p, str) else p.decode("utf-8") for p in render_pieces(result))
 
 
-def render_pieces(result: RunResult) -> Iterator[str]:
+def _host_text(host: HostResult) -> str:
+    """One host as the report nests it (two levels down)."""
+    return host.model_dump_json(indent=2).replace("\n", "\n    ")
+
+
+class HostSpool:
+    """Each host's report text, rendered as its row is recorded, in an anonymous temporary file.
+
+    A run spends most of its time waiting on the network; rendering 1,000 hosts' JSON after the
+    last one (0.13 s, 1.3 s at 10,000) made every nightly run wait for it. Only rows the run
+    recorded clean (`sanitize.note_row`) are rendered early, so the text is the one the report
+    boundary would render; any other row (hostile text, a waiver's copy) is rendered at the end.
+    Memory stays bounded: the texts are on disk, read back one host at a time. A spool that
+    cannot be written (a full disk) is dropped and the report is rendered at the end as before.
+    """
+
+    def __init__(self) -> None:
+        # lives for the whole run, closed by close()
+        self._file: IO[bytes] | None = tempfile.TemporaryFile(prefix="fleetcheck-report-")  # noqa: SIM115
+        self._at: dict[int, tuple[weakref.ref[HostResult], int, int]] = {}
+        self._end = 0
+
+    def add(self, host: HostResult) -> None:
+        if self._file is None or not sanitize.row_known_clean(host):
+            return
+        try:
+            data = _host_text(host).encode("utf-8")
+            self._file.write(data)
+        except (OSError, ValueError) as exc:
+            log.warning("report text for %s kept for the end (%s)", host.host, exc)
+            self.close()
+            return
+        self._at[id(host)] = (weakref.ref(host), self._end, len(data))
+        self._end += len(data)
+
+    def text(self, host: HostResult) -> bytes | None:
+        """The host's rendered text, or None when it was not rendered early or the spool failed."""
+        entry = self._at.get(id(host))
+        if entry is None or entry[0]() is not host or self._file is None:
+            return None
+        try:
+            self._file.flush()
+            data = os.pread(self._file.fileno(), entry[2], entry[1])
+        except (OSError, ValueError):
+            return None
+        return data if len(data) == entry[2] else None
+
+    def close(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        self._file = None
+        self._at.clear()
+
+
+def render_pieces(result: RunResult, spool: HostSpool | None = None) -> Iterator[str | bytes]:
     """The report's text, a host at a time: the document without `hosts`, then each host.
 
     pydantic-core's encoder writes the same text as json.dumps(indent=2, ensure_ascii=False),
@@ -77,13 +147,15 @@ def render_pieces(result: RunResult) -> Iterator[str]:
         return
     yield head[:-2] + ',\n  "hosts": [\n'
     for index, host in enumerate(hosts):
-        text = host.model_dump_json(indent=2)
-        yield ("    " if index == 0 else ",\n    ") + text.replace("\n", "\n    ")
+        yield "    " if index == 0 else ",\n    "
+        early = spool.text(host) if spool is not None else None
+        yield early if early is not None else _host_text(host)
     yield "\n  ]\n}\n"
 
 
 def write(result: RunResult, path: Path, context: ReportContext) -> None:
-    write_atomic(path, render_pieces(result))
+    spool = context.prerendered if isinstance(context.prerendered, HostSpool) else None
+    write_atomic(path, render_pieces(result, spool))
 
 
 def load(path: Path) -> RunResult:

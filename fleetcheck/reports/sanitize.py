@@ -99,7 +99,8 @@ def note_row(host: HostResult, text: str | None) -> None:
     _CLEAN_ROWS[key] = weakref.ref(host, lambda _ref: _CLEAN_ROWS.pop(key, None))
 
 
-def _row_known_clean(host: HostResult) -> bool:
+def row_known_clean(host: HostResult) -> bool:
+    """True when `note_row` found this very row clean (a copy is not known)."""
     ref = _CLEAN_ROWS.get(id(host))
     return ref is not None and ref() is host
 
@@ -124,7 +125,7 @@ def sanitize_result(result: RunResult) -> RunResult:
         return result
     hosts = [
         HostResult.model_validate(_walk(host.model_dump(mode="python")))
-        if not _row_known_clean(host) and _may_be_unsafe(host)
+        if not row_known_clean(host) and _may_be_unsafe(host)
         else host
         for host in result.hosts
     ]

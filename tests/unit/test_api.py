@@ -7,6 +7,7 @@ import socket
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -171,3 +172,36 @@ def test_evaluate_command_takes_waivers(tmp_path: Path, facts_dir: Path) -> None
     result = CliRunner().invoke(app, ["evaluate", str(facts_dir), "--waivers", str(waivers), "--view", "summary"])
     assert result.exit_code == 0, result.output
     assert "0 failed checks, 2 waived" in result.output
+
+
+def test_a_json_report_is_rendered_while_the_run_waits_on_hosts(
+    tmp_path: Path, inventory: Path, no_network: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each host's report text is rendered when its row is recorded, not after the last host;
+    the file is the one `render` gives for the outcome, and the spool is gone afterwards."""
+    from fleetcheck.reports import json as json_report
+
+    phases: list[str] = []
+    writing = False
+    real_text, real_write = json_report._host_text, json_report.write
+
+    def text(host: HostResult) -> str:
+        phases.append("report" if writing else "run")
+        return real_text(host)
+
+    def write(result: RunResult, path: Path, context: Any) -> None:
+        nonlocal writing
+        writing = True
+        real_write(result, path, context)
+
+    monkeypatch.setattr(json_report, "_host_text", text)
+    monkeypatch.setattr(json_report, "write", write)
+    report = tmp_path / "run.json"
+    options = api.RunOptions(reports=[api.ReportSpec("json", report)], transports={"psrp": LabAnswers()},
+                             handle_sigterm=False)
+    outcome = api.run(inventory, ["system-state-backup"], options)
+    assert len(outcome.run.hosts) == 3
+    assert phases == ["run", "run", "run"]  # none left for the end
+    assert report.read_text(encoding="utf-8") == json_report.render(outcome.run)
+    assert isinstance(outcome.context.prerendered, json_report.HostSpool)
+    assert outcome.context.prerendered.text(outcome.run.hosts[0]) is None  # closed with the run

@@ -242,3 +242,58 @@ def test_many_checks_use_one_compact_column() -> None:
     bad = next(line for line in lines if line.startswith("SRV-BAD"))
     assert "✓✗E✓✗ E✓✗E✓ ✗E" in bad
     assert any(line.startswith("Checks: 1 chk-00, 2 chk-01") for line in lines)
+
+
+def test_json_report_from_texts_rendered_during_the_run_is_the_same_file(tmp_path: Path) -> None:
+    """Rows recorded clean are rendered as they are recorded; the file is byte for byte the one
+    rendered at the end. A hostile row and a waiver's copy of a row are rendered at the end."""
+    from fleetcheck.reports import sanitize
+
+    run = sample_result()
+    hostile = run.hosts[1].model_copy(update={"message": "boom \x1b]0;owned\x07"})
+    run.hosts[1] = hostile
+    spool = json_report.HostSpool()
+    for host in run.hosts:
+        sanitize.note_row(host, host.model_dump_json())
+        spool.add(host)
+    copy = run.hosts[0].model_copy(update={"message": "waived"})  # made after recording, never spooled
+    run.hosts[0] = copy
+    rendered: list[str] = []
+    real = json_report._host_text
+    try:
+        json_report._host_text = lambda host: rendered.append(host.host) or real(host)  # type: ignore[assignment]
+        clean = sanitize.sanitize_result(run)
+        json_report.write(clean, tmp_path / "early.json", ReportContext(prerendered=spool))
+    finally:
+        json_report._host_text = real  # type: ignore[assignment]
+        spool.close()
+    json_report.write(clean, tmp_path / "late.json", ReportContext())
+    assert (tmp_path / "early.json").read_bytes() == (tmp_path / "late.json").read_bytes()
+    assert sorted(rendered) == sorted([copy.host, hostile.host])  # every other host came from the spool
+    assert "\x1b" not in (tmp_path / "early.json").read_text(encoding="utf-8")
+
+
+def test_a_spool_that_cannot_be_written_leaves_the_report_to_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fleetcheck.reports import sanitize
+
+    run = sample_result()
+    spool = json_report.HostSpool()
+    sanitize.note_row(run.hosts[0], run.hosts[0].model_dump_json())
+    spool.add(run.hosts[0])
+
+    class Full:
+        def write(self, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(spool, "_file", Full())
+    for host in run.hosts[1:]:
+        sanitize.note_row(host, host.model_dump_json())
+        spool.add(host)  # the failure is logged, never raised
+    assert spool.text(run.hosts[0]) is None  # the whole spool is dropped, not only later rows
+    json_report.write(run, tmp_path / "r.json", ReportContext(prerendered=spool))
+    assert (tmp_path / "r.json").read_text(encoding="utf-8") == json_report.render(run)
