@@ -152,7 +152,7 @@ def summary_line(result: RunResult) -> str:
     text += "; " + plural(failing, "failed check")
     if checks[CheckStatus.ERROR] + checks[CheckStatus.UNKNOWN]:
         text += f", {checks[CheckStatus.ERROR] + checks[CheckStatus.UNKNOWN]} not evaluable"
-    waived = result.counts()["waived_checks"]
+    waived = checks[CheckStatus.WAIVED]
     if waived:
         text += f", {waived} waived"
     if result.finished_at is not None:
