@@ -303,12 +303,18 @@ class _Fleet:
             self.emit("host_started", target.name)
             collected = await self.collect(target)
         collected.t1 = asyncio.get_running_loop().time()
-        # One host judged per pass of the event loop: the answers that arrived meanwhile (other
-        # hosts' next requests) go first, and judging fills the time the network leaves. When
-        # hosts finish together, judging them in the same pass held every other host's next
-        # request back by a few milliseconds each.
-        # A backlog of `forks` hosts is judged at once instead: collected output waiting for
-        # its turn is memory, and a CPU-bound run must not outpace its judging.
+        await self.judge_in_turn(target, collected)
+
+    async def judge_in_turn(self, target: Target, collected: _Collected) -> None:
+        """Judge one host per pass of the event loop, behind the answers that arrived meanwhile.
+
+        Those answers carry other hosts' next requests; judging fills the time the network
+        leaves. Judging in one pass all the hosts that finish together (a fleet's first wave
+        does) would hold every other host's next request back by a few milliseconds each and
+        keep the waves bunched for the rest of the run. A backlog of `forks` hosts is judged at once
+        instead: collected output waiting for its turn is memory, and a CPU-bound run must not
+        outpace its judging.
+        """
         if self.waiting_to_judge >= self.forks:
             self.judge(target, collected)
             return
