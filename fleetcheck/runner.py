@@ -26,7 +26,6 @@ import concurrent.futures
 import contextlib
 import logging
 import random
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,13 +37,14 @@ from fleetcheck import __version__
 from fleetcheck.checks.authmech import ntlm_fallback
 from fleetcheck.errors import HostError, ProtocolError, TimedOut
 from fleetcheck.factsfiles import save_facts
+from fleetcheck.hosttasks import cancel_all, supervise
 from fleetcheck.inventory.model import Host
 from fleetcheck.journal import Journal
 from fleetcheck.reports import sanitize
 from fleetcheck.results import CheckResult, HostResult, HostStatus, RunResult, host_status
 from fleetcheck.results import exit_code as exit_code
 from fleetcheck.transports import TransportOptions, Transports, transport_name, worker_pool
-from fleetcheck.transports.base import CANCEL_GRACE, ScriptOutput, Transport, failure_context
+from fleetcheck.transports.base import ScriptOutput, Transport, failure_context
 from fleetcheck.transports.errors import map_exceptions, redact
 from fleetcheck.transports.target import Target
 
@@ -458,15 +458,15 @@ async def run_fleet(
     tasks = [asyncio.create_task(fleet.host_task(t), name=f"host:{t.name}") for t in fleet.targets]
     stopper = asyncio.create_task(options.stop.wait()) if options.stop is not None else None
     try:
-        await _supervise(tasks, stopper)
+        await supervise(tasks, stopper)
     except asyncio.CancelledError:
         fleet.run.interrupted = True
-        await _cancel_all(tasks)
+        await cancel_all(tasks)
         task = asyncio.current_task()
         if task is not None:
             task.uncancel()
     except BaseException:
-        await _cancel_all(tasks)
+        await cancel_all(tasks)
         raise
     finally:
         if stopper is not None:
@@ -478,49 +478,3 @@ async def run_fleet(
         fleet.close()
         fleet.emit("run_finished")
     return fleet.run
-
-
-async def _supervise(tasks: Sequence[asyncio.Task[None]], stopper: asyncio.Task[Literal[True]] | None) -> None:
-    """Return when every host task has ended; raise a host task's unexpected exception (a bug in
-    our code, not a host failure) at once, and CancelledError when `stopper` ends first.
-
-    One done-callback per task: a wait over the pending set after each host would cost
-    O(hosts) per host, which a 1,000-host run at low forks pays as seconds of CPU.
-    """
-    if not tasks:
-        return
-    outcome: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    left = len(tasks)
-
-    def ended(task: asyncio.Task[None]) -> None:
-        nonlocal left
-        left -= 1
-        if outcome.done():
-            return
-        if task.cancelled():
-            outcome.cancel()
-        elif (exc := task.exception()) is not None:
-            outcome.set_exception(exc)
-        elif left == 0:
-            outcome.set_result(None)
-
-    for task in tasks:
-        task.add_done_callback(ended)
-    if stopper is None:
-        await outcome
-        return
-    await asyncio.wait((outcome, stopper), return_when=asyncio.FIRST_COMPLETED)
-    if not outcome.done():
-        outcome.cancel()
-        raise asyncio.CancelledError("stop requested")
-    outcome.result()
-
-
-async def _cancel_all(tasks: Sequence[asyncio.Task[None]]) -> None:
-    """Cancel host tasks and wait (bounded) while they close their remote shells."""
-    for t in tasks:
-        t.cancel()
-    t0 = time.monotonic()
-    with contextlib.suppress(Exception):
-        await asyncio.wait(tasks, timeout=CANCEL_GRACE + 2.0)
-    log.debug("cancelled %d host tasks in %.2f s", len(tasks), time.monotonic() - t0)
