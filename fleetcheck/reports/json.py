@@ -84,11 +84,11 @@ def _host_text(host: HostResult) -> str:
 class HostSpool:
     """Each host's report text, rendered as its row is recorded, in an anonymous temporary file.
 
-    A run spends most of its time waiting on the network; rendering 1,000 hosts' JSON after the
-    last one (0.13 s at 1,000 hosts, measured; ten times the hosts, ten times the text) made
-    every nightly run wait for it. Only rows the run
-    recorded clean (`sanitize.note_row`) are rendered early, so the text is the one the report
-    boundary would render; any other row (hostile text, a waiver's copy) is rendered at the end.
+    A run spends most of its time waiting on the network; rendering every host's JSON after the
+    last one (0.13 s for 1,000 hosts, measured; ten times the hosts, ten times the text) made
+    every nightly run wait for it. Only rows the run recorded clean (`sanitize.note_row`) are
+    rendered early, so the text is the one the report boundary would render; any other row
+    (hostile text, a waiver's copy) is rendered at the end.
     Memory stays bounded: the texts are on disk, read back one host at a time. A spool that
     cannot be written (a full disk) is dropped and the report is rendered at the end as before.
     """
