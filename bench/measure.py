@@ -33,6 +33,52 @@ class Measured:
     extra: dict[str, float] = field(default_factory=dict)
 
 
+def tree_pids(pid: int) -> list[int]:
+    """`pid` and its live descendants, from the kernel's per-thread `children` lists.
+
+    psutil's `children(recursive=True)` reads the parent of every process on the machine: about
+    1 ms per call here, 50 times a second while a tool runs, on the same two cores as the tool
+    and the lab. The kernel's lists cost a few microseconds per process of the tree itself.
+    Falls back to psutil where `/proc/PID/task/TID/children` does not exist.
+    """
+    out: list[int] = []
+    todo = [pid]
+    try:
+        while todo:
+            current = todo.pop()
+            out.append(current)
+            try:
+                tids = os.listdir(f"/proc/{current}/task")
+            except FileNotFoundError:  # gone since its parent listed it
+                out.pop()
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{current}/task/{tid}/children", "rb") as f:
+                        todo.extend(int(child) for child in f.read().split())
+                except FileNotFoundError:  # the thread or the process ended meanwhile
+                    continue
+    except OSError:
+        try:
+            root = psutil.Process(pid)
+            return [pid, *(c.pid for c in root.children(recursive=True))]
+        except psutil.Error:
+            return []
+    return out
+
+
+def _rss_bytes(pid: int) -> int:
+    """Resident set size of one process (0 once it has ended)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
 class _TreeSampler(threading.Thread):
     """Samples the summed RSS of a process tree until stopped."""
 
@@ -44,22 +90,11 @@ class _TreeSampler(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        try:
-            root = psutil.Process(self.pid)
-        except psutil.Error:
-            return
         while not self._stop_event.is_set():
-            total = 0
-            try:
-                procs = [root, *root.children(recursive=True)]
-            except psutil.Error:
+            pids = tree_pids(self.pid)
+            if not pids:
                 break
-            for proc in procs:
-                try:
-                    total += proc.memory_info().rss
-                except psutil.Error:
-                    continue
-            self.peak = max(self.peak, total)
+            self.peak = max(self.peak, sum(_rss_bytes(p) for p in pids))
             self._stop_event.wait(self.interval)
 
     def stop(self) -> None:
@@ -133,15 +168,10 @@ def system_cpu_seconds() -> float:
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds used so far by a live process and its live descendants (the lab)."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
     total = 0.0
-    for proc in procs:
+    for child in tree_pids(pid):
         try:
-            times = proc.cpu_times()
+            times = psutil.Process(child).cpu_times()
         except psutil.Error:
             continue
         total += times.user + times.system
@@ -150,15 +180,4 @@ def tree_cpu_seconds(pid: int) -> float:
 
 def tree_rss_mb(pid: int) -> float:
     """Current summed RSS of a live process tree, in MiB."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    total = 0
-    for proc in procs:
-        try:
-            total += proc.memory_info().rss
-        except psutil.Error:
-            continue
-    return total / 2**20
+    return sum(_rss_bytes(child) for child in tree_pids(pid)) / 2**20
