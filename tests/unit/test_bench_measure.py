@@ -45,6 +45,14 @@ def test_tree_pids_finds_every_descendant_psutil_finds(tree: subprocess.Popen[by
     assert set(measure.tree_pids(tree.pid)) == expected
 
 
+def test_without_the_kernels_lists_psutil_walks_the_same_tree(
+    tree: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = set(measure.tree_pids(tree.pid))
+    monkeypatch.setattr(measure, "_KERNEL_CHILDREN", False)
+    assert set(measure.tree_pids(tree.pid)) == expected
+
+
 def test_tree_rss_counts_the_grandchild(tree: subprocess.Popen[bytes]) -> None:
     assert measure.tree_rss_mb(tree.pid) > 40
 
