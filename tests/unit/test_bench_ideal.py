@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
+import bench_modules
 import pytest
 
-# bench/ is not an installed package: load its pure arithmetic module from the work tree.
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "ideal.py"
-_SPEC = importlib.util.spec_from_file_location("fleetcheck_bench_ideal", _PATH)
-assert _SPEC is not None and _SPEC.loader is not None
-ideal = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = ideal
-_SPEC.loader.exec_module(ideal)
+ideal = bench_modules.load("ideal")
 
 classify_limit = ideal.classify_limit
 cpu_bound_seconds = ideal.cpu_bound_seconds

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
+import bench_modules
 import psutil
 import pytest
 
-# bench/ is not an installed package: load the module from the work tree.
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "measure.py"
-_SPEC = importlib.util.spec_from_file_location("fleetcheck_bench_measure", _PATH)
-assert _SPEC is not None and _SPEC.loader is not None
-measure = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = measure
-_SPEC.loader.exec_module(measure)
+measure = bench_modules.load("measure")
 
 
 @pytest.fixture
