@@ -94,6 +94,8 @@ def test_cached_payloads_are_the_first_hosts_with_only_the_ids_changed() -> None
            ps1.pipeline_id.bytes_le: ps2.pipeline_id.bytes_le}
     assert raw2 == rewrite_ids(raw1, ids) != raw1
     assert ps2.state == psrpcore.types.PSInvocationState.Running
+    # one HostInfo for the run: it is only serialized into the first host's CreatePipeline
+    assert ps1.metadata.host is ps2.metadata.host
 
 
 def test_an_opening_answer_is_read_by_psrpcore_once_per_server_build(monkeypatch: pytest.MonkeyPatch) -> None:
