@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 _GUID = re.compile(r"\{([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}")
 _STATE = re.compile(r"\[(\d{1,2})\]")
+_LABEL_END = re.compile(r"[:：]\s*")
 _QUOTED = re.compile(r"['\u2018\u2019\"](.+)['\u2018\u2019\"]")
 
 #: VSS_WRITER_STATE values (vssadmin prints the number in brackets).
@@ -91,7 +92,7 @@ class VssWriter:
 
 def _after_label(line: str) -> str:
     """The value part of `label : value` (ASCII or full-width colon)."""
-    m = re.search(r"[:：]\s*", line)
+    m = _LABEL_END.search(line)
     return line[m.end() :].strip() if m else line.strip()
 
 

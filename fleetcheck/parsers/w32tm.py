@@ -16,6 +16,10 @@ _LEADING_INT = re.compile(r"^\s*(-?\d+)")
 _SECONDS = re.compile(r"^\s*(-?\d+(?:[.,]\d+)?)\s*s")
 _REFID = re.compile(r"0x([0-9A-Fa-f]{1,8})")
 _REF_SOURCE = re.compile(r"\(\s*[^:：]*[:：]\s*\"?([^\")]+)\"?\s*\)")
+_COLON = re.compile(r"[:：]")
+_DIGIT = re.compile(r"\d")
+_LEAP = re.compile(r"[0-3]\s*\(")
+_STRATUM = re.compile(r"\d+\s*\(")
 _LOCL = 0x4C4F434C  # "LOCL": the local CMOS clock, free running
 
 
@@ -70,11 +74,11 @@ def _seconds(value: str) -> float | None:
 
 def _split(line: str) -> tuple[str, str] | None:
     """`label: value` → parts; None for lines that continue a wrapped value."""
-    m = re.search(r"[:：]", line)
+    m = _COLON.search(line)
     if not m:
         return None
     label = line[: m.start()].strip()
-    if not label or any(ch.isdigit() for ch in label) or label.startswith("("):
+    if not label or _DIGIT.search(label) or label.startswith("("):
         return None
     return label, line[m.end() :].strip()
 
@@ -101,8 +105,8 @@ def _find_status(values: list[str]) -> int | None:
     for i in range(len(values) - 8):
         leap, stratum, refid = values[i], values[i + 1], values[i + 5]
         if (
-            re.match(r"^[0-3]\s*\(", leap)
-            and re.match(r"^\d+\s*\(", stratum)
+            _LEAP.match(leap)
+            and _STRATUM.match(stratum)
             and _REFID.match(refid.strip())
         ):
             return i
