@@ -26,6 +26,7 @@ from typing import Any
 from tabulate import tabulate
 
 from bench import ideal
+from bench.idle import idle_penalty
 from bench.lab import LabCluster, LabProcess, LabSnapshot, targets_from_inventory, write_subset
 from bench.measure import Measured, run_measured
 from bench.peers import (
@@ -487,9 +488,11 @@ def _targets(profile: str, variant: str, records: list[RunRecord]) -> list[tuple
     if profile == "quick":
         big = [r for r in fc if r.hosts == 1000]
         if big:
-            worst_cpu = max(r.cpu_ms_per_host for r in big)
+            worst = max(big, key=lambda r: r.cpu_ms_per_host)
             worst_rss = max(r.peak_rss_mb for r in big)
-            out.append(("CPU <= 6 ms/host at 1,000 hosts", worst_cpu <= 6.0, f"{worst_cpu:.1f} ms/host (worst forks)"))
+            others = ", ".join(f"{r.cpu_ms_per_host:.1f} at {r.forks}" for r in big if r is not worst)
+            out.append(("CPU <= 6 ms/host at 1,000 hosts", worst.cpu_ms_per_host <= 6.0,
+                        f"{worst.cpu_ms_per_host:.1f} ms/host (worst forks: {worst.forks}" + (f"; {others})" if others else ")")))
             out.append(("peak RSS <= 250 MB at 1,000 hosts", worst_rss <= 250.0, f"{worst_rss:.0f} MB"))
         else:
             out.append(("CPU/RSS at 1,000 hosts", None, "not measured"))
@@ -702,6 +705,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_peers_venv()
     compile_tree()
     speed_before = calibrate()
+    penalty_before = idle_penalty()
     started = time.perf_counter()
     all_records: list[RunRecord] = []
     infos: dict[str, Any] = {}
@@ -720,6 +724,9 @@ def main(argv: list[str] | None = None) -> int:
     speed = {"before_ms": speed_before, "after_ms": calibrate()}
     print(f"bench: reference loop {speed['before_ms']:.0f} ms before, {speed['after_ms']:.0f} ms after "
           f"(the same loop; figures of runs whose loops differ by more than ~10% are not comparable)")
+    penalty = {"before": penalty_before, "after": idle_penalty()}
+    for when, p in penalty.items():
+        print(f"bench: wake-up penalty {when}: {p.describe()} (bench/idle.py; it weighs on the CPU rows of runs that wait)")
     if opts.smoke and not opts.out:
         return 0
     now = dt.datetime.now(dt.UTC)
@@ -735,6 +742,7 @@ def main(argv: list[str] | None = None) -> int:
         "priority": opts.priority,
         "loadavg_end": os.getloadavg()[0],
         "reference_loop_ms": speed,
+        "idle_penalty": {when: p.as_dict() for when, p in penalty.items()},
         # which PSRP client users get, and the tool label of its rows ("fleetcheck")
         "default_client": {"client": default_psrp_client(), "tool": "fleetcheck"},
         "profiles": {

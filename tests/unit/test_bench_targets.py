@@ -1,0 +1,25 @@
+"""bench/run.py's verdict on the CPU target: the worst forks decides, and the row names them all."""
+
+from __future__ import annotations
+
+from bench import run  # bench/ is importable from the repository root
+
+
+def _rec(forks: int, cpu_s: float) -> run.RunRecord:
+    return run.RunRecord(profile="quick", tool="fleetcheck", hosts=1000, forks=forks, wall_s=10.0,
+                         cpu_s=cpu_s, peak_rss_mb=120.0, ok=1000, failed=0)
+
+
+def _cpu_row(records: list[run.RunRecord]) -> tuple[str, bool | None, str]:
+    return next(t for t in run.targets("quick", records) if "CPU <= 6 ms/host" in t[0])
+
+
+def test_the_worst_forks_decides_and_every_forks_is_named() -> None:
+    _what, met, measured = _cpu_row([_rec(50, 7.3), _rec(200, 5.5), _rec(500, 5.3)])
+    assert met is False
+    assert measured == "7.3 ms/host (worst forks: 50; 5.5 at 200, 5.3 at 500)"
+
+
+def test_met_only_when_every_forks_is_within() -> None:
+    assert _cpu_row([_rec(50, 5.9), _rec(500, 6.0)])[1] is True
+    assert _cpu_row([_rec(50, 5.9), _rec(500, 6.1)])[1] is False
