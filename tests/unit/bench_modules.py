@@ -21,3 +21,13 @@ def load(name: str) -> ModuleType:
     sys.modules[key] = module  # dataclasses look their module up while the file runs
     spec.loader.exec_module(module)
     return module
+
+
+def load_package_module(name: str) -> ModuleType:
+    """`bench.<name>` as the package's own module, for the modules that import their siblings
+    (`bench/run.py` does `from bench import ideal`): the repository root is appended to
+    `sys.path` once, behind everything else, so nothing installed is shadowed."""
+    root = str(_BENCH.parent)
+    if root not in sys.path:
+        sys.path.append(root)
+    return importlib.import_module(f"bench.{name}")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import bench_modules
 import pytest
 
-from tests.unit.bench_modules import load
-
-idle = load("idle")
+idle = bench_modules.load("idle")
 
 
 class _FakeMachine:
