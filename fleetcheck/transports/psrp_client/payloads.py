@@ -140,7 +140,7 @@ class PayloadCache:
         self._completed: set[bytes] = set()  # Completed state messages without their ids
         # The pipeline's host information is serialized into its CreatePipeline only, which
         # is built once per run; a fresh HostInfo per host (psrpcore's default) was half of
-        # ClientPowerShell's construction, about 0.1 ms per host.
+        # ClientPowerShell's construction (50-70 us of 90-130 us a host, measured hot).
         self._host_info = HostInfo()
 
     def open_payload(self, pool: psrpcore.ClientRunspacePool) -> str:
