@@ -6,7 +6,7 @@ from typing import Any
 
 import bench_modules
 
-run: Any = bench_modules.load_package_module("run")
+run: Any = bench_modules.load("run")
 
 
 def _rec(forks: int, cpu_s: float) -> Any:
