@@ -229,6 +229,15 @@ async def run_script(host: LabHost, request: ScriptRequest, sink: OutputSink) ->
             ),
             exit_code=1,
         )
+    slow = pick_fault(host, "script", ("slow_output",))
+    delay = float(slow.value or 0.5) if slow is not None else 0.0
+    loop = asyncio.get_running_loop()
+    first_due = loop.time() + delay
+    if delay:
+        # A slow script works during its run time: the lab computes the answer halfway through it,
+        # not in the burst of sessions that start together (which the lab's CPU would then
+        # delay behind its answers), nor at the end, where all the answers would come due at once.
+        await asyncio.sleep(delay / 2)
     if REMEDY_MARKER in request.script:  # remedy scripts change the machine: fleetcheck.lab.remedies
         values, outcome = await importlib.import_module("fleetcheck.lab.remedies").answer_remedy(host, request)
     else:
@@ -239,11 +248,10 @@ async def run_script(host: LabHost, request: ScriptRequest, sink: OutputSink) ->
         size = int(spec.value or _OVERSIZED_DEFAULT)
         line = "X" * 1023
         values = [line] * max(1, size // 1024)
-    slow = pick_fault(host, "script", ("slow_output",))
-    delay = float(slow.value or 0.5) if slow is not None else 0.0
-    for value in values:
+    for index, value in enumerate(values):
         if delay:
-            await asyncio.sleep(delay)
+            # each item `delay` after the one before; the first `delay` after the script started
+            await asyncio.sleep(max(0.0, first_due - loop.time()) if index == 0 else delay)
         if isinstance(value, LabErrorRecord):
             sink.write_error(value)
         else:

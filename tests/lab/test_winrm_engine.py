@@ -288,3 +288,34 @@ async def test_star_latency_is_not_applied_again_by_the_engine() -> None:
     started = time.monotonic()
     await _run(scoped, "hostname")
     assert time.monotonic() - started >= 0.5
+
+
+async def test_slow_output_computes_the_answer_during_the_run_time_and_writes_it_at_its_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A slow script's answer is worked out halfway through its run time, not in the burst of
+    sessions that start with it; its output still arrives `slow_output` seconds after the start."""
+    loop = asyncio.get_running_loop()
+    answered: list[float] = []
+
+    def answer_bundle(host: LabHost, script: str, args_json: str) -> str:
+        answered.append(loop.time())
+        return "{}"
+
+    class TimedSink(Sink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.at: list[float] = []
+
+        def write_output(self, value: Any) -> None:
+            self.at.append(loop.time())
+            super().write_output(value)
+
+    monkeypatch.setitem(sys.modules, "fleetcheck.lab.simprobes", types.SimpleNamespace(answer_bundle=answer_bundle))
+    host = make_host(faults=[FaultSpec(kind="slow_output", on="script", value=0.4)])
+    sink = TimedSink()
+    started = loop.time()
+    await run_script(host, ScriptRequest("# fleetcheck:bundle=v1\n", {"ArgsJson": "{}"}, "psrp", USER), sink)
+    assert sink.outputs == ["{}"]
+    assert 0.15 <= answered[0] - started < 0.35
+    assert sink.at[0] - started >= 0.4
