@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -31,7 +32,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "work" / "waves"
 
-#: One timed request: (host address, WSMan action, start s, end s), seconds from the child's start.
+#: One timed request: (host address, WSMan action, start s, end s), seconds from the child process's start.
 Request = tuple[str, str, float, float]
 
 _ACTION = re.compile(rb"/(\w+)</(?:\w+:)?Action>")
@@ -114,14 +115,26 @@ def table(result: Sequence[Wave], *, latency_s: float, remote_s: float, handshak
     return "\n".join("| " + line + " |" for line in lines)
 
 
+def _process_age() -> float:
+    """Seconds since this process started (Linux: its start in clock ticks since boot), so the
+    interpreter's start-up and the imports count; psutil's create_time is only whole-second exact."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
+
+
 def _child(trace: Path, argv: list[str]) -> None:
     """Run fleetcheck in this process with each WSMan request timed; the trace is written at exit."""
     import atexit
     import runpy
 
+    t0 = time.perf_counter() - _process_age()
+
     from fleetcheck.transports.psrp_client import connection
 
-    t0 = time.perf_counter()
     rows: list[Request] = []
     post = connection.WSManConnection.post
 

@@ -70,3 +70,13 @@ def test_the_table_gives_each_wave_against_the_ideal_host_time() -> None:
 def test_forks_must_be_positive() -> None:
     with pytest.raises(ValueError):
         waves_mod.waves([], forks=0)
+
+
+def test_the_trace_clock_starts_with_the_process() -> None:
+    import time
+
+    first = waves_mod._process_age()
+    time.sleep(0.05)
+    second = waves_mod._process_age()
+    assert first > 0
+    assert 0.03 < second - first < 0.5
