@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import ideal
+
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "work" / "waves"
 
@@ -98,9 +100,10 @@ def waves(requests: Sequence[Request], forks: int) -> list[Wave]:
     return out
 
 
-def table(result: Sequence[Wave], *, latency_s: float, remote_s: float, handshake_requests: int = 3) -> str:
-    """Milliseconds per step: mean / worst, and the wave's mean host time over its ideal."""
-    ideal_host = (handshake_requests + 4) * latency_s + remote_s
+def table(result: Sequence[Wave], *, latency_s: float, remote_s: float, delayed_requests: int = 7) -> str:
+    """Milliseconds per step: mean / worst, and the wave's mean host time over its ideal (one
+    wave of `bench.ideal`: the lab delays 7 requests a session, the NTLM legs included)."""
+    ideal_host = ideal.ideal_seconds(1, 1, delayed_requests, latency_s, remote_s)
     names = [s for s in STEPS if any(s in w.steps for w in result)]
     head = ["wave", "hosts", "started s", *names, "client gaps", "host s", "over ideal ms"]
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
