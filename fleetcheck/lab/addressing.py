@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import socket
+from collections.abc import Sequence
 
 from fleetcheck.lab.fleetmodel import STANDARD_PORTS, Addressing, FleetConfigError
 
@@ -26,6 +27,18 @@ def loopback_address(index: int) -> str:
     if block > 0xFFFF:
         raise FleetConfigError("out of loopback addresses")
     return f"127.{block >> 8}.{block & 0xFF}.{offset + 1}"
+
+
+def require_listening(sockets: Sequence[object | None] | None, address: str, port: int) -> None:
+    """Raise EADDRINUSE when a listener just started holds no live socket.
+
+    Two processes may bind one address at once (SO_REUSEADDR, neither listening yet); the
+    second to call listen() fails. asyncio raises that error; uvloop passes it to the loop's
+    exception handler and closes the listener, which then reports no socket. Either way the
+    caller closes it and moves on to the next address, as after a failed bind.
+    """
+    if not sockets or any(sock is None for sock in sockets):
+        raise OSError(errno.EADDRINUSE, f"{address}:{port} was taken by another process before it could listen")
 
 
 def detect_addressing(requested: Addressing, endpoints: list[str]) -> Addressing:

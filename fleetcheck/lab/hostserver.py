@@ -25,6 +25,7 @@ import weakref
 from dataclasses import dataclass, field
 
 from fleetcheck.lab import encryption
+from fleetcheck.lab.addressing import require_listening
 from fleetcheck.lab.auth import (
     BASIC_OFFER,
     CREDSSP_OFFER,
@@ -164,6 +165,11 @@ async def start_winrm_listener(
             connections.discard(writer)
 
     server = await asyncio.start_server(on_connect, address, port, ssl=tls, limit=256 * 1024, backlog=256)
+    try:
+        require_listening(server.sockets, address, port)
+    except OSError:
+        server.close()
+        raise
     _OPEN_CONNECTIONS[server] = connections
     return server
 

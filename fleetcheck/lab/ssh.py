@@ -27,6 +27,7 @@ from typing import Any
 
 import asyncssh
 
+from fleetcheck.lab.addressing import require_listening
 from fleetcheck.lab.cmdline import (
     CMD_LINE_LIMIT,
     PowerShellInvocation,
@@ -372,6 +373,11 @@ async def start_ssh_listener(host: LabHost, address: str, port: int) -> asyncssh
         login_timeout=30,
         keepalive_interval=0,
     )
+    try:
+        require_listening(acceptor.sockets, address, port)
+    except OSError:
+        acceptor.close()
+        raise
     _LIVE[acceptor] = live
     return acceptor
 

@@ -264,6 +264,30 @@ async def test_two_fleets_on_loopback_ips_never_share_an_address() -> None:
             assert await asyncio.to_thread(_hostname_over_psrp, host, DEFAULT_PASSWORD) == "LAB-0002"
 
 
+async def test_an_address_another_process_listens_on_first_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two labs starting at once may both bind an address; the second to listen() loses it.
+    asyncio raises, uvloop closes the listener and leaves it without a socket (seen when two
+    1,000-host labs started together). The race cannot be forced from one process, so the
+    first listener is handed back closed, as uvloop leaves it: the host must move on to the
+    next address and serve there."""
+    real = asyncio.start_server
+    addresses: list[str] = []
+
+    async def start_server(*args: Any, **kwargs: Any) -> asyncio.Server:
+        server = await real(*args, **kwargs)
+        addresses.append(args[1])
+        if len(addresses) == 1:
+            server.close()
+            await server.wait_closed()
+        return server
+
+    monkeypatch.setattr(asyncio, "start_server", start_server)
+    async with LabFleet(hosts=1, addressing="loopback-ips") as fleet:
+        host = fleet.hosts["LAB-0001"]
+        assert len(addresses) == 2 and host.address == addresses[1] != addresses[0]
+        assert await asyncio.to_thread(_hostname_over_psrp, host, DEFAULT_PASSWORD) == "LAB-0001"
+
+
 async def test_latency_applies_to_every_wsman_request() -> None:
     import time
 
