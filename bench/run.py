@@ -478,10 +478,15 @@ def targets(profile: str, records: list[RunRecord]) -> list[tuple[str, bool | No
     return out
 
 
+#: The issue's efficiency target for the realistic profile (1,000 hosts, forks 100).
+EFFICIENCY_TARGET = 0.9
+
+
 def _efficiency_measured(r: RunRecord) -> str:
-    """Four decimals and the wall time the target allows: a run a few milliseconds short of 0.9
-    must not read "0.90" beside its miss."""
-    return f"{r.efficiency:.4f} ({r.wall_s:.3f} s vs ideal {r.ideal_s:.3f} s; 0.9 allows {r.ideal_s / 0.9:.3f} s)"
+    """Four decimals and the wall time the target allows: a run a few milliseconds short of the
+    target must not read as the target ("0.90") beside its miss."""
+    allowed = r.ideal_s / EFFICIENCY_TARGET
+    return f"{r.efficiency:.4f} ({r.wall_s:.3f} s vs ideal {r.ideal_s:.3f} s; {EFFICIENCY_TARGET} allows {allowed:.3f} s)"
 
 
 def _targets(profile: str, variant: str, records: list[RunRecord]) -> list[tuple[str, bool | None, str]]:
@@ -489,7 +494,8 @@ def _targets(profile: str, variant: str, records: list[RunRecord]) -> list[tuple
     fc = [r for r in records if r.tool == variant]
     if profile == "realistic":
         r = next((r for r in fc if r.hosts == 1000 and r.forks == 100), None)
-        out.append(("efficiency >= 0.9 at 1,000 hosts, forks 100", None if r is None else r.efficiency >= 0.9,
+        out.append((f"efficiency >= {EFFICIENCY_TARGET} at 1,000 hosts, forks 100",
+                    None if r is None else r.efficiency >= EFFICIENCY_TARGET,
                     "-" if r is None else _efficiency_measured(r)))
     if profile == "quick":
         big = [r for r in fc if r.hosts == 1000]

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import socket
 from collections.abc import Sequence
+from typing import Protocol
 
 from fleetcheck.lab.fleetmodel import STANDARD_PORTS, Addressing, FleetConfigError
 
@@ -29,15 +30,26 @@ def loopback_address(index: int) -> str:
     return f"127.{block >> 8}.{block & 0xFF}.{offset + 1}"
 
 
-def require_listening(sockets: Sequence[object | None] | None, address: str, port: int) -> None:
-    """Raise EADDRINUSE when a listener just started holds no live socket.
+class Listener(Protocol):
+    """What asyncio's Server and asyncssh's SSHAcceptor both offer."""
+
+    @property
+    def sockets(self) -> Sequence[object | None] | None: ...
+
+    def close(self) -> None: ...
+
+
+def require_listening(listener: Listener, address: str, port: int) -> None:
+    """Close `listener` and raise EADDRINUSE when it holds no live socket.
 
     Two processes may bind one address at once (SO_REUSEADDR, neither listening yet); the
     second to call listen() fails. asyncio raises that error; uvloop passes it to the loop's
     exception handler and closes the listener, which then reports no socket. Either way the
-    caller closes it and moves on to the next address, as after a failed bind.
+    caller moves on to the next address, as after a failed bind.
     """
+    sockets = listener.sockets
     if not sockets or any(sock is None for sock in sockets):
+        listener.close()
         raise OSError(errno.EADDRINUSE, f"{address}:{port} was taken by another process before it could listen")
 
 

@@ -165,11 +165,7 @@ async def start_winrm_listener(
             connections.discard(writer)
 
     server = await asyncio.start_server(on_connect, address, port, ssl=tls, limit=256 * 1024, backlog=256)
-    try:
-        require_listening(server.sockets, address, port)
-    except OSError:
-        server.close()
-        raise
+    require_listening(server, address, port)
     _OPEN_CONNECTIONS[server] = connections
     return server
 

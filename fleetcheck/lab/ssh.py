@@ -373,11 +373,7 @@ async def start_ssh_listener(host: LabHost, address: str, port: int) -> asyncssh
         login_timeout=30,
         keepalive_interval=0,
     )
-    try:
-        require_listening(acceptor.sockets, address, port)
-    except OSError:
-        acceptor.close()
-        raise
+    require_listening(acceptor, address, port)
     _LIVE[acceptor] = live
     return acceptor
 
