@@ -388,13 +388,11 @@ for _entry in entry_points(group="fleetcheck.commands"):
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry: exit codes as documented; internal errors never show secrets or tracebacks."""
-    from typer import _click
-
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="fleetcheck", standalone_mode=False)
-    except _click.exceptions.ClickException as exc:  # bad option, missing argument...
-        exc.show()
+    except typer.TyperException as exc:  # bad option, missing argument: Typer's usage errors derive from it
+        _show_usage_error(exc)
         return EXIT_USAGE
     except (typer.Abort, KeyboardInterrupt, EOFError):
         err("fleetcheck: interrupted")
@@ -415,6 +413,16 @@ def main(argv: list[str] | None = None) -> int:
         # hosts) just before the OS reclaims the memory anyway.
         gc.freeze()
     return code
+
+
+def _show_usage_error(exc: typer.TyperException) -> None:
+    """Typer's own rendering (usage line, hint, "Error: ..."); its usage errors carry a public
+    `show()`, the base class only the message."""
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        err(f"Error: {exc.format_message()}")
 
 
 def _exit_when_workers_hang(code: int) -> None:

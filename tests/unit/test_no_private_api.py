@@ -1,4 +1,4 @@
-"""No private attribute or module of psrpcore, pyspnego, pypsrp, pywinrm, requests or urllib3 is used by the product.
+"""No private attribute or module of psrpcore, pyspnego, pypsrp, pywinrm, requests, urllib3 or typer is used by the product.
 
 The names come from the installed libraries themselves: every `_name` they define (modules,
 module globals, functions, methods, `self._x` attributes). A product file that reaches one
@@ -14,14 +14,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "fleetcheck"
-LIBRARIES = ("psrpcore", "spnego", "pypsrp", "winrm", "requests", "urllib3")
+#: typer since 0.26 keeps its own copy of click in `typer._click`, which its authors say is not
+#: for applications; its usage errors derive from the public `typer.TyperException`.
+LIBRARIES = ("psrpcore", "spnego", "pypsrp", "winrm", "requests", "urllib3", "typer")
 
 _DEFINES = re.compile(
     r"(?:(?:self|cls)\.(_[A-Za-z]\w*)\s*(?::[^=\n]+)?=)|(?:^\s*(?:async\s+)?def\s+(_[A-Za-z]\w*)\s*\()|(?:^(_[A-Za-z]\w*)\s*[:=])",
     re.M,
 )
+_LIBS = "|".join(LIBRARIES)
 _PRIVATE_IMPORT = re.compile(
-    r"^\s*(?:from\s+((?:psrpcore|spnego|pypsrp|winrm|requests|urllib3)[\w.]*)\s+import\s+([^\n(]+|\([^)]*\))|import\s+((?:psrpcore|spnego|pypsrp|winrm|requests|urllib3)[\w.]*))",
+    rf"^\s*(?:from\s+((?:{_LIBS})[\w.]*)\s+import\s+([^\n(]+|\([^)]*\))|import\s+((?:{_LIBS})[\w.]*))",
     re.M,
 )
 
@@ -73,7 +76,8 @@ def test_the_scan_finds_a_private_use(tmp_path: Path) -> None:
     (pkg / "bad.py").write_text(
         "from psrpcore._crypto import PSRemotingCrypto\nfrom spnego._ntlm_raw.crypto import ntowfv1\n"
         "def f(pool):\n    return pool._send_buffer\n"
-        "def g(transport, pool):\n    transport._send_message_request(None, None)\n    return pool._new_conn()\n",
+        "def g(transport, pool):\n    transport._send_message_request(None, None)\n    return pool._new_conn()\n"
+        "def h():\n    from typer import _click\n    return _click\n",
         encoding="utf-8",
     )
     (pkg / "good.py").write_text(
@@ -85,6 +89,7 @@ def test_the_scan_finds_a_private_use(tmp_path: Path) -> None:
     assert ("fleetcheck/bad.py", "_send_buffer") in found
     assert ("fleetcheck/bad.py", "_send_message_request") in found  # pywinrm
     assert ("fleetcheck/bad.py", "_new_conn") in found  # urllib3
+    assert ("fleetcheck/bad.py", "_click") in found  # typer's copy of click
     assert not any(f[0] == "fleetcheck/good.py" for f in found)
 
 
