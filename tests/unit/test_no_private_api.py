@@ -1,4 +1,4 @@
-"""No private attribute or module of psrpcore, pyspnego, pypsrp, pywinrm, requests, urllib3 or typer is used by the product.
+"""No private attribute or module of a library the product imports is used by the product.
 
 The names come from the installed libraries themselves: every `_name` they define (modules,
 module globals, functions, methods, `self._x` attributes). A product file that reaches one
@@ -7,19 +7,26 @@ of them (an import from a `_module`, or `._name` it does not define itself) is l
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "fleetcheck"
-#: typer since 0.26 keeps its own copy of click in `typer._click`, which its authors say is not
-#: for applications; its usage errors derive from the public `typer.TyperException`.
-LIBRARIES = ("psrpcore", "spnego", "pypsrp", "winrm", "requests", "urllib3", "typer")
+#: Every third-party package `fleetcheck/` imports (and urllib3, under requests). typer since
+#: 0.26 keeps its own copy of click in `typer._click`, which its authors say is not for
+#: applications; its usage errors derive from the public `typer.TyperException`.
+LIBRARIES = (
+    "psrpcore", "spnego", "pypsrp", "winrm", "requests", "urllib3", "typer", "pydantic", "pydantic_core",
+    "rich", "cryptography", "yaml", "jinja2", "redis", "celery", "kombu", "trustme", "platformdirs",
+    "tabulate", "regex", "gssapi", "krb5", "k5test", "asyncssh", "uvloop", "httptools",
+)
 
 _DEFINES = re.compile(
-    r"(?:(?:self|cls)\.(_[A-Za-z]\w*)\s*(?::[^=\n]+)?=)|(?:^\s*(?:async\s+)?def\s+(_[A-Za-z]\w*)\s*\()|(?:^(_[A-Za-z]\w*)\s*[:=])",
+    r"(?:(?:self|cls)\.(_[A-Za-z]\w*)\s*(?::[^=\n]+)?=)|(?:^\s*(?:async\s+)?def\s+(_[A-Za-z]\w*)\s*\()|(?:^[ \t]*(_[A-Za-z]\w*)\s*[:=])",
     re.M,
 )
 _LIBS = "|".join(LIBRARIES)
@@ -81,7 +88,10 @@ def test_the_scan_finds_a_private_use(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     (pkg / "good.py").write_text(
-        "class A:\n    def __init__(self):\n        self._send_buffer = []\n", encoding="utf-8"
+        "class A:\n    def __init__(self):\n        self._send_buffer = []\n"
+        "@dataclasses.dataclass\nclass B:\n    _cache: dict = dataclasses.field(default_factory=dict)\n"
+        "    def get(self):\n        return self._cache\n",
+        encoding="utf-8",
     )
     found = private_uses(pkg)
     assert ("fleetcheck/bad.py", "_crypto") in found
@@ -96,3 +106,16 @@ def test_the_scan_finds_a_private_use(tmp_path: Path) -> None:
 @pytest.mark.parametrize("lib", LIBRARIES)
 def test_library_names_are_read(lib: str) -> None:
     assert importlib.util.find_spec(lib) is not None
+
+
+def test_every_library_the_product_imports_is_scanned() -> None:
+    """A dependency added later is scanned too, or this test names it."""
+    imported: set[str] = set()
+    for path in ROOT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.partition(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.partition(".")[0])
+    third_party = {m for m in imported if m not in sys.stdlib_module_names and m not in ("fleetcheck", "__future__")}
+    assert third_party - set(LIBRARIES) == set()
