@@ -179,6 +179,19 @@ def test_main_maps_click_errors_and_crashes(capsys: pytest.CaptureFixture[str], 
     assert "internal error (RuntimeError)" in err and SECRET not in err and "Traceback" not in err
 
 
+
+def test_a_bare_typer_exception_is_a_usage_error(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Typer's usage errors render themselves (`show()`); a plain `TyperException` (raised by a
+    plug-in command, say) has only its message, and is still a usage error, not a crash."""
+    import typer
+
+    def refuse(*_: object) -> None:
+        raise typer.TyperException("no such thing")
+
+    monkeypatch.setattr("fleetcheck.inventory.find_inventory", refuse)
+    assert main(["inventory", "x.yml"]) == 2
+    assert "Error: no such thing" in capsys.readouterr().err
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
