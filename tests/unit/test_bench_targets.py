@@ -9,9 +9,9 @@ import bench_modules
 run: Any = bench_modules.load("run")
 
 
-def _rec(forks: int, cpu_s: float) -> Any:
+def _rec(forks: int, cpu_s: float, lab_cpu_s: float = 0.0) -> Any:
     return run.RunRecord(profile="quick", tool="fleetcheck", hosts=1000, forks=forks, wall_s=10.0,
-                         cpu_s=cpu_s, peak_rss_mb=120.0, ok=1000, failed=0)
+                         cpu_s=cpu_s, peak_rss_mb=120.0, ok=1000, failed=0, lab_cpu_s=lab_cpu_s)
 
 
 def _cpu_row(records: list[Any]) -> tuple[str, bool | None, str]:
@@ -22,6 +22,15 @@ def test_the_worst_forks_decides_and_every_forks_is_named() -> None:
     _what, met, measured = _cpu_row([_rec(50, 7.3), _rec(200, 5.5), _rec(500, 5.3)])
     assert met is False
     assert measured == "7.3 ms/host (worst forks: 50; 5.5 at 200, 5.3 at 500)"
+
+
+def test_the_row_names_the_lab_s_cpu_beside_the_worst_forks() -> None:
+    """The simulator's CPU in the same row tells the machine's hour from our code."""
+    _what, met, measured = _cpu_row([_rec(50, 7.6, lab_cpu_s=8.0), _rec(500, 5.8, lab_cpu_s=6.1)])
+    assert met is False
+    assert measured == (
+        "7.6 ms/host (worst forks: 50; 5.8 at 500); the lab spent 8.0 ms/host in that row (ours/lab 0.95)"
+    )
 
 
 def test_met_only_when_every_forks_is_within() -> None:
